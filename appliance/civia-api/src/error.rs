@@ -1,0 +1,151 @@
+//! OpenAI's error object: `{"error": {"message", "type", "param", "code"}}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civia_supervisor::GenerationError;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<String>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>, param: Option<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_value",
+            message,
+        );
+        e.param = param;
+        e
+    }
+
+    pub fn unsupported(param: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "unsupported_parameter",
+            message,
+        );
+        e.param = Some(param.to_string());
+        e
+    }
+
+    pub fn unauthorized(message: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            message,
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal_error",
+            message,
+        )
+    }
+
+    pub fn model_not_found(asked: &str, served: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("The model `{asked}` does not exist on this box; it serves `{served}`."),
+        );
+        e.param = Some("model".into());
+        e
+    }
+
+    /// The JSON body, also used as an SSE `data:` line.
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        })
+    }
+}
+
+impl From<GenerationError> for ApiError {
+    fn from(e: GenerationError) -> Self {
+        let msg = e.to_string();
+        let (status, kind, code, retry) = match e {
+            GenerationError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "model_unavailable",
+                Some(2),
+            ),
+            GenerationError::WorkerCrashed(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "runtime_restarted",
+                Some(2),
+            ),
+            GenerationError::ContextOverflow(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "context_length_exceeded",
+                None,
+            ),
+            GenerationError::InvalidPrompt(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_prompt",
+                None,
+            ),
+            GenerationError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "generation_failed",
+                None,
+            ),
+        };
+        let mut err = Self::new(status, kind, code, msg);
+        err.retry_after_secs = retry;
+        err
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}

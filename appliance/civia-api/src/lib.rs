@@ -1,0 +1,236 @@
+//! The HTTP API of civiad: OpenAI-compatible `/v1/*` routes and `/health`, `/ready`.
+//!
+//! Owns: request parsing and validation (bounded by `[api]` limits, clear OpenAI error
+//! objects for every refusal), translation to runtime prompts and sampling parameters,
+//! non-streaming and SSE streaming responses, the trial-mode bearer key check.
+//!
+//! Must never: panic on input, answer 500 for a client's mistake, silently change the meaning
+//! of a request it cannot honour (n > 1, tools, logprobs: 400), log request or response
+//! text, or talk to the model other than through `civia-supervisor`.
+
+mod error;
+mod openai;
+
+pub use error::ApiError;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use civia_config::ApiConfig;
+use civia_supervisor::{Phase, Supervisor};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything the handlers need.
+pub struct ApiState {
+    pub supervisor: Supervisor,
+    /// The id clients name; from the configuration, known before the model loads.
+    pub model_id: String,
+    pub limits: ApiConfig,
+    /// Trial mode: when set, `/v1/*` requires `Authorization: Bearer <key>`.
+    pub dev_api_key: Option<String>,
+    /// Unix time the daemon started (the model's `created`).
+    pub started_at: u64,
+}
+
+/// The whole router, with body limit, panic guard and request log.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let v1 = Router::new()
+        .route("/models", get(list_models))
+        .route("/models/{id}", get(get_model))
+        .route("/chat/completions", post(openai::chat_completions))
+        .route("/completions", post(openai::completions))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/openapi.json", get(openapi))
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// The OpenAPI description of this API, served at `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let t0 = Instant::now();
+    let resp = next.run(req).await;
+    log::info!(
+        "{method} {path} -> {} ({} ms)",
+        resp.status().as_u16(),
+        t0.elapsed().as_millis()
+    );
+    resp
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    log::error!("a request handler panicked; answered 500");
+    ApiError::internal("internal error while handling the request").into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "not_found",
+        "Unknown URL.",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        "This method is not allowed on this URL.",
+    )
+}
+
+/// Constant-time comparison, so the key cannot be guessed byte by byte from timings.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_key(State(st): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+    if let Some(key) = &st.dev_api_key {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match given {
+            None => {
+                return ApiError::unauthorized(
+                    "Missing API key: send the header `Authorization: Bearer <key>`.",
+                )
+                .into_response()
+            }
+            Some(g) if !same_secret(g.as_bytes(), key.as_bytes()) => {
+                return ApiError::unauthorized("Invalid API key.").into_response()
+            }
+            Some(_) => {}
+        }
+    }
+    next.run(req).await
+}
+
+fn model_object(st: &ApiState) -> serde_json::Value {
+    json!({
+        "id": st.model_id,
+        "object": "model",
+        "created": st.started_at,
+        "owned_by": "civia",
+    })
+}
+
+async fn list_models(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    Json(json!({ "object": "list", "data": [model_object(&st)] }))
+}
+
+async fn get_model(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    if id == st.model_id {
+        Json(model_object(&st)).into_response()
+    } else {
+        ApiError::model_not_found(&id, &st.model_id).into_response()
+    }
+}
+
+async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    let s = st.supervisor.status();
+    Json(json!({
+        "status": "ok",
+        "worker": {
+            "phase": s.phase.as_str(),
+            "restarts": s.restarts,
+            "last_error": s.last_error,
+        },
+        "model": {
+            "id": st.model_id,
+            "loaded": s.phase == Phase::Ready,
+            "sha256": s.model.as_ref().map(|m| m.sha256.clone()),
+            "context_length": s.model.as_ref().map(|m| m.n_ctx),
+            "chat_template": s.model.as_ref().map(|m| m.template),
+        },
+    }))
+}
+
+async fn ready(State(st): State<Arc<ApiState>>) -> Response {
+    let s = st.supervisor.status();
+    if s.phase == Phase::Ready {
+        Json(json!({ "status": "ready", "model": st.model_id })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "not_ready",
+                "phase": s.phase.as_str(),
+                "last_error": s.last_error,
+            })),
+        )
+            .into_response()
+    }
+}
+
+/// Reads a JSON body with clear errors: 413 too large, 400 not UTF-8 / not JSON / wrong type.
+fn parse_json<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+                format!("The request body exceeds the limit of {limit} bytes."),
+            )
+        } else {
+            ApiError::bad_request(format!("Cannot read the request body: {r}"), None)
+        }
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "The request body is empty: send a JSON object.",
+            None,
+        ));
+    }
+    if std::str::from_utf8(&body).is_err() {
+        return Err(ApiError::bad_request(
+            "The request body is not valid UTF-8.",
+            None,
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_data() {
+            ApiError::bad_request(format!("Invalid value for `{path}`: {inner}"), Some(path))
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_json",
+                format!("The request body is not valid JSON: {inner}"),
+            )
+        }
+    })
+}

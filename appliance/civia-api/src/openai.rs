@@ -1,0 +1,605 @@
+//! `/v1/chat/completions` and `/v1/completions`: request validation and responses.
+
+use crate::{parse_json, ApiError, ApiState};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civia_ipc::{ChatMessage, FinishReason, Prompt, SamplingParams};
+use civia_supervisor::{Event, Generation};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    model: String,
+    messages: Vec<InMessage>,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    sampling: CommonSampling,
+    max_completion_tokens: Option<i64>,
+    logprobs: Option<bool>,
+    top_logprobs: Option<i64>,
+    tools: Option<Vec<Value>>,
+    tool_choice: Option<Value>,
+    functions: Option<Vec<Value>>,
+    function_call: Option<Value>,
+    response_format: Option<ResponseFormat>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompletionRequest {
+    model: String,
+    prompt: Value,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    sampling: CommonSampling,
+    echo: Option<bool>,
+    best_of: Option<i64>,
+    suffix: Option<String>,
+    logprobs: Option<i64>,
+}
+
+/// Fields both endpoints share. Unknown fields are ignored (clients send many).
+#[derive(Debug, Deserialize)]
+struct CommonSampling {
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    seed: Option<i64>,
+    max_tokens: Option<i64>,
+    stop: Option<Value>,
+    n: Option<i64>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
+    logit_bias: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResponseFormat {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct InMessage {
+    role: String,
+    content: Option<Value>,
+    tool_calls: Option<Value>,
+    function_call: Option<Value>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn check_model(st: &ApiState, model: &str) -> Result<(), ApiError> {
+    if model == st.model_id {
+        Ok(())
+    } else {
+        Err(ApiError::model_not_found(model, &st.model_id))
+    }
+}
+
+fn range(param: &str, v: Option<f64>, lo: f64, hi: f64, default: f64) -> Result<f64, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(x) if x.is_finite() && x >= lo && x <= hi => Ok(x),
+        Some(x) => Err(ApiError::bad_request(
+            format!("`{param}` must be between {lo} and {hi}, got {x}."),
+            Some(param.into()),
+        )),
+    }
+}
+
+/// Validates what both endpoints share into sampling parameters.
+fn sampling(
+    st: &ApiState,
+    s: &CommonSampling,
+    max_tokens: Option<(i64, &str)>,
+    default_max: u32,
+) -> Result<SamplingParams, ApiError> {
+    if let Some(n) = s.n {
+        if n != 1 {
+            return Err(ApiError::unsupported(
+                "n",
+                "Civia generates one choice per request: `n` must be 1.",
+            ));
+        }
+    }
+    if s.logit_bias.as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(ApiError::unsupported(
+            "logit_bias",
+            "`logit_bias` is not supported.",
+        ));
+    }
+    let temperature = range("temperature", s.temperature, 0.0, 2.0, 1.0)? as f32;
+    let top_p = range("top_p", s.top_p, 0.0, 1.0, 1.0)? as f32;
+    if top_p <= 0.0 {
+        return Err(ApiError::bad_request(
+            "`top_p` must be greater than 0.",
+            Some("top_p".into()),
+        ));
+    }
+    let frequency_penalty = range("frequency_penalty", s.frequency_penalty, -2.0, 2.0, 0.0)? as f32;
+    let presence_penalty = range("presence_penalty", s.presence_penalty, -2.0, 2.0, 0.0)? as f32;
+    let max_tokens = match max_tokens {
+        None => default_max,
+        Some((v, param)) => {
+            if v < 1 || v > i64::from(st.limits.max_tokens) {
+                return Err(ApiError::bad_request(
+                    format!(
+                        "`{param}` must be between 1 and {} on this box, got {v}.",
+                        st.limits.max_tokens
+                    ),
+                    Some(param.into()),
+                ));
+            }
+            v as u32
+        }
+    };
+    // Any 64-bit seed maps onto llama.cpp's 32-bit seeds; u32::MAX would mean "random".
+    let seed = s
+        .seed
+        .map(|v| (v.rem_euclid(1 << 32) as u32).min(u32::MAX - 1));
+    let stop = match &s.stop {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(x)) => vec![x.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str().map(str::to_string).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "`stop` must be a string or an array of strings.",
+                        Some("stop".into()),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`stop` must be a string or an array of strings.",
+                Some("stop".into()),
+            ))
+        }
+    };
+    if stop.len() > st.limits.max_stop_sequences {
+        return Err(ApiError::bad_request(
+            format!(
+                "At most {} stop sequences are allowed.",
+                st.limits.max_stop_sequences
+            ),
+            Some("stop".into()),
+        ));
+    }
+    if stop.iter().any(|x| x.len() > st.limits.max_stop_bytes) {
+        return Err(ApiError::bad_request(
+            format!(
+                "A stop sequence is longer than {} bytes.",
+                st.limits.max_stop_bytes
+            ),
+            Some("stop".into()),
+        ));
+    }
+    Ok(SamplingParams {
+        temperature,
+        top_p,
+        seed,
+        max_tokens,
+        stop,
+        frequency_penalty,
+        presence_penalty,
+    })
+}
+
+fn message_text(i: usize, m: &InMessage) -> Result<String, ApiError> {
+    let param = format!("messages[{i}].content");
+    match &m.content {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut out = String::new();
+            for p in parts {
+                match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
+                    (Some("text"), Some(t)) => out.push_str(t),
+                    (Some("text"), None) => {
+                        return Err(ApiError::bad_request("A text part needs a string `text`.", Some(param)))
+                    }
+                    (Some(other), _) => {
+                        return Err(ApiError::unsupported(
+                            &param,
+                            format!("Content parts of type `{other}` are not supported: this model reads text only."),
+                        ))
+                    }
+                    (None, _) => {
+                        return Err(ApiError::bad_request("Each content part needs a `type`.", Some(param)))
+                    }
+                }
+            }
+            Ok(out)
+        }
+        None | Some(Value::Null) => Err(ApiError::bad_request(
+            format!("messages[{i}] has no content."),
+            Some(param),
+        )),
+        Some(_) => Err(ApiError::bad_request(
+            "`content` must be a string or an array of text parts.",
+            Some(param),
+        )),
+    }
+}
+
+fn chat_prompt(st: &ApiState, req: &ChatRequest) -> Result<Prompt, ApiError> {
+    if req.messages.is_empty() {
+        return Err(ApiError::bad_request(
+            "`messages` must not be empty.",
+            Some("messages".into()),
+        ));
+    }
+    if req.messages.len() > st.limits.max_messages {
+        return Err(ApiError::bad_request(
+            format!(
+                "At most {} messages are allowed per request.",
+                st.limits.max_messages
+            ),
+            Some("messages".into()),
+        ));
+    }
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        let role = match m.role.as_str() {
+            "system" | "developer" => "system",
+            "user" => "user",
+            "assistant" => "assistant",
+            "tool" | "function" => {
+                return Err(ApiError::unsupported(
+                    &format!("messages[{i}].role"),
+                    "Tool and function messages are not supported.",
+                ))
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    format!("Unknown role `{other}`: use system, user or assistant."),
+                    Some(format!("messages[{i}].role")),
+                ))
+            }
+        };
+        if m.tool_calls.as_ref().is_some_and(|v| !v.is_null())
+            || m.function_call.as_ref().is_some_and(|v| !v.is_null())
+        {
+            return Err(ApiError::unsupported(
+                &format!("messages[{i}].tool_calls"),
+                "Tool calls are not supported.",
+            ));
+        }
+        messages.push(ChatMessage {
+            role: role.into(),
+            content: message_text(i, m)?,
+        });
+    }
+    Ok(Prompt::Chat { messages })
+}
+
+fn check_chat_unsupported(req: &ChatRequest) -> Result<(), ApiError> {
+    if req.logprobs == Some(true) || req.top_logprobs.is_some_and(|n| n > 0) {
+        return Err(ApiError::unsupported(
+            "logprobs",
+            "`logprobs` is not supported.",
+        ));
+    }
+    if req.tools.as_ref().is_some_and(|t| !t.is_empty())
+        || req.functions.as_ref().is_some_and(|t| !t.is_empty())
+    {
+        return Err(ApiError::unsupported(
+            "tools",
+            "Tools and function calling are not supported.",
+        ));
+    }
+    for (param, choice) in [
+        ("tool_choice", &req.tool_choice),
+        ("function_call", &req.function_call),
+    ] {
+        match choice {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s == "none" || s == "auto" => {}
+            Some(_) => {
+                return Err(ApiError::unsupported(
+                    param,
+                    format!("`{param}` is not supported."),
+                ))
+            }
+        }
+    }
+    if let Some(f) = &req.response_format {
+        if f.kind != "text" {
+            return Err(ApiError::unsupported(
+                "response_format",
+                format!(
+                    "`response_format` of type `{}` is not supported; use `text`.",
+                    f.kind
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn finish_str(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Length => "length",
+        FinishReason::Stop | FinishReason::Cancelled => "stop",
+    }
+}
+
+fn usage(prompt_tokens: u32, completion_tokens: u32) -> Value {
+    json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    })
+}
+
+/// Waits for the worker to accept the prompt, so that errors before the first token are
+/// ordinary HTTP errors rather than a failed stream.
+async fn wait_started(generation: &mut Generation) -> Result<(), ApiError> {
+    loop {
+        match generation.next().await {
+            Some(Event::Started { .. }) => return Ok(()),
+            Some(Event::Failed(e)) => return Err(e.into()),
+            Some(Event::Delta(_)) => continue,
+            Some(Event::Finished { .. }) | None => {
+                return Err(ApiError::internal("the generation ended before it started"))
+            }
+        }
+    }
+}
+
+struct Collected {
+    text: String,
+    reason: FinishReason,
+    prompt_tokens: u32,
+    completion_tokens: u32,
+}
+
+async fn collect(mut generation: Generation) -> Result<Collected, ApiError> {
+    let mut text = String::new();
+    while let Some(ev) = generation.next().await {
+        match ev {
+            Event::Started { .. } => {}
+            Event::Delta(d) => text.push_str(&d),
+            Event::Finished {
+                reason,
+                prompt_tokens,
+                completion_tokens,
+            } => {
+                return Ok(Collected {
+                    text,
+                    reason,
+                    prompt_tokens,
+                    completion_tokens,
+                })
+            }
+            Event::Failed(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::internal("the generation ended without a result"))
+}
+
+/// Which of the two OpenAI shapes a response takes.
+#[derive(Clone, Copy)]
+enum Shape {
+    Chat,
+    Completion,
+}
+
+fn choice(shape: Shape, text: Option<&str>, first: bool, finish: Option<&str>) -> Value {
+    match shape {
+        Shape::Chat => {
+            let mut delta = serde_json::Map::new();
+            if first {
+                delta.insert("role".into(), json!("assistant"));
+            }
+            if let Some(t) = text {
+                delta.insert("content".into(), json!(t));
+            }
+            json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish})
+        }
+        Shape::Completion => {
+            json!({"index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish})
+        }
+    }
+}
+
+fn stream_response(
+    shape: Shape,
+    mut generation: Generation,
+    model: String,
+    include_usage: bool,
+) -> Response {
+    let (id, object) = match shape {
+        Shape::Chat => (
+            format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            "chat.completion.chunk",
+        ),
+        Shape::Completion => (
+            format!("cmpl-{}", uuid::Uuid::new_v4().simple()),
+            "text_completion",
+        ),
+    };
+    let created = now();
+    let chunk = move |choices: Value, usage: Option<Value>| {
+        let mut v = json!({
+            "id": id, "object": object, "created": created, "model": model,
+            "system_fingerprint": null, "choices": choices,
+        });
+        if let Some(u) = usage {
+            v["usage"] = u;
+        }
+        SseEvent::default().data(v.to_string())
+    };
+    let stream = async_stream::stream! {
+        if let Shape::Chat = shape {
+            yield Ok::<_, Infallible>(chunk(json!([choice(shape, Some(""), true, None)]), None));
+        }
+        while let Some(ev) = generation.next().await {
+            match ev {
+                Event::Started { .. } => {}
+                Event::Delta(text) => {
+                    yield Ok(chunk(json!([choice(shape, Some(&text), false, None)]), None));
+                }
+                Event::Finished { reason, prompt_tokens, completion_tokens } => {
+                    yield Ok(chunk(json!([choice(shape, None, false, Some(finish_str(reason)))]), None));
+                    if include_usage {
+                        yield Ok(chunk(json!([]), Some(usage(prompt_tokens, completion_tokens))));
+                    }
+                    yield Ok(SseEvent::default().data("[DONE]"));
+                }
+                Event::Failed(e) => {
+                    let err: ApiError = e.into();
+                    log::warn!("stream ended with an error: {}", err.message);
+                    yield Ok(SseEvent::default().data(err.body().to_string()));
+                }
+            }
+        }
+    };
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+pub async fn chat_completions(
+    State(st): State<Arc<ApiState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: ChatRequest = parse_json(body, st.limits.max_body_bytes)?;
+    check_model(&st, &req.model)?;
+    check_chat_unsupported(&req)?;
+    let max = req
+        .max_completion_tokens
+        .map(|v| (v, "max_completion_tokens"))
+        .or(req.sampling.max_tokens.map(|v| (v, "max_tokens")));
+    let params = sampling(&st, &req.sampling, max, st.limits.default_max_tokens)?;
+    let prompt = chat_prompt(&st, &req)?;
+    let include_usage = req
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
+    let mut generation = st.supervisor.generate(prompt, params)?;
+    wait_started(&mut generation).await?;
+    if req.stream == Some(true) {
+        return Ok(stream_response(
+            Shape::Chat,
+            generation,
+            req.model,
+            include_usage,
+        ));
+    }
+    let c = collect(generation).await?;
+    Ok(Json(json!({
+        "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+        "object": "chat.completion",
+        "created": now(),
+        "model": req.model,
+        "system_fingerprint": null,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": c.text},
+            "logprobs": null,
+            "finish_reason": finish_str(c.reason),
+        }],
+        "usage": usage(c.prompt_tokens, c.completion_tokens),
+    }))
+    .into_response())
+}
+
+pub async fn completions(
+    State(st): State<Arc<ApiState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: CompletionRequest = parse_json(body, st.limits.max_body_bytes)?;
+    check_model(&st, &req.model)?;
+    if req.echo == Some(true) {
+        return Err(ApiError::unsupported("echo", "`echo` is not supported."));
+    }
+    if req.best_of.is_some_and(|b| b != 1) {
+        return Err(ApiError::unsupported("best_of", "`best_of` must be 1."));
+    }
+    if req.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::unsupported(
+            "suffix",
+            "`suffix` (insertion) is not supported.",
+        ));
+    }
+    if req.logprobs.is_some_and(|n| n > 0) {
+        return Err(ApiError::unsupported(
+            "logprobs",
+            "`logprobs` is not supported.",
+        ));
+    }
+    let text = match &req.prompt {
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.len() == 1 && items[0].is_string() => {
+            items[0].as_str().unwrap_or_default().to_string()
+        }
+        Value::Array(items) if items.len() > 1 && items.iter().all(Value::is_string) => {
+            return Err(ApiError::unsupported(
+                "prompt",
+                "One prompt per request: send a single string.",
+            ))
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "`prompt` must be a string (token arrays are not supported).",
+                Some("prompt".into()),
+            ))
+        }
+    };
+    // OpenAI's default for this endpoint is 16 tokens.
+    let max = req.sampling.max_tokens.map(|v| (v, "max_tokens"));
+    let params = sampling(&st, &req.sampling, max, 16.min(st.limits.max_tokens))?;
+    let include_usage = req
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
+    let mut generation = st.supervisor.generate(Prompt::Text { text }, params)?;
+    wait_started(&mut generation).await?;
+    if req.stream == Some(true) {
+        return Ok(stream_response(
+            Shape::Completion,
+            generation,
+            req.model,
+            include_usage,
+        ));
+    }
+    let c = collect(generation).await?;
+    Ok(Json(json!({
+        "id": format!("cmpl-{}", uuid::Uuid::new_v4().simple()),
+        "object": "text_completion",
+        "created": now(),
+        "model": req.model,
+        "system_fingerprint": null,
+        "choices": [{
+            "index": 0,
+            "text": c.text,
+            "logprobs": null,
+            "finish_reason": finish_str(c.reason),
+        }],
+        "usage": usage(c.prompt_tokens, c.completion_tokens),
+    }))
+    .into_response())
+}

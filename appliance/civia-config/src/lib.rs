@@ -1,0 +1,417 @@
+//! civiad's configuration: one TOML file plus optional drop-ins.
+//!
+//! Owns: the schema of the file (every key, its documented default), loading `PATH` and then
+//! every `PATH.d/*.toml` in lexical order (later files override earlier ones key by key), and
+//! validation that names the offending key. `civia.example.toml` at the crate root documents
+//! every key with its default and is checked against this schema by a test.
+//!
+//! Must never: start anything, touch the network, or read secrets (secrets live in the state
+//! directory or the TPM, never in the configuration).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid TOML: {source}")]
+    Syntax {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("configuration (from {path}): key `{key}`: {message}")]
+    Schema {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("configuration: `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory for everything civiad writes (created 0700 if missing). Required.
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// The model to serve. Required.
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address and port of the API. A loopback address without TLS settings is trial mode
+    /// (plain HTTP); any other address requires TLS.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most messages in one chat request.
+    pub max_messages: usize,
+    /// Largest `max_tokens` a request may ask for.
+    pub max_tokens: u32,
+    /// `max_tokens` when a request gives none (bounded by the context window too).
+    pub default_max_tokens: u32,
+    /// Most stop sequences in one request, and the longest one in bytes.
+    pub max_stop_sequences: usize,
+    pub max_stop_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 4 * 1024 * 1024,
+            max_messages: 256,
+            max_tokens: 4096,
+            default_max_tokens: 1024,
+            max_stop_sequences: 4,
+            max_stop_bytes: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// GGUF file to serve. Required.
+    pub path: PathBuf,
+    /// Model id clients name in requests; default: the file name without `.gguf`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Expected SHA-256 of the file (hex); when set, the worker refuses any other file.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Context window in tokens (0: the model's training context).
+    #[serde(default = "default_context_length")]
+    pub context_length: u32,
+    /// Prompt evaluation batch size in tokens.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// CPU threads for the worker; 0: all available cores.
+    #[serde(default)]
+    pub threads: u32,
+    /// Layers offloaded to the GPU when one is present (999: all).
+    #[serde(default = "default_gpu_layers")]
+    pub gpu_layers: u32,
+}
+
+fn default_context_length() -> u32 {
+    4096
+}
+fn default_batch_size() -> u32 {
+    512
+}
+fn default_gpu_layers() -> u32 {
+    999
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// First delay before restarting a dead worker; doubles on each failure up to the maximum.
+    pub restart_backoff_initial_ms: u64,
+    pub restart_backoff_max_ms: u64,
+    /// A worker that stayed up this long resets the backoff.
+    pub restart_backoff_reset_secs: u64,
+    /// How long the worker may take to hash and load the model.
+    pub load_timeout_secs: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            restart_backoff_initial_ms: 250,
+            restart_backoff_max_ms: 30_000,
+            restart_backoff_reset_secs: 60,
+            load_timeout_secs: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`, then the drop-ins in `path.d/*.toml`, and validates the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut merged = read_table(path)?;
+        let mut last = path.to_path_buf();
+        for dropin in dropins(path)? {
+            merge(&mut merged, read_table(&dropin)?);
+            last = dropin;
+        }
+        let cfg: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::Schema {
+                    path: if last == path {
+                        path.into()
+                    } else {
+                        last.clone()
+                    },
+                    key: if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
+                    message: e.into_inner().message().to_string(),
+                }
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses one TOML document (no drop-ins); for tests and tools.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table = text.parse().map_err(|e| ConfigError::Syntax {
+            path: PathBuf::from("<inline>"),
+            source: Box::new(e),
+        })?;
+        let cfg: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                ConfigError::Schema {
+                    path: PathBuf::from("<inline>"),
+                    key: e.path().to_string(),
+                    message: e.into_inner().message().to_string(),
+                }
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if !self.state_dir.is_absolute() {
+            return bad("state_dir", "must be an absolute path".into());
+        }
+        if !self.api.listen.ip().is_loopback() {
+            return bad(
+                "api.listen",
+                format!(
+                    "{} is not a loopback address: serving the LAN requires TLS, and this \
+                     build has no TLS settings yet; listen on 127.0.0.1 (trial mode)",
+                    self.api.listen
+                ),
+            );
+        }
+        if self.api.max_body_bytes < 1024 {
+            return bad("api.max_body_bytes", "must be at least 1024".into());
+        }
+        if self.api.max_messages == 0 {
+            return bad("api.max_messages", "must be at least 1".into());
+        }
+        if self.api.max_tokens == 0 || self.api.default_max_tokens == 0 {
+            return bad("api.max_tokens", "must be at least 1".into());
+        }
+        if self.api.default_max_tokens > self.api.max_tokens {
+            return bad(
+                "api.default_max_tokens",
+                format!("must not exceed api.max_tokens ({})", self.api.max_tokens),
+            );
+        }
+        if let Some(h) = &self.model.sha256 {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return bad("model.sha256", "must be 64 hexadecimal digits".into());
+            }
+        }
+        if let Some(id) = &self.model.id {
+            if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
+                return bad("model.id", "must be 1 to 128 printable characters".into());
+            }
+        }
+        if self.model.batch_size < 32 {
+            return bad("model.batch_size", "must be at least 32".into());
+        }
+        if self.runtime.restart_backoff_initial_ms == 0
+            || self.runtime.restart_backoff_max_ms < self.runtime.restart_backoff_initial_ms
+        {
+            return bad(
+                "runtime.restart_backoff_max_ms",
+                "backoff must be positive and max >= initial".into(),
+            );
+        }
+        if !matches!(
+            self.log.level.as_str(),
+            "error" | "warn" | "info" | "debug" | "trace"
+        ) {
+            return bad(
+                "log.level",
+                format!(
+                    "`{}` is not one of error, warn, info, debug, trace",
+                    self.log.level
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The id clients use for the configured model.
+    pub fn model_id(&self) -> String {
+        if let Some(id) = &self.model.id {
+            return id.clone();
+        }
+        let name = self
+            .model
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        name.strip_suffix(".gguf").unwrap_or(&name).to_string()
+    }
+}
+
+fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    text.parse().map_err(|e| ConfigError::Syntax {
+        path: path.into(),
+        source: Box::new(e),
+    })
+}
+
+fn dropins(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut dir = path.as_os_str().to_owned();
+    dir.push(".d");
+    let dir = PathBuf::from(dir);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(ConfigError::Read { path: dir, source }),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| ConfigError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "toml") && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Deep merge: tables merge key by key, any other value replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+state_dir = "/var/lib/civia"
+[api]
+listen = "127.0.0.1:18080"
+[model]
+path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+"#;
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(c.api.listen.port(), 18080);
+        assert_eq!(c.api.max_tokens, 4096);
+        assert_eq!(c.model.context_length, 4096);
+        assert_eq!(c.model_id(), "SmolLM2-135M-Instruct.Q4_1");
+        assert_eq!(c.log.level, "info");
+    }
+
+    #[test]
+    fn example_file_matches_schema_and_defaults() {
+        let text = include_str!("../civia.example.toml");
+        let c = Config::from_toml(text).unwrap();
+        let d = ApiConfig::default();
+        assert_eq!(c.api.max_body_bytes, d.max_body_bytes);
+        assert_eq!(c.api.max_messages, d.max_messages);
+        assert_eq!(c.api.default_max_tokens, d.default_max_tokens);
+        assert_eq!(
+            c.runtime.load_timeout_secs,
+            RuntimeConfig::default().load_timeout_secs
+        );
+        assert_eq!(c.model.gpu_layers, default_gpu_layers());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml(&MINIMAL.replace("listen =", "lissten =")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("lissten"), "{msg}");
+        assert!(msg.contains("api"), "{msg}");
+        let err = Config::from_toml(&format!("colour = 1\n{MINIMAL}")).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_and_bad_values_are_clear() {
+        let err = Config::from_toml("[model]\npath = \"/m.gguf\"").unwrap_err();
+        assert!(err.to_string().contains("state_dir"), "{err}");
+        let err =
+            Config::from_toml(&MINIMAL.replace("127.0.0.1:18080", "0.0.0.0:443")).unwrap_err();
+        assert!(err.to_string().contains("api.listen"), "{err}");
+        let err = Config::from_toml(&format!("{MINIMAL}sha256 = \"abc\"\n")).unwrap_err();
+        assert!(err.to_string().contains("model.sha256"), "{err}");
+        let err = Config::from_toml(&MINIMAL.replace("18080", "\"x\"")).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn dropins_override_in_lexical_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("civia.toml");
+        std::fs::write(&main, MINIMAL).unwrap();
+        let d = dir.path().join("civia.toml.d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(
+            d.join("10-a.toml"),
+            "[api]\nmax_tokens = 100\ndefault_max_tokens = 50\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("20-b.toml"), "[api]\nmax_tokens = 200\n").unwrap();
+        std::fs::write(d.join("ignored.txt"), "garbage").unwrap();
+        let c = Config::load(&main).unwrap();
+        assert_eq!(c.api.max_tokens, 200);
+        assert_eq!(c.api.default_max_tokens, 50);
+        assert_eq!(c.api.listen.port(), 18080);
+        std::fs::write(d.join("30-c.toml"), "[api]\nbogus = 1\n").unwrap();
+        let err = Config::load(&main).unwrap_err().to_string();
+        assert!(err.contains("30-c.toml") && err.contains("bogus"), "{err}");
+    }
+}

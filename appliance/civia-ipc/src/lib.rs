@@ -1,0 +1,317 @@
+//! The protocol between the supervisor (`civiad`) and a runtime worker process.
+//!
+//! Owns: the typed messages both sides exchange, the protocol version, and the framing
+//! (a 4-byte big-endian length followed by one JSON document) in blocking and async form.
+//!
+//! Must never: carry anything but what one generation needs (no config files, no secrets),
+//! accept a frame larger than [`MAX_FRAME_BYTES`], or log message contents (prompts are
+//! personal data).
+
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Bumped whenever a message changes shape; both sides refuse a peer with another version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Upper bound of one frame, checked before allocating.
+pub const MAX_FRAME_BYTES: u32 = 32 * 1024 * 1024;
+
+/// Messages from the supervisor to the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToWorker {
+    /// First message: the supervisor's protocol version.
+    Hello { version: u32 },
+    /// Load the model; answered by `Loaded` or `LoadFailed`.
+    Load(LoadSpec),
+    /// Start (or queue) one generation.
+    Generate(GenerateRequest),
+    /// Stop a generation (running or queued); answered by `Finished` with `Cancelled`.
+    Cancel { id: u64 },
+    /// Exit cleanly.
+    Shutdown,
+}
+
+/// Messages from the worker to the supervisor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromWorker {
+    Hello {
+        version: u32,
+        pid: u32,
+    },
+    Loaded(ModelInfo),
+    LoadFailed {
+        message: String,
+    },
+    /// The prompt of `id` was accepted and evaluated; generation starts.
+    Started {
+        id: u64,
+        prompt_tokens: u32,
+    },
+    /// New text of `id`, complete UTF-8, already cut at stop sequences.
+    Delta {
+        id: u64,
+        text: String,
+    },
+    Finished {
+        id: u64,
+        finish_reason: FinishReason,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    },
+    Failed {
+        id: u64,
+        kind: FailureKind,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadSpec {
+    pub path: String,
+    /// Expected SHA-256 (lowercase hex); checked before loading when given.
+    pub sha256: Option<String>,
+    pub context_length: u32,
+    pub batch_size: u32,
+    pub threads: u32,
+    pub gpu_layers: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub n_params: u64,
+    pub n_ctx: u32,
+    pub n_ctx_train: u32,
+    pub architecture: String,
+    pub name: Option<String>,
+    pub template: TemplateSource,
+}
+
+/// Where the chat template in use comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateSource {
+    /// `tokenizer.chat_template` of the GGUF file, rendered with minijinja.
+    Gguf,
+    /// The GGUF template is missing or does not render: Civia's Mistral `[INST]` template.
+    MistralFallback,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub id: u64,
+    pub prompt: Prompt,
+    pub params: SamplingParams,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Prompt {
+    /// Rendered by the worker with the model's chat template.
+    Chat { messages: Vec<ChatMessage> },
+    /// Raw text completion.
+    Text { text: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    /// 0 means greedy.
+    pub temperature: f32,
+    pub top_p: f32,
+    pub seed: Option<u32>,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+    pub frequency_penalty: f32,
+    pub presence_penalty: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// End-of-generation token or a stop sequence.
+    Stop,
+    /// `max_tokens` or the end of the context.
+    Length,
+    /// Cancelled by the supervisor.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The prompt does not fit in the context window.
+    ContextOverflow,
+    /// The prompt cannot be rendered or tokenized (bad template input).
+    InvalidPrompt,
+    /// llama.cpp failed while decoding.
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IpcError {
+    #[error("IPC I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("IPC frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    FrameTooLarge(u64),
+    #[error("IPC message is not valid: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("peer closed the IPC connection")]
+    Closed,
+}
+
+fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, IpcError> {
+    let body = serde_json::to_vec(msg)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|l| *l <= MAX_FRAME_BYTES)
+        .ok_or(IpcError::FrameTooLarge(body.len() as u64))?;
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+fn check_len(header: [u8; 4]) -> Result<usize, IpcError> {
+    let len = u32::from_be_bytes(header);
+    if len > MAX_FRAME_BYTES {
+        return Err(IpcError::FrameTooLarge(u64::from(len)));
+    }
+    Ok(len as usize)
+}
+
+fn map_eof(e: std::io::Error) -> IpcError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        IpcError::Closed
+    } else {
+        IpcError::Io(e)
+    }
+}
+
+/// Writes one frame (blocking).
+pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), IpcError> {
+    w.write_all(&encode(msg)?)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one frame (blocking). A clean end of stream is [`IpcError::Closed`].
+pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> Result<T, IpcError> {
+    let mut header = [0u8; 4];
+    r.read_exact(&mut header).map_err(map_eof)?;
+    let mut body = vec![0u8; check_len(header)?];
+    r.read_exact(&mut body).map_err(map_eof)?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Writes one frame (async).
+pub async fn write_frame_async<T: Serialize>(
+    w: &mut (impl AsyncWrite + Unpin),
+    msg: &T,
+) -> Result<(), IpcError> {
+    w.write_all(&encode(msg)?).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame (async). A clean end of stream is [`IpcError::Closed`].
+pub async fn read_frame_async<T: for<'de> Deserialize<'de>>(
+    r: &mut (impl AsyncRead + Unpin),
+) -> Result<T, IpcError> {
+    let mut header = [0u8; 4];
+    r.read_exact(&mut header).await.map_err(map_eof)?;
+    let mut body = vec![0u8; check_len(header)?];
+    r.read_exact(&mut body).await.map_err(map_eof)?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ToWorker {
+        ToWorker::Generate(GenerateRequest {
+            id: 7,
+            prompt: Prompt::Chat {
+                messages: vec![ChatMessage {
+                    role: "user".into(),
+                    content: "Bonjour, é€ 😀".into(),
+                }],
+            },
+            params: SamplingParams {
+                temperature: 0.0,
+                top_p: 1.0,
+                seed: Some(3),
+                max_tokens: 16,
+                stop: vec!["\n\n".into()],
+                frequency_penalty: 0.0,
+                presence_penalty: 0.0,
+            },
+        })
+    }
+
+    #[test]
+    fn blocking_round_trip() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &sample()).unwrap();
+        write_frame(&mut buf, &ToWorker::Shutdown).unwrap();
+        let mut r = &buf[..];
+        assert_eq!(read_frame::<ToWorker>(&mut r).unwrap(), sample());
+        assert_eq!(read_frame::<ToWorker>(&mut r).unwrap(), ToWorker::Shutdown);
+        assert!(matches!(
+            read_frame::<ToWorker>(&mut r),
+            Err(IpcError::Closed)
+        ));
+    }
+
+    #[test]
+    fn oversized_header_is_refused_before_allocating() {
+        let mut r = &u32::MAX.to_be_bytes()[..];
+        assert!(matches!(
+            read_frame::<ToWorker>(&mut r),
+            Err(IpcError::FrameTooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn truncated_and_garbage_frames_are_errors() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &sample()).unwrap();
+        let mut r = &buf[..buf.len() - 3];
+        assert!(matches!(
+            read_frame::<ToWorker>(&mut r),
+            Err(IpcError::Closed)
+        ));
+        let mut garbage = 5u32.to_be_bytes().to_vec();
+        garbage.extend_from_slice(b"{{{{{");
+        assert!(matches!(
+            read_frame::<ToWorker>(&mut &garbage[..]),
+            Err(IpcError::Decode(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn async_round_trip_over_a_socket_pair() {
+        let (mut a, mut b) = tokio::net::UnixStream::pair().unwrap();
+        write_frame_async(&mut a, &sample()).await.unwrap();
+        assert_eq!(
+            read_frame_async::<ToWorker>(&mut b).await.unwrap(),
+            sample()
+        );
+        drop(a);
+        assert!(matches!(
+            read_frame_async::<ToWorker>(&mut b).await,
+            Err(IpcError::Closed)
+        ));
+    }
+}

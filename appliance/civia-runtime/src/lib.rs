@@ -1,0 +1,16 @@
+//! The runtime worker: the one process that holds the model and sees prompts in clear.
+//!
+//! Owns: verifying and loading a GGUF file through `llama-cpp-2`, rendering chat prompts with
+//! the model's own Jinja chat template (minijinja; Civia's Mistral `[INST]` template as the
+//! fallback), sampling (temperature, top_p, seed, penalties), stop sequences, token limits,
+//! streaming text back and honouring cancellation, all over the `civia-ipc` protocol.
+//!
+//! Must never: open a network socket, write files, log prompt or output text, or outlive the
+//! supervisor (it exits when its IPC socket closes). A llama.cpp abort kills only this process;
+//! the supervisor answers the requests in flight and restarts it.
+
+pub mod stop;
+pub mod template;
+pub mod worker;
+
+pub use worker::{run_worker, WorkerError};

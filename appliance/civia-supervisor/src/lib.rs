@@ -1,0 +1,542 @@
+//! Supervision of the runtime worker process.
+//!
+//! Owns: spawning the worker with one end of a Unix socket pair as its fd 3 (and a parent-death
+//! signal so it never outlives us), the handshake and model load, routing generation requests
+//! and their streamed events by id, cancellation when a caller goes away, and restarting the
+//! worker with exponential backoff when it dies. Every request in flight when the worker dies
+//! gets [`GenerationError::WorkerCrashed`] at once.
+//!
+//! Must never: block on the worker from a caller's task (callers only see channels), let a
+//! worker failure take down the supervisor, or log prompts and outputs.
+
+use civia_ipc::{
+    read_frame_async, write_frame_async, FailureKind, FinishReason, FromWorker, GenerateRequest,
+    LoadSpec, ModelInfo, Prompt, SamplingParams, ToWorker, PROTOCOL_VERSION,
+};
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, watch};
+
+/// How to start the worker and what to load.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub load: LoadSpec,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub backoff_reset_after: Duration,
+    pub load_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Spawning the worker and loading the model.
+    Starting,
+    /// Model loaded, accepting generations.
+    Ready,
+    /// The worker died or failed to load; waiting before the next start.
+    Restarting,
+    /// Shut down on request.
+    Stopped,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Ready => "ready",
+            Phase::Restarting => "restarting",
+            Phase::Stopped => "stopped",
+        }
+    }
+}
+
+/// What `/health` and `/ready` report.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub phase: Phase,
+    pub worker_pid: Option<u32>,
+    pub restarts: u32,
+    pub last_error: Option<String>,
+    pub model: Option<ModelInfo>,
+}
+
+/// Events of one generation, in order: `Started`, `Delta`*, then `Finished` or `Failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Started {
+        prompt_tokens: u32,
+    },
+    Delta(String),
+    Finished {
+        reason: FinishReason,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    },
+    Failed(GenerationError),
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GenerationError {
+    #[error("the model is not available right now ({0}); retry in a few seconds")]
+    Unavailable(String),
+    #[error("the runtime worker stopped while generating ({0}); it is being restarted, retry in a few seconds")]
+    WorkerCrashed(String),
+    #[error("{0}")]
+    ContextOverflow(String),
+    #[error("{0}")]
+    InvalidPrompt(String),
+    #[error("generation failed: {0}")]
+    Internal(String),
+}
+
+enum Command_ {
+    Generate {
+        req: GenerateRequest,
+        events: mpsc::UnboundedSender<Event>,
+    },
+    Cancel {
+        id: u64,
+    },
+    Shutdown,
+}
+
+struct Inner {
+    status: watch::Sender<Status>,
+    commands: mpsc::UnboundedSender<Command_>,
+    next_id: AtomicU64,
+}
+
+/// Handle to the supervised worker; cheap to clone.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+/// A running generation. Dropping it before the end cancels the generation in the worker.
+pub struct Generation {
+    id: u64,
+    events: mpsc::UnboundedReceiver<Event>,
+    commands: mpsc::UnboundedSender<Command_>,
+    done: bool,
+}
+
+impl Generation {
+    /// The next event; `None` only after the final event was returned.
+    pub async fn next(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        let ev = self.events.recv().await.unwrap_or_else(|| {
+            Event::Failed(GenerationError::WorkerCrashed(
+                "the supervisor dropped the request".into(),
+            ))
+        });
+        if matches!(ev, Event::Finished { .. } | Event::Failed(_)) {
+            self.done = true;
+        }
+        Some(ev)
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.commands.send(Command_::Cancel { id: self.id });
+        }
+    }
+}
+
+impl Supervisor {
+    /// Starts supervising; the worker is spawned at once on the current tokio runtime.
+    pub fn start(spec: WorkerSpec) -> Self {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (status, _) = watch::channel(Status {
+            phase: Phase::Starting,
+            worker_pid: None,
+            restarts: 0,
+            last_error: None,
+            model: None,
+        });
+        let inner = Arc::new(Inner {
+            status,
+            commands,
+            next_id: AtomicU64::new(1),
+        });
+        tokio::spawn(manage(inner.clone(), spec, rx));
+        Self { inner }
+    }
+
+    pub fn status(&self) -> Status {
+        self.inner.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn watch(&self) -> watch::Receiver<Status> {
+        self.inner.status.subscribe()
+    }
+
+    /// Submits a generation. Fails at once with `Unavailable` unless the worker is ready.
+    pub fn generate(
+        &self,
+        prompt: Prompt,
+        params: SamplingParams,
+    ) -> Result<Generation, GenerationError> {
+        let status = self.status();
+        if status.phase != Phase::Ready {
+            let why = match status.last_error {
+                Some(e) => format!("runtime worker {}: {e}", status.phase.as_str()),
+                None => format!("runtime worker {}", status.phase.as_str()),
+            };
+            return Err(GenerationError::Unavailable(why));
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner
+            .commands
+            .send(Command_::Generate {
+                req: GenerateRequest { id, prompt, params },
+                events: tx,
+            })
+            .map_err(|_| GenerationError::Unavailable("supervisor stopped".into()))?;
+        Ok(Generation {
+            id,
+            events: rx,
+            commands: self.inner.commands.clone(),
+            done: false,
+        })
+    }
+
+    /// Asks the worker to exit and waits until it has (bounded).
+    pub async fn shutdown(&self) {
+        let _ = self.inner.commands.send(Command_::Shutdown);
+        let mut rx = self.watch();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            rx.wait_for(|s| s.phase == Phase::Stopped),
+        )
+        .await;
+    }
+}
+
+/// Why one worker life ended.
+enum End {
+    Shutdown,
+    Failed(String),
+}
+
+async fn manage(
+    inner: Arc<Inner>,
+    spec: WorkerSpec,
+    mut commands: mpsc::UnboundedReceiver<Command_>,
+) {
+    let mut backoff = spec.backoff_initial;
+    loop {
+        inner.status.send_modify(|s| {
+            s.phase = Phase::Starting;
+            s.worker_pid = None;
+        });
+        let started = Instant::now();
+        let why = match run_worker_once(&inner, &spec, &mut commands).await {
+            End::Shutdown => {
+                inner.status.send_modify(|s| {
+                    s.phase = Phase::Stopped;
+                    s.worker_pid = None;
+                });
+                return;
+            }
+            End::Failed(why) => why,
+        };
+        if started.elapsed() >= spec.backoff_reset_after {
+            backoff = spec.backoff_initial;
+        }
+        log::error!(
+            "runtime worker: {why}; restarting in {} ms",
+            backoff.as_millis()
+        );
+        inner.status.send_modify(|s| {
+            s.phase = Phase::Restarting;
+            s.worker_pid = None;
+            s.restarts += 1;
+            s.last_error = Some(why.clone());
+        });
+        // Requests that arrive while waiting are refused at once.
+        let deadline = tokio::time::sleep(backoff);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                cmd = commands.recv() => match cmd {
+                    Some(Command_::Generate { events, .. }) => {
+                        let _ = events.send(Event::Failed(GenerationError::Unavailable(
+                            format!("runtime worker restarting: {why}"))));
+                    }
+                    Some(Command_::Cancel { .. }) => {}
+                    Some(Command_::Shutdown) | None => {
+                        inner.status.send_modify(|s| s.phase = Phase::Stopped);
+                        return;
+                    }
+                },
+            }
+        }
+        backoff = (backoff * 2).min(spec.backoff_max);
+    }
+}
+
+fn spawn_child(spec: &WorkerSpec) -> Result<(Child, tokio::net::UnixStream), String> {
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| format!("socketpair failed: {e}"))?;
+    let their_fd = theirs.as_raw_fd();
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    // SAFETY: the closure runs in the forked child before exec and only calls the
+    // async-signal-safe functions dup2, fcntl and prctl on file descriptors it owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if their_fd == 3 {
+                let flags = libc::fcntl(3, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(their_fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", spec.program.display()))?;
+    drop(theirs);
+    ours.set_nonblocking(true)
+        .map_err(|e| format!("socket setup failed: {e}"))?;
+    let ours =
+        tokio::net::UnixStream::from_std(ours).map_err(|e| format!("socket setup failed: {e}"))?;
+    Ok((child, ours))
+}
+
+fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("worker exited with status {code}"),
+            (None, Some(sig)) => format!("worker killed by signal {sig}{}", signal_name(sig)),
+            _ => format!("worker ended: {s}"),
+        },
+        Err(e) => format!("cannot wait for worker: {e}"),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => " (SIGKILL)",
+        libc::SIGABRT => " (SIGABRT, llama.cpp abort)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGBUS => " (SIGBUS)",
+        libc::SIGTERM => " (SIGTERM)",
+        _ => "",
+    }
+}
+
+async fn run_worker_once(
+    inner: &Inner,
+    spec: &WorkerSpec,
+    commands: &mut mpsc::UnboundedReceiver<Command_>,
+) -> End {
+    let (mut child, sock) = match spawn_child(spec) {
+        Ok(x) => x,
+        Err(e) => return End::Failed(e),
+    };
+    let pid = child.id();
+    inner.status.send_modify(|s| s.worker_pid = pid);
+    let (mut rd, mut wr) = sock.into_split();
+    // Frames are read by their own task: reading is not cancel-safe inside select!.
+    let (frames_tx, mut frames) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        loop {
+            let f = read_frame_async::<FromWorker>(&mut rd).await;
+            let stop = f.is_err();
+            if frames_tx.send(f).is_err() || stop {
+                return;
+            }
+        }
+    });
+    let end = drive(inner, spec, &mut child, &mut wr, &mut frames, commands).await;
+    reader.abort();
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    end
+}
+
+async fn drive(
+    inner: &Inner,
+    spec: &WorkerSpec,
+    child: &mut Child,
+    wr: &mut OwnedWriteHalf,
+    frames: &mut mpsc::UnboundedReceiver<Result<FromWorker, civia_ipc::IpcError>>,
+    commands: &mut mpsc::UnboundedReceiver<Command_>,
+) -> End {
+    // Handshake and load, refusing generations meanwhile.
+    if let Err(e) = write_frame_async(
+        wr,
+        &ToWorker::Hello {
+            version: PROTOCOL_VERSION,
+        },
+    )
+    .await
+    {
+        return End::Failed(format!("handshake failed: {e}"));
+    }
+    let mut loaded = false;
+    let load_deadline = tokio::time::sleep(spec.load_timeout);
+    tokio::pin!(load_deadline);
+    while !loaded {
+        tokio::select! {
+            _ = &mut load_deadline => {
+                return End::Failed(format!("model not loaded within {} s", spec.load_timeout.as_secs()));
+            }
+            status = child.wait() => return End::Failed(describe_exit(status)),
+            f = frames.recv() => match f {
+                Some(Ok(FromWorker::Hello { version, pid })) => {
+                    if version != PROTOCOL_VERSION {
+                        return End::Failed(format!(
+                            "worker speaks protocol {version}, supervisor {PROTOCOL_VERSION}"));
+                    }
+                    log::info!("runtime worker {pid} started; loading {}", spec.load.path);
+                    if let Err(e) = write_frame_async(wr, &ToWorker::Load(spec.load.clone())).await {
+                        return End::Failed(format!("cannot send load request: {e}"));
+                    }
+                }
+                Some(Ok(FromWorker::Loaded(info))) => {
+                    log::info!(
+                        "model ready: {} (sha256 {}, context {} tokens, template {:?})",
+                        spec.load.path, info.sha256, info.n_ctx, info.template
+                    );
+                    inner.status.send_modify(|s| {
+                        s.phase = Phase::Ready;
+                        s.model = Some(info);
+                        s.last_error = None;
+                    });
+                    loaded = true;
+                }
+                Some(Ok(FromWorker::LoadFailed { message })) => return End::Failed(message),
+                Some(Ok(_)) => return End::Failed("worker sent a message out of order".into()),
+                Some(Err(e)) => return End::Failed(format!("worker connection lost during load: {e}")),
+                None => return End::Failed("worker connection lost during load".into()),
+            },
+            cmd = commands.recv() => match cmd {
+                Some(Command_::Generate { events, .. }) => {
+                    let _ = events.send(Event::Failed(GenerationError::Unavailable(
+                        "runtime worker starting".into())));
+                }
+                Some(Command_::Cancel { .. }) => {}
+                Some(Command_::Shutdown) | None => return End::Shutdown,
+            },
+        }
+    }
+
+    let mut pending: HashMap<u64, mpsc::UnboundedSender<Event>> = HashMap::new();
+    let end = loop {
+        tokio::select! {
+            status = child.wait() => break End::Failed(describe_exit(status)),
+            f = frames.recv() => match f {
+                Some(Ok(msg)) => dispatch(&mut pending, msg),
+                Some(Err(civia_ipc::IpcError::Closed)) | None => {
+                    // The exit status says more than the closed socket: wait for it briefly.
+                    let why = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+                        Ok(status) => describe_exit(status),
+                        Err(_) => "worker closed its connection".into(),
+                    };
+                    break End::Failed(why);
+                }
+                Some(Err(e)) => break End::Failed(format!("bad message from worker: {e}")),
+            },
+            cmd = commands.recv() => match cmd {
+                Some(Command_::Generate { req, events }) => {
+                    let id = req.id;
+                    pending.insert(id, events);
+                    if let Err(e) = write_frame_async(wr, &ToWorker::Generate(req)).await {
+                        break End::Failed(format!("cannot send request to worker: {e}"));
+                    }
+                }
+                Some(Command_::Cancel { id }) => {
+                    if pending.contains_key(&id) {
+                        if let Err(e) = write_frame_async(wr, &ToWorker::Cancel { id }).await {
+                            break End::Failed(format!("cannot send cancel to worker: {e}"));
+                        }
+                    }
+                }
+                Some(Command_::Shutdown) | None => {
+                    let _ = write_frame_async(wr, &ToWorker::Shutdown).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                    fail_all(&mut pending, GenerationError::Unavailable("civiad is shutting down".into()));
+                    return End::Shutdown;
+                }
+            },
+        }
+    };
+    // Refuse new work first, then answer everything in flight.
+    if let End::Failed(why) = &end {
+        inner.status.send_modify(|s| s.phase = Phase::Restarting);
+        fail_all(&mut pending, GenerationError::WorkerCrashed(why.clone()));
+    }
+    end
+}
+
+fn fail_all(pending: &mut HashMap<u64, mpsc::UnboundedSender<Event>>, err: GenerationError) {
+    for (_, tx) in pending.drain() {
+        let _ = tx.send(Event::Failed(err.clone()));
+    }
+}
+
+fn dispatch(pending: &mut HashMap<u64, mpsc::UnboundedSender<Event>>, msg: FromWorker) {
+    let (id, ev, last) = match msg {
+        FromWorker::Started { id, prompt_tokens } => (id, Event::Started { prompt_tokens }, false),
+        FromWorker::Delta { id, text } => (id, Event::Delta(text), false),
+        FromWorker::Finished {
+            id,
+            finish_reason,
+            prompt_tokens,
+            completion_tokens,
+        } => (
+            id,
+            Event::Finished {
+                reason: finish_reason,
+                prompt_tokens,
+                completion_tokens,
+            },
+            true,
+        ),
+        FromWorker::Failed { id, kind, message } => {
+            let err = match kind {
+                FailureKind::ContextOverflow => GenerationError::ContextOverflow(message),
+                FailureKind::InvalidPrompt => GenerationError::InvalidPrompt(message),
+                FailureKind::Internal => GenerationError::Internal(message),
+            };
+            (id, Event::Failed(err), true)
+        }
+        other => {
+            log::warn!("unexpected message from worker ignored: {other:?}");
+            return;
+        }
+    };
+    if last {
+        if let Some(tx) = pending.remove(&id) {
+            let _ = tx.send(ev);
+        }
+    } else if let Some(tx) = pending.get(&id) {
+        let _ = tx.send(ev);
+    }
+}
