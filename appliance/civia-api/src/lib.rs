@@ -222,7 +222,12 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if inner.is_data() {
+        if inner.is_data() && path == "." {
+            ApiError::bad_request(
+                format!("The request body must be a JSON object: {inner}"),
+                None,
+            )
+        } else if inner.is_data() {
             ApiError::bad_request(format!("Invalid value for `{path}`: {inner}"), Some(path))
         } else {
             ApiError::new(

@@ -491,7 +491,8 @@ pub async fn chat_completions(
         .max_completion_tokens
         .map(|v| (v, "max_completion_tokens"))
         .or(req.sampling.max_tokens.map(|v| (v, "max_tokens")));
-    let params = sampling(&st, &req.sampling, max, st.limits.default_max_tokens)?;
+    let default_max = st.limits.default_max_tokens.min(st.limits.max_tokens);
+    let params = sampling(&st, &req.sampling, max, default_max)?;
     let prompt = chat_prompt(&st, &req)?;
     let include_usage = req
         .stream_options

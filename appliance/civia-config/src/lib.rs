@@ -62,7 +62,7 @@ pub struct ApiConfig {
     pub max_messages: usize,
     /// Largest `max_tokens` a request may ask for.
     pub max_tokens: u32,
-    /// `max_tokens` when a request gives none (bounded by the context window too).
+    /// `max_tokens` when a request gives none (capped by `max_tokens` and the context window).
     pub default_max_tokens: u32,
     /// Most stop sequences in one request, and the longest one in bytes.
     pub max_stop_sequences: usize,
@@ -227,12 +227,6 @@ impl Config {
         }
         if self.api.max_tokens == 0 || self.api.default_max_tokens == 0 {
             return bad("api.max_tokens", "must be at least 1".into());
-        }
-        if self.api.default_max_tokens > self.api.max_tokens {
-            return bad(
-                "api.default_max_tokens",
-                format!("must not exceed api.max_tokens ({})", self.api.max_tokens),
-            );
         }
         if let Some(h) = &self.model.sha256 {
             if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {

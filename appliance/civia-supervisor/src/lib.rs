@@ -407,7 +407,11 @@ async fn drive(
             _ = &mut load_deadline => {
                 return End::Failed(format!("model not loaded within {} s", spec.load_timeout.as_secs()));
             }
-            status = child.wait() => return End::Failed(describe_exit(status)),
+            status = child.wait() => {
+                // A worker that refused the model says why before exiting: read its last words.
+                let exit = describe_exit(status);
+                return End::Failed(load_failure(frames).await.unwrap_or(exit));
+            }
             f = frames.recv() => match f {
                 Some(Ok(FromWorker::Hello { version, pid })) => {
                     if version != PROTOCOL_VERSION {
@@ -493,6 +497,24 @@ async fn drive(
         fail_all(&mut pending, GenerationError::WorkerCrashed(why.clone()));
     }
     end
+}
+
+/// The `LoadFailed` reason still in flight from a worker that has exited, if any.
+async fn load_failure(
+    frames: &mut mpsc::UnboundedReceiver<Result<FromWorker, civia_ipc::IpcError>>,
+) -> Option<String> {
+    let drain = async {
+        while let Some(f) = frames.recv().await {
+            if let Ok(FromWorker::LoadFailed { message }) = f {
+                return Some(message);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(Duration::from_secs(2), drain)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn fail_all(pending: &mut HashMap<u64, mpsc::UnboundedSender<Event>>, err: GenerationError) {

@@ -1,0 +1,279 @@
+//! Test harness: starts the real `civiad` binary on a real model and stops it.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SMOL: &str = "SmolLM2-135M-Instruct.Q4_1";
+pub const TINY: &str = "tiny-mistral";
+pub const TINY_NO_TEMPLATE: &str = "tiny-mistral-notemplate";
+
+pub fn model_path(id: &str) -> PathBuf {
+    let dir = std::env::var_os("CIVIA_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/models"));
+    let p = dir.join(format!("{id}.gguf"));
+    assert!(
+        p.is_file(),
+        "test model {} is missing: run appliance/scripts/install-models.sh",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// What goes into the generated configuration file.
+#[derive(Default, Clone)]
+pub struct Setup {
+    pub model: String,
+    pub model_path: Option<PathBuf>,
+    pub api_extra: String,
+    pub model_extra: String,
+    pub tail: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Setup {
+    pub fn model(id: &str) -> Self {
+        Self {
+            model: id.into(),
+            ..Default::default()
+        }
+    }
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+pub fn write_config(dir: &std::path::Path, port: u16, s: &Setup) -> PathBuf {
+    let path = s.model_path.clone().unwrap_or_else(|| model_path(&s.model));
+    let text = format!(
+        "state_dir = {state:?}\n[api]\nlisten = \"127.0.0.1:{port}\"\n{api}\n[model]\npath = {path:?}\n{model}\n[runtime]\nrestart_backoff_initial_ms = 100\n{tail}\n",
+        state = dir.join("state"),
+        api = s.api_extra,
+        model = s.model_extra,
+        tail = s.tail,
+    );
+    let cfg = dir.join("civia.toml");
+    std::fs::write(&cfg, text).expect("write config");
+    cfg
+}
+
+pub fn civiad() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_civiad"))
+}
+
+impl Daemon {
+    /// Starts civiad; does not wait for the model.
+    pub fn spawn(s: Setup) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let cfg = write_config(dir.path(), port, &s);
+        let log = std::fs::File::create(dir.path().join("civiad.log")).expect("log file");
+        let mut cmd = civiad();
+        cmd.arg("--config")
+            .arg(&cfg)
+            .env_remove("CIVIA_DEV_API_KEY")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &s.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn civiad");
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts civiad and waits until the model is loaded.
+    pub async fn start(s: Setup) -> Self {
+        let mut d = Self::spawn(s);
+        d.wait_ready(Duration::from_secs(120)).await;
+        d
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("civiad.log")).unwrap_or_default()
+    }
+
+    pub async fn wait_ready(&mut self, limit: Duration) {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/ready", self.base)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "civiad exited ({status}) before ready; log:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "civiad not ready after {limit:?}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `/health` answers (the API is up, model loaded or not).
+    pub async fn wait_health(&self) -> Value {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/health", self.base)).send().await {
+                if r.status() == 200 {
+                    return r.json().await.expect("health json");
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "no /health; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn health(&self) -> Value {
+        self.http
+            .get(format!("{}/health", self.base))
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("health json")
+    }
+
+    /// The runtime worker's pid (civiad's only child).
+    pub fn worker_pid(&self) -> Option<i32> {
+        // Children are listed per thread: the worker is spawned from a runtime thread.
+        let pid = self.child.id();
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        tasks.flatten().find_map(|t| {
+            let children = std::fs::read_to_string(t.path().join("children")).ok()?;
+            children.split_whitespace().next()?.parse().ok()
+        })
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("post");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        let v = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
+        (status, v)
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        let v = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
+        (status, v)
+    }
+
+    pub async fn chat(&self, body: Value) -> (u16, Value) {
+        self.post("/v1/chat/completions", &body).await
+    }
+
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        // SAFETY: sending SIGTERM to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "civiad did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads an SSE response into its `data:` payloads.
+pub struct SseReader {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl SseReader {
+    pub fn new(resp: reqwest::Response) -> Self {
+        Self {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next `data:` payload; `None` at the end of the stream.
+    pub async fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..end + 2).collect();
+                if let Some(data) = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                {
+                    return Some(data.to_string());
+                }
+                continue;
+            }
+            match self.resp.chunk().await {
+                Ok(Some(bytes)) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+}
+
+pub fn assert_openai_error(status: u16, body: &Value, want_status: u16) {
+    assert_eq!(status, want_status, "unexpected status; body: {body}");
+    let e = &body["error"];
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no error message: {body}"
+    );
+    assert!(e["type"].is_string(), "no error type: {body}");
+    assert!(e.get("code").is_some(), "no error code: {body}");
+}

@@ -1,0 +1,135 @@
+"""Fixtures that run the real civiad binary against real GGUF models.
+
+Binary: $CIVIAD_BIN, else <repo>/target/release/civiad (build it with cargo first).
+Models: $CIVIA_MODEL_DIR, else <repo>/.cache/models (appliance/scripts/install-models.sh).
+Missing binary or models fail the tests: they are never skipped.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_DIR = Path(os.environ.get("CIVIA_MODEL_DIR", REPO / ".cache" / "models"))
+SMOL = "SmolLM2-135M-Instruct.Q4_1"
+TINY = "tiny-mistral"
+READY_TIMEOUT_S = 120
+
+
+def civiad_bin() -> Path:
+    path = Path(os.environ.get("CIVIAD_BIN", REPO / "target" / "release" / "civiad"))
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"civiad binary not found at {path}: run `cargo build --release -p civiad` "
+            "or set CIVIAD_BIN",
+            pytrace=False,
+        )
+    return path
+
+
+def model_path(model: str) -> Path:
+    """`model` is a model id (file stem in MODEL_DIR) or a path to a .gguf file."""
+    path = Path(model) if model.endswith(".gguf") else MODEL_DIR / f"{model}.gguf"
+    if not path.is_file():
+        pytest.fail(
+            f"model file {path} is missing: run appliance/scripts/install-models.sh "
+            "(or set CIVIA_MODEL_DIR)",
+            pytrace=False,
+        )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    url: str  # http://127.0.0.1:PORT, no trailing slash
+    model_id: str
+    log: Path
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_civiad(
+    workdir: Path,
+    model: str = SMOL,
+    api: dict | None = None,
+    env: dict | None = None,
+    wait_ready: bool = True,
+) -> Server:
+    """Starts civiad with a fresh state dir and free port; waits for /ready (or /health)."""
+    binary, mpath = civiad_bin(), model_path(model)
+    port = free_port()
+    lines = [f'state_dir = "{workdir / "state"}"', "[api]", f'listen = "127.0.0.1:{port}"']
+    lines += [f"{k} = {v!r}" for k, v in (api or {}).items()]
+    lines += ["[model]", f'path = "{mpath}"']
+    config = workdir / "civiad.toml"
+    config.write_text("\n".join(lines) + "\n")
+    log = workdir / "civiad.log"
+    full_env = {k: v for k, v in os.environ.items() if k != "CIVIA_DEV_API_KEY"}
+    full_env.update(env or {})
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(binary), "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, env=full_env,
+        )
+    server = Server(proc, f"http://127.0.0.1:{port}", mpath.stem, log)
+    probe = "/ready" if wait_ready else "/health"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"civiad exited with {proc.returncode}:\n{server.log_tail()}", pytrace=False)
+        try:
+            if httpx.get(server.url + probe, timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"civiad not ready after {READY_TIMEOUT_S} s:\n{server.log_tail()}", pytrace=False)
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def civiad(tmp_path_factory):
+    """Factory: civiad(model=..., api={...}, env={...}) -> Server; all stopped after the module."""
+    servers = []
+
+    def start(**kwargs) -> Server:
+        server = start_civiad(tmp_path_factory.mktemp("civiad"), **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def smol(civiad) -> Server:
+    return civiad(model=SMOL)

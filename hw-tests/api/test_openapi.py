@@ -1,0 +1,412 @@
+"""appliance/civia-api/openapi.json: valid OpenAPI 3.1, served as is, and true of the running civiad.
+
+Real responses (success, every documented error, hostile requests) are validated with
+jsonschema against the response schemas of the file; schemathesis then fuzzes every
+operation. Mostly the random-weight tiny-mistral model, with [api] max_tokens = 8.
+"""
+
+import copy
+import json
+import os
+
+import httpx
+import pytest
+import schemathesis
+from conftest import REPO, SMOL, TINY
+from hypothesis import HealthCheck, Phase, settings
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_spec
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+SPEC_PATH = REPO / "appliance" / "civia-api" / "openapi.json"
+SPEC = json.loads(SPEC_PATH.read_text())
+SPEC_URI = "urn:civia-openapi"
+REGISTRY = Registry().with_resource(SPEC_URI, Resource.from_contents(SPEC, DRAFT202012))
+TINY_MAX_TOKENS = 8
+TINY_MAX_MESSAGES = 16
+KEY = "test-key-0123"
+CHAT = {"model": TINY, "messages": [{"role": "user", "content": "Bonjour"}]}
+COMPLETION = {"model": TINY, "prompt": "Bonjour"}
+
+
+def pointer(*parts) -> str:
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def resolve(node: dict) -> tuple[dict, str]:
+    """Follows a $ref to components (response objects are not JSON Schema); returns (node, pointer)."""
+    ptr = None
+    while "$ref" in node:
+        ptr = node["$ref"][1:]
+        node = SPEC
+        for part in ptr.strip("/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node, ptr
+
+
+def validate(instance, ptr: str) -> None:
+    """Validates instance against the schema at JSON pointer ptr of the spec."""
+    errors = list(Draft202012Validator({"$ref": f"{SPEC_URI}#{ptr}"}, registry=REGISTRY).iter_errors(instance))
+    assert not errors, f"{ptr}: " + "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def sse_events(text: str) -> list[str]:
+    events = [block for block in text.split("\n\n") if block.strip()]
+    assert all(e.startswith("data: ") for e in events), text
+    return [e[len("data: "):] for e in events]
+
+
+def check_response(r: httpx.Response, path: str | None, method: str = "get") -> None:
+    """r conforms to the spec's response for (path template, method); path None: an unlisted URL."""
+    status = r.status_code
+    head = method == "head"
+    method = "get" if head else method
+    assert status != 500 and status < 503 or status == 503 and path is not None, (status, r.text)
+    if path is None:
+        response_ptr = pointer("components", "responses", "NotFound")
+    elif method not in SPEC["paths"][path]:
+        response_ptr = pointer("components", "responses", "MethodNotAllowed")
+    else:
+        responses = SPEC["paths"][path][method]["responses"]
+        assert str(status) in responses, f"{method.upper()} {path}: {status} is not documented: {r.text}"
+        response_ptr = pointer("paths", path, method, "responses", str(status))
+    response, ref = resolve(resolve_ptr(response_ptr))
+    response_ptr = ref or response_ptr
+    for name, header in response.get("headers", {}).items():
+        assert name in r.headers, f"missing header {name}"
+        if header["schema"].get("type") == "integer":
+            assert int(r.headers[name]) >= header["schema"].get("minimum", 0)
+    ctype = r.headers.get("content-type", "").split(";")[0].strip()
+    assert ctype in response["content"], f"content-type {ctype!r} not documented for {status}"
+    if head:
+        assert not r.content
+        return
+    media_ptr = response_ptr + pointer("content", ctype)
+    if ctype == "application/json":
+        validate(r.json(), media_ptr + "/schema")
+    else:
+        events = sse_events(r.text)
+        assert events[-1] == "[DONE]", events[-3:]
+        for data in events:
+            validate({"event": "message", "data": data}, media_ptr + "/schema")
+        # jsonschema treats contentSchema as an annotation: check the JSON payloads too.
+        for data in events[:-1]:
+            validate(json.loads(data), media_ptr + "/schema/properties/data/anyOf/1/contentSchema")
+
+
+def resolve_ptr(ptr: str) -> dict:
+    node = SPEC
+    for part in ptr.strip("/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def call(server, method: str, url: str, path: str | None, **kwargs) -> httpx.Response:
+    r = httpx.request(method, server.url + url, timeout=60, **kwargs)
+    check_response(r, path, method.lower())
+    return r
+
+
+def expect_error(r: httpx.Response, status: int, code: str, param="unset") -> dict:
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["code"] == code, err
+    if param != "unset":
+        assert err["param"] == param, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def tiny(civiad):
+    # Bounds the fuzz spec below states exactly (stop lengths: no bound in practice).
+    return civiad(model=TINY, api={"max_tokens": TINY_MAX_TOKENS, "default_max_tokens": TINY_MAX_TOKENS,
+                                   "max_messages": TINY_MAX_MESSAGES, "max_stop_bytes": 1 << 20})
+
+
+# --- The document itself -------------------------------------------------------------------
+
+def test_spec_is_valid_openapi_31():
+    assert SPEC["openapi"].startswith("3.1.")
+    validate_spec(SPEC)
+    for name, schema in SPEC["components"]["schemas"].items():
+        Draft202012Validator.check_schema(schema)
+
+
+def test_spec_describes_every_endpoint():
+    expected = {
+        "/health": {"get"}, "/ready": {"get"}, "/openapi.json": {"get"}, "/v1/models": {"get"},
+        "/v1/models/{model}": {"get"}, "/v1/chat/completions": {"post"}, "/v1/completions": {"post"},
+    }
+    assert {p: set(ops) for p, ops in SPEC["paths"].items()} == expected
+    for path in ("/v1/chat/completions", "/v1/completions"):
+        responses = SPEC["paths"][path]["post"]["responses"]
+        assert {"200", "400", "401", "404", "413", "503"} <= set(responses)
+        assert set(responses["200"]["content"]) == {"application/json", "text/event-stream"}
+
+
+def test_request_schemas_allow_extra_fields():
+    for name in ("ChatCompletionRequest", "CompletionRequest", "ChatMessage"):
+        assert SPEC["components"]["schemas"][name].get("additionalProperties", True) is not False
+    body = {**CHAT, "user": "x", "metadata": {"a": 1}, "store": False}
+    validate(body, pointer("components", "schemas", "ChatCompletionRequest"))
+
+
+def test_served_spec_is_the_file(tiny):
+    r = call(tiny, "GET", "/openapi.json", "/openapi.json")
+    assert r.json() == SPEC, "GET /openapi.json differs from the file: rebuild civiad"
+
+
+# --- Success bodies ----------------------------------------------------------------------------
+
+def test_health_ready_models(tiny):
+    h = call(tiny, "GET", "/health", "/health").json()
+    assert h["worker"]["phase"] == "ready" and h["model"]["loaded"] and h["model"]["id"] == TINY
+    assert call(tiny, "GET", "/ready", "/ready").json() == {"status": "ready", "model": TINY}
+    assert call(tiny, "GET", "/v1/models", "/v1/models").json()["data"][0]["id"] == TINY
+    assert call(tiny, "GET", f"/v1/models/{TINY}", "/v1/models/{model}").json()["id"] == TINY
+    assert call(tiny, "HEAD", "/v1/models", "/v1/models").status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("usage", [False, True])
+def test_chat_completion_bodies(tiny, stream, usage):
+    body = {**CHAT, "stream": stream, "max_tokens": 3}
+    if usage:
+        body["stream_options"] = {"include_usage": True}
+    r = call(tiny, "POST", "/v1/chat/completions", "/v1/chat/completions", json=body)
+    assert r.status_code == 200
+    if stream:
+        chunks = [json.loads(e) for e in sse_events(r.text)[:-1]]
+        assert ("usage" in chunks[-1]) == usage
+        assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "length"
+    else:
+        assert r.json()["usage"]["completion_tokens"] == 3
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_completion_bodies(tiny, stream):
+    body = {**COMPLETION, "stream": stream, "stream_options": {"include_usage": True}}
+    r = call(tiny, "POST", "/v1/completions", "/v1/completions", json=body)
+    assert r.status_code == 200
+
+
+def test_finish_reason_stop_bodies(smol):
+    """A real model stops by itself: finish_reason stop, in both shapes and both endpoints."""
+    chat = {"model": SMOL, "temperature": 0, "max_tokens": 40, "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the capital of France?"}]}
+    for stream in (False, True):
+        r = call(smol, "POST", "/v1/chat/completions", "/v1/chat/completions", json={**chat, "stream": stream})
+        assert '"finish_reason":"stop"' in r.text.replace(" ", "")
+    r = call(smol, "POST", "/v1/completions", "/v1/completions",
+             json={"model": SMOL, "prompt": "1, 2, 3,", "max_tokens": 4, "stop": [","], "temperature": 0})
+    assert r.json()["choices"][0]["finish_reason"] == "stop"
+
+
+# --- Errors ------------------------------------------------------------------------------------
+
+GENERATION_PATHS = ["/v1/chat/completions", "/v1/completions"]
+
+
+@pytest.mark.parametrize("path", GENERATION_PATHS)
+def test_malformed_bodies(tiny, path):
+    def post(content):
+        return call(tiny, "POST", path, path, content=content, headers={"content-type": "application/json"})
+
+    expect_error(post(b'{"model": "tiny-mistral",'), 400, "invalid_json", None)
+    expect_error(post(b"{bad"), 400, "invalid_json", None)
+    # Invalid UTF-8 inside a string (and a lone surrogate escape) is not JSON either.
+    err = post(b'{"model": "tiny-mistral", "prompt": "\xff\xfe", "messages": []}').json()["error"]
+    assert err["code"] in ("invalid_json", "invalid_value") and err["param"] is None
+    expect_error(post(b'{"model": "\\ud800"}'), 400, "invalid_json")
+    for content in (b"", b"[]", b"null", b'"text"', b"42"):
+        assert post(content).status_code == 400, content
+
+
+WRONG_TYPES = [
+    ({"model": 1}, "model"),
+    ({"messages": "hello"}, "messages"),
+    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+    ({"messages": [{"role": 5, "content": "x"}]}, "messages[0].role"),
+    ({"stream": "yes"}, "stream"),
+    ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
+    ({"max_tokens": "5"}, "max_tokens"),
+    ({"max_tokens": 2.5}, "max_tokens"),
+    ({"temperature": "hot"}, "temperature"),
+    ({"seed": 2**64}, "seed"),
+    ({"stop": 5}, "stop"),
+    ({"stop": ["a", 5]}, "stop"),
+    ({"temperature": 3}, "temperature"),
+    ({"top_p": 0}, "top_p"),
+    ({"presence_penalty": -2.5}, "presence_penalty"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"messages": []}, "messages"),
+    ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+]
+
+
+@pytest.mark.parametrize("patch,param", WRONG_TYPES, ids=[json.dumps(p) for p, _ in WRONG_TYPES])
+def test_wrong_types_and_values_name_the_param(tiny, patch, param):
+    path = "/v1/chat/completions"
+    r = call(tiny, "POST", path, path, json={**CHAT, **patch})
+    expect_error(r, 400, "invalid_value", param)
+
+
+@pytest.mark.parametrize("path,base", list(zip(GENERATION_PATHS, [CHAT, COMPLETION])))
+def test_max_tokens_bound(tiny, path, base):
+    for v in (10**9, TINY_MAX_TOKENS + 1, 0, -1):
+        expect_error(call(tiny, "POST", path, path, json={**base, "max_tokens": v}), 400, "invalid_value", "max_tokens")
+    r = call(tiny, "POST", path, path, json={**base, "max_tokens": TINY_MAX_TOKENS})
+    assert r.json()["usage"]["completion_tokens"] <= TINY_MAX_TOKENS
+
+
+@pytest.mark.parametrize("path,base", list(zip(GENERATION_PATHS, [CHAT, COMPLETION])))
+def test_unsupported_parameters(tiny, path, base):
+    cases = [({"n": 2}, "n"), ({"logit_bias": {"1": 5}}, "logit_bias")]
+    if "messages" in base:
+        cases += [
+            ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+            ({"logprobs": True}, "logprobs"),
+            ({"response_format": {"type": "json_object"}}, "response_format"),
+            ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+            ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content"),
+        ]
+    else:
+        cases += [({"echo": True}, "echo"), ({"best_of": 2}, "best_of"), ({"suffix": "x"}, "suffix"),
+                  ({"logprobs": 1}, "logprobs"), ({"prompt": ["a", "b"]}, "prompt")]
+    for patch, param in cases:
+        r = call(tiny, "POST", path, path, json={**base, **patch})
+        expect_error(r, 400, "unsupported_parameter", param)
+
+
+def test_prompt_errors(tiny, smol):
+    path = "/v1/completions"
+    expect_error(call(tiny, "POST", path, path, json={**COMPLETION, "prompt": [1, 2]}), 400, "invalid_value", "prompt")
+    # SmolLM2 adds no BOS token: an empty prompt is nothing to continue.
+    r = call(smol, "POST", path, path, json={"model": SMOL, "prompt": ""})
+    expect_error(r, 400, "invalid_prompt")
+    long = {**COMPLETION, "prompt": "bonjour " * 5000}
+    expect_error(call(tiny, "POST", path, path, json=long), 400, "context_length_exceeded")
+
+
+@pytest.mark.parametrize("path", GENERATION_PATHS)
+def test_body_over_4_mib(tiny, path):
+    body = json.dumps({**CHAT, **COMPLETION, "padding": "x" * (5 << 20)}).encode()
+    r = call(tiny, "POST", path, path, content=body, headers={"content-type": "application/json"})
+    expect_error(r, 413, "request_too_large", None)
+
+
+def test_unknown_model(tiny):
+    for path, body in list(zip(GENERATION_PATHS, [CHAT, COMPLETION])):
+        r = call(tiny, "POST", path, path, json={**body, "model": "gpt-4o"})
+        expect_error(r, 404, "model_not_found", "model")
+    expect_error(call(tiny, "GET", "/v1/models/gpt-4o", "/v1/models/{model}"), 404, "model_not_found")
+
+
+@pytest.mark.parametrize("method,url", [
+    ("GET", "/nope"), ("GET", "/v1"), ("GET", "/v1/"), ("POST", "/v1/embeddings"),
+    ("POST", "/v1/audio/transcriptions"), ("GET", "/v1/models/"), ("GET", f"/v1/models/{TINY}/x"),
+    ("GET", "/v1/chat/completions/x"), ("GET", "/%ff"),
+])
+def test_unknown_url(tiny, method, url):
+    expect_error(call(tiny, method, url, None), 404, "not_found", None)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("DELETE", "/v1/models"), ("POST", "/v1/models"), ("PUT", "/v1/models/{model}"),
+    ("GET", "/v1/chat/completions"), ("PUT", "/v1/completions"), ("POST", "/health"),
+    ("DELETE", "/ready"), ("POST", "/openapi.json"), ("OPTIONS", "/v1/chat/completions"),
+])
+def test_wrong_method(tiny, method, path):
+    r = call(tiny, method, path.replace("{model}", TINY), path)
+    expect_error(r, 405, "method_not_allowed", None)
+    allowed = {m.strip() for m in r.headers["allow"].split(",")}
+    assert {m.upper() for m in SPEC["paths"][path]} <= allowed
+
+
+def test_dev_api_key(civiad):
+    server = civiad(model=TINY, env={"CIVIA_DEV_API_KEY": KEY},
+                    api={"max_tokens": TINY_MAX_TOKENS, "default_max_tokens": TINY_MAX_TOKENS})
+    requests = [("GET", "/v1/models", "/v1/models", {}),
+                ("GET", f"/v1/models/{TINY}", "/v1/models/{model}", {}),
+                ("POST", "/v1/chat/completions", "/v1/chat/completions", {"json": CHAT}),
+                ("POST", "/v1/completions", "/v1/completions", {"json": COMPLETION})]
+    for method, url, path, kw in requests:
+        for auth in (None, "Bearer wrong", f"Basic {KEY}", f"Bearer {KEY}x", "Bearer", f"bearer{KEY}"):
+            headers = {"authorization": auth} if auth else {}
+            expect_error(call(server, method, url, path, headers=headers, **kw), 401, "invalid_api_key")
+        r = call(server, method, url, path, headers={"authorization": f"Bearer {KEY}"}, **kw)
+        assert r.status_code == 200
+    # Health endpoints stay open.
+    for url in ("/health", "/ready", "/openapi.json"):
+        assert call(server, "GET", url, url).status_code == 200
+
+
+def test_worker_unavailable(civiad, tmp_path):
+    """A file that is not a GGUF model: the worker keeps failing; 503 with Retry-After, never 500."""
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(os.urandom(4096))
+    server = civiad(model=str(broken), wait_ready=False)
+    h = call(server, "GET", "/health", "/health").json()
+    assert not h["model"]["loaded"] and h["model"]["sha256"] is None
+    r = call(server, "GET", "/ready", "/ready")
+    assert r.status_code == 503 and r.json()["status"] == "not_ready"
+    for path, body in list(zip(GENERATION_PATHS, [CHAT, COMPLETION])):
+        for stream in (False, True):
+            r = call(server, "POST", path, path, json={**body, "model": "broken", "stream": stream})
+            expect_error(r, 503, "model_unavailable")
+            assert r.headers["retry-after"].isdigit()
+    # The id is known from the configuration, so the model list still answers.
+    assert call(server, "GET", "/v1/models", "/v1/models").json()["data"][0]["id"] == "broken"
+
+
+# --- Schemathesis ------------------------------------------------------------------------------
+
+def fuzz_spec() -> dict:
+    """The spec with the `tiny` server's configured bounds: schema-valid must mean accepted and
+    schema-invalid refused (schemathesis checks both)."""
+    spec = copy.deepcopy(SPEC)
+    schemas = spec["components"]["schemas"]
+    for req in ("ChatCompletionRequest", "CompletionRequest"):
+        for field in ("max_tokens", "max_completion_tokens"):
+            if field in schemas[req]["properties"]:
+                schemas[req]["properties"][field]["anyOf"][0]["maximum"] = TINY_MAX_TOKENS
+        # civiad checks top_p > 0 after rounding to f32: 5e-324 becomes 0 and is refused.
+        schemas[req]["properties"]["top_p"]["anyOf"][0]["minimum"] = 1e-30
+        # Mostly the served model, so that requests get as far as generation.
+        schemas[req]["properties"]["model"] = {"enum": [TINY, TINY, TINY, "gpt-4o"]}
+    # Few messages keep prompts inside the context window.
+    schemas["ChatCompletionRequest"]["properties"]["messages"]["maxItems"] = TINY_MAX_MESSAGES
+    param = spec["paths"]["/v1/models/{model}"]["get"]["parameters"][0]
+    param["examples"] = {"served": {"value": TINY}, "other": {"value": "gpt-4o"}}
+    del schemas["ChatCompletionRequest"]["properties"]["max_completion_tokens"]
+    return spec
+
+
+FUZZ = schemathesis.openapi.from_dict(fuzz_spec())
+
+
+def integral_floats_as_ints(value):
+    """JSON Schema counts 6.0 as an integer, civiad (serde) does not: send such numbers as 6."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral_floats_as_ints(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def fuzz_base_url(tiny):
+    return tiny.url
+
+
+@FUZZ.parametrize()
+@settings(max_examples=150, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=list(HealthCheck))
+def test_schemathesis(case, fuzz_base_url):
+    if isinstance(case.body, (dict, list)):
+        case.body = integral_floats_as_ints(case.body)
+    case.call_and_validate(base_url=fuzz_base_url, timeout=60)
