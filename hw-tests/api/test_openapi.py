@@ -34,15 +34,12 @@ def pointer(*parts) -> str:
     return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def resolve(node: dict) -> tuple[dict, str]:
-    """Follows a $ref to components (response objects are not JSON Schema); returns (node, pointer)."""
-    ptr = None
-    while "$ref" in node:
-        ptr = node["$ref"][1:]
-        node = SPEC
-        for part in ptr.strip("/").split("/"):
-            node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node, ptr
+def at(ptr: str):
+    """The node of the spec at a JSON pointer."""
+    node = SPEC
+    for part in ptr.strip("/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
 
 
 def validate(instance, ptr: str) -> None:
@@ -62,7 +59,7 @@ def check_response(r: httpx.Response, path: str | None, method: str = "get") -> 
     status = r.status_code
     head = method == "head"
     method = "get" if head else method
-    assert status != 500 and status < 503 or status == 503 and path is not None, (status, r.text)
+    assert status < 500 or status == 503 and path is not None, (status, r.text)
     if path is None:
         response_ptr = pointer("components", "responses", "NotFound")
     elif method not in SPEC["paths"][path]:
@@ -71,8 +68,9 @@ def check_response(r: httpx.Response, path: str | None, method: str = "get") -> 
         responses = SPEC["paths"][path][method]["responses"]
         assert str(status) in responses, f"{method.upper()} {path}: {status} is not documented: {r.text}"
         response_ptr = pointer("paths", path, method, "responses", str(status))
-    response, ref = resolve(resolve_ptr(response_ptr))
-    response_ptr = ref or response_ptr
+    while "$ref" in at(response_ptr):  # response objects are not JSON Schema: follow refs here
+        response_ptr = at(response_ptr)["$ref"][1:]
+    response = at(response_ptr)
     for name, header in response.get("headers", {}).items():
         assert name in r.headers, f"missing header {name}"
         if header["schema"].get("type") == "integer":
@@ -93,13 +91,6 @@ def check_response(r: httpx.Response, path: str | None, method: str = "get") -> 
         # jsonschema treats contentSchema as an annotation: check the JSON payloads too.
         for data in events[:-1]:
             validate(json.loads(data), media_ptr + "/schema/properties/data/anyOf/1/contentSchema")
-
-
-def resolve_ptr(ptr: str) -> dict:
-    node = SPEC
-    for part in ptr.strip("/").split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
 
 
 def call(server, method: str, url: str, path: str | None, **kwargs) -> httpx.Response:
@@ -380,7 +371,6 @@ def fuzz_spec() -> dict:
     schemas["ChatCompletionRequest"]["properties"]["messages"]["maxItems"] = TINY_MAX_MESSAGES
     param = spec["paths"]["/v1/models/{model}"]["get"]["parameters"][0]
     param["examples"] = {"served": {"value": TINY}, "other": {"value": "gpt-4o"}}
-    del schemas["ChatCompletionRequest"]["properties"]["max_completion_tokens"]
     return spec
 
 
@@ -404,7 +394,7 @@ def fuzz_base_url(tiny):
 
 
 @FUZZ.parametrize()
-@settings(max_examples=150, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
+@settings(max_examples=150, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=list(HealthCheck))
 def test_schemathesis(case, fuzz_base_url):
     if isinstance(case.body, (dict, list)):

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The README's test command (and CI's, through .ci/run): installs what the tests need, then
+# checks formatting and lints and runs every test suite against real models.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO"
+step() { echo "== $* ==" >&2; }
+
+step "dependencies and test models"
+bash appliance/scripts/deps.sh
+bash appliance/scripts/install-models.sh >/dev/null
+
+step "cargo fmt"
+cargo fmt --all -- --check
+# One release build serves clippy, the Rust tests and the Python tests (llama.cpp is built
+# once: a second profile would compile it again for minutes).
+step "cargo build"
+cargo build --release --workspace --all-targets
+step "cargo clippy"
+cargo clippy --release --all-targets -- -D warnings
+step "cargo test"
+cargo test --release --workspace
+step "API client tests (openai package)"
+CIVIAD_BIN="$REPO/target/release/civiad" .cache/venv/bin/python -m pytest hw-tests/api -q
+step "all tests passed"
