@@ -8,6 +8,7 @@ operation. Mostly the random-weight tiny-mistral model, with [api] max_tokens = 
 import copy
 import json
 import os
+import time
 
 import httpx
 import pytest
@@ -343,6 +344,13 @@ def test_worker_unavailable(civiad, tmp_path):
     assert not h["model"]["loaded"] and h["model"]["sha256"] is None
     r = call(server, "GET", "/ready", "/ready")
     assert r.status_code == 503 and r.json()["status"] == "not_ready"
+    # Once the first load has failed, the reason is kept (not just "worker exited").
+    for _ in range(100):
+        if r.json()["last_error"]:
+            break
+        time.sleep(0.1)
+        r = call(server, "GET", "/ready", "/ready")
+    assert "not a GGUF" in r.json()["last_error"], r.json()
     for path, body in list(zip(GENERATION_PATHS, [CHAT, COMPLETION])):
         for stream in (False, True):
             r = call(server, "POST", path, path, json={**body, "model": "broken", "stream": stream})

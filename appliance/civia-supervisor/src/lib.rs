@@ -299,6 +299,16 @@ fn spawn_child(spec: &WorkerSpec) -> Result<(Child, tokio::net::UnixStream), Str
     cmd.args(&spec.args)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
+    // The service manager's protocol is civiad's, not the worker's.
+    for var in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+    ] {
+        cmd.env_remove(var);
+    }
     // SAFETY: the closure runs in the forked child before exec and only calls the
     // async-signal-safe functions dup2, fcntl and prctl on file descriptors it owns.
     unsafe {

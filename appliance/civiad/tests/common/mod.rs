@@ -37,6 +37,8 @@ pub struct Setup {
     pub model_extra: String,
     pub tail: String,
     pub env: Vec<(String, String)>,
+    /// Start like systemd with `WatchdogSec=`: WATCHDOG_USEC and WATCHDOG_PID (civiad's pid).
+    pub watchdog_usec: Option<u64>,
 }
 
 impl Setup {
@@ -80,7 +82,19 @@ impl Daemon {
         let port = free_port();
         let cfg = write_config(dir.path(), port, &s);
         let log = std::fs::File::create(dir.path().join("civiad.log")).expect("log file");
-        let mut cmd = civiad();
+        let mut cmd = match s.watchdog_usec {
+            None => civiad(),
+            Some(usec) => {
+                // `exec` keeps the shell's pid, which is what WATCHDOG_PID must name.
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!(
+                        "WATCHDOG_PID=$$ WATCHDOG_USEC={usec} exec \"$0\" \"$@\""
+                    ))
+                    .arg(env!("CARGO_BIN_EXE_civiad"));
+                c
+            }
+        };
         cmd.arg("--config")
             .arg(&cfg)
             .env_remove("CIVIA_DEV_API_KEY")
