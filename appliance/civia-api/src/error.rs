@@ -44,6 +44,22 @@ impl ApiError {
         e
     }
 
+    pub fn invalid_json(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_json",
+            message,
+        )
+    }
+
+    pub fn with_param(mut self, param: &str) -> Self {
+        if self.param.is_none() {
+            self.param = Some(param.to_string());
+        }
+        self
+    }
+
     pub fn unsupported(param: &str, message: impl Into<String>) -> Self {
         let mut e = Self::new(
             StatusCode::BAD_REQUEST,

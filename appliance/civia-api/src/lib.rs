@@ -189,11 +189,8 @@ async fn ready(State(st): State<Arc<ApiState>>) -> Response {
     }
 }
 
-/// Reads a JSON body with clear errors: 413 too large, 400 not UTF-8 / not JSON / wrong type.
-fn parse_json<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
-) -> Result<T, ApiError> {
+/// Reads the request body with clear errors: 413 when too large, 400 when empty or not UTF-8.
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -207,18 +204,22 @@ fn parse_json<T: serde::de::DeserializeOwned>(
         }
     })?;
     if body.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid_json(
             "The request body is empty: send a JSON object.",
-            None,
         ));
     }
     if std::str::from_utf8(&body).is_err() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid_json(
             "The request body is not valid UTF-8.",
-            None,
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(&body);
+    Ok(body)
+}
+
+/// Parses JSON into `T`, naming the offending field (400 `invalid_value`) or the syntax
+/// error (400 `invalid_json`). Unknown fields are ignored.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -230,12 +231,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
         } else if inner.is_data() {
             ApiError::bad_request(format!("Invalid value for `{path}`: {inner}"), Some(path))
         } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_json",
-                format!("The request body is not valid JSON: {inner}"),
-            )
+            ApiError::invalid_json(format!("The request body is not valid JSON: {inner}"))
         }
     })
 }

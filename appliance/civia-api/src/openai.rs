@@ -1,6 +1,6 @@
 //! `/v1/chat/completions` and `/v1/completions`: request validation and responses.
 
-use crate::{parse_json, ApiError, ApiState};
+use crate::{parse_json, read_body, ApiError, ApiState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -21,11 +21,9 @@ pub struct ChatRequest {
     messages: Vec<InMessage>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
-    #[serde(flatten)]
-    sampling: CommonSampling,
-    max_completion_tokens: Option<i64>,
+    max_completion_tokens: Option<Int>,
     logprobs: Option<bool>,
-    top_logprobs: Option<i64>,
+    top_logprobs: Option<Int>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
     functions: Option<Vec<Value>>,
@@ -39,26 +37,52 @@ pub struct CompletionRequest {
     prompt: Value,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
-    #[serde(flatten)]
-    sampling: CommonSampling,
     echo: Option<bool>,
-    best_of: Option<i64>,
+    best_of: Option<Int>,
     suffix: Option<String>,
-    logprobs: Option<i64>,
+    logprobs: Option<Int>,
 }
 
-/// Fields both endpoints share. Unknown fields are ignored (clients send many).
+/// Fields both endpoints share, parsed from the same body in a second pass (serde's
+/// `flatten` would hide which field is wrong). Unknown fields are ignored (clients send many).
 #[derive(Debug, Deserialize)]
 struct CommonSampling {
     temperature: Option<f64>,
     top_p: Option<f64>,
-    seed: Option<i64>,
-    max_tokens: Option<i64>,
+    seed: Option<Int>,
+    max_tokens: Option<Int>,
     stop: Option<Value>,
-    n: Option<i64>,
+    n: Option<Int>,
     frequency_penalty: Option<f64>,
     presence_penalty: Option<f64>,
     logit_bias: Option<serde_json::Map<String, Value>>,
+}
+
+/// An integer as JSON Schema sees it: `6` and `6.0` are both 6; `6.5` is refused.
+#[derive(Debug, Clone, Copy)]
+struct Int(i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Ok(Int(i))
+                } else if n.as_u64().is_some() {
+                    Err(D::Error::custom(format!("{n} is out of range")))
+                } else {
+                    match n.as_f64() {
+                        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Int(f as i64)),
+                        _ => Err(D::Error::custom(format!("expected an integer, got {n}"))),
+                    }
+                }
+            }
+            other => Err(D::Error::custom(format!(
+                "expected an integer, got {other}"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,10 +134,10 @@ fn range(param: &str, v: Option<f64>, lo: f64, hi: f64, default: f64) -> Result<
 fn sampling(
     st: &ApiState,
     s: &CommonSampling,
-    max_tokens: Option<(i64, &str)>,
+    max_completion_tokens: Option<Int>,
     default_max: u32,
 ) -> Result<SamplingParams, ApiError> {
-    if let Some(n) = s.n {
+    if let Some(Int(n)) = s.n {
         if n != 1 {
             return Err(ApiError::unsupported(
                 "n",
@@ -128,7 +152,7 @@ fn sampling(
         ));
     }
     let temperature = range("temperature", s.temperature, 0.0, 2.0, 1.0)? as f32;
-    let top_p = range("top_p", s.top_p, 0.0, 1.0, 1.0)? as f32;
+    let top_p = range("top_p", s.top_p, 0.0, 1.0, 1.0)?;
     if top_p <= 0.0 {
         return Err(ApiError::bad_request(
             "`top_p` must be greater than 0.",
@@ -137,9 +161,14 @@ fn sampling(
     }
     let frequency_penalty = range("frequency_penalty", s.frequency_penalty, -2.0, 2.0, 0.0)? as f32;
     let presence_penalty = range("presence_penalty", s.presence_penalty, -2.0, 2.0, 0.0)? as f32;
-    let max_tokens = match max_tokens {
-        None => default_max,
-        Some((v, param)) => {
+    let top_p = (top_p as f32).max(f32::MIN_POSITIVE);
+    // Both spellings are checked when given; `max_completion_tokens` wins.
+    let mut max_tokens = default_max;
+    for (param, v) in [
+        ("max_tokens", s.max_tokens),
+        ("max_completion_tokens", max_completion_tokens),
+    ] {
+        if let Some(Int(v)) = v {
             if v < 1 || v > i64::from(st.limits.max_tokens) {
                 return Err(ApiError::bad_request(
                     format!(
@@ -149,13 +178,13 @@ fn sampling(
                     Some(param.into()),
                 ));
             }
-            v as u32
+            max_tokens = v as u32;
         }
-    };
+    }
     // Any 64-bit seed maps onto llama.cpp's 32-bit seeds; u32::MAX would mean "random".
     let seed = s
         .seed
-        .map(|v| (v.rem_euclid(1 << 32) as u32).min(u32::MAX - 1));
+        .map(|Int(v)| (v.rem_euclid(1 << 32) as u32).min(u32::MAX - 1));
     let stop = match &s.stop {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(x)) => vec![x.clone()],
@@ -294,7 +323,7 @@ fn chat_prompt(st: &ApiState, req: &ChatRequest) -> Result<Prompt, ApiError> {
 }
 
 fn check_chat_unsupported(req: &ChatRequest) -> Result<(), ApiError> {
-    if req.logprobs == Some(true) || req.top_logprobs.is_some_and(|n| n > 0) {
+    if req.logprobs == Some(true) || req.top_logprobs.is_some_and(|Int(n)| n > 0) {
         return Err(ApiError::unsupported(
             "logprobs",
             "`logprobs` is not supported.",
@@ -364,6 +393,15 @@ async fn wait_started(generation: &mut Generation) -> Result<(), ApiError> {
                 return Err(ApiError::internal("the generation ended before it started"))
             }
         }
+    }
+}
+
+/// Prompt errors name the field that holds the prompt, as OpenAI does.
+fn on_prompt(e: ApiError, param: &str) -> ApiError {
+    if e.code == "context_length_exceeded" || e.code == "invalid_prompt" {
+        e.with_param(param)
+    } else {
+        e
     }
 }
 
@@ -445,8 +483,9 @@ fn stream_response(
             "id": id, "object": object, "created": created, "model": model,
             "system_fingerprint": null, "choices": choices,
         });
-        if let Some(u) = usage {
-            v["usage"] = u;
+        // With include_usage, OpenAI sends `"usage": null` on every chunk but the last.
+        if include_usage {
+            v["usage"] = usage.unwrap_or(Value::Null);
         }
         SseEvent::default().data(v.to_string())
     };
@@ -484,15 +523,13 @@ pub async fn chat_completions(
     State(st): State<Arc<ApiState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let req: ChatRequest = parse_json(body, st.limits.max_body_bytes)?;
+    let body = read_body(body, st.limits.max_body_bytes)?;
+    let req: ChatRequest = parse_json(&body)?;
+    let common: CommonSampling = parse_json(&body)?;
     check_model(&st, &req.model)?;
     check_chat_unsupported(&req)?;
-    let max = req
-        .max_completion_tokens
-        .map(|v| (v, "max_completion_tokens"))
-        .or(req.sampling.max_tokens.map(|v| (v, "max_tokens")));
     let default_max = st.limits.default_max_tokens.min(st.limits.max_tokens);
-    let params = sampling(&st, &req.sampling, max, default_max)?;
+    let params = sampling(&st, &common, req.max_completion_tokens, default_max)?;
     let prompt = chat_prompt(&st, &req)?;
     let include_usage = req
         .stream_options
@@ -500,7 +537,9 @@ pub async fn chat_completions(
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
     let mut generation = st.supervisor.generate(prompt, params)?;
-    wait_started(&mut generation).await?;
+    wait_started(&mut generation)
+        .await
+        .map_err(|e| on_prompt(e, "messages"))?;
     if req.stream == Some(true) {
         return Ok(stream_response(
             Shape::Chat,
@@ -531,12 +570,14 @@ pub async fn completions(
     State(st): State<Arc<ApiState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let req: CompletionRequest = parse_json(body, st.limits.max_body_bytes)?;
+    let body = read_body(body, st.limits.max_body_bytes)?;
+    let req: CompletionRequest = parse_json(&body)?;
+    let common: CommonSampling = parse_json(&body)?;
     check_model(&st, &req.model)?;
     if req.echo == Some(true) {
         return Err(ApiError::unsupported("echo", "`echo` is not supported."));
     }
-    if req.best_of.is_some_and(|b| b != 1) {
+    if req.best_of.is_some_and(|Int(b)| b != 1) {
         return Err(ApiError::unsupported("best_of", "`best_of` must be 1."));
     }
     if req.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
@@ -545,7 +586,7 @@ pub async fn completions(
             "`suffix` (insertion) is not supported.",
         ));
     }
-    if req.logprobs.is_some_and(|n| n > 0) {
+    if req.logprobs.is_some_and(|Int(n)| n > 0) {
         return Err(ApiError::unsupported(
             "logprobs",
             "`logprobs` is not supported.",
@@ -570,15 +611,16 @@ pub async fn completions(
         }
     };
     // OpenAI's default for this endpoint is 16 tokens.
-    let max = req.sampling.max_tokens.map(|v| (v, "max_tokens"));
-    let params = sampling(&st, &req.sampling, max, 16.min(st.limits.max_tokens))?;
+    let params = sampling(&st, &common, None, 16.min(st.limits.max_tokens))?;
     let include_usage = req
         .stream_options
         .as_ref()
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
     let mut generation = st.supervisor.generate(Prompt::Text { text }, params)?;
-    wait_started(&mut generation).await?;
+    wait_started(&mut generation)
+        .await
+        .map_err(|e| on_prompt(e, "prompt"))?;
     if req.stream == Some(true) {
         return Ok(stream_response(
             Shape::Completion,

@@ -25,9 +25,9 @@ async fn hostile_bodies_get_clear_errors_and_the_daemon_survives() {
     let raw_cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("malformed JSON", b"{\"model\": ".to_vec(), 400, "invalid_json"),
         ("not an object", b"[1,2,3]".to_vec(), 400, "invalid_value"),
-        ("empty body", Vec::new(), 400, "invalid_value"),
-        ("invalid UTF-8", b"{\"model\":\"tiny-mistral\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}".to_vec(), 400, "invalid_value"),
-        ("deep nesting", format!("{{\"model\":\"x\",\"metadata\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(), 400, "invalid_json"),
+        ("empty body", Vec::new(), 400, "invalid_json"),
+        ("invalid UTF-8", b"{\"model\":\"tiny-mistral\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}".to_vec(), 400, "invalid_json"),
+        ("deep nesting", format!("{{\"model\":\"tiny-mistral\",\"messages\":[{{\"role\":\"user\",\"content\":\"x\"}}],\"stop\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(), 400, "invalid_json"),
         ("10 MB of messages", {
             let msg = json!({"role": "user", "content": "x".repeat(1024)});
             serde_json::to_vec(&json!({"model": TINY, "messages": vec![msg; 10 * 1024]})).unwrap()
@@ -74,6 +74,34 @@ async fn hostile_bodies_get_clear_errors_and_the_daemon_survives() {
         (
             "huge max_tokens",
             with(ok_chat(), "max_tokens", json!(1_000_000_000_000u64)),
+            400,
+            "invalid_value",
+        ),
+        (
+            "huge max_tokens beside max_completion_tokens",
+            with(
+                with(ok_chat(), "max_tokens", json!(1_000_000_000)),
+                "max_completion_tokens",
+                json!(2),
+            ),
+            400,
+            "invalid_value",
+        ),
+        (
+            "fractional max_tokens",
+            with(ok_chat(), "max_tokens", json!(2.5)),
+            400,
+            "invalid_value",
+        ),
+        (
+            "seed beyond 64 bits",
+            with(ok_chat(), "seed", json!(18446744073709551616.0f64)),
+            400,
+            "invalid_value",
+        ),
+        (
+            "temperature as a string",
+            with(ok_chat(), "temperature", json!("0.5")),
             400,
             "invalid_value",
         ),
