@@ -12,7 +12,7 @@ pub const MISTRAL_FALLBACK: &str = "{{ bos_token }}\
 {%- for m in messages -%}\
 {%- if m.role == 'system' -%}{%- set ns.sys = ns.sys + m.content + '\n\n' -%}\
 {%- elif m.role == 'user' -%}[INST] {{ ns.sys }}{{ m.content }} [/INST]{%- set ns.sys = '' -%}\
-{%- elif m.role == 'assistant' -%} {{ m.content }}{{ eos_token }}\
+{%- elif m.role == 'assistant' -%}{{ ' ' + m.content + eos_token }}\
 {%- endif -%}\
 {%- endfor -%}\
 {%- if ns.sys %}[INST] {{ ns.sys | trim }} [/INST]{% endif -%}";

@@ -249,7 +249,7 @@ async fn prompt_longer_than_the_context_is_refused() {
     assert_eq!(b["error"]["code"], "context_length_exceeded");
     // Generation is cut at the end of the window, with finish_reason "length".
     let (s, b) = d
-        .chat(json!({"model": TINY, "max_tokens": 4000, "messages": [{"role": "user", "content": "Bonjour"}]}))
+        .chat(json!({"model": TINY, "max_tokens": 4000, "temperature": 0, "messages": [{"role": "user", "content": "Bonjour"}]}))
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["choices"][0]["finish_reason"], "length");
