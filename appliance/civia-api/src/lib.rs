@@ -13,8 +13,7 @@ mod openai;
 
 pub use error::ApiError;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -23,6 +22,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use civia_config::ApiConfig;
 use civia_supervisor::{Phase, Supervisor};
+use http_body_util::BodyExt;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,7 +54,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        // Bodies are limited by `read_body`, which answers 413 the way clients can read.
+        .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
@@ -189,31 +190,63 @@ async fn ready(State(st): State<Arc<ApiState>>) -> Response {
     }
 }
 
-/// Reads the request body with clear errors: 413 when too large, 400 when empty or not UTF-8.
-fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "request_too_large",
-                format!("The request body exceeds the limit of {limit} bytes."),
-            )
+/// How much of an oversized body is read and thrown away before answering 413, so that the
+/// client finishes sending and reads the answer instead of a broken pipe (lingering close).
+const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
+const OVERSIZE_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads the request body with clear errors: 413 when larger than `limit`, 400 when empty or
+/// not UTF-8.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("The request body exceeds the limit of {limit} bytes."),
+        )
+    };
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    let drain_until = Instant::now() + OVERSIZE_DRAIN_TIME;
+    loop {
+        let frame = if total > limit {
+            if total > OVERSIZE_DRAIN_BYTES {
+                return Err(too_large());
+            }
+            match tokio::time::timeout_at(drain_until.into(), body.frame()).await {
+                Ok(f) => f,
+                Err(_) => return Err(too_large()),
+            }
         } else {
-            ApiError::bad_request(format!("Cannot read the request body: {r}"), None)
+            body.frame().await
+        };
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| {
+            ApiError::bad_request(format!("Cannot read the request body: {e}"), None)
+        })?;
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total <= limit {
+                buf.extend_from_slice(&data);
+            }
         }
-    })?;
-    if body.is_empty() {
+    }
+    if total > limit {
+        return Err(too_large());
+    }
+    if buf.is_empty() {
         return Err(ApiError::invalid_json(
             "The request body is empty: send a JSON object.",
         ));
     }
-    if std::str::from_utf8(&body).is_err() {
+    if std::str::from_utf8(&buf).is_err() {
         return Err(ApiError::invalid_json(
             "The request body is not valid UTF-8.",
         ));
     }
-    Ok(body)
+    Ok(Bytes::from(buf))
 }
 
 /// Parses JSON into `T`, naming the offending field (400 `invalid_value`) or the syntax

@@ -1,8 +1,7 @@
 //! `/v1/chat/completions` and `/v1/completions`: request validation and responses.
 
 use crate::{parse_json, read_body, ApiError, ApiState};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -521,9 +520,9 @@ fn stream_response(
 
 pub async fn chat_completions(
     State(st): State<Arc<ApiState>>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body, st.limits.max_body_bytes)?;
+    let body = read_body(body, st.limits.max_body_bytes).await?;
     let req: ChatRequest = parse_json(&body)?;
     let common: CommonSampling = parse_json(&body)?;
     check_model(&st, &req.model)?;
@@ -568,9 +567,9 @@ pub async fn chat_completions(
 
 pub async fn completions(
     State(st): State<Arc<ApiState>>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body, st.limits.max_body_bytes)?;
+    let body = read_body(body, st.limits.max_body_bytes).await?;
     let req: CompletionRequest = parse_json(&body)?;
     let common: CommonSampling = parse_json(&body)?;
     check_model(&st, &req.model)?;

@@ -112,7 +112,6 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::error!("{e}");
-                    eprintln!("civiad: {e}");
                     ExitCode::from(2)
                 }
             }

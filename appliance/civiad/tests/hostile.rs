@@ -28,16 +28,35 @@ async fn hostile_bodies_get_clear_errors_and_the_daemon_survives() {
         ("empty body", Vec::new(), 400, "invalid_json"),
         ("invalid UTF-8", b"{\"model\":\"tiny-mistral\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}".to_vec(), 400, "invalid_json"),
         ("deep nesting", format!("{{\"model\":\"tiny-mistral\",\"messages\":[{{\"role\":\"user\",\"content\":\"x\"}}],\"stop\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(), 400, "invalid_json"),
-        ("10 MB of messages", {
-            let msg = json!({"role": "user", "content": "x".repeat(1024)});
-            serde_json::to_vec(&json!({"model": TINY, "messages": vec![msg; 10 * 1024]})).unwrap()
-        }, 413, "request_too_large"),
+
     ];
     for (what, body, status, code) in raw_cases {
         let (s, b) = d.post_raw(chat, body).await;
         assert_openai_error(s, &b, status);
         assert_eq!(b["error"]["code"], code, "{what}: {b}");
     }
+
+    // 10 MB of messages: refused from Content-Length, and while streaming a chunked body.
+    let msg = json!({"role": "user", "content": "x".repeat(1024)});
+    let big =
+        serde_json::to_vec(&json!({"model": TINY, "messages": vec![msg; 10 * 1024]})).unwrap();
+    let (s, b) = raw_post(
+        &d.base,
+        chat,
+        &format!("Content-Length: {}\r\n", big.len()),
+        big.clone(),
+    );
+    assert_openai_error(s, &b, 413);
+    assert_eq!(b["error"]["code"], "request_too_large", "{b}");
+    let mut chunked = Vec::new();
+    for part in big.chunks(256 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        chunked.extend_from_slice(part);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (s, b) = raw_post(&d.base, chat, "Transfer-Encoding: chunked\r\n", chunked);
+    assert_openai_error(s, &b, 413);
 
     // Well-formed JSON with wrong or refused values.
     let cases: Vec<(&str, Value, u16, &str)> = vec![

@@ -291,3 +291,54 @@ pub fn assert_openai_error(status: u16, body: &Value, want_status: u16) {
     assert!(e["type"].is_string(), "no error type: {body}");
     assert!(e.get("code").is_some(), "no error code: {body}");
 }
+
+/// Sends an HTTP/1.1 POST over a raw socket, writing the body from another thread and ignoring
+/// write errors: a server may answer (413) and close before a large body is fully sent, which
+/// an ordinary client reports as a broken pipe instead of the response.
+pub fn raw_post(base: &str, path: &str, headers: &str, body: Vec<u8>) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{headers}\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("write head");
+    let mut writer = stream.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        for chunk in body.chunks(64 * 1024) {
+            if writer.write_all(chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 8192];
+    let (status, body) = loop {
+        let n = stream.read(&mut tmp).unwrap_or(0);
+        buf.extend_from_slice(&tmp[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let status: u16 = text[9..12].parse().expect("status");
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len || n == 0 {
+                let body = String::from_utf8_lossy(&buf[end + 4..]).into_owned();
+                break (status, body);
+            }
+        }
+        assert!(n > 0, "connection closed without a response");
+    };
+    drop(stream);
+    let _ = sender.join();
+    let v = serde_json::from_str(&body).unwrap_or_else(|_| json!({ "raw": body }));
+    (status, v)
+}
