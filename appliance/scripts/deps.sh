@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, only those missing (idempotent,
 # a no-op in well under a second when everything is there).
-#   cmake, clang, libclang-dev: llama.cpp through llama-cpp-sys-2 (cmake + bindgen)
 set -euo pipefail
-PKGS=(cmake clang libclang-dev)
+PKGS=(
+    # llama.cpp through llama-cpp-sys-2: cmake + bindgen
+    cmake clang libclang-dev
+    # TPM and volume crates (provisioning/): tss-esapi 7 links tpm2-tss 3.2.1 via pkg-config;
+    # the swtpm TCTI for tests, the device TCTI for the box
+    pkg-config libtss2-dev libtss2-tcti-swtpm0 libtss2-tcti-device0
+    # the software TPM each test starts (swtpm_setup for fresh states); tpm2-tools for manual
+    # inspection (tpm2_pcrread, tpm2_getcap)
+    swtpm swtpm-tools tpm2-tools
+    # LUKS2 on files (luksFormat, token, open --test-passphrase); systemd-cryptenroll
+    cryptsetup-bin systemd
+)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
