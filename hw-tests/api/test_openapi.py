@@ -129,11 +129,12 @@ def test_spec_describes_every_endpoint():
     expected = {
         "/health": {"get"}, "/ready": {"get"}, "/openapi.json": {"get"}, "/v1/models": {"get"},
         "/v1/models/{model}": {"get"}, "/v1/chat/completions": {"post"}, "/v1/completions": {"post"},
+        "/metrics": {"get"},
     }
     assert {p: set(ops) for p, ops in SPEC["paths"].items()} == expected
     for path in ("/v1/chat/completions", "/v1/completions"):
         responses = SPEC["paths"][path]["post"]["responses"]
-        assert {"200", "400", "401", "404", "413", "503"} <= set(responses)
+        assert {"200", "400", "401", "404", "413", "429", "503"} <= set(responses)
         assert set(responses["200"]["content"]) == {"application/json", "text/event-stream"}
 
 

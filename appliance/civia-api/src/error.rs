@@ -123,6 +123,18 @@ impl From<GenerationError> for ApiError {
                 "model_unavailable",
                 Some(2),
             ),
+            GenerationError::QueueFull(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "queue_full",
+                Some(5),
+            ),
+            GenerationError::QueueTimeout(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "queue_timeout",
+                Some(10),
+            ),
             GenerationError::WorkerCrashed(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",

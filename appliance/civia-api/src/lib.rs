@@ -51,6 +51,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -152,6 +153,29 @@ async fn get_model(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> R
     } else {
         ApiError::model_not_found(&id, &st.model_id).into_response()
     }
+}
+
+async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
+    let s = st.supervisor.status();
+    let text = st
+        .supervisor
+        .metrics()
+        .render(s.restarts, s.phase == Phase::Ready);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+/// Who a request counts against in the fair queue: until accounts exist, the client's
+/// address (each workstation is one agent).
+pub(crate) fn client_key(req_ext: &axum::http::Extensions) -> String {
+    req_ext
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
 }
 
 async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {

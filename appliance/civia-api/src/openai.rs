@@ -3,10 +3,11 @@
 use crate::{parse_json, read_body, ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::Extensions;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use civia_ipc::{ChatMessage, FinishReason, Prompt, SamplingParams};
+use civia_ipc::{ChatMessage, FinishReason, Prompt, SamplingParams, Usage};
 use civia_supervisor::{Event, Generation};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -372,11 +373,12 @@ fn finish_str(r: FinishReason) -> &'static str {
     }
 }
 
-fn usage(prompt_tokens: u32, completion_tokens: u32) -> Value {
+fn usage(u: &Usage) -> Value {
     json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
     })
 }
 
@@ -407,8 +409,7 @@ fn on_prompt(e: ApiError, param: &str) -> ApiError {
 struct Collected {
     text: String,
     reason: FinishReason,
-    prompt_tokens: u32,
-    completion_tokens: u32,
+    usage: Usage,
 }
 
 async fn collect(mut generation: Generation) -> Result<Collected, ApiError> {
@@ -417,16 +418,11 @@ async fn collect(mut generation: Generation) -> Result<Collected, ApiError> {
         match ev {
             Event::Started { .. } => {}
             Event::Delta(d) => text.push_str(&d),
-            Event::Finished {
-                reason,
-                prompt_tokens,
-                completion_tokens,
-            } => {
+            Event::Finished { reason, usage } => {
                 return Ok(Collected {
                     text,
                     reason,
-                    prompt_tokens,
-                    completion_tokens,
+                    usage,
                 })
             }
             Event::Failed(e) => return Err(e.into()),
@@ -498,10 +494,10 @@ fn stream_response(
                 Event::Delta(text) => {
                     yield Ok(chunk(json!([choice(shape, Some(&text), false, None)]), None));
                 }
-                Event::Finished { reason, prompt_tokens, completion_tokens } => {
+                Event::Finished { reason, usage: u } => {
                     yield Ok(chunk(json!([choice(shape, None, false, Some(finish_str(reason)))]), None));
                     if include_usage {
-                        yield Ok(chunk(json!([]), Some(usage(prompt_tokens, completion_tokens))));
+                        yield Ok(chunk(json!([]), Some(usage(&u))));
                     }
                     yield Ok(SseEvent::default().data("[DONE]"));
                 }
@@ -520,6 +516,7 @@ fn stream_response(
 
 pub async fn chat_completions(
     State(st): State<Arc<ApiState>>,
+    ext: Extensions,
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = read_body(body, st.limits.max_body_bytes).await?;
@@ -535,7 +532,9 @@ pub async fn chat_completions(
         .as_ref()
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
-    let mut generation = st.supervisor.generate(prompt, params)?;
+    let mut generation = st
+        .supervisor
+        .generate(prompt, params, &crate::client_key(&ext))?;
     wait_started(&mut generation)
         .await
         .map_err(|e| on_prompt(e, "messages"))?;
@@ -560,13 +559,14 @@ pub async fn chat_completions(
             "logprobs": null,
             "finish_reason": finish_str(c.reason),
         }],
-        "usage": usage(c.prompt_tokens, c.completion_tokens),
+        "usage": usage(&c.usage),
     }))
     .into_response())
 }
 
 pub async fn completions(
     State(st): State<Arc<ApiState>>,
+    ext: Extensions,
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = read_body(body, st.limits.max_body_bytes).await?;
@@ -616,7 +616,9 @@ pub async fn completions(
         .as_ref()
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
-    let mut generation = st.supervisor.generate(Prompt::Text { text }, params)?;
+    let mut generation =
+        st.supervisor
+            .generate(Prompt::Text { text }, params, &crate::client_key(&ext))?;
     wait_started(&mut generation)
         .await
         .map_err(|e| on_prompt(e, "prompt"))?;
@@ -641,7 +643,7 @@ pub async fn completions(
             "logprobs": null,
             "finish_reason": finish_str(c.reason),
         }],
-        "usage": usage(c.prompt_tokens, c.completion_tokens),
+        "usage": usage(&c.usage),
     }))
     .into_response())
 }

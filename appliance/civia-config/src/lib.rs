@@ -106,6 +106,19 @@ pub struct ModelConfig {
     /// Layers offloaded to the GPU when one is present (999: all).
     #[serde(default = "default_gpu_layers")]
     pub gpu_layers: u32,
+    /// Sequences decoded together (continuous batching); each gets `context_length` tokens.
+    #[serde(default = "default_n_parallel")]
+    pub n_parallel: u32,
+    /// Reuse the KV cache of a prompt prefix already evaluated (shared system prompts).
+    #[serde(default = "default_true")]
+    pub prefix_reuse: bool,
+}
+
+fn default_n_parallel() -> u32 {
+    4
+}
+fn default_true() -> bool {
+    true
 }
 
 fn default_context_length() -> u32 {
@@ -128,6 +141,10 @@ pub struct RuntimeConfig {
     pub restart_backoff_reset_secs: u64,
     /// How long the worker may take to hash and load the model.
     pub load_timeout_secs: u64,
+    /// Most requests waiting for a free slot; beyond, HTTP 429 with Retry-After.
+    pub queue_depth: usize,
+    /// Longest wait for a free slot before a clear error (HTTP 503).
+    pub queue_timeout_secs: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -137,6 +154,8 @@ impl Default for RuntimeConfig {
             restart_backoff_max_ms: 30_000,
             restart_backoff_reset_secs: 60,
             load_timeout_secs: 600,
+            queue_depth: 64,
+            queue_timeout_secs: 120,
         }
     }
 }
@@ -237,6 +256,12 @@ impl Config {
             if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
                 return bad("model.id", "must be 1 to 128 printable characters".into());
             }
+        }
+        if self.model.n_parallel == 0 || self.model.n_parallel > 256 {
+            return bad("model.n_parallel", "must be between 1 and 256".into());
+        }
+        if self.runtime.queue_timeout_secs == 0 {
+            return bad("runtime.queue_timeout_secs", "must be at least 1".into());
         }
         if self.model.batch_size < 32 {
             return bad("model.batch_size", "must be at least 32".into());
@@ -361,6 +386,13 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
             RuntimeConfig::default().load_timeout_secs
         );
         assert_eq!(c.model.gpu_layers, default_gpu_layers());
+        assert_eq!(c.model.n_parallel, default_n_parallel());
+        assert!(c.model.prefix_reuse);
+        assert_eq!(c.runtime.queue_depth, RuntimeConfig::default().queue_depth);
+        assert_eq!(
+            c.runtime.queue_timeout_secs,
+            RuntimeConfig::default().queue_timeout_secs
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped whenever a message changes shape; both sides refuse a peer with another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Upper bound of one frame, checked before allocating.
 pub const MAX_FRAME_BYTES: u32 = 32 * 1024 * 1024;
@@ -58,8 +58,7 @@ pub enum FromWorker {
     Finished {
         id: u64,
         finish_reason: FinishReason,
-        prompt_tokens: u32,
-        completion_tokens: u32,
+        usage: Usage,
     },
     Failed {
         id: u64,
@@ -77,6 +76,10 @@ pub struct LoadSpec {
     pub batch_size: u32,
     pub threads: u32,
     pub gpu_layers: u32,
+    /// Sequences decoded together (continuous batching).
+    pub n_parallel: u32,
+    /// Reuse cached prompt prefixes across requests.
+    pub prefix_reuse: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +87,9 @@ pub struct ModelInfo {
     pub sha256: String,
     pub size_bytes: u64,
     pub n_params: u64,
+    /// Context window of one request, in tokens.
     pub n_ctx: u32,
+    pub n_parallel: u32,
     pub n_ctx_train: u32,
     pub architecture: String,
     pub name: Option<String>,
@@ -134,6 +139,15 @@ pub struct SamplingParams {
     pub stop: Vec<String>,
     pub frequency_penalty: f32,
     pub presence_penalty: f32,
+}
+
+/// Token counts of one generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    /// Prompt tokens whose KV cache was reused instead of evaluated.
+    pub cached_tokens: u32,
+    pub completion_tokens: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 //! supervisor (it exits when its IPC socket closes). A llama.cpp abort kills only this process;
 //! the supervisor answers the requests in flight and restarts it.
 
+mod engine;
 pub mod stop;
 pub mod template;
 pub mod worker;

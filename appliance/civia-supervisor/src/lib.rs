@@ -9,9 +9,14 @@
 //! Must never: block on the worker from a caller's task (callers only see channels), let a
 //! worker failure take down the supervisor, or log prompts and outputs.
 
+mod admission;
+
+pub use admission::Metrics;
+
+use admission::{FairQueue, Queued};
 use civia_ipc::{
     read_frame_async, write_frame_async, FailureKind, FinishReason, FromWorker, GenerateRequest,
-    LoadSpec, ModelInfo, Prompt, SamplingParams, ToWorker, PROTOCOL_VERSION,
+    LoadSpec, ModelInfo, Prompt, SamplingParams, ToWorker, Usage, PROTOCOL_VERSION,
 };
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
@@ -34,6 +39,10 @@ pub struct WorkerSpec {
     pub backoff_max: Duration,
     pub backoff_reset_after: Duration,
     pub load_timeout: Duration,
+    /// Most requests waiting for a slot (beyond: `QueueFull`).
+    pub queue_depth: usize,
+    /// Longest wait for a slot (beyond: `QueueTimeout`).
+    pub queue_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,15 +81,9 @@ pub struct Status {
 /// Events of one generation, in order: `Started`, `Delta`*, then `Finished` or `Failed`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Started {
-        prompt_tokens: u32,
-    },
+    Started { prompt_tokens: u32 },
     Delta(String),
-    Finished {
-        reason: FinishReason,
-        prompt_tokens: u32,
-        completion_tokens: u32,
-    },
+    Finished { reason: FinishReason, usage: Usage },
     Failed(GenerationError),
 }
 
@@ -88,6 +91,10 @@ pub enum Event {
 pub enum GenerationError {
     #[error("the model is not available right now ({0}); retry in a few seconds")]
     Unavailable(String),
+    #[error("the box is busy: {0} requests are already waiting; retry in a few seconds")]
+    QueueFull(usize),
+    #[error("no generation slot became free within {0} s; retry later")]
+    QueueTimeout(u64),
     #[error("the runtime worker stopped while generating ({0}); it is being restarted, retry in a few seconds")]
     WorkerCrashed(String),
     #[error("{0}")]
@@ -101,6 +108,7 @@ pub enum GenerationError {
 enum Command_ {
     Generate {
         req: GenerateRequest,
+        user: String,
         events: mpsc::UnboundedSender<Event>,
     },
     Cancel {
@@ -113,6 +121,7 @@ struct Inner {
     status: watch::Sender<Status>,
     commands: mpsc::UnboundedSender<Command_>,
     next_id: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 /// Handle to the supervised worker; cheap to clone.
@@ -166,10 +175,15 @@ impl Supervisor {
             last_error: None,
             model: None,
         });
+        let metrics = Arc::new(Metrics::default());
+        metrics
+            .slots
+            .store(u64::from(spec.load.n_parallel), Ordering::Relaxed);
         let inner = Arc::new(Inner {
             status,
             commands,
             next_id: AtomicU64::new(1),
+            metrics,
         });
         tokio::spawn(manage(inner.clone(), spec, rx));
         Self { inner }
@@ -184,14 +198,25 @@ impl Supervisor {
         self.inner.status.subscribe()
     }
 
-    /// Submits a generation. Fails at once with `Unavailable` unless the worker is ready.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.inner.metrics.clone()
+    }
+
+    /// Submits a generation on behalf of `user` (the fairness key). Fails at once with
+    /// `Unavailable` unless the worker is ready; waits in the fair queue when every slot is
+    /// busy (the first event then comes when it is admitted, or `QueueFull`/`QueueTimeout`).
     pub fn generate(
         &self,
         prompt: Prompt,
         params: SamplingParams,
+        user: &str,
     ) -> Result<Generation, GenerationError> {
         let status = self.status();
         if status.phase != Phase::Ready {
+            self.inner
+                .metrics
+                .rejected_unavailable
+                .fetch_add(1, Ordering::Relaxed);
             let why = match status.last_error {
                 Some(e) => format!("runtime worker {}: {e}", status.phase.as_str()),
                 None => format!("runtime worker {}", status.phase.as_str()),
@@ -204,6 +229,7 @@ impl Supervisor {
             .commands
             .send(Command_::Generate {
                 req: GenerateRequest { id, prompt, params },
+                user: user.to_string(),
                 events: tx,
             })
             .map_err(|_| GenerationError::Unavailable("supervisor stopped".into()))?;
@@ -276,6 +302,7 @@ async fn manage(
                 _ = &mut deadline => break,
                 cmd = commands.recv() => match cmd {
                     Some(Command_::Generate { events, .. }) => {
+                        inner.metrics.rejected_unavailable.fetch_add(1, Ordering::Relaxed);
                         let _ = events.send(Event::Failed(GenerationError::Unavailable(
                             format!("runtime worker restarting: {why}"))));
                     }
@@ -461,12 +488,22 @@ async fn drive(
         }
     }
 
-    let mut pending: HashMap<u64, mpsc::UnboundedSender<Event>> = HashMap::new();
+    let metrics = inner.metrics.clone();
+    let slots = spec.load.n_parallel.max(1) as usize;
+    let mut running: HashMap<u64, mpsc::UnboundedSender<Event>> = HashMap::new();
+    let mut queue = FairQueue::new(spec.queue_depth);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut rate = RateWindow::default();
     let end = loop {
         tokio::select! {
             status = child.wait() => break End::Failed(describe_exit(status)),
             f = frames.recv() => match f {
-                Some(Ok(msg)) => dispatch(&mut pending, msg),
+                Some(Ok(msg)) => {
+                    dispatch(&mut running, msg, &metrics);
+                    if let Err(e) = admit(wr, &mut queue, &mut running, slots, &metrics).await {
+                        break End::Failed(e);
+                    }
+                }
                 Some(Err(civia_ipc::IpcError::Closed)) | None => {
                     // The exit status says more than the closed socket: wait for it briefly.
                     let why = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
@@ -478,35 +515,107 @@ async fn drive(
                 Some(Err(e)) => break End::Failed(format!("bad message from worker: {e}")),
             },
             cmd = commands.recv() => match cmd {
-                Some(Command_::Generate { req, events }) => {
-                    let id = req.id;
-                    pending.insert(id, events);
-                    if let Err(e) = write_frame_async(wr, &ToWorker::Generate(req)).await {
-                        break End::Failed(format!("cannot send request to worker: {e}"));
+                Some(Command_::Generate { req, user, events }) => {
+                    let q = Queued { req, user, events, since: Instant::now() };
+                    if let Err(q) = queue.push(q) {
+                        metrics.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+                        let _ = q.events.send(Event::Failed(GenerationError::QueueFull(queue.len())));
+                    }
+                    if let Err(e) = admit(wr, &mut queue, &mut running, slots, &metrics).await {
+                        break End::Failed(e);
                     }
                 }
                 Some(Command_::Cancel { id }) => {
-                    if pending.contains_key(&id) {
+                    if queue.remove(id).is_none() && running.contains_key(&id) {
                         if let Err(e) = write_frame_async(wr, &ToWorker::Cancel { id }).await {
                             break End::Failed(format!("cannot send cancel to worker: {e}"));
                         }
                     }
+                    metrics.queued.store(queue.len() as u64, Ordering::Relaxed);
                 }
                 Some(Command_::Shutdown) | None => {
                     let _ = write_frame_async(wr, &ToWorker::Shutdown).await;
                     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-                    fail_all(&mut pending, GenerationError::Unavailable("civiad is shutting down".into()));
+                    let err = GenerationError::Unavailable("civiad is shutting down".into());
+                    fail_all(&mut running, &mut queue, &err, &metrics);
                     return End::Shutdown;
                 }
             },
+            _ = tick.tick() => {
+                if let Some(deadline) = Instant::now().checked_sub(spec.queue_timeout) {
+                    for q in queue.expire(deadline) {
+                        metrics.rejected_queue_timeout.fetch_add(1, Ordering::Relaxed);
+                        let _ = q.events.send(Event::Failed(GenerationError::QueueTimeout(
+                            spec.queue_timeout.as_secs())));
+                    }
+                    metrics.queued.store(queue.len() as u64, Ordering::Relaxed);
+                }
+                let tps = rate.update(metrics.completion_tokens.load(Ordering::Relaxed));
+                metrics.tokens_per_second.store(tps.to_bits(), Ordering::Relaxed);
+            }
         }
     };
-    // Refuse new work first, then answer everything in flight.
+    // Refuse new work first, then answer everything in flight or waiting.
     if let End::Failed(why) = &end {
         inner.status.send_modify(|s| s.phase = Phase::Restarting);
-        fail_all(&mut pending, GenerationError::WorkerCrashed(why.clone()));
+        metrics
+            .failed_worker_crash
+            .fetch_add(running.len() as u64, Ordering::Relaxed);
+        fail_all(
+            &mut running,
+            &mut queue,
+            &GenerationError::WorkerCrashed(why.clone()),
+            &metrics,
+        );
     }
     end
+}
+
+/// Completion tokens per second over a sliding window of ten one-second samples.
+#[derive(Default)]
+struct RateWindow {
+    samples: std::collections::VecDeque<(Instant, u64)>,
+}
+
+impl RateWindow {
+    fn update(&mut self, total: u64) -> f64 {
+        let now = Instant::now();
+        self.samples.push_back((now, total));
+        while self.samples.len() > 11 {
+            self.samples.pop_front();
+        }
+        match self.samples.front() {
+            Some((t0, n0)) if now > *t0 => (total - n0) as f64 / (now - *t0).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+}
+
+/// Sends queued requests to the worker while it has free slots.
+async fn admit(
+    wr: &mut OwnedWriteHalf,
+    queue: &mut FairQueue,
+    running: &mut HashMap<u64, mpsc::UnboundedSender<Event>>,
+    slots: usize,
+    metrics: &Metrics,
+) -> Result<(), String> {
+    while running.len() < slots {
+        let Some(q) = queue.pop() else { break };
+        if q.events.is_closed() {
+            continue; // the client left while waiting
+        }
+        let id = q.req.id;
+        running.insert(id, q.events);
+        metrics.admitted.fetch_add(1, Ordering::Relaxed);
+        write_frame_async(wr, &ToWorker::Generate(q.req))
+            .await
+            .map_err(|e| format!("cannot send request to worker: {e}"))?;
+    }
+    metrics.queued.store(queue.len() as u64, Ordering::Relaxed);
+    metrics
+        .active
+        .store(running.len() as u64, Ordering::Relaxed);
+    Ok(())
 }
 
 /// The `LoadFailed` reason still in flight from a worker that has exited, if any.
@@ -527,30 +636,45 @@ async fn load_failure(
         .flatten()
 }
 
-fn fail_all(pending: &mut HashMap<u64, mpsc::UnboundedSender<Event>>, err: GenerationError) {
-    for (_, tx) in pending.drain() {
+fn fail_all(
+    running: &mut HashMap<u64, mpsc::UnboundedSender<Event>>,
+    queue: &mut FairQueue,
+    err: &GenerationError,
+    metrics: &Metrics,
+) {
+    for (_, tx) in running.drain() {
         let _ = tx.send(Event::Failed(err.clone()));
     }
+    for q in queue.drain() {
+        let _ = q.events.send(Event::Failed(err.clone()));
+    }
+    metrics.queued.store(0, Ordering::Relaxed);
+    metrics.active.store(0, Ordering::Relaxed);
 }
 
-fn dispatch(pending: &mut HashMap<u64, mpsc::UnboundedSender<Event>>, msg: FromWorker) {
+fn dispatch(
+    pending: &mut HashMap<u64, mpsc::UnboundedSender<Event>>,
+    msg: FromWorker,
+    metrics: &Metrics,
+) {
     let (id, ev, last) = match msg {
         FromWorker::Started { id, prompt_tokens } => (id, Event::Started { prompt_tokens }, false),
         FromWorker::Delta { id, text } => (id, Event::Delta(text), false),
         FromWorker::Finished {
             id,
             finish_reason,
-            prompt_tokens,
-            completion_tokens,
-        } => (
-            id,
-            Event::Finished {
-                reason: finish_reason,
-                prompt_tokens,
-                completion_tokens,
-            },
-            true,
-        ),
+            usage,
+        } => {
+            metrics.count(&usage);
+            (
+                id,
+                Event::Finished {
+                    reason: finish_reason,
+                    usage,
+                },
+                true,
+            )
+        }
         FromWorker::Failed { id, kind, message } => {
             let err = match kind {
                 FailureKind::ContextOverflow => GenerationError::ContextOverflow(message),
@@ -568,6 +692,9 @@ fn dispatch(pending: &mut HashMap<u64, mpsc::UnboundedSender<Event>>, msg: FromW
         if let Some(tx) = pending.remove(&id) {
             let _ = tx.send(ev);
         }
+        metrics
+            .active
+            .store(pending.len() as u64, Ordering::Relaxed);
     } else if let Some(tx) = pending.get(&id) {
         let _ = tx.send(ev);
     }

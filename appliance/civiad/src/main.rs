@@ -180,11 +180,15 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
             batch_size: cfg.model.batch_size,
             threads,
             gpu_layers: cfg.model.gpu_layers,
+            n_parallel: cfg.model.n_parallel,
+            prefix_reuse: cfg.model.prefix_reuse,
         },
         backoff_initial: Duration::from_millis(cfg.runtime.restart_backoff_initial_ms),
         backoff_max: Duration::from_millis(cfg.runtime.restart_backoff_max_ms),
         backoff_reset_after: Duration::from_secs(cfg.runtime.restart_backoff_reset_secs),
         load_timeout: Duration::from_secs(cfg.runtime.load_timeout_secs),
+        queue_depth: cfg.runtime.queue_depth,
+        queue_timeout: Duration::from_secs(cfg.runtime.queue_timeout_secs),
     };
     // The worker reads its log level from the environment it inherits.
     std::env::set_var("CIVIA_LOG_LEVEL", &cfg.log.level);
@@ -222,7 +226,8 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
     );
     tokio::spawn(systemd_notifier(supervisor.clone()));
 
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     log::info!("stopping");

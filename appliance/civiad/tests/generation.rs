@@ -87,7 +87,14 @@ async fn smollm2_streams_the_same_answer() {
     assert_eq!(finish, "stop");
     let usage = &chunks[chunks.len() - 1]["usage"];
     assert_eq!(chunks[chunks.len() - 1]["choices"], json!([]));
-    assert_eq!(usage, &whole["usage"]);
+    for k in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+        assert_eq!(usage[k], whole["usage"][k], "{k}");
+    }
+    // The second run of the same prompt reuses its cached prefix (all but the last token).
+    assert_eq!(
+        usage["prompt_tokens_details"]["cached_tokens"].as_u64(),
+        usage["prompt_tokens"].as_u64().map(|n| n - 1)
+    );
     assert_eq!(
         text,
         whole["choices"][0]["message"]["content"].as_str().unwrap()
@@ -179,7 +186,9 @@ async fn models_are_listed_and_named() {
 
 #[tokio::test]
 async fn client_disconnect_cancels_generation() {
-    let d = Daemon::start(Setup::model(SMOL)).await;
+    let mut s = Setup::model(SMOL);
+    s.model_extra = "n_parallel = 1".into();
+    let d = Daemon::start(s).await;
     let req = json!({"model": SMOL, "stream": true, "max_tokens": 3000, "temperature": 0.8, "seed": 7,
                      "messages": [{"role": "user", "content": "Write a very long story about a cat."}]});
     let resp = d
@@ -194,7 +203,7 @@ async fn client_disconnect_cancels_generation() {
         sse.next().await.expect("chunk");
     }
     drop(sse);
-    // The worker serves one sequence at a time: this only completes if the abandoned
+    // One sequence at a time (n_parallel = 1): this only completes if the abandoned
     // 3000-token generation was cancelled.
     let (s, b) = tokio::time::timeout(Duration::from_secs(60), d.chat(paris_request(false)))
         .await

@@ -342,3 +342,89 @@ pub fn raw_post(base: &str, path: &str, headers: &str, body: Vec<u8>) -> (u16, V
     let v = serde_json::from_str(&body).unwrap_or_else(|_| json!({ "raw": body }));
     (status, v)
 }
+
+impl Daemon {
+    /// One sample of the Prometheus metrics, by name (labels included in the name).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+    }
+
+    /// Waits until a metric reaches at least `want`.
+    pub async fn wait_metric(&self, name: &str, want: f64) {
+        let t0 = Instant::now();
+        while self.metric(name).await < want {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "{name} never reached {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A client whose requests come from another loopback address (another "workstation").
+    pub fn client_from(&self, ip: [u8; 4]) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .expect("client")
+    }
+
+    /// Streams a chat request; returns the text, the finish reason and the final usage.
+    pub async fn stream_chat(
+        &self,
+        http: &reqwest::Client,
+        mut body: Value,
+    ) -> (String, String, Value) {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        let resp = http
+            .post(format!("{}/v1/chat/completions", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status(), 200);
+        let mut sse = SseReader::new(resp);
+        let (mut text, mut finish, mut usage) = (String::new(), String::new(), Value::Null);
+        while let Some(data) = sse.next().await {
+            if data == "[DONE]" {
+                break;
+            }
+            let v: Value = serde_json::from_str(&data).expect("chunk");
+            assert!(v.get("error").is_none(), "stream error: {v}");
+            if let Some(c) = v["choices"][0]["delta"]["content"].as_str() {
+                text.push_str(c);
+            }
+            if let Some(f) = v["choices"][0]["finish_reason"].as_str() {
+                finish = f.to_string();
+            }
+            if !v["usage"].is_null() {
+                usage = v["usage"].clone();
+            }
+        }
+        (text, finish, usage)
+    }
+
+    /// Resident memory of civiad itself, in kB.
+    pub fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
