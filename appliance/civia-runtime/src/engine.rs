@@ -324,16 +324,15 @@ impl<'m> Engine<'m> {
                 }
                 _ => 0,
             };
-            if self
-                .ctx
-                .kv_cache_seq_rm(seq, Some(keep as u32), None)
-                .is_err()
-            {
-                self.clear_seq(seq);
-                self.slots[target].cached.clear();
-            } else {
-                self.slots[target].cached = prompt[..keep].to_vec();
-            }
+            let keep = match self.ctx.kv_cache_seq_rm(seq, Some(keep as u32), None) {
+                Ok(()) => keep,
+                Err(e) => {
+                    log::warn!("KV cache trim failed ({e}); evaluating the whole prompt");
+                    self.clear_seq(seq);
+                    0
+                }
+            };
+            self.slots[target].cached = prompt[..keep].to_vec();
             let budget = (req.params.max_tokens as usize)
                 .min(self.cfg.n_ctx_seq.saturating_sub(prompt.len()));
             let job = Job {

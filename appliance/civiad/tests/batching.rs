@@ -88,6 +88,13 @@ async fn sixteen_concurrent_streams_equal_solo_runs() {
             assert!(finish == "stop" || finish == "length", "{finish}");
             let n = usage["completion_tokens"].as_u64().unwrap();
             assert!(n <= 24 && (finish == "stop" || n == 24), "{usage}");
+            // Where the text is the same, so are the finish reason and the token count.
+            if text == solo[i].0 {
+                assert_eq!(
+                    (&finish, &usage["completion_tokens"]),
+                    (&solo[i].1, &solo[i].2)
+                );
+            }
             batched.push(text);
         }
         let solo_texts: Vec<String> = solo.iter().map(|s| s.0.clone()).collect();
