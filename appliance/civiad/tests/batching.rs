@@ -331,3 +331,35 @@ async fn sixty_four_clients_against_a_small_queue_all_get_an_answer() {
         d.rss_kb()
     );
 }
+
+#[tokio::test]
+async fn waiting_past_the_queue_timeout_gets_a_clear_error() {
+    let mut s = Setup::model(SMOL);
+    s.model_extra = "n_parallel = 1".into();
+    s.tail = "queue_timeout_secs = 1".into();
+    let d = Daemon::start(s).await;
+    let mut body = long_story();
+    body["stream"] = json!(true);
+    let resp = d
+        .http
+        .post(format!("{}/v1/chat/completions", d.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut a = SseReader::new(resp);
+    a.next().await.expect("A started");
+    let (st, b) = tokio::time::timeout(
+        Duration::from_secs(30),
+        d.chat(json!({"model": SMOL, "max_tokens": 4, "messages": [{"role": "user", "content": "Bonjour"}]})),
+    )
+    .await
+    .expect("the waiting request hung");
+    assert_openai_error(st, &b, 503);
+    assert_eq!(b["error"]["code"], "queue_timeout");
+    assert_eq!(
+        d.metric("civia_requests_rejected_total{reason=\"queue_timeout\"}")
+            .await,
+        1.0
+    );
+}
