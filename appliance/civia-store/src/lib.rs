@@ -1,0 +1,580 @@
+//! The box's persistent store: one SQLite file (WAL mode) under the state directory.
+//!
+//! Owns: the schema and its versioned migrations (applied in a transaction at open, never
+//! edited once released: a new version appends a migration), users and their roles, Argon2id
+//! password hashes and the password policy, login throttling state, API keys (stored only as
+//! SHA-256 hashes, shown once), web sessions (stored as hashes), per-user quota overrides and
+//! the usage log (metadata only).
+//!
+//! Must never: store a password, an API key or a session token in clear, store prompt or
+//! output text (the usage log holds counts, never content), or rank agents by productivity
+//! (reports aggregate by model and day).
+
+mod migrations;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("store file {path}: schema version {found} is newer than this software ({known}); refusing to downgrade")]
+    TooNew {
+        path: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("user `{0}` already exists")]
+    UserExists(String),
+    #[error("no user `{0}`")]
+    NoUser(String),
+    #[error("invalid user name `{0}`: 1 to 64 letters, digits, '.', '-' or '_'")]
+    BadName(String),
+    #[error("unknown role `{0}`: agent, admin, dpo or integrator")]
+    BadRole(String),
+    #[error("password refused: {0}")]
+    WeakPassword(&'static str),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("the system's random generator failed: {0}")]
+    Random(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What a user may do; checked by the API, stored here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Uses the model (web UI and `/v1`).
+    Agent,
+    /// Manages users, keys, quotas and the box.
+    Admin,
+    /// Reads compliance data and exports, nothing else.
+    Dpo,
+    /// Installs updates and model bundles, reads system status, nothing else.
+    Integrator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+            Role::Dpo => "dpo",
+            Role::Integrator => "integrator",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "agent" => Ok(Role::Agent),
+            "admin" => Ok(Role::Admin),
+            "dpo" => Ok(Role::Dpo),
+            "integrator" => Ok(Role::Integrator),
+            other => Err(StoreError::BadRole(other.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub disabled: bool,
+}
+
+/// A key as listed (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    pub id: i64,
+    pub user: String,
+    pub name: String,
+    /// First characters of the key, to recognise it in lists.
+    pub prefix: String,
+    pub model_scope: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked: bool,
+}
+
+/// Outcome of presenting an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    Valid {
+        key_id: i64,
+        user: User,
+        model_scope: Option<String>,
+    },
+    Unknown,
+    Revoked,
+    Expired,
+    UserDisabled,
+}
+
+/// One request's metadata for the usage log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    pub user_id: Option<i64>,
+    pub key_id: Option<i64>,
+    pub model: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub duration_ms: u64,
+    /// HTTP status of the answer.
+    pub status: u16,
+}
+
+/// Daily totals per model (no per-agent ranking).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageDay {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    pub model: String,
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Minimum policy: 12 to 256 characters, not a single repeated character.
+pub fn check_password_policy(password: &str) -> Result<()> {
+    let n = password.chars().count();
+    if n < 12 {
+        return Err(StoreError::WeakPassword(
+            "at least 12 characters are required",
+        ));
+    }
+    if n > 256 {
+        return Err(StoreError::WeakPassword("at most 256 characters"));
+    }
+    let mut chars = password.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return Err(StoreError::WeakPassword(
+            "a single repeated character is not a password",
+        ));
+    }
+    Ok(())
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// The store. One connection; the daemon serialises access (SQLite in WAL mode lets readers
+/// of other processes, such as the CLI, proceed meanwhile).
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations::apply(&mut conn, &path.display().to_string())?;
+        Ok(Self { conn })
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        migrations::version(&self.conn)
+    }
+
+    /// Creates a user; `password` must meet the policy.
+    pub fn add_user(&self, name: &str, role: Role, password: &str) -> Result<User> {
+        if !valid_name(name) {
+            return Err(StoreError::BadName(name.to_string()));
+        }
+        check_password_policy(password)?;
+        let hash = hash_password(password)?;
+        let created = now();
+        let res = self.conn.execute(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, role.as_str(), hash, created],
+        );
+        match res {
+            Ok(_) => self.user(name),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::UserExists(name.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn user(&self, name: &str) -> Result<User> {
+        self.conn
+            .query_row(
+                "SELECT id, name, role, created_at, disabled FROM users WHERE name = ?1",
+                [name],
+                row_user,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoUser(name.to_string()))
+    }
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, name, role, created_at, disabled FROM users ORDER BY name")?;
+        let rows = st.query_map([], row_user)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE users SET disabled = ?1 WHERE name = ?2",
+            params![disabled, name],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoUser(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Checks a password. Unknown users cost the same hashing time as known ones.
+    pub fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>> {
+        let row: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT password_hash FROM users WHERE name = ?1 AND disabled = 0",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let hash = row.unwrap_or_else(|| DUMMY_HASH.to_string());
+        let ok = PasswordHash::new(&hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        if ok && hash != DUMMY_HASH {
+            self.user(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
+        check_password_policy(password)?;
+        let hash = hash_password(password)?;
+        let n = self.conn.execute(
+            "UPDATE users SET password_hash = ?1 WHERE name = ?2",
+            params![hash, name],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoUser(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Creates an API key for `user`; the key is returned once and only its hash is kept.
+    pub fn create_key(
+        &self,
+        user: &str,
+        name: &str,
+        model_scope: Option<&str>,
+        expires_at: Option<i64>,
+    ) -> Result<(String, ApiKeyInfo)> {
+        let owner = self.user(user)?;
+        let key = format!("civia-{}", hex::encode(random_bytes::<32>()?));
+        let prefix: String = key.chars().take(12).collect();
+        self.conn.execute(
+            "INSERT INTO api_keys (user_id, name, prefix, key_hash, model_scope, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![owner.id, name, prefix, sha256_hex(&key), model_scope, now(), expires_at],
+        )?;
+        let id = self.conn.last_insert_rowid();
+        let info = self
+            .keys(Some(user))?
+            .into_iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| StoreError::NoUser(user.to_string()))?;
+        Ok((key, info))
+    }
+
+    /// Lists keys (of one user, or all).
+    pub fn keys(&self, user: Option<&str>) -> Result<Vec<ApiKeyInfo>> {
+        let mut st = self.conn.prepare(
+            "SELECT k.id, u.name, k.name, k.prefix, k.model_scope, k.created_at, k.expires_at,
+                    k.last_used_at, k.revoked_at IS NOT NULL
+             FROM api_keys k JOIN users u ON u.id = k.user_id
+             WHERE ?1 IS NULL OR u.name = ?1 ORDER BY k.id",
+        )?;
+        let rows = st.query_map([user], |r| {
+            Ok(ApiKeyInfo {
+                id: r.get(0)?,
+                user: r.get(1)?,
+                name: r.get(2)?,
+                prefix: r.get(3)?,
+                model_scope: r.get(4)?,
+                created_at: r.get(5)?,
+                expires_at: r.get(6)?,
+                last_used_at: r.get(7)?,
+                revoked: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn revoke_key(&self, key_id: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+            params![now(), key_id],
+        )? == 1)
+    }
+
+    /// Checks a presented key and records its use.
+    pub fn check_key(&self, key: &str) -> Result<KeyCheck> {
+        let row: Option<KeyRow> = self
+            .conn
+            .query_row(
+                "SELECT id, user_id, model_scope, expires_at, revoked_at IS NOT NULL
+                 FROM api_keys WHERE key_hash = ?1",
+                [sha256_hex(key)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let Some((key_id, user_id, model_scope, expires_at, revoked)) = row else {
+            return Ok(KeyCheck::Unknown);
+        };
+        if revoked {
+            return Ok(KeyCheck::Revoked);
+        }
+        let t = now();
+        if expires_at.is_some_and(|e| e <= t) {
+            return Ok(KeyCheck::Expired);
+        }
+        let user = self.conn.query_row(
+            "SELECT id, name, role, created_at, disabled FROM users WHERE id = ?1",
+            [user_id],
+            row_user,
+        )?;
+        if user.disabled {
+            return Ok(KeyCheck::UserDisabled);
+        }
+        self.conn.execute(
+            "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2",
+            params![t, key_id],
+        )?;
+        Ok(KeyCheck::Valid {
+            key_id,
+            user,
+            model_scope,
+        })
+    }
+
+    /// Opens a web session; returns the session token and the CSRF token (both shown once,
+    /// stored as hashes). `absolute_secs` bounds its life whatever the activity.
+    pub fn create_session(&self, user_id: i64, absolute_secs: i64) -> Result<(String, String)> {
+        let token = hex::encode(random_bytes::<32>()?);
+        let csrf = hex::encode(random_bytes::<32>()?);
+        let t = now();
+        self.conn.execute(
+            "INSERT INTO sessions (token_hash, user_id, csrf_hash, created_at, last_seen_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+            params![sha256_hex(&token), user_id, sha256_hex(&csrf), t, t + absolute_secs],
+        )?;
+        Ok((token, csrf))
+    }
+
+    /// The session's user when the token is valid, not idle longer than `idle_secs` and not
+    /// past its absolute expiry; refreshes its idle clock. `csrf`, when given, must match.
+    pub fn check_session(
+        &self,
+        token: &str,
+        idle_secs: i64,
+        csrf: Option<&str>,
+    ) -> Result<Option<User>> {
+        let t = now();
+        let row: Option<(i64, String, i64, i64)> = self
+            .conn
+            .query_row(
+                "SELECT user_id, csrf_hash, last_seen_at, expires_at FROM sessions WHERE token_hash = ?1",
+                [sha256_hex(token)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((user_id, csrf_hash, last_seen, expires)) = row else {
+            return Ok(None);
+        };
+        if t >= expires || t - last_seen > idle_secs {
+            self.end_session(token)?;
+            return Ok(None);
+        }
+        if csrf.is_some_and(|c| sha256_hex(c) != csrf_hash) {
+            return Ok(None);
+        }
+        let user = self.conn.query_row(
+            "SELECT id, name, role, created_at, disabled FROM users WHERE id = ?1",
+            [user_id],
+            row_user,
+        )?;
+        if user.disabled {
+            return Ok(None);
+        }
+        self.conn.execute(
+            "UPDATE sessions SET last_seen_at = ?1 WHERE token_hash = ?2",
+            params![t, sha256_hex(token)],
+        )?;
+        Ok(Some(user))
+    }
+
+    pub fn end_session(&self, token: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM sessions WHERE token_hash = ?1",
+            [sha256_hex(token)],
+        )?;
+        Ok(())
+    }
+
+    /// Per-user overrides of the role's quotas: requests per minute, tokens per day.
+    pub fn set_quota(
+        &self,
+        user: &str,
+        rpm: Option<u32>,
+        tokens_per_day: Option<u64>,
+    ) -> Result<()> {
+        let u = self.user(user)?;
+        self.conn.execute(
+            "INSERT INTO quotas (user_id, requests_per_minute, tokens_per_day) VALUES (?1, ?2, ?3)
+             ON CONFLICT(user_id) DO UPDATE SET requests_per_minute = ?2, tokens_per_day = ?3",
+            params![u.id, rpm, tokens_per_day.map(|t| t as i64)],
+        )?;
+        Ok(())
+    }
+
+    pub fn quota(&self, user_id: i64) -> Result<(Option<u32>, Option<u64>)> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT requests_per_minute, tokens_per_day FROM quotas WHERE user_id = ?1",
+                [user_id],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<u32>>(0)?,
+                        r.get::<_, Option<i64>>(1)?.map(|t| t as u64),
+                    ))
+                },
+            )
+            .optional()?
+            .unwrap_or((None, None)))
+    }
+
+    pub fn record_usage(&self, u: &UsageRecord) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO usage (ts, user_id, key_id, model, prompt_tokens, completion_tokens, duration_ms, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                now(),
+                u.user_id,
+                u.key_id,
+                u.model,
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.duration_ms as i64,
+                u.status
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Tokens a user consumed since `since` (for the daily quota).
+    pub fn tokens_since(&self, user_id: i64, since: i64) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage
+             WHERE user_id = ?1 AND ts >= ?2",
+            params![user_id, since],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Totals per UTC day and model between two Unix times.
+    pub fn usage_by_day(&self, from: i64, to: i64) -> Result<Vec<UsageDay>> {
+        let mut st = self.conn.prepare(
+            "SELECT ts / 86400, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens)
+             FROM usage WHERE ts >= ?1 AND ts < ?2 GROUP BY 1, 2 ORDER BY 1, 2",
+        )?;
+        let rows = st.query_map(params![from, to], |r| {
+            Ok(UsageDay {
+                day: r.get(0)?,
+                model: r.get(1)?,
+                requests: r.get::<_, i64>(2)? as u64,
+                prompt_tokens: r.get::<_, i64>(3)? as u64,
+                completion_tokens: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// id, user id, model scope, expiry, revoked.
+type KeyRow = (i64, i64, Option<String>, Option<i64>, bool);
+
+/// A valid Argon2id hash of a random password, checked for unknown users so that their
+/// answer takes as long as a known user's.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$3ThwY5wl8c5K5yOO2C3uq5K3xcOvFtTc3J4aY8Lq9Yg";
+
+fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::encode_b64(&random_bytes::<16>()?)
+        .map_err(|e| StoreError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Hash(e.to_string()))
+}
+
+fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(2)?;
+    let role = role.parse::<Role>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(User {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role,
+        created_at: r.get(3)?,
+        disabled: r.get(4)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

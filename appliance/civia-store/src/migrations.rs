@@ -1,0 +1,95 @@
+//! Versioned schema migrations. A released migration is never edited: changes append a new
+//! one. Each is applied in its own transaction together with the version bump.
+
+use crate::{Result, StoreError};
+use rusqlite::Connection;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: accounts, keys, sessions, usage.
+    "CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('agent', 'admin', 'dpo', 'integrator')),
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        model_scope TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+     );
+     CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        csrf_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+     );
+     CREATE TABLE usage (
+        id INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,
+        model TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        status INTEGER NOT NULL
+     );",
+    // 2: per-user quota overrides; indexes for quota and report queries.
+    "CREATE TABLE quotas (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        requests_per_minute INTEGER,
+        tokens_per_day INTEGER
+     );
+     CREATE INDEX usage_by_time ON usage (ts);
+     CREATE INDEX usage_by_user ON usage (user_id, ts);",
+];
+
+pub(crate) fn version(conn: &Connection) -> Result<u32> {
+    Ok(conn.query_row("SELECT version FROM schema_version", [], |r| r.get(0))?)
+}
+
+/// Applies the migrations up to `target` (all of them in production).
+pub(crate) fn apply_up_to(conn: &mut Connection, path: &str, target: usize) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+         INSERT INTO schema_version (version)
+           SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version);",
+    )?;
+    let found = version(conn)?;
+    let known = MIGRATIONS.len() as u32;
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.to_string(),
+            found,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target)
+        .skip(found as usize)
+    {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute("UPDATE schema_version SET version = ?1", [i as u32 + 1])?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+pub(crate) fn apply(conn: &mut Connection, path: &str) -> Result<()> {
+    apply_up_to(conn, path, MIGRATIONS.len())
+}

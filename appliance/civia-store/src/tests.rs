@@ -1,0 +1,229 @@
+use super::*;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("civia.db")).unwrap();
+    (dir, s)
+}
+
+#[test]
+fn users_passwords_and_policy() {
+    let (_d, s) = store();
+    let u = s
+        .add_user("marie.dupont", Role::Agent, "correct horse battery")
+        .unwrap();
+    assert_eq!(u.role, Role::Agent);
+    assert!(matches!(
+        s.add_user("marie.dupont", Role::Admin, "another good password"),
+        Err(StoreError::UserExists(_))
+    ));
+    assert!(matches!(
+        s.add_user("bad name!", Role::Agent, "long enough pw"),
+        Err(StoreError::BadName(_))
+    ));
+    assert!(matches!(
+        s.add_user("x", Role::Agent, "short"),
+        Err(StoreError::WeakPassword(_))
+    ));
+    assert!(matches!(
+        s.add_user("y", Role::Agent, &"a".repeat(20)),
+        Err(StoreError::WeakPassword(_))
+    ));
+    assert!("wizard".parse::<Role>().is_err());
+    assert_eq!(
+        s.verify_password("marie.dupont", "correct horse battery")
+            .unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(
+        s.verify_password("marie.dupont", "wrong password!!")
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.verify_password("nobody", "correct horse battery")
+            .unwrap(),
+        None
+    );
+    s.set_password("marie.dupont", "a brand new passphrase")
+        .unwrap();
+    assert!(s
+        .verify_password("marie.dupont", "a brand new passphrase")
+        .unwrap()
+        .is_some());
+    s.set_disabled("marie.dupont", true).unwrap();
+    assert_eq!(
+        s.verify_password("marie.dupont", "a brand new passphrase")
+            .unwrap(),
+        None
+    );
+    // Only an Argon2id hash is stored.
+    let stored: String = s
+        .conn
+        .query_row("SELECT password_hash FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert!(stored.starts_with("$argon2id$") && !stored.contains("passphrase"));
+}
+
+#[test]
+fn api_keys_are_hashed_expire_and_revoke() {
+    let (_d, s) = store();
+    s.add_user("jean", Role::Agent, "correct horse battery")
+        .unwrap();
+    let (key, info) = s
+        .create_key("jean", "tableur", Some("mistral-7b"), None)
+        .unwrap();
+    assert!(key.starts_with("civia-") && key.len() == 6 + 64);
+    assert!(key.starts_with(&info.prefix));
+    let stored: String = s
+        .conn
+        .query_row("SELECT key_hash FROM api_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(stored, key);
+    match s.check_key(&key).unwrap() {
+        KeyCheck::Valid {
+            user, model_scope, ..
+        } => {
+            assert_eq!(user.name, "jean");
+            assert_eq!(model_scope.as_deref(), Some("mistral-7b"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.keys(Some("jean")).unwrap()[0].last_used_at.is_some());
+    assert_eq!(s.check_key("civia-00").unwrap(), KeyCheck::Unknown);
+    assert!(s.revoke_key(info.id).unwrap());
+    assert!(!s.revoke_key(info.id).unwrap());
+    assert_eq!(s.check_key(&key).unwrap(), KeyCheck::Revoked);
+    let (old, _) = s
+        .create_key("jean", "ancienne", None, Some(now() - 1))
+        .unwrap();
+    assert_eq!(s.check_key(&old).unwrap(), KeyCheck::Expired);
+    let (k3, _) = s.create_key("jean", "autre", None, None).unwrap();
+    s.set_disabled("jean", true).unwrap();
+    assert_eq!(s.check_key(&k3).unwrap(), KeyCheck::UserDisabled);
+    assert_eq!(s.keys(None).unwrap().len(), 3);
+}
+
+#[test]
+fn usage_is_metadata_aggregated_by_day_and_model() {
+    let (_d, s) = store();
+    let u = s
+        .add_user("agent1", Role::Agent, "correct horse battery")
+        .unwrap();
+    for i in 0..3 {
+        s.record_usage(&UsageRecord {
+            user_id: Some(u.id),
+            key_id: None,
+            model: if i < 2 {
+                "mistral".into()
+            } else {
+                "smollm".into()
+            },
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            duration_ms: 120,
+            status: 200,
+        })
+        .unwrap();
+    }
+    assert_eq!(s.tokens_since(u.id, now() - 60).unwrap(), 45);
+    let days = s.usage_by_day(0, now() + 86400).unwrap();
+    assert_eq!(days.len(), 2);
+    assert_eq!(days[0].model, "mistral");
+    assert_eq!(
+        (
+            days[0].requests,
+            days[0].prompt_tokens,
+            days[0].completion_tokens
+        ),
+        (2, 20, 10)
+    );
+    s.set_quota("agent1", Some(30), Some(100_000)).unwrap();
+    assert_eq!(s.quota(u.id).unwrap(), (Some(30), Some(100_000)));
+    s.set_quota("agent1", None, Some(5)).unwrap();
+    assert_eq!(s.quota(u.id).unwrap(), (None, Some(5)));
+}
+
+#[test]
+fn upgrade_from_version_1_keeps_data_and_newer_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("civia.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        migrations::apply_up_to(&mut conn, "test", 1).unwrap();
+        assert_eq!(migrations::version(&conn).unwrap(), 1);
+        conn.execute(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES ('ancien', 'admin', 'x', 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(
+        s.schema_version().unwrap(),
+        migrations::MIGRATIONS.len() as u32
+    );
+    assert_eq!(s.user("ancien").unwrap().role, Role::Admin);
+    s.set_quota("ancien", Some(1), None).unwrap();
+    let mode: String = s
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    drop(s);
+    // Reopening is idempotent.
+    assert!(Store::open(&path).is_ok());
+    // A file from newer software is not touched.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute("UPDATE schema_version SET version = 99", [])
+        .unwrap();
+    drop(conn);
+    assert!(matches!(
+        Store::open(&path),
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
+}
+
+#[test]
+fn sessions_expire_and_check_csrf() {
+    let (_d, s) = store();
+    let u = s
+        .add_user("agent2", Role::Agent, "correct horse battery")
+        .unwrap();
+    let (token, csrf) = s.create_session(u.id, 3600).unwrap();
+    assert_eq!(
+        s.check_session(&token, 600, None).unwrap().map(|u| u.name),
+        Some("agent2".into())
+    );
+    assert_eq!(
+        s.check_session(&token, 600, Some(&csrf))
+            .unwrap()
+            .map(|u| u.id),
+        Some(u.id)
+    );
+    assert!(s
+        .check_session(&token, 600, Some("forged"))
+        .unwrap()
+        .is_none());
+    assert!(s.check_session("not-a-token", 600, None).unwrap().is_none());
+    let stored: String = s
+        .conn
+        .query_row("SELECT token_hash FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(stored, token);
+    // Idle too long: the session ends.
+    s.conn
+        .execute("UPDATE sessions SET last_seen_at = last_seen_at - 1000", [])
+        .unwrap();
+    assert!(s.check_session(&token, 600, None).unwrap().is_none());
+    assert!(
+        s.check_session(&token, 100_000, None).unwrap().is_none(),
+        "ended sessions stay ended"
+    );
+    // Past the absolute expiry, however active.
+    let (t2, _) = s.create_session(u.id, 0).unwrap();
+    assert!(s.check_session(&t2, 600, None).unwrap().is_none());
+    let (t3, _) = s.create_session(u.id, 3600).unwrap();
+    s.end_session(&t3).unwrap();
+    assert!(s.check_session(&t3, 600, None).unwrap().is_none());
+}
