@@ -514,6 +514,59 @@ fn stream_response(
         .into_response()
 }
 
+/// Runs a validated request: waits for the worker to accept the prompt, then streams or
+/// collects the answer in the endpoint's shape.
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    st: &ApiState,
+    ext: &Extensions,
+    shape: Shape,
+    prompt: Prompt,
+    params: SamplingParams,
+    model: String,
+    stream: bool,
+    include_usage: bool,
+) -> Result<Response, ApiError> {
+    let mut generation = st
+        .supervisor
+        .generate(prompt, params, &crate::client_key(ext))?;
+    let prompt_param = match shape {
+        Shape::Chat => "messages",
+        Shape::Completion => "prompt",
+    };
+    wait_started(&mut generation)
+        .await
+        .map_err(|e| on_prompt(e, prompt_param))?;
+    if stream {
+        return Ok(stream_response(shape, generation, model, include_usage));
+    }
+    let c = collect(generation).await?;
+    let finish = finish_str(c.reason);
+    let (id, object, choice) = match shape {
+        Shape::Chat => (
+            format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            "chat.completion",
+            json!({"index": 0, "message": {"role": "assistant", "content": c.text},
+                   "logprobs": null, "finish_reason": finish}),
+        ),
+        Shape::Completion => (
+            format!("cmpl-{}", uuid::Uuid::new_v4().simple()),
+            "text_completion",
+            json!({"index": 0, "text": c.text, "logprobs": null, "finish_reason": finish}),
+        ),
+    };
+    Ok(Json(json!({
+        "id": id,
+        "object": object,
+        "created": now(),
+        "model": model,
+        "system_fingerprint": null,
+        "choices": [choice],
+        "usage": usage(&c.usage),
+    }))
+    .into_response())
+}
+
 pub async fn chat_completions(
     State(st): State<Arc<ApiState>>,
     ext: Extensions,
@@ -532,36 +585,17 @@ pub async fn chat_completions(
         .as_ref()
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
-    let mut generation = st
-        .supervisor
-        .generate(prompt, params, &crate::client_key(&ext))?;
-    wait_started(&mut generation)
-        .await
-        .map_err(|e| on_prompt(e, "messages"))?;
-    if req.stream == Some(true) {
-        return Ok(stream_response(
-            Shape::Chat,
-            generation,
-            req.model,
-            include_usage,
-        ));
-    }
-    let c = collect(generation).await?;
-    Ok(Json(json!({
-        "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-        "object": "chat.completion",
-        "created": now(),
-        "model": req.model,
-        "system_fingerprint": null,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": c.text},
-            "logprobs": null,
-            "finish_reason": finish_str(c.reason),
-        }],
-        "usage": usage(&c.usage),
-    }))
-    .into_response())
+    respond(
+        &st,
+        &ext,
+        Shape::Chat,
+        prompt,
+        params,
+        req.model,
+        req.stream == Some(true),
+        include_usage,
+    )
+    .await
 }
 
 pub async fn completions(
@@ -616,34 +650,15 @@ pub async fn completions(
         .as_ref()
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
-    let mut generation =
-        st.supervisor
-            .generate(Prompt::Text { text }, params, &crate::client_key(&ext))?;
-    wait_started(&mut generation)
-        .await
-        .map_err(|e| on_prompt(e, "prompt"))?;
-    if req.stream == Some(true) {
-        return Ok(stream_response(
-            Shape::Completion,
-            generation,
-            req.model,
-            include_usage,
-        ));
-    }
-    let c = collect(generation).await?;
-    Ok(Json(json!({
-        "id": format!("cmpl-{}", uuid::Uuid::new_v4().simple()),
-        "object": "text_completion",
-        "created": now(),
-        "model": req.model,
-        "system_fingerprint": null,
-        "choices": [{
-            "index": 0,
-            "text": c.text,
-            "logprobs": null,
-            "finish_reason": finish_str(c.reason),
-        }],
-        "usage": usage(&c.usage),
-    }))
-    .into_response())
+    respond(
+        &st,
+        &ext,
+        Shape::Completion,
+        Prompt::Text { text },
+        params,
+        req.model,
+        req.stream == Some(true),
+        include_usage,
+    )
+    .await
 }

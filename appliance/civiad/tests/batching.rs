@@ -178,6 +178,22 @@ async fn prefix_reuse_gives_identical_outputs() {
     bounded_divergence(SMOL, &outputs[0][4..], &outputs[1][4..]);
 }
 
+/// Starts a long streamed story (request A) and returns once its first chunk arrived.
+async fn occupy_the_slot(d: &Daemon) -> SseReader {
+    let mut body = long_story();
+    body["stream"] = json!(true);
+    let resp = d
+        .http
+        .post(format!("{}/v1/chat/completions", d.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut a = SseReader::new(resp);
+    a.next().await.expect("A started");
+    a
+}
+
 fn long_story() -> Value {
     json!({"model": SMOL, "max_tokens": 3000, "temperature": 0.8, "seed": 3,
            "messages": [{"role": "user", "content": "Write a very long story about a cat."}]})
@@ -190,17 +206,7 @@ async fn full_queue_gets_429_and_a_disconnect_frees_the_slot() {
     s.tail = "queue_depth = 2".into();
     let d = Arc::new(Daemon::start(s).await);
     // A occupies the only slot.
-    let mut body = long_story();
-    body["stream"] = json!(true);
-    let resp = d
-        .http
-        .post(format!("{}/v1/chat/completions", d.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let mut a = SseReader::new(resp);
-    a.next().await.expect("A started");
+    let a = occupy_the_slot(&d).await;
     // B and C wait.
     let waiting: Vec<_> = (0..2)
         .map(|i| {
@@ -338,17 +344,7 @@ async fn waiting_past_the_queue_timeout_gets_a_clear_error() {
     s.model_extra = "n_parallel = 1".into();
     s.tail = "queue_timeout_secs = 1".into();
     let d = Daemon::start(s).await;
-    let mut body = long_story();
-    body["stream"] = json!(true);
-    let resp = d
-        .http
-        .post(format!("{}/v1/chat/completions", d.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let mut a = SseReader::new(resp);
-    a.next().await.expect("A started");
+    let _a_keeps_the_slot = occupy_the_slot(&d).await;
     let (st, b) = tokio::time::timeout(
         Duration::from_secs(30),
         d.chat(json!({"model": SMOL, "max_tokens": 4, "messages": [{"role": "user", "content": "Bonjour"}]})),
