@@ -129,7 +129,7 @@ def test_spec_describes_every_endpoint():
     expected = {
         "/health": {"get"}, "/ready": {"get"}, "/openapi.json": {"get"}, "/v1/models": {"get"},
         "/v1/models/{model}": {"get"}, "/v1/chat/completions": {"post"}, "/v1/completions": {"post"},
-        "/metrics": {"get"},
+        "/metrics": {"get"}, "/ca.crt": {"get"},
     }
     assert {p: set(ops) for p, ops in SPEC["paths"].items()} == expected
     for path in ("/v1/chat/completions", "/v1/completions"):

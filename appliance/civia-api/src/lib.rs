@@ -37,6 +37,8 @@ pub struct ApiState {
     pub dev_api_key: Option<String>,
     /// Unix time the daemon started (the model's `created`).
     pub started_at: u64,
+    /// The box CA certificate (PEM), served at `/ca.crt`.
+    pub ca_pem: String,
 }
 
 /// The whole router, with body limit, panic guard and request log.
@@ -52,6 +54,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/ready", get(ready))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route("/ca.crt", get(ca_certificate))
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -153,6 +156,20 @@ async fn get_model(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> R
     } else {
         ApiError::model_not_found(&id, &st.model_id).into_response()
     }
+}
+
+/// The box CA, for agents' browsers and programs to trust the box (no authentication).
+async fn ca_certificate(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-pem-file"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"civia-ca.crt\"",
+            ),
+        ],
+        st.ca_pem.clone(),
+    )
 }
 
 async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoResponse {

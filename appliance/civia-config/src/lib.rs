@@ -67,6 +67,12 @@ pub struct ApiConfig {
     /// Most stop sequences in one request, and the longest one in bytes.
     pub max_stop_sequences: usize,
     pub max_stop_bytes: usize,
+    /// Serve HTTPS even on loopback (other addresses always use TLS).
+    pub tls: bool,
+    /// Host names in the server certificate (`localhost` is always added).
+    pub tls_names: Vec<String>,
+    /// IP addresses in the server certificate, besides the listen address.
+    pub tls_addresses: Vec<std::net::IpAddr>,
 }
 
 impl Default for ApiConfig {
@@ -79,6 +85,9 @@ impl Default for ApiConfig {
             default_max_tokens: 1024,
             max_stop_sequences: 4,
             max_stop_bytes: 256,
+            tls: false,
+            tls_names: vec!["civia.local".into()],
+            tls_addresses: Vec::new(),
         }
     }
 }
@@ -232,8 +241,9 @@ impl Config {
             return bad(
                 "api.listen",
                 format!(
-                    "{} is not a loopback address: serving the LAN requires TLS, and this \
-                     build has no TLS settings yet; listen on 127.0.0.1 (trial mode)",
+                    "{} is not a loopback address: serving the LAN needs the LAN guard and \
+                     accounts, which this build does not have yet; listen on 127.0.0.1 \
+                     (with `tls = true` for HTTPS)",
                     self.api.listen
                 ),
             );

@@ -9,6 +9,7 @@
 //! non-loopback address without TLS.
 
 mod logging;
+mod serve;
 
 use civia_api::{router, ApiState};
 use civia_config::Config;
@@ -65,6 +66,8 @@ enum DaemonError {
     SelfExe(std::io::Error),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] civia_tls::TlsError),
 }
 
 fn main() -> ExitCode {
@@ -194,6 +197,20 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
     std::env::set_var("CIVIA_LOG_LEVEL", &cfg.log.level);
     let supervisor = Supervisor::start(spec);
 
+    // The box's CA and server certificate (created at first start, renewed when needed).
+    let mut names = cfg.api.tls_names.clone();
+    names.push("localhost".into());
+    names.dedup();
+    let mut addrs = cfg.api.tls_addresses.clone();
+    if !cfg.api.listen.ip().is_unspecified() {
+        addrs.push(cfg.api.listen.ip());
+    }
+    addrs.dedup();
+    let tls = civia_tls::load_or_create(&cfg.state_dir.join("tls"), &names, &addrs)?;
+    if tls.renewed {
+        log::info!("server certificate issued for {names:?} {addrs:?}");
+    }
+
     let dev_api_key = std::env::var("CIVIA_DEV_API_KEY")
         .ok()
         .filter(|k| !k.is_empty());
@@ -202,6 +219,7 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
         model_id: cfg.model_id(),
         limits: cfg.api.clone(),
         dev_api_key: dev_api_key.clone(),
+        ca_pem: tls.ca_pem.clone(),
         started_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -214,8 +232,9 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
             source,
         })?;
     log::info!(
-        "civiad {} listening on http://{} (trial mode: loopback, plain HTTP{}); model `{}`",
+        "civiad {} listening on {}://{} (trial mode: loopback{}); model `{}`",
         env!("CARGO_PKG_VERSION"),
+        if cfg.api.tls { "https" } else { "http" },
         cfg.api.listen,
         if dev_api_key.is_some() {
             ", API key required"
@@ -226,10 +245,20 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
     );
     tokio::spawn(systemd_notifier(supervisor.clone()));
 
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    if cfg.api.tls {
+        serve::serve_tls(
+            listener,
+            tls.server_config,
+            router(state),
+            shutdown_signal(),
+        )
         .await?;
+    } else {
+        let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+    }
     log::info!("stopping");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     supervisor.shutdown().await;
