@@ -13,6 +13,8 @@ PKGS=(
     swtpm swtpm-tools tpm2-tools
     # LUKS2 on files (luksFormat, token, open --test-passphrase); systemd-cryptenroll
     cryptsetup-bin systemd
+    # TLS tests: openssl s_server as a permissive control peer
+    openssl
 )
 missing=()
 for p in "${PKGS[@]}"; do
