@@ -15,6 +15,8 @@ PKGS=(
     cryptsetup-bin systemd
     # TLS tests: openssl s_server as a permissive control peer
     openssl
+    # sfdisk: GPT disk image for the update agent's loop-device test (losetup: util-linux)
+    fdisk
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,103 @@
+//! `civia-update`: the on-box update agent, a library that `civiad` drives.
+//!
+//! It owns:
+//! - judging a bundle (signatures, threshold, root rotation, compatible string, expiry against
+//!   the box's reference time, version floor, version newer than the running one) and checking
+//!   every payload's size and SHA-256 **before writing a byte** anywhere ([`system`], [`model`]);
+//! - streaming a system bundle to the *inactive* A/B slot (`/usr` partition and its dm-verity
+//!   hash tree), reading it back and checking hashes, then installing the UKI on the ESP with a
+//!   systemd-boot boot counter (`+3`, Automatic Boot Assessment) ([`system`], [`esp`]);
+//! - the boot-counting state machine after a reboot: trial boot, blessing (what
+//!   `systemd-bless-boot good` does) and raising the floor, marking bad, and noticing a
+//!   rollback from the fallback slot ([`system::SystemUpdater::after_boot`]);
+//! - model bundles installed atomically under the models directory, with the previous model
+//!   kept for rollback ([`model`]);
+//! - the agent's persistent state (floor, reference time, slot status, root rotations) under
+//!   its state directory, written atomically ([`state`]);
+//! - the events it emits for the audit log and for progress ([`events`]).
+//!
+//! It must never: write to the running (active) slot or its UKI; write a byte of a payload
+//! anywhere before the whole bundle verified; lower the floor or the reference time; trust a
+//! root that the previous root's threshold did not sign; open a network connection (updates
+//! work with no network at all). It does not reboot the machine nor run health checks: the
+//! daemon does, and reports the result ([`system::SystemUpdater::bless`],
+//! [`system::SystemUpdater::mark_bad`]).
+
+pub mod esp;
+pub mod events;
+pub mod failpoint;
+pub mod model;
+pub mod state;
+pub mod system;
+pub mod trust;
+
+use std::path::PathBuf;
+
+pub use civia_bundle_format as format;
+pub use civia_bundle_format::{FormatError, Version};
+pub use events::{AuditEvent, NullObserver, Observer, Phase, Progress, RecordingObserver};
+pub use model::{ModelInstalled, ModelStore};
+pub use system::{BootStatus, Slot, SlotPaths, SystemConfig, SystemUpdater};
+pub use trust::TrustStore;
+
+/// Everything the agent can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// The bundle was refused: nothing was written.
+    #[error("bundle refused: {0}")]
+    Refused(#[from] FormatError),
+    #[error("target {target} holds {have} bytes, payload '{payload}' needs {need}")]
+    TargetTooSmall {
+        target: PathBuf,
+        payload: String,
+        need: u64,
+        have: u64,
+    },
+    #[error("read-back of '{payload}' from {target} does not match its signed hash (expected {expected}, got {got})")]
+    Readback {
+        target: PathBuf,
+        payload: String,
+        expected: String,
+        got: String,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("trusted root: {0}")]
+    Trust(String),
+    #[error("update state: {0}")]
+    State(String),
+    #[error("failpoint '{0}' fired")]
+    Injected(String),
+}
+
+impl UpdateError {
+    /// A short stable code for audit events and API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            UpdateError::Refused(e) => e.code(),
+            UpdateError::TargetTooSmall { .. } => "target_too_small",
+            UpdateError::Readback { .. } => "readback_mismatch",
+            UpdateError::Io { .. } => "io",
+            UpdateError::Trust(_) => "trust",
+            UpdateError::State(_) => "state",
+            UpdateError::Injected(_) => "injected",
+        }
+    }
+
+    /// Whether the bundle itself was refused (as opposed to a failure while installing it).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            UpdateError::Refused(_) | UpdateError::TargetTooSmall { .. }
+        )
+    }
+}
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> UpdateError {
+    let context = context.into();
+    move |source| UpdateError::Io { context, source }
+}
