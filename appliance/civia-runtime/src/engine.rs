@@ -390,13 +390,24 @@ impl<'m> Engine<'m> {
                 job.logits_at = Some(at);
             }
         }
-        for slot in &mut self.slots {
+        // Pending prompts, shortest remaining first: a short question is never stuck behind
+        // a long document (which advances with whatever budget is left).
+        let mut prompting: Vec<(usize, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| {
+                let job = slot.job.as_ref()?;
+                let left = job.prompt.len().saturating_sub(slot.cached.len());
+                (job.logits_at.is_none() && left > 0).then_some((left, i))
+            })
+            .collect();
+        prompting.sort_unstable();
+        for (_, i) in prompting {
+            let slot = &mut self.slots[i];
             let Some(job) = slot.job.as_mut() else {
                 continue;
             };
-            if job.logits_at.is_some() || slot.cached.len() >= job.prompt.len() {
-                continue;
-            }
             let start = slot.cached.len();
             let n = (job.prompt.len() - start).min(prompt_budget);
             if n == 0 {

@@ -359,3 +359,40 @@ async fn waiting_past_the_queue_timeout_gets_a_clear_error() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn a_short_question_is_not_stuck_behind_a_long_document() {
+    let mut s = Setup::model(SMOL);
+    s.model_extra = "n_parallel = 2".into();
+    let d = Arc::new(Daemon::start(s).await);
+    // About 3,000 prompt tokens: seconds of prompt evaluation on this machine.
+    let document =
+        "Le conseil municipal s'est réuni pour examiner le budget de la commune. ".repeat(180);
+    let long = json!({"model": SMOL, "max_tokens": 4, "temperature": 0, "stream": true,
+                      "messages": [{"role": "user", "content": format!("Résume : {document}")}]});
+    let resp = d
+        .http
+        .post(format!("{}/v1/chat/completions", d.base))
+        .json(&long)
+        .send();
+    let long_task = tokio::spawn(async move {
+        let resp = resp.await.unwrap();
+        // Headers come once the prompt is evaluated.
+        let at = std::time::Instant::now();
+        let mut sse = SseReader::new(resp);
+        while sse.next().await.is_some() {}
+        at
+    });
+    d.wait_metric("civia_slots_active", 1.0).await;
+    let (st, b) = d
+        .chat(json!({"model": SMOL, "max_tokens": 4, "temperature": 0,
+                     "messages": [{"role": "user", "content": "Bonjour"}]}))
+        .await;
+    let short_done = std::time::Instant::now();
+    assert_eq!(st, 200, "{b}");
+    let long_started = long_task.await.unwrap();
+    assert!(
+        short_done < long_started,
+        "the short request waited for the whole long prompt"
+    );
+}
