@@ -23,6 +23,7 @@ cargo test --release --workspace
 step "fuzz smoke: update bundle header parser (30 s)"
 # cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP enables them on the stable toolchain.
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+mkdir -p fuzz/corpus/bundle_header   # the corpus grows here (ignored by git)
 (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run bundle_header corpus/bundle_header seeds/bundle_header \
     -- -max_total_time=30 -rss_limit_mb=2048)
 step "API client tests (openai package)"
