@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -375,22 +376,54 @@ def cpu_s(pid: int) -> float:
         return 0.0
 
 
-def cpu_snapshot(server: Server) -> dict:
-    """CPU seconds so far: this client, the server (civiad: supervisor and worker apart)."""
-    snap = {"client": time.process_time(), "server": cpu_s(server.proc.pid)}
-    if server.kind == "civiad":
-        kids = children(server.proc.pid)
-        snap["worker"] = cpu_s(kids[0]) if kids else 0.0
+def cpu_snapshot(server: Server | None) -> dict:
+    """CPU seconds so far: this client, its reaped children (llama-bench), the server
+    (civiad: supervisor and worker apart), and the whole machine's busy and steal time."""
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    snap = {"client": time.process_time(), "children": ch.ru_utime + ch.ru_stime}
+    if server is not None:
+        snap["server"] = cpu_s(server.proc.pid)
+        if server.kind == "civiad":
+            kids = children(server.proc.pid)
+            snap["worker"] = cpu_s(kids[0]) if kids else 0.0
+    t = cpu_ticks()
+    hz = os.sysconf("SC_CLK_TCK")
+    snap["machine_busy"], snap["machine_steal"] = t["busy"] / hz, t["steal"] / hz
+    snap["wall"] = time.perf_counter()
     return snap
 
 
-def measured(server: Server, fn, *args) -> dict:
-    """fn(*args) with the CPU seconds each process spent on it."""
+def measured(server: Server | None, fn, *args) -> dict:
+    """fn(*args), with the CPU seconds each process spent on it and the share of the
+    machine's CPUs that something else took meanwhile (`foreign`: other sessions' work,
+    or a hypervisor's steal). A repetition with foreign > DISTURBED is marked disturbed."""
     before = cpu_snapshot(server)
     res = fn(*args)
     after = cpu_snapshot(server)
-    res["cpu_s"] = {k: round(after[k] - before[k], 3) for k in before}
+    d = {k: after[k] - before[k] for k in before}
+    ours = sum(v for k, v in d.items() if not k.startswith("machine") and k != "wall")
+    foreign = max(0.0, d["machine_busy"] - ours) + d["machine_steal"]
+    res["cpu_s"] = {k: round(v, 3) for k, v in d.items() if k != "wall"}
+    res["foreign_cpu_share"] = round(foreign / (d["wall"] * (os.cpu_count() or 1)), 3)
+    res["disturbed"] = res["foreign_cpu_share"] > DISTURBED
     return res
+
+
+DISTURBED = 0.10
+
+
+def pair(a, civia_fn, base_fn, label: str) -> tuple[dict, dict]:
+    """One repetition: Civia then the baseline; again (up to --retries times) when another
+    workload took more than DISTURBED of the CPUs during either."""
+    for attempt in range(a.retries + 1):
+        c, b = civia_fn(), base_fn()
+        c["attempt"] = b["attempt"] = attempt
+        if not (c["disturbed"] or b["disturbed"]):
+            break
+        log(f"{label}: disturbed (other work took {100 * c['foreign_cpu_share']:.0f}% / "
+            f"{100 * b['foreign_cpu_share']:.0f}% of the CPUs)"
+            + (", again" if attempt < a.retries else ", kept"))
+    return c, b
 
 
 def civiad_rss(server: Server) -> dict:
@@ -468,6 +501,7 @@ def summary(samples: list, key: str) -> dict:
     xs = [x[key] for x in samples]
     med = statistics.median(xs)
     return {"median": med, "min": min(xs), "max": max(xs), "key": key,
+            "disturbed": sum(1 for x in samples if x.get("disturbed")),
             "spread_pct": 100 * (max(xs) - min(xs)) / med if med else None, "samples": samples}
 
 
@@ -727,13 +761,32 @@ def build_table(R: dict) -> str:
             rows.append(("5. civiad total RSS / llama-server RSS, MiB (same -np, -c)",
                          f"{(sup + wrk) / 2**20:.1f}", f"{ls / 2**20:.1f}",
                          fmt_ratio((sup + wrk) / ls), "", ""))
+    notes = []
+
+    def disturbed(label, *summaries):
+        n = sum(x.get("disturbed", 0) for x in summaries)
+        if n:
+            notes.append(f"{label}: {n}")
+    if ss:
+        disturbed("test 1", ss["civia"], ss["llama_bench"])
+    for n, ag in (R.get("aggregate") or {}).items():
+        disturbed(f"test 2 with {n} clients", ag["civia"], ag["llama_server"])
+    if sp:
+        disturbed("test 3", sp["civia"], sp["llama_server"])
+    if lp:
+        disturbed("test 4", *[{"disturbed": int(bool(x.get("disturbed")))}
+                              for x in (lp["civia"], lp["llama_server"])])
     head = ("measure (baseline)", "Civia", "baseline", "ratio", "target", "")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(6)]
 
     def line(r):
         return "  ".join(str(x).ljust(widths[i]) if i == 0 else str(x).rjust(widths[i])
                          for i, x in enumerate(r)).rstrip()
-    return "\n".join([line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+    out = [line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+    if notes:
+        out.append(f"samples taken while other work used more than {DISTURBED:.0%} of the CPUs: "
+                   + "; ".join(notes))
+    return "\n".join(out)
 
 
 # ----------------------------------------------------------------------------------------
@@ -754,12 +807,14 @@ def main() -> int:
     p.add_argument("--long-tokens", type=int, default=7800,
                    help="approximate length of test 4's long prompt in tokens")
     p.add_argument("--batch-size", type=int, default=512, help="civiad [model] batch_size")
-    p.add_argument("--gpu-layers", type=int, default=0,
-                   help="-ngl / gpu_layers for both (0 on CPU; 999 on a GPU box)")
+    p.add_argument("--gpu-layers", type=int, default=None,
+                   help="-ngl / gpu_layers for both (default: 0 with --backend cpu, else 999)")
     p.add_argument("--clients", default="1,4,8,16", help="client counts for test 2")
     p.add_argument("--gen-tokens", type=int, default=128, help="max_tokens, tests 1-2")
     p.add_argument("--reps", type=int, default=5, help="repetitions of tests 1 and 2")
     p.add_argument("--prefix-reps", type=int, default=3, help="repetitions of test 3")
+    p.add_argument("--retries", type=int, default=2,
+                   help="tests 1-2: repeat a repetition disturbed by other work, at most this often")
     p.add_argument("--short-clients", type=int, default=4, help="test 4 short clients")
     p.add_argument("--short-tokens", type=int, default=8, help="test 4 short max_tokens")
     p.add_argument("--think-s", type=float, default=0.2, help="test 4 pause between requests")
@@ -767,6 +822,8 @@ def main() -> int:
     p.add_argument("--only", default="1,2,3,4", help="tests to run (5 comes with 2)")
     a = p.parse_args()
     a.stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if a.gpu_layers is None:
+        a.gpu_layers = 0 if a.backend == "cpu" else 999
     only = {int(x) for x in a.only.split(",") if x}
     clients = [int(x) for x in a.clients.split(",") if x]
     t_start = time.monotonic()
@@ -806,7 +863,8 @@ def main() -> int:
     # load hits both; only one of them works at any time.
     if 1 in only or 2 in only:
         R["aggregate"] = {}
-        for n in (clients if 2 in only else [1]):
+        counts = set(clients if 2 in only else []) | ({1} if 1 in only else set())
+        for n in sorted(counts):
             civ, ls = s.civiad(n, a.ctx), s.llama_server(n, a.ctx)
             try:
                 civ.start(), ls.start()
@@ -814,8 +872,10 @@ def main() -> int:
                 if n == 1 and 1 in only:
                     lb, cs, lss = [], [], []
                     for r in range(a.reps):
-                        lb.append(llama_bench(s))
-                        cs.append(measured(civ, single_stream, s, civ, r))
+                        c, b = pair(a, lambda: measured(civ, single_stream, s, civ, r),
+                                    lambda: measured(None, llama_bench, s),
+                                    f"single stream, repetition {r + 1}")
+                        cs.append(c), lb.append(b)
                         lss.append(measured(ls, single_stream, s, ls, r))
                     ss = {"llama_bench": summary(lb, "avg_ts"), "civia": summary(cs, "ts"),
                           "llama_server": summary(lss, "ts")}
@@ -825,11 +885,13 @@ def main() -> int:
                     log(f"single stream: civia {R['single_stream']['civia']['median']:.1f} t/s, "
                         f"llama-bench tg{a.gen_tokens} "
                         f"{R['single_stream']['llama_bench']['median']:.1f} t/s")
-                if 2 in only:
+                if 2 in only and n in clients:
                     cv, lv = [], []
                     for r in range(a.reps):
-                        cv.append(measured(civ, aggregate, s, civ, n, r))
-                        lv.append(measured(ls, aggregate, s, ls, n, r))
+                        c, b = pair(a, lambda: measured(civ, aggregate, s, civ, n, r),
+                                    lambda: measured(ls, aggregate, s, ls, n, r),
+                                    f"{n} clients, repetition {r + 1}")
+                        cv.append(c), lv.append(b)
                     ag = {"civia": summary(cv, "ts"), "llama_server": summary(lv, "ts")}
                     ag.update(paired_ratio(ag["civia"], ag["llama_server"]))
                     rss = civiad_rss(civ)
@@ -859,8 +921,8 @@ def main() -> int:
             warm(civ, s.model_id), warm(ls, s.model_id)
             cv, lv = [], []
             for r in range(a.prefix_reps):
-                cv.append(shared_prefix(s, civ, paras, r))
-                lv.append(shared_prefix(s, ls, paras, r))
+                cv.append(measured(civ, shared_prefix, s, civ, paras, r))
+                lv.append(measured(ls, shared_prefix, s, ls, paras, r))
         finally:
             civ.stop(), ls.stop()
         sp = {"system_tokens": sys_tokens, "civia": summary(cv, "mean_ttft"),
@@ -884,10 +946,10 @@ def main() -> int:
                 paras -= 1
             doc = long_document(paras)
             warm(civ, s.model_id), warm(ls, s.model_id)
-            lp["llama_server"] = long_prompt(s, ls, doc)
+            lp["llama_server"] = measured(ls, long_prompt, s, ls, doc)
             log(f"long prompt, llama-server: p50 {lp['llama_server']['p50'] * 1000:.0f} ms, "
                 f"p95 {lp['llama_server']['p95'] * 1000:.0f} ms")
-            lp["civia"] = long_prompt(s, civ, doc)
+            lp["civia"] = measured(civ, long_prompt, s, civ, doc)
             log(f"long prompt, civia: p50 {lp['civia']['p50'] * 1000:.0f} ms, "
                 f"p95 {lp['civia']['p95'] * 1000:.0f} ms")
         finally:

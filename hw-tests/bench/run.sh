@@ -23,6 +23,15 @@ BACKEND=${CIVIA_BENCH_BACKEND:-cpu}
 JOBS=${BENCH_JOBS:-$(nproc)}
 log() { echo "bench: $*" >&2; }
 
+case "${1:-}" in
+    -h|--help)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+        if [ -x "$REPO/.cache/venv/bin/python" ]; then
+            echo; "$REPO/.cache/venv/bin/python" "$REPO/hw-tests/bench/bench.py" --help
+        fi
+        exit 0 ;;
+esac
+
 case "$BACKEND" in
     cpu) BACKEND_FLAGS=() ;;
     cuda) BACKEND_FLAGS=(-DGGML_CUDA=ON) ;;

@@ -88,7 +88,8 @@ pub fn run_worker(stream: UnixStream) -> Result<(), WorkerError> {
     };
     let n_parallel = spec.n_parallel.clamp(1, 256);
     let threads = i32::try_from(spec.threads).unwrap_or(i32::MAX).max(1);
-    // One unified KV cache holds every sequence (shared prefixes are stored once).
+    // One KV stream per sequence: its attention never sees the others (batched outputs stay
+    // close to solo ones); shared prefixes are copied between streams.
     let ctx_params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx_seq.saturating_mul(n_parallel)))
         .with_n_batch(spec.batch_size)
