@@ -247,6 +247,22 @@ impl Store {
             .ok_or_else(|| StoreError::NoUser(name.to_string()))
     }
 
+    fn user_by_id(&self, id: i64) -> Result<User> {
+        Ok(self.conn.query_row(
+            "SELECT id, name, role, created_at, disabled FROM users WHERE id = ?1",
+            [id],
+            row_user,
+        )?)
+    }
+
+    /// Runs an UPDATE of one user's row; no such user is an error.
+    fn update_user(&self, name: &str, sql: &str, params: impl rusqlite::Params) -> Result<()> {
+        if self.conn.execute(sql, params)? == 0 {
+            return Err(StoreError::NoUser(name.to_string()));
+        }
+        Ok(())
+    }
+
     pub fn users(&self) -> Result<Vec<User>> {
         let mut st = self
             .conn
@@ -256,14 +272,11 @@ impl Store {
     }
 
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<()> {
-        let n = self.conn.execute(
+        self.update_user(
+            name,
             "UPDATE users SET disabled = ?1 WHERE name = ?2",
             params![disabled, name],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoUser(name.to_string()));
-        }
-        Ok(())
+        )
     }
 
     /// Checks a password. Unknown users cost the same hashing time as known ones.
@@ -294,14 +307,11 @@ impl Store {
     pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
         check_password_policy(password)?;
         let hash = hash_password(password)?;
-        let n = self.conn.execute(
+        self.update_user(
+            name,
             "UPDATE users SET password_hash = ?1 WHERE name = ?2",
             params![hash, name],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoUser(name.to_string()));
-        }
-        Ok(())
+        )
     }
 
     /// Creates an API key for `user`; the key is returned once and only its hash is kept.
@@ -381,11 +391,7 @@ impl Store {
         if expires_at.is_some_and(|e| e <= t) {
             return Ok(KeyCheck::Expired);
         }
-        let user = self.conn.query_row(
-            "SELECT id, name, role, created_at, disabled FROM users WHERE id = ?1",
-            [user_id],
-            row_user,
-        )?;
+        let user = self.user_by_id(user_id)?;
         if user.disabled {
             return Ok(KeyCheck::UserDisabled);
         }
@@ -441,11 +447,7 @@ impl Store {
         if csrf.is_some_and(|c| sha256_hex(c) != csrf_hash) {
             return Ok(None);
         }
-        let user = self.conn.query_row(
-            "SELECT id, name, role, created_at, disabled FROM users WHERE id = ?1",
-            [user_id],
-            row_user,
-        )?;
+        let user = self.user_by_id(user_id)?;
         if user.disabled {
             return Ok(None);
         }

@@ -188,17 +188,8 @@ impl Daemon {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
+        self.post_raw(path, serde_json::to_vec(body).expect("json"))
             .await
-            .expect("post");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("body");
-        let v = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
-        (status, v)
     }
 
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
