@@ -17,6 +17,8 @@ PKGS=(
     openssl
     # sfdisk: GPT disk image for the update agent's loop-device test (losetup: util-linux)
     fdisk
+    # LAN guard tests: network namespaces and veth pairs (ip netns)
+    iproute2
 )
 missing=()
 for p in "${PKGS[@]}"; do

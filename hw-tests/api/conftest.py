@@ -21,6 +21,9 @@ MODEL_DIR = Path(os.environ.get("CIVIA_MODEL_DIR", REPO / ".cache" / "models"))
 SMOL = "SmolLM2-135M-Instruct.Q4_1"
 TINY = "tiny-mistral"
 READY_TIMEOUT_S = 120
+# Every civiad these tests start has this trial admin key (CIVIA_DEV_API_KEY) unless a test
+# gives its own env; Server.headers() sends it.
+DEV_KEY = "test-dev-key-0123456789"
 
 
 def civiad_bin() -> Path:
@@ -66,6 +69,11 @@ class Server:
     url: str  # http://127.0.0.1:PORT, no trailing slash
     model_id: str
     log: Path
+    config: Path
+    api_key: str | None = DEV_KEY
+
+    def headers(self) -> dict:
+        return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def log_tail(self, n: int = 30) -> str:
         try:
@@ -89,25 +97,30 @@ def start_civiad(
     api: dict | None = None,
     env: dict | None = None,
     wait_ready: bool = True,
+    admin: dict | None = None,
 ) -> Server:
     """Starts civiad with a fresh state dir and free port; waits for /ready (or /health)."""
     binary, mpath = civiad_bin(), model_path(model)
     port = free_port()
     lines = [f'state_dir = "{workdir / "state"}"', "[api]", f'listen = "127.0.0.1:{port}"']
     lines += [f"{k} = {toml_value(v)}" for k, v in (api or {}).items()]
+    if admin:
+        lines += ["[admin]"] + [f"{k} = {toml_value(v)}" for k, v in admin.items()]
     lines += ["[model]", f'path = "{mpath}"']
     config = workdir / "civiad.toml"
     config.write_text("\n".join(lines) + "\n")
     log = workdir / "civiad.log"
     full_env = {k: v for k, v in os.environ.items() if k != "CIVIA_DEV_API_KEY"}
+    full_env["CIVIA_DEV_API_KEY"] = DEV_KEY
     full_env.update(env or {})
+    api_key = full_env.get("CIVIA_DEV_API_KEY") or None
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(binary), "--config", str(config)],
             stdout=out, stderr=subprocess.STDOUT, env=full_env,
         )
     scheme = "https" if (api or {}).get("tls") else "http"
-    server = Server(proc, f"{scheme}://127.0.0.1:{port}", mpath.stem, log)
+    server = Server(proc, f"{scheme}://127.0.0.1:{port}", mpath.stem, log, config, api_key)
     probe = "/ready" if wait_ready else "/health"
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:

@@ -10,8 +10,9 @@ QUESTION = [
 ]
 
 
-def make_client(server, api_key="unused") -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=api_key, max_retries=0, timeout=120)
+def make_client(server, api_key=None) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=api_key or server.api_key,
+                         max_retries=0, timeout=120)
 
 
 @pytest.fixture(scope="module")

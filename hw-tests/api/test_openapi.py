@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 import schemathesis
-from conftest import REPO, SMOL, TINY
+from conftest import DEV_KEY, REPO, SMOL, TINY
 from hypothesis import HealthCheck, Phase, settings
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
@@ -95,6 +95,8 @@ def check_response(r: httpx.Response, path: str | None, method: str = "get") -> 
 
 
 def call(server, method: str, url: str, path: str | None, **kwargs) -> httpx.Response:
+    """Sends the server's trial admin key unless the caller gives its own headers."""
+    kwargs.setdefault("headers", server.headers())
     r = httpx.request(method, server.url + url, timeout=60, **kwargs)
     check_response(r, path, method.lower())
     return r
@@ -130,6 +132,12 @@ def test_spec_describes_every_endpoint():
         "/health": {"get"}, "/ready": {"get"}, "/openapi.json": {"get"}, "/v1/models": {"get"},
         "/v1/models/{model}": {"get"}, "/v1/chat/completions": {"post"}, "/v1/completions": {"post"},
         "/metrics": {"get"}, "/ca.crt": {"get"},
+        "/admin/pair": {"post"}, "/admin/users": {"get", "post"},
+        "/admin/users/{name}": {"parameters", "get", "patch", "delete"},
+        "/admin/users/{name}/quota": {"parameters", "get", "put"},
+        "/admin/keys": {"get", "post"}, "/admin/keys/{id}": {"parameters", "delete"},
+        "/admin/usage": {"get"}, "/admin/status": {"get"},
+        "/auth/login": {"post"}, "/auth/logout": {"post"}, "/auth/me": {"get"},
     }
     assert {p: set(ops) for p, ops in SPEC["paths"].items()} == expected
     for path in ("/v1/chat/completions", "/v1/completions"):
@@ -205,7 +213,7 @@ GENERATION_PATHS = ["/v1/chat/completions", "/v1/completions"]
 @pytest.mark.parametrize("path", GENERATION_PATHS)
 def test_malformed_bodies(tiny, path):
     def post(content):
-        return call(tiny, "POST", path, path, content=content, headers={"content-type": "application/json"})
+        return call(tiny, "POST", path, path, content=content, headers={"content-type": "application/json", **tiny.headers()})
 
     expect_error(post(b'{"model": "tiny-mistral",'), 400, "invalid_json", None)
     expect_error(post(b"{bad"), 400, "invalid_json", None)
@@ -286,7 +294,7 @@ def test_prompt_errors(tiny, smol):
 @pytest.mark.parametrize("path", GENERATION_PATHS)
 def test_body_over_4_mib(tiny, path):
     body = json.dumps({**CHAT, **COMPLETION, "padding": "x" * (5 << 20)}).encode()
-    r = call(tiny, "POST", path, path, content=body, headers={"content-type": "application/json"})
+    r = call(tiny, "POST", path, path, content=body, headers={"content-type": "application/json", **tiny.headers()})
     expect_error(r, 413, "request_too_large", None)
 
 
@@ -378,12 +386,32 @@ def fuzz_spec() -> dict:
         schemas[req]["properties"]["model"] = {"enum": [TINY, TINY, TINY, "gpt-4o"]}
     # Few messages keep prompts inside the context window.
     schemas["ChatCompletionRequest"]["properties"]["messages"]["maxItems"] = TINY_MAX_MESSAGES
+    # Fuzzed with the API key only: schemathesis's auth checks take one scheme at a time, and
+    # a valid key beside a forged session cookie is (rightly) accepted.
+    for ops in spec["paths"].values():
+        for op in ops.values():
+            if isinstance(op, dict) and {"session": []} in op.get("security", []):
+                op["security"] = [{"apiKey": []}]
+    # A key limited to another model than the served one is refused (400 model_not_found).
+    schemas["NewKey"]["properties"]["model"] = {"enum": [TINY]}
     param = spec["paths"]["/v1/models/{model}"]["get"]["parameters"][0]
     param["examples"] = {"served": {"value": TINY}, "other": {"value": "gpt-4o"}}
     return spec
 
 
 FUZZ = schemathesis.openapi.from_dict(fuzz_spec())
+
+
+@FUZZ.auth()
+class TrialAdminKey:
+    """Every fuzzed request carries the trial admin's key (conftest's DEV_KEY); schemathesis
+    also replays some without it, or with a forged one, and expects 401."""
+
+    def get(self, case, ctx):
+        return DEV_KEY
+
+    def set(self, case, data, ctx):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
 def integral_floats_as_ints(value):

@@ -153,9 +153,38 @@ def test_plain_http_on_the_tls_port_gets_nothing(box):
 def test_openai_client_over_https_with_the_box_ca(box):
     server, ca_file = box
     http = httpx.Client(verify=str(ca_file))
-    c = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, http_client=http)
+    c = openai.OpenAI(base_url=server.url + "/v1", api_key=server.api_key, max_retries=0, http_client=http)
     r = c.chat.completions.create(model=TINY, max_tokens=4, temperature=0,
                                   messages=[{"role": "user", "content": "Bonjour"}])
     assert r.usage.completion_tokens >= 1
     # The CA file is the one the box serves, and stays the same across restarts of the daemon.
     assert httpx.get(server.url + "/ca.crt", verify=str(ca_file)).text == ca_file.read_text()
+
+
+def test_communes_own_certificate_replaces_the_box_one(civiad, tmp_path):
+    """[api] tls_certificate/tls_key: the commune's PKI (here an RSA CA made with openssl)."""
+    def ossl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+         "-subj", "/CN=PKI de la mairie", "-days", "30",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+         "-subj", "/CN=civia.mairie.local")
+    (tmp_path / "san.ext").write_text("subjectAltName=DNS:localhost,DNS:civia.mairie.local,IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "srv.crt", "-days", "30", "-extfile", "san.ext")
+    server = civiad(model=TINY, api={"tls": True, "tls_certificate": str(tmp_path / "srv.crt"),
+                                     "tls_key": str(tmp_path / "srv.key")})
+    r = httpx.get(server.url + "/health", verify=str(tmp_path / "ca.crt"))
+    assert r.status_code == 200
+    box_ca = tmp_path / "box-ca.crt"
+    box_ca.write_text(httpx.get(server.url + "/ca.crt", verify=str(tmp_path / "ca.crt")).text)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url + "/health", verify=str(box_ca))
+    # An RSA certificate still gets forward-secret AEAD suites only.
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with handshake(server, ctx, "civia.mairie.local") as s:
+        name, _, _ = s.cipher()
+        assert name.startswith("ECDHE-RSA-") and ("GCM" in name or "CHACHA20" in name), name

@@ -110,6 +110,7 @@ class Server:
         out = open(self.logfile, "wb")
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
+        env["CIVIA_DEV_API_KEY"] = BENCH_KEY  # civiad's trial admin; llama-server ignores it
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True, env=env)
         out.close()
@@ -210,8 +211,13 @@ async def stream_chat(client: httpx.AsyncClient, server: Server, model: str, mes
             "finish_reason": finish, "text": "".join(text)}
 
 
+# The key every client sends: civiad's trial admin (unlimited quotas); llama-server ignores it.
+BENCH_KEY = "civia-bench-key"
+
+
 def new_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0),
+                             headers={"authorization": f"Bearer {BENCH_KEY}"},
                              limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
 
 

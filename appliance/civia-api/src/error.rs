@@ -177,3 +177,152 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+impl From<civia_auth::AuthError> for ApiError {
+    fn from(e: civia_auth::AuthError) -> Self {
+        use civia_auth::{AuthError as A, StoreError as S};
+        let msg = e.to_string();
+        let retry = e.retry_after();
+        let (status, kind, code, param) = match &e {
+            A::MissingCredentials | A::InvalidKey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "invalid_api_key",
+                None,
+            ),
+            A::RevokedKey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "revoked_api_key",
+                None,
+            ),
+            A::ExpiredKey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "expired_api_key",
+                None,
+            ),
+            A::Disabled => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "account_disabled",
+                None,
+            ),
+            A::BadLogin => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "invalid_credentials",
+                None,
+            ),
+            A::BadSession => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "session_expired",
+                None,
+            ),
+            A::Csrf => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "csrf_failed",
+                None,
+            ),
+            A::Forbidden { .. } => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "permission_denied",
+                None,
+            ),
+            A::ModelScope(_) => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "model_not_allowed",
+                Some("model"),
+            ),
+            A::BadPairing => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "bad_pairing_code",
+                Some("code"),
+            ),
+            A::AccountLocked { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "account_locked",
+                None,
+            ),
+            A::AddressBlocked { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "address_blocked",
+                None,
+            ),
+            A::Quota { what, .. } if what.contains("minute") => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+                None,
+            ),
+            A::Quota { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "daily_quota_exceeded",
+                None,
+            ),
+            A::Store(S::NoUser(_)) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "user_not_found",
+                None,
+            ),
+            A::Store(S::UserExists(_)) => (
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "user_exists",
+                Some("name"),
+            ),
+            A::Store(S::BadName(_)) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_value",
+                Some("name"),
+            ),
+            A::Store(S::BadRole(_)) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_value",
+                Some("role"),
+            ),
+            A::Store(S::BadService(_)) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_value",
+                Some("service"),
+            ),
+            A::Store(S::BadKeyName) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_value",
+                Some("name"),
+            ),
+            A::Store(S::WeakPassword(_)) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "weak_password",
+                Some("password"),
+            ),
+            A::Store(_) | A::Internal(_) => {
+                log::error!("{msg}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal_error",
+                    None,
+                )
+            }
+        };
+        let mut err = Self::new(status, kind, code, msg);
+        err.param = param.map(str::to_string);
+        err.retry_after_secs = retry;
+        err
+    }
+}

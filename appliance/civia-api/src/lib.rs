@@ -2,15 +2,21 @@
 //!
 //! Owns: request parsing and validation (bounded by `[api]` limits, clear OpenAI error
 //! objects for every refusal), translation to runtime prompts and sampling parameters,
-//! non-streaming and SSE streaming responses, the trial-mode bearer key check.
+//! non-streaming and SSE streaming responses, authentication (API keys, session cookies with
+//! CSRF tokens, the local admin socket) and quota admission through `civia-auth`, a usage row
+//! per model request, the admin plane (`/admin/*`) and the web session routes (`/auth/*`).
 //!
 //! Must never: panic on input, answer 500 for a client's mistake, silently change the meaning
 //! of a request it cannot honour (n > 1, tools, logprobs: 400), log request or response
 //! text, or talk to the model other than through `civia-supervisor`.
 
+mod admin;
+mod auth;
 mod error;
 mod openai;
 
+pub use auth::{CSRF_HEADER, SESSION_COOKIE};
+pub use civia_auth::{Auth, Principal};
 pub use error::ApiError;
 
 use axum::body::{Body, Bytes};
@@ -18,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use civia_config::ApiConfig;
 use civia_supervisor::{Phase, Supervisor};
@@ -33,30 +39,89 @@ pub struct ApiState {
     /// The id clients name; from the configuration, known before the model loads.
     pub model_id: String,
     pub limits: ApiConfig,
-    /// Trial mode: when set, `/v1/*` requires `Authorization: Bearer <key>`.
-    pub dev_api_key: Option<String>,
+    /// Accounts, keys, sessions, quotas, usage.
+    pub auth: Arc<Auth>,
+    /// Whether `/admin/*` is served by the API listener (false when `[admin] listen` is set).
+    pub admin_on_api: bool,
     /// Unix time the daemon started (the model's `created`).
     pub started_at: u64,
     /// The box CA certificate (PEM), served at `/ca.crt`.
     pub ca_pem: String,
 }
 
-/// The whole router, with body limit, panic guard and request log.
+/// The API listener's router: `/v1`, `/auth`, health, metrics, and `/admin` unless the
+/// admin plane has its own listener.
 pub fn router(state: Arc<ApiState>) -> Router {
+    let generate = Router::new()
+        .route("/chat/completions", post(openai::chat_completions))
+        .route("/completions", post(openai::completions))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::meter));
     let v1 = Router::new()
         .route("/models", get(list_models))
         .route("/models/{id}", get(get_model))
-        .route("/chat/completions", post(openai::chat_completions))
-        .route("/completions", post(openai::completions))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
-    Router::new()
+        .merge(generate)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ));
+    let session = Router::new()
+        .route("/me", get(admin::me))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ))
+        .route("/login", post(admin::login))
+        .route("/logout", post(admin::logout));
+    let mut app = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/ca.crt", get(ca_certificate))
         .nest("/v1", v1)
-        .fallback(not_found)
+        .nest("/auth", session);
+    if state.admin_on_api {
+        app = app.nest("/admin", admin_routes(&state));
+    }
+    finish(app, state)
+}
+
+/// The admin plane alone, for `[admin] listen` and the CLI's Unix socket.
+pub fn admin_router(state: Arc<ApiState>) -> Router {
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/ca.crt", get(ca_certificate))
+        .nest("/admin", admin_routes(&state));
+    finish(app, state)
+}
+
+fn admin_routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/users", get(admin::list_users).post(admin::add_user))
+        .route(
+            "/users/{name}",
+            get(admin::get_user)
+                .patch(admin::patch_user)
+                .delete(admin::delete_user),
+        )
+        .route(
+            "/users/{name}/quota",
+            get(admin::get_quota).put(admin::put_quota),
+        )
+        .route("/keys", get(admin::list_keys).post(admin::create_key))
+        .route("/keys/{id}", delete(admin::revoke_key))
+        .route("/usage", get(admin::usage))
+        .route("/status", get(admin::status))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ))
+        .route("/pair", post(admin::pair))
+}
+
+/// Fallbacks, body limit, panic guard and request log.
+fn finish(app: Router<Arc<ApiState>>, state: Arc<ApiState>) -> Router {
+    app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are limited by `read_body`, which answers 413 the way clients can read.
         .layer(DefaultBodyLimit::disable())
@@ -108,35 +173,6 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Constant-time comparison, so the key cannot be guessed byte by byte from timings.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn require_key(State(st): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
-    if let Some(key) = &st.dev_api_key {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match given {
-            None => {
-                return ApiError::unauthorized(
-                    "Missing API key: send the header `Authorization: Bearer <key>`.",
-                )
-                .into_response()
-            }
-            Some(g) if !same_secret(g.as_bytes(), key.as_bytes()) => {
-                return ApiError::unauthorized("Invalid API key.").into_response()
-            }
-            Some(_) => {}
-        }
-    }
-    next.run(req).await
-}
-
 fn model_object(st: &ApiState) -> serde_json::Value {
     json!({
         "id": st.model_id,
@@ -185,14 +221,6 @@ async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
         )],
         text,
     )
-}
-
-/// Who a request counts against in the fair queue: until accounts exist, the client's
-/// address (each workstation is one agent).
-pub(crate) fn client_key(req_ext: &axum::http::Extensions) -> String {
-    req_ext
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
 }
 
 async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {

@@ -1,5 +1,6 @@
 //! `/v1/chat/completions` and `/v1/completions`: request validation and responses.
 
+use crate::auth::UsageTicket;
 use crate::{parse_json, read_body, ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
@@ -111,11 +112,25 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn check_model(st: &ApiState, model: &str) -> Result<(), ApiError> {
-    if model == st.model_id {
-        Ok(())
-    } else {
-        Err(ApiError::model_not_found(model, &st.model_id))
+/// The model must be the one served, and within the key's model scope.
+fn check_model(st: &ApiState, ext: &Extensions, model: &str) -> Result<(), ApiError> {
+    if model != st.model_id {
+        return Err(ApiError::model_not_found(model, &st.model_id));
+    }
+    if let Some(p) = ext.get::<civia_auth::Principal>() {
+        p.check_model(model)?;
+    }
+    Ok(())
+}
+
+/// Records a stream's usage as "client closed" if it is dropped before its end.
+struct StreamGuard(Option<Arc<UsageTicket>>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.record(0, 0, crate::auth::CLIENT_CLOSED);
+        }
     }
 }
 
@@ -461,6 +476,7 @@ fn stream_response(
     mut generation: Generation,
     model: String,
     include_usage: bool,
+    ticket: Option<Arc<UsageTicket>>,
 ) -> Response {
     let (id, object) = match shape {
         Shape::Chat => (
@@ -485,6 +501,7 @@ fn stream_response(
         SseEvent::default().data(v.to_string())
     };
     let stream = async_stream::stream! {
+        let guard = StreamGuard(ticket);
         if let Shape::Chat = shape {
             yield Ok::<_, Infallible>(chunk(json!([choice(shape, Some(""), true, None)]), None));
         }
@@ -495,6 +512,9 @@ fn stream_response(
                     yield Ok(chunk(json!([choice(shape, Some(&text), false, None)]), None));
                 }
                 Event::Finished { reason, usage: u } => {
+                    if let Some(t) = &guard.0 {
+                        t.record(u.prompt_tokens, u.completion_tokens, 200);
+                    }
                     yield Ok(chunk(json!([choice(shape, None, false, Some(finish_str(reason)))]), None));
                     if include_usage {
                         yield Ok(chunk(json!([]), Some(usage(&u))));
@@ -504,6 +524,9 @@ fn stream_response(
                 Event::Failed(e) => {
                     let err: ApiError = e.into();
                     log::warn!("stream ended with an error: {}", err.message);
+                    if let Some(t) = &guard.0 {
+                        t.record(0, 0, err.status.as_u16());
+                    }
                     yield Ok(SseEvent::default().data(err.body().to_string()));
                 }
             }
@@ -529,7 +552,7 @@ async fn respond(
 ) -> Result<Response, ApiError> {
     let mut generation = st
         .supervisor
-        .generate(prompt, params, &crate::client_key(ext))?;
+        .generate(prompt, params, &crate::auth::fairness_key(ext))?;
     let prompt_param = match shape {
         Shape::Chat => "messages",
         Shape::Completion => "prompt",
@@ -537,10 +560,20 @@ async fn respond(
     wait_started(&mut generation)
         .await
         .map_err(|e| on_prompt(e, prompt_param))?;
+    let ticket = ext.get::<Arc<UsageTicket>>().cloned();
     if stream {
-        return Ok(stream_response(shape, generation, model, include_usage));
+        return Ok(stream_response(
+            shape,
+            generation,
+            model,
+            include_usage,
+            ticket,
+        ));
     }
     let c = collect(generation).await?;
+    if let Some(t) = ticket {
+        t.record(c.usage.prompt_tokens, c.usage.completion_tokens, 200);
+    }
     let finish = finish_str(c.reason);
     let (id, object, choice) = match shape {
         Shape::Chat => (
@@ -575,7 +608,7 @@ pub async fn chat_completions(
     let body = read_body(body, st.limits.max_body_bytes).await?;
     let req: ChatRequest = parse_json(&body)?;
     let common: CommonSampling = parse_json(&body)?;
-    check_model(&st, &req.model)?;
+    check_model(&st, &ext, &req.model)?;
     check_chat_unsupported(&req)?;
     let default_max = st.limits.default_max_tokens.min(st.limits.max_tokens);
     let params = sampling(&st, &common, req.max_completion_tokens, default_max)?;
@@ -606,7 +639,7 @@ pub async fn completions(
     let body = read_body(body, st.limits.max_body_bytes).await?;
     let req: CompletionRequest = parse_json(&body)?;
     let common: CommonSampling = parse_json(&body)?;
-    check_model(&st, &req.model)?;
+    check_model(&st, &ext, &req.model)?;
     if req.echo == Some(true) {
         return Err(ApiError::unsupported("echo", "`echo` is not supported."));
     }

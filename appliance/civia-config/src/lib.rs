@@ -8,6 +8,7 @@
 //! Must never: start anything, touch the network, or read secrets (secrets live in the state
 //! directory or the TPM, never in the configuration).
 
+pub use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,12 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub quotas: QuotasConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +80,45 @@ pub struct ApiConfig {
     pub tls_names: Vec<String>,
     /// IP addresses in the server certificate, besides the listen address.
     pub tls_addresses: Vec<std::net::IpAddr>,
+    /// The commune's own server certificate chain (PEM) instead of the box-issued one; with
+    /// `tls_key`. The box CA is still created and served at `/ca.crt`.
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Source ranges allowed to connect (LAN-only guard); any other source is refused before
+    /// TLS and authentication, with a log line. Default: RFC 1918, IPv6 ULA, loopback.
+    pub allowed_sources: Vec<IpNet>,
+    /// Most open connections in all (beyond: new connections wait in the kernel's backlog).
+    pub max_connections: usize,
+    /// Most open connections from one source address (beyond: refused at once).
+    pub max_connections_per_address: usize,
+    /// Time a client has to send a request's headers (and to finish a TLS handshake).
+    pub header_timeout_secs: u64,
+}
+
+/// RFC 1918, IPv6 unique local addresses and loopback.
+pub fn default_allowed_sources() -> Vec<IpNet> {
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+        "127.0.0.0/8",
+        "::1/128",
+    ]
+    .iter()
+    .filter_map(|s| s.parse().ok())
+    .collect()
+}
+
+/// Whether `ip` (IPv4-mapped IPv6 addresses count as IPv4) is in one of `ranges`.
+pub fn source_allowed(ranges: &[IpNet], ip: std::net::IpAddr) -> bool {
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    ranges.iter().any(|r| r.contains(&ip))
 }
 
 impl Default for ApiConfig {
@@ -88,8 +134,99 @@ impl Default for ApiConfig {
             tls: false,
             tls_names: vec!["civia.local".into()],
             tls_addresses: Vec::new(),
+            tls_certificate: None,
+            tls_key: None,
+            allowed_sources: default_allowed_sources(),
+            max_connections: 1024,
+            max_connections_per_address: 64,
+            header_timeout_secs: 10,
         }
     }
+}
+
+/// The admin plane: `/admin/*` on the API listener (and optionally its own), and the local
+/// Unix socket of the `civia` CLI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// A separate listener for `/admin/*` (ANSSI R10: admin traffic apart from the agents').
+    /// Always TLS, same LAN guard. When set, `/admin/*` is served only there.
+    pub listen: Option<SocketAddr>,
+    /// Unix socket of the `civia` CLI; default `<state_dir>/admin.sock`. Whoever can open it
+    /// is an administrator: it is created 0660, owned by root and `socket_group`.
+    pub socket: Option<PathBuf>,
+    /// Group allowed to use the admin socket besides root (ignored when it does not exist).
+    pub socket_group: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            socket: None,
+            socket_group: "civia-admin".into(),
+        }
+    }
+}
+
+/// Logins and sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Wrong passwords in a row that lock an account...
+    pub lockout_failures: u32,
+    /// ...for this long (seconds).
+    pub lockout_secs: u64,
+    /// Failed logins from one address within `lockout_secs` before that address is refused.
+    pub address_failures: u32,
+    /// A web session ends after this long without activity...
+    pub session_idle_secs: u64,
+    /// ...and after this long in any case.
+    pub session_absolute_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            lockout_failures: 20,
+            lockout_secs: 900,
+            address_failures: 100,
+            session_idle_secs: 1800,
+            session_absolute_secs: 36_000,
+        }
+    }
+}
+
+/// Per-role default quotas (0: unlimited); per-user overrides live in the store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasConfig {
+    pub agent: RoleQuota,
+    pub admin: RoleQuota,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        Self {
+            agent: RoleQuota {
+                requests_per_minute: 60,
+                tokens_per_day: 2_000_000,
+            },
+            admin: RoleQuota {
+                requests_per_minute: 0,
+                tokens_per_day: 0,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleQuota {
+    /// Requests per rolling minute (0: unlimited).
+    pub requests_per_minute: u32,
+    /// Prompt + completion tokens per UTC day (0: unlimited).
+    pub tokens_per_day: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -237,15 +374,46 @@ impl Config {
         if !self.state_dir.is_absolute() {
             return bad("state_dir", "must be an absolute path".into());
         }
-        if !self.api.listen.ip().is_loopback() {
+        for (key, addr) in [
+            ("api.listen", Some(self.api.listen)),
+            ("admin.listen", self.admin.listen),
+        ] {
+            let Some(addr) = addr else { continue };
+            if !source_allowed(&self.api.allowed_sources, addr.ip()) && !addr.ip().is_unspecified()
+            {
+                return bad(
+                    key,
+                    format!("{addr} is outside api.allowed_sources: the box serves its LAN only"),
+                );
+            }
+        }
+        if self.api.tls_certificate.is_some() != self.api.tls_key.is_some() {
             return bad(
-                "api.listen",
-                format!(
-                    "{} is not a loopback address: serving the LAN needs the LAN guard and \
-                     accounts, which this build does not have yet; listen on 127.0.0.1 \
-                     (with `tls = true` for HTTPS)",
-                    self.api.listen
-                ),
+                "api.tls_certificate",
+                "tls_certificate and tls_key go together".into(),
+            );
+        }
+        if self.admin.listen.is_some_and(|a| a == self.api.listen) {
+            return bad("admin.listen", "must differ from api.listen".into());
+        }
+        if self.api.allowed_sources.is_empty() {
+            return bad("api.allowed_sources", "must name at least one range".into());
+        }
+        if self.api.max_connections == 0 || self.api.max_connections_per_address == 0 {
+            return bad("api.max_connections", "limits must be at least 1".into());
+        }
+        if self.api.header_timeout_secs == 0 {
+            return bad("api.header_timeout_secs", "must be at least 1".into());
+        }
+        if self.auth.lockout_failures == 0 || self.auth.address_failures == 0 {
+            return bad("auth.lockout_failures", "must be at least 1".into());
+        }
+        if self.auth.session_idle_secs == 0
+            || self.auth.session_absolute_secs < self.auth.session_idle_secs
+        {
+            return bad(
+                "auth.session_absolute_secs",
+                "sessions need idle > 0 and absolute >= idle".into(),
             );
         }
         if self.api.max_body_bytes < 1024 {
@@ -297,6 +465,19 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Whether the API listener uses TLS: forced by `api.tls`, always on a non-loopback address.
+    pub fn api_tls(&self) -> bool {
+        self.api.tls || !self.api.listen.ip().is_loopback()
+    }
+
+    /// The admin socket of the `civia` CLI.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.admin
+            .socket
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("admin.sock"))
     }
 
     /// The id clients use for the configured model.
@@ -399,10 +580,59 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
         assert_eq!(c.model.n_parallel, default_n_parallel());
         assert!(c.model.prefix_reuse);
         assert_eq!(c.runtime.queue_depth, RuntimeConfig::default().queue_depth);
+        assert_eq!(c.api.allowed_sources, d.allowed_sources);
+        assert_eq!(c.api.max_connections, d.max_connections);
+        assert_eq!(
+            c.api.max_connections_per_address,
+            d.max_connections_per_address
+        );
+        assert_eq!(c.api.header_timeout_secs, d.header_timeout_secs);
+        let (a, q) = (AuthConfig::default(), QuotasConfig::default());
+        assert_eq!(c.auth.lockout_failures, a.lockout_failures);
+        assert_eq!(c.auth.lockout_secs, a.lockout_secs);
+        assert_eq!(c.auth.address_failures, a.address_failures);
+        assert_eq!(c.auth.session_idle_secs, a.session_idle_secs);
+        assert_eq!(c.auth.session_absolute_secs, a.session_absolute_secs);
+        assert_eq!(c.quotas.agent, q.agent);
+        assert_eq!(c.quotas.admin, q.admin);
+        assert_eq!(c.admin.socket_group, AdminConfig::default().socket_group);
         assert_eq!(
             c.runtime.queue_timeout_secs,
             RuntimeConfig::default().queue_timeout_secs
         );
+    }
+
+    #[test]
+    fn lan_guard_ranges() {
+        let r = default_allowed_sources();
+        for ok in [
+            "10.1.2.3",
+            "172.31.255.1",
+            "192.168.0.9",
+            "127.0.0.2",
+            "::1",
+            "fd12::5",
+            "::ffff:192.168.1.1",
+        ] {
+            assert!(source_allowed(&r, ok.parse().unwrap()), "{ok}");
+        }
+        for no in [
+            "198.51.100.7",
+            "203.0.113.9",
+            "172.32.0.1",
+            "8.8.8.8",
+            "2001:db8::1",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!source_allowed(&r, no.parse().unwrap()), "{no}");
+        }
+        let c = Config::from_toml(&format!("{MINIMAL}\n")).unwrap();
+        assert_eq!(c.admin_socket(), PathBuf::from("/var/lib/civia/admin.sock"));
+        let err = Config::from_toml(
+            &MINIMAL.replace("[model]", "allowed_sources = [\"10.0.0.0/33\"]\n[model]"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("allowed_sources"), "{err}");
     }
 
     #[test]
@@ -420,8 +650,11 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
         let err = Config::from_toml("[model]\npath = \"/m.gguf\"").unwrap_err();
         assert!(err.to_string().contains("state_dir"), "{err}");
         let err =
-            Config::from_toml(&MINIMAL.replace("127.0.0.1:18080", "0.0.0.0:443")).unwrap_err();
+            Config::from_toml(&MINIMAL.replace("127.0.0.1:18080", "198.51.100.7:443")).unwrap_err();
         assert!(err.to_string().contains("api.listen"), "{err}");
+        let lan =
+            Config::from_toml(&MINIMAL.replace("127.0.0.1:18080", "192.168.1.20:443")).unwrap();
+        assert!(lan.api_tls(), "a LAN address always uses TLS");
         let err = Config::from_toml(&format!("{MINIMAL}sha256 = \"abc\"\n")).unwrap_err();
         assert!(err.to_string().contains("model.sha256"), "{err}");
         let err = Config::from_toml(&MINIMAL.replace("18080", "\"x\"")).unwrap_err();

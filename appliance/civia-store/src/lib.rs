@@ -29,6 +29,8 @@ pub enum StoreError {
         found: u32,
         known: u32,
     },
+    #[error("store file {0}: {1}")]
+    File(String, std::io::Error),
     #[error("user `{0}` already exists")]
     UserExists(String),
     #[error("no user `{0}`")]
@@ -37,6 +39,10 @@ pub enum StoreError {
     BadName(String),
     #[error("unknown role `{0}`: agent, admin, dpo or integrator")]
     BadRole(String),
+    #[error("invalid service `{0}`: 1 to 64 printable characters")]
+    BadService(String),
+    #[error("invalid key name: 1 to 64 printable characters")]
+    BadKeyName,
     #[error("password refused: {0}")]
     WeakPassword(&'static str),
     #[error("password hashing failed: {0}")]
@@ -91,6 +97,8 @@ pub struct User {
     pub role: Role,
     pub created_at: i64,
     pub disabled: bool,
+    /// The town hall department the user works in (for usage reports per service).
+    pub service: Option<String>,
 }
 
 /// A key as listed (never the key itself).
@@ -184,6 +192,26 @@ pub fn check_password_policy(password: &str) -> Result<()> {
     Ok(())
 }
 
+/// The CSRF token of a session: derived from the secret session token (so a page reload can
+/// get it again from the session cookie) and useless without it.
+pub fn csrf_token(session_token: &str) -> String {
+    sha256_hex(&format!("civia-csrf\0{session_token}"))
+}
+
+/// A service name must be a label.
+pub fn check_service(service: &str) -> Result<()> {
+    if valid_label(service) {
+        Ok(())
+    } else {
+        Err(StoreError::BadService(service.to_string()))
+    }
+}
+
+/// Free text labels (service, key name): 1 to 64 characters, no control characters.
+fn valid_label(s: &str) -> bool {
+    (1..=64).contains(&s.chars().count()) && !s.chars().any(char::is_control)
+}
+
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
@@ -200,6 +228,17 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self> {
+        // Created owner-only before SQLite opens it; SQLite gives its -wal and -shm files the
+        // same mode.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| StoreError::File(path.display().to_string(), e))?;
+        }
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -239,7 +278,7 @@ impl Store {
     pub fn user(&self, name: &str) -> Result<User> {
         self.conn
             .query_row(
-                "SELECT id, name, role, created_at, disabled FROM users WHERE name = ?1",
+                "SELECT id, name, role, created_at, disabled, service FROM users WHERE name = ?1",
                 [name],
                 row_user,
             )
@@ -249,7 +288,7 @@ impl Store {
 
     fn user_by_id(&self, id: i64) -> Result<User> {
         Ok(self.conn.query_row(
-            "SELECT id, name, role, created_at, disabled FROM users WHERE id = ?1",
+            "SELECT id, name, role, created_at, disabled, service FROM users WHERE id = ?1",
             [id],
             row_user,
         )?)
@@ -264,11 +303,53 @@ impl Store {
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, name, role, created_at, disabled FROM users ORDER BY name")?;
+        let mut st = self.conn.prepare(
+            "SELECT id, name, role, created_at, disabled, service FROM users ORDER BY name",
+        )?;
         let rows = st.query_map([], row_user)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Number of users (0: a fresh box, waiting for its pairing).
+    pub fn user_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// Active admins (the last one cannot be demoted, disabled or deleted by the API).
+    pub fn active_admins(&self) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
+        self.update_user(
+            name,
+            "UPDATE users SET role = ?1 WHERE name = ?2",
+            params![role.as_str(), name],
+        )
+    }
+
+    pub fn set_service(&self, name: &str, service: Option<&str>) -> Result<()> {
+        if let Some(s) = service {
+            check_service(s)?;
+        }
+        self.update_user(
+            name,
+            "UPDATE users SET service = ?1 WHERE name = ?2",
+            params![service, name],
+        )
+    }
+
+    /// Deletes a user with their keys, sessions and quota; their usage rows stay, anonymous.
+    pub fn delete_user(&self, name: &str) -> Result<()> {
+        self.update_user(name, "DELETE FROM users WHERE name = ?1", [name])
     }
 
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<()> {
@@ -322,21 +403,65 @@ impl Store {
         model_scope: Option<&str>,
         expires_at: Option<i64>,
     ) -> Result<(String, ApiKeyInfo)> {
-        let owner = self.user(user)?;
         let key = format!("civia-{}", hex::encode(random_bytes::<32>()?));
+        let info = self.insert_key(user, name, &key, model_scope, expires_at)?;
+        Ok((key, info))
+    }
+
+    /// Registers a key chosen elsewhere (the trial key from `CIVIA_DEV_API_KEY`); keys of the
+    /// same user and name that differ are revoked, so changing the variable retires the old
+    /// key. Returns the key's id.
+    pub fn import_key(&self, user: &str, name: &str, key: &str) -> Result<i64> {
+        let owner = self.user(user)?;
+        let hash = sha256_hex(key);
+        self.conn.execute(
+            "UPDATE api_keys SET revoked_at = ?1
+             WHERE user_id = ?2 AND name = ?3 AND key_hash != ?4 AND revoked_at IS NULL",
+            params![now(), owner.id, name, hash],
+        )?;
+        let existing: Option<(i64, bool)> = self
+            .conn
+            .query_row(
+                "SELECT id, revoked_at IS NOT NULL FROM api_keys WHERE key_hash = ?1",
+                [&hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match existing {
+            Some((id, _)) => {
+                self.conn.execute(
+                    "UPDATE api_keys SET revoked_at = NULL, user_id = ?1 WHERE id = ?2",
+                    params![owner.id, id],
+                )?;
+                Ok(id)
+            }
+            None => Ok(self.insert_key(user, name, key, None, None)?.id),
+        }
+    }
+
+    fn insert_key(
+        &self,
+        user: &str,
+        name: &str,
+        key: &str,
+        model_scope: Option<&str>,
+        expires_at: Option<i64>,
+    ) -> Result<ApiKeyInfo> {
+        if !valid_label(name) {
+            return Err(StoreError::BadKeyName);
+        }
+        let owner = self.user(user)?;
         let prefix: String = key.chars().take(12).collect();
         self.conn.execute(
             "INSERT INTO api_keys (user_id, name, prefix, key_hash, model_scope, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![owner.id, name, prefix, sha256_hex(&key), model_scope, now(), expires_at],
+            params![owner.id, name, prefix, sha256_hex(key), model_scope, now(), expires_at],
         )?;
         let id = self.conn.last_insert_rowid();
-        let info = self
-            .keys(Some(user))?
+        self.keys(Some(user))?
             .into_iter()
             .find(|k| k.id == id)
-            .ok_or_else(|| StoreError::NoUser(user.to_string()))?;
-        Ok((key, info))
+            .ok_or_else(|| StoreError::NoUser(user.to_string()))
     }
 
     /// Lists keys (of one user, or all).
@@ -406,11 +531,11 @@ impl Store {
         })
     }
 
-    /// Opens a web session; returns the session token and the CSRF token (both shown once,
-    /// stored as hashes). `absolute_secs` bounds its life whatever the activity.
+    /// Opens a web session; returns the session token and its CSRF token (stored as hashes;
+    /// the CSRF token derives from the session token, see [`csrf_token`]). `absolute_secs` bounds its life whatever the activity.
     pub fn create_session(&self, user_id: i64, absolute_secs: i64) -> Result<(String, String)> {
         let token = hex::encode(random_bytes::<32>()?);
-        let csrf = hex::encode(random_bytes::<32>()?);
+        let csrf = csrf_token(&token);
         let t = now();
         self.conn.execute(
             "INSERT INTO sessions (token_hash, user_id, csrf_hash, created_at, last_seen_at, expires_at)
@@ -530,10 +655,29 @@ impl Store {
 
     /// Totals per UTC day and model between two Unix times.
     pub fn usage_by_day(&self, from: i64, to: i64) -> Result<Vec<UsageDay>> {
-        let mut st = self.conn.prepare(
+        self.usage_report(
             "SELECT ts / 86400, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens)
              FROM usage WHERE ts >= ?1 AND ts < ?2 GROUP BY 1, 2 ORDER BY 1, 2",
-        )?;
+            from,
+            to,
+        )
+    }
+
+    /// Totals per UTC day and service (in `UsageDay::model`; users without a service count
+    /// under "(sans service)"). Never per agent.
+    pub fn usage_by_service(&self, from: i64, to: i64) -> Result<Vec<UsageDay>> {
+        self.usage_report(
+            "SELECT g.ts / 86400, COALESCE(u.service, '(sans service)'), COUNT(*),
+                    SUM(g.prompt_tokens), SUM(g.completion_tokens)
+             FROM usage g LEFT JOIN users u ON u.id = g.user_id
+             WHERE g.ts >= ?1 AND g.ts < ?2 GROUP BY 1, 2 ORDER BY 1, 2",
+            from,
+            to,
+        )
+    }
+
+    fn usage_report(&self, sql: &str, from: i64, to: i64) -> Result<Vec<UsageDay>> {
+        let mut st = self.conn.prepare(sql)?;
         let rows = st.query_map(params![from, to], |r| {
             Ok(UsageDay {
                 day: r.get(0)?,
@@ -575,6 +719,7 @@ fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         role,
         created_at: r.get(3)?,
         disabled: r.get(4)?,
+        service: r.get(5)?,
     })
 }
 

@@ -54,6 +54,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX usage_by_time ON usage (ts);
      CREATE INDEX usage_by_user ON usage (user_id, ts);",
+    // 3: the user's service (mairie department) for usage reports per service.
+    "ALTER TABLE users ADD COLUMN service TEXT;",
 ];
 
 pub(crate) fn version(conn: &Connection) -> Result<u32> {

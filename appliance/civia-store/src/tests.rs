@@ -164,6 +164,11 @@ fn upgrade_from_version_1_keeps_data_and_newer_files_are_refused() {
         migrations::MIGRATIONS.len() as u32
     );
     assert_eq!(s.user("ancien").unwrap().role, Role::Admin);
+    assert_eq!(
+        s.user("ancien").unwrap().service,
+        None,
+        "v3 column added empty"
+    );
     s.set_quota("ancien", Some(1), None).unwrap();
     let mode: String = s
         .conn
@@ -226,4 +231,101 @@ fn sessions_expire_and_check_csrf() {
     let (t3, _) = s.create_session(u.id, 3600).unwrap();
     s.end_session(&t3).unwrap();
     assert!(s.check_session(&t3, 600, None).unwrap().is_none());
+}
+
+#[test]
+fn user_admin_operations_and_reports_per_service() {
+    let (_d, s) = store();
+    assert_eq!(s.user_count().unwrap(), 0);
+    s.add_user("chef", Role::Admin, "correct horse battery")
+        .unwrap();
+    let a = s
+        .add_user("agent.etat-civil", Role::Agent, "correct horse battery")
+        .unwrap();
+    assert_eq!(
+        (s.user_count().unwrap(), s.active_admins().unwrap()),
+        (2, 1)
+    );
+    s.set_service("agent.etat-civil", Some("État civil"))
+        .unwrap();
+    assert!(matches!(
+        s.set_service("agent.etat-civil", Some("a\nb")),
+        Err(StoreError::BadService(_))
+    ));
+    s.set_role("agent.etat-civil", Role::Dpo).unwrap();
+    let u = s.user("agent.etat-civil").unwrap();
+    assert_eq!(
+        (u.role, u.service.as_deref()),
+        (Role::Dpo, Some("État civil"))
+    );
+    for (user, n) in [(Some(a.id), 3), (None, 1)] {
+        for _ in 0..n {
+            s.record_usage(&UsageRecord {
+                user_id: user,
+                key_id: None,
+                model: "m".into(),
+                prompt_tokens: 2,
+                completion_tokens: 1,
+                duration_ms: 5,
+                status: 200,
+            })
+            .unwrap();
+        }
+    }
+    let rows = s.usage_by_service(0, now() + 86400).unwrap();
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| (r.model.as_str(), r.requests))
+        .collect();
+    assert_eq!(got, [("(sans service)", 1), ("État civil", 3)]);
+    let (k, _) = s
+        .create_key("agent.etat-civil", "prog", None, None)
+        .unwrap();
+    s.delete_user("agent.etat-civil").unwrap();
+    assert_eq!(s.check_key(&k).unwrap(), KeyCheck::Unknown);
+    assert!(matches!(
+        s.delete_user("agent.etat-civil"),
+        Err(StoreError::NoUser(_))
+    ));
+    // Usage rows outlive the user, anonymous.
+    assert_eq!(s.usage_by_day(0, now() + 86400).unwrap()[0].requests, 4);
+}
+
+#[test]
+fn imported_trial_key_replaces_the_previous_one() {
+    let (_d, s) = store();
+    s.add_user("essai", Role::Admin, "correct horse battery")
+        .unwrap();
+    let id1 = s
+        .import_key("essai", "CIVIA_DEV_API_KEY", "premiere-cle")
+        .unwrap();
+    assert_eq!(
+        s.import_key("essai", "CIVIA_DEV_API_KEY", "premiere-cle")
+            .unwrap(),
+        id1
+    );
+    assert!(
+        matches!(s.check_key("premiere-cle").unwrap(), KeyCheck::Valid { key_id, .. } if key_id == id1)
+    );
+    s.import_key("essai", "CIVIA_DEV_API_KEY", "seconde-cle")
+        .unwrap();
+    assert_eq!(s.check_key("premiere-cle").unwrap(), KeyCheck::Revoked);
+    assert!(matches!(
+        s.check_key("seconde-cle").unwrap(),
+        KeyCheck::Valid { .. }
+    ));
+    // Going back to the first key brings it back.
+    s.import_key("essai", "CIVIA_DEV_API_KEY", "premiere-cle")
+        .unwrap();
+    assert!(matches!(
+        s.check_key("premiere-cle").unwrap(),
+        KeyCheck::Valid { .. }
+    ));
+    assert_eq!(s.check_key("seconde-cle").unwrap(), KeyCheck::Revoked);
+    assert!(matches!(
+        s.create_key("essai", "", None, None),
+        Err(StoreError::BadKeyName)
+    ));
+    assert_eq!(csrf_token("t").len(), 64);
+    assert_ne!(csrf_token("t"), csrf_token("u"));
 }

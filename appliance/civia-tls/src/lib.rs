@@ -186,6 +186,10 @@ pub fn server_config(cert_pem: &str, key_pem: &str, path: &Path) -> Result<rustl
         provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
         provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        // For a commune's own RSA certificate: still forward-secret AEAD only.
+        provider::cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        provider::cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        provider::cipher_suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
     ];
     p.kx_groups = vec![
         provider::kx_group::X25519,
@@ -239,6 +243,13 @@ pub fn load_or_create(dir: &Path, hosts: &[String], addrs: &[IpAddr]) -> Result<
         server_config,
         renewed,
     })
+}
+
+/// The commune's own certificate chain and key (PEM files) with the same TLS profile.
+pub fn own_certificate(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+    let chain = read(cert)?.ok_or_else(|| parse_err(cert, "file not found"))?;
+    let key_pem = read(key)?.ok_or_else(|| parse_err(key, "file not found"))?;
+    Ok(Arc::new(server_config(&chain, &key_pem, cert)?))
 }
 
 #[cfg(test)]

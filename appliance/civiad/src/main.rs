@@ -5,13 +5,16 @@
 //! watchdog, signals and orderly shutdown. Started as `civiad --config PATH`; the same binary
 //! started as `civiad runtime-worker` (by itself, never by hand) is the runtime worker.
 //!
-//! Must never: hold the model in this process (the worker does), or start serving a
-//! non-loopback address without TLS.
+//! Also owns opening the store, the pairing code's announcement, the trial admin behind
+//! `CIVIA_DEV_API_KEY`, and the listeners (API, optional admin listener, admin Unix socket).
+//!
+//! Must never: hold the model in this process (the worker does), serve a non-loopback
+//! address without TLS, or accept a connection from outside `api.allowed_sources`.
 
 mod logging;
 mod serve;
 
-use civia_api::{router, ApiState};
+use civia_api::{admin_router, router, ApiState, Auth};
 use civia_config::Config;
 use civia_supervisor::{Phase, Supervisor, WorkerSpec};
 use clap::{Parser, Subcommand};
@@ -68,6 +71,15 @@ enum DaemonError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Tls(#[from] civia_tls::TlsError),
+    #[error("{0}")]
+    Store(#[from] civia_auth::StoreError),
+    #[error("{0}")]
+    Auth(#[from] civia_auth::AuthError),
+    #[error("admin socket {path}: {source}")]
+    AdminSocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn main() -> ExitCode {
@@ -197,76 +209,142 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
     std::env::set_var("CIVIA_LOG_LEVEL", &cfg.log.level);
     let supervisor = Supervisor::start(spec);
 
+    // STATUS= from now on; READY=1 once the model is loaded and the listeners are bound.
+    let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(systemd_notifier(supervisor.clone(), listening_rx));
+
     // The box's CA and server certificate (created at first start, renewed when needed).
     let mut names = cfg.api.tls_names.clone();
     names.push("localhost".into());
     names.dedup();
     let mut addrs = cfg.api.tls_addresses.clone();
-    if !cfg.api.listen.ip().is_unspecified() {
-        addrs.push(cfg.api.listen.ip());
+    for addr in std::iter::once(cfg.api.listen).chain(cfg.admin.listen) {
+        if !addr.ip().is_unspecified() && !addrs.contains(&addr.ip()) {
+            addrs.push(addr.ip());
+        }
     }
-    addrs.dedup();
     let tls = civia_tls::load_or_create(&cfg.state_dir.join("tls"), &names, &addrs)?;
     if tls.renewed {
         log::info!("server certificate issued for {names:?} {addrs:?}");
     }
+    let server_tls = match (&cfg.api.tls_certificate, &cfg.api.tls_key) {
+        (Some(cert), Some(key)) => {
+            log::info!("serving the commune's own certificate {}", cert.display());
+            civia_tls::own_certificate(cert, key)?
+        }
+        _ => tls.server_config.clone(),
+    };
 
+    // Accounts: the store, the trial admin, or the pairing code of a fresh box.
+    let store = civia_auth::Store::open(&cfg.state_dir.join("civia.db"))?;
+    let auth = Arc::new(Auth::new(store, cfg.auth.clone(), cfg.quotas.clone())?);
     let dev_api_key = std::env::var("CIVIA_DEV_API_KEY")
         .ok()
         .filter(|k| !k.is_empty());
+    if let Some(key) = &dev_api_key {
+        auth.install_trial_key(key.clone()).await?;
+        log::info!(
+            "trial mode: CIVIA_DEV_API_KEY is the API key of the administrator `{}`",
+            civia_auth::TRIAL_ADMIN
+        );
+    }
+    if let Some(code) = auth.pairing_code() {
+        log::warn!(
+            "Code d'appairage / pairing code: {code} — no account yet: present it on \
+             POST /admin/pair to create the first administrator (or run `civia user add NAME \
+             --role admin` on the box); it dies once used"
+        );
+    }
+
     let state = Arc::new(ApiState {
         supervisor: supervisor.clone(),
         model_id: cfg.model_id(),
         limits: cfg.api.clone(),
-        dev_api_key: dev_api_key.clone(),
+        auth,
+        admin_on_api: cfg.admin.listen.is_none(),
         ca_pem: tls.ca_pem.clone(),
         started_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
     });
-    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: cfg.api.listen,
-            source,
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Listen { addr, source })
+    };
+    let listener = bind(cfg.api.listen).await?;
+    let admin_listener = match cfg.admin.listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let socket_path = cfg.admin_socket();
+    let socket =
+        serve::bind_admin_socket(&socket_path, &cfg.admin.socket_group).map_err(|source| {
+            DaemonError::AdminSocket {
+                path: socket_path.clone(),
+                source,
+            }
         })?;
+    let api_tls = cfg.api_tls();
     log::info!(
-        "civiad {} listening on {}://{} (trial mode: loopback{}); model `{}`",
+        "civiad {} listening on {}://{}{}; admin socket {}; model `{}`",
         env!("CARGO_PKG_VERSION"),
-        if cfg.api.tls { "https" } else { "http" },
+        if api_tls { "https" } else { "http" },
         cfg.api.listen,
-        if dev_api_key.is_some() {
-            ", API key required"
-        } else {
-            ""
-        },
+        cfg.admin
+            .listen
+            .map(|a| format!(", admin plane on https://{a}"))
+            .unwrap_or_default(),
+        socket_path.display(),
         cfg.model_id()
     );
-    tokio::spawn(systemd_notifier(supervisor.clone()));
+    let _ = listening_tx.send(());
 
-    if cfg.api.tls {
-        serve::serve_tls(
-            listener,
-            tls.server_config,
-            router(state),
-            shutdown_signal(),
-        )
-        .await?;
-    } else {
-        let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+    let gate = serve::Gate::new(&cfg.api);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(serve::serve_unix(
+        socket,
+        admin_router(state.clone()),
+        stopped(),
+    ));
+    if let Some(l) = admin_listener {
+        tasks.spawn(serve::serve_tcp(
+            l,
+            Some(server_tls.clone()),
+            admin_router(state.clone()),
+            gate.clone(),
+            stopped(),
+        ));
     }
+    tasks.spawn(serve::serve_tcp(
+        listener,
+        api_tls.then_some(server_tls),
+        router(state),
+        gate,
+        stopped(),
+    ));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    let _ = std::fs::remove_file(&socket_path);
     log::info!("stopping");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     supervisor.shutdown().await;
     Ok(())
 }
 
-/// READY=1 once the model is loaded, STATUS= on every change, and watchdog pings.
-async fn systemd_notifier(supervisor: Supervisor) {
+/// READY=1 once the model is loaded and `listening` fired, STATUS= on every change, and
+/// watchdog pings.
+async fn systemd_notifier(supervisor: Supervisor, listening: tokio::sync::oneshot::Receiver<()>) {
+    let mut listening = Some(listening);
     let mut usec = 0u64;
     if sd_notify::watchdog_enabled(false, &mut usec) {
         let period = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
@@ -289,6 +367,12 @@ async fn systemd_notifier(supervisor: Supervisor) {
         };
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&text)]);
         if status.phase == Phase::Ready && !announced {
+            if let Some(l) = listening.take() {
+                // An error means the daemon is failing to start: then no READY=1 at all.
+                if l.await.is_err() {
+                    return;
+                }
+            }
             announced = true;
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         }

@@ -1,65 +1,234 @@
-//! The HTTPS listener: rustls handshakes (bounded in time), then hyper serving the same axum
-//! router as the plain listener, with the client's address attached for the fair queue.
+//! The listeners: TCP (plain on loopback in trial mode, TLS otherwise) and the admin Unix
+//! socket. Every TCP connection passes the LAN guard (source ranges) and the connection limits
+//! before its TLS handshake; handshakes and request headers are bounded in time, so slow or
+//! numerous clients cannot hold the box.
 
 use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use civia_api::Principal;
+use civia_config::IpNet;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The guard and limits shared by every TCP listener of the daemon.
+pub struct Gate {
+    allowed: Vec<IpNet>,
+    per_address: usize,
+    header_timeout: Duration,
+    total: Arc<Semaphore>,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
 
-pub async fn serve_tls(
-    listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+/// One admitted connection; dropping it frees its place.
+struct Admitted {
+    gate: Arc<Gate>,
+    ip: IpAddr,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.gate.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Gate {
+    pub fn new(cfg: &civia_config::ApiConfig) -> Arc<Self> {
+        Arc::new(Self {
+            allowed: cfg.allowed_sources.clone(),
+            per_address: cfg.max_connections_per_address,
+            header_timeout: Duration::from_secs(cfg.header_timeout_secs),
+            total: Arc::new(Semaphore::new(cfg.max_connections)),
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The LAN guard first (before TLS or any byte is read), then the limits.
+    fn admit(self: &Arc<Self>, peer: SocketAddr) -> Option<Admitted> {
+        if !civia_config::source_allowed(&self.allowed, peer.ip()) {
+            log::warn!(
+                "refused connection from {peer}: outside api.allowed_sources (LAN-only guard)"
+            );
+            return None;
+        }
+        let Ok(permit) = self.total.clone().try_acquire_owned() else {
+            log::warn!("refused connection from {peer}: api.max_connections reached");
+            return None;
+        };
+        let ip = peer.ip();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.per_address {
+            log::warn!("refused connection from {peer}: api.max_connections_per_address reached");
+            return None;
+        }
+        *n += 1;
+        Some(Admitted {
+            gate: self.clone(),
+            ip,
+            _permit: permit,
+        })
+    }
+}
+
+/// Serves HTTP/1.1 on one connection; `extra` is added to every request's extensions.
+async fn serve_connection<I>(
+    io: I,
     app: Router,
+    header_timeout: Duration,
+    peer: ConnectInfo<SocketAddr>,
+    local_admin: bool,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer);
+            if local_admin {
+                req.extensions_mut().insert(Principal::LocalAdmin);
+            }
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        log::debug!("connection with {} ended: {e}", peer.0);
+    }
+}
+
+async fn accept_tcp(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(x) => return x,
+            Err(e) => {
+                // Running out of file descriptors must not end the server.
+                log::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Serves `app` on a TCP listener, over TLS when `tls` is given.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: Router,
+    gate: Arc<Gate>,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let acceptor = TlsAcceptor::from(config);
+) {
+    let acceptor = tls.map(TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
+            accepted = accept_tcp(&listener) => accepted,
+            _ = &mut shutdown => return,
+        };
+        let Some(admitted) = gate.admit(peer) else {
+            continue;
+        };
+        let (acceptor, app, timeout) = (acceptor.clone(), app.clone(), gate.header_timeout);
+        tokio::spawn(async move {
+            let _admitted = admitted;
+            let _ = tcp.set_nodelay(true);
+            let info = ConnectInfo(peer);
+            let Some(acceptor) = acceptor else {
+                return serve_connection(tcp, app, timeout, info, false).await;
+            };
+            match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => serve_connection(tls, app, timeout, info, false).await,
+                Ok(Err(e)) => log::info!("TLS handshake with {peer} refused: {e}"),
+                Err(_) => log::info!("TLS handshake with {peer} timed out"),
+            }
+        });
+    }
+}
+
+/// Serves the admin router on the CLI's Unix socket: whoever could open it is an admin.
+pub async fn serve_unix(listener: UnixListener, app: Router, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let local = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0)));
+    loop {
+        let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(x) => x,
+                Ok((s, _)) => s,
                 Err(e) => {
-                    // Running out of file descriptors must not end the server.
-                    log::warn!("accept failed: {e}");
+                    log::warn!("admin socket accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => return,
         };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    log::info!("TLS handshake with {peer} refused: {e}");
-                    return;
-                }
-                Err(_) => {
-                    log::info!("TLS handshake with {peer} timed out");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    app.clone().oneshot(req.map(axum::body::Body::new))
-                },
-            );
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
-                log::debug!("connection with {peer} ended: {e}");
-            }
-        });
+        let app = app.clone();
+        tokio::spawn(serve_connection(
+            stream,
+            app,
+            Duration::from_secs(30),
+            local,
+            true,
+        ));
     }
+}
+
+/// Binds the admin socket: stale socket removed, mode 0660, group `group` when it exists.
+pub fn bind_admin_socket(path: &std::path::Path, group: &str) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        } else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Some(gid) = group_id(group) {
+        std::os::unix::fs::chown(path, None, Some(gid))?;
+    }
+    Ok(listener)
+}
+
+fn group_id(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: all-zero is a valid `group` (null pointers, zero gid) that getgrnam_r fills in.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: getgrnam_r (the thread-safe variant) reads the NUL-terminated name we own and
+    // writes only into `grp` and `buf`, whose sizes we pass; `found` is null or points to `grp`.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    (rc == 0 && !found.is_null()).then_some(grp.gr_gid)
 }

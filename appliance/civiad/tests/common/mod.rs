@@ -50,11 +50,31 @@ impl Setup {
     }
 }
 
+/// The trial admin's key every daemon of these tests starts with (`CIVIA_DEV_API_KEY`),
+/// unless a test sets its own.
+pub const DEV_KEY: &str = "test-dev-key-0123456789";
+
+/// A client sending `Authorization: Bearer <key>` on every request.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    client_builder(key).build().expect("client")
+}
+
+fn client_builder(key: &str) -> reqwest::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().expect("header"),
+    );
+    reqwest::Client::builder().default_headers(headers)
+}
+
 pub struct Daemon {
     pub child: Child,
     pub base: String,
     pub dir: tempfile::TempDir,
+    /// Sends the trial admin's key.
     pub http: reqwest::Client,
+    pub port: u16,
 }
 
 pub fn write_config(dir: &std::path::Path, port: u16, s: &Setup) -> PathBuf {
@@ -97,7 +117,7 @@ impl Daemon {
         };
         cmd.arg("--config")
             .arg(&cfg)
-            .env_remove("CIVIA_DEV_API_KEY")
+            .env("CIVIA_DEV_API_KEY", DEV_KEY)
             .env_remove("JOURNAL_STREAM")
             .stdout(Stdio::null())
             .stderr(log);
@@ -109,7 +129,8 @@ impl Daemon {
             child,
             base: format!("http://127.0.0.1:{port}"),
             dir,
-            http: reqwest::Client::new(),
+            http: client_with_key(DEV_KEY),
+            port,
         }
     }
 
@@ -294,7 +315,7 @@ pub fn raw_post(base: &str, path: &str, headers: &str, body: Vec<u8>) -> (u16, V
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{headers}\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAuthorization: Bearer {DEV_KEY}\r\n{headers}\r\n"
     );
     stream.write_all(head.as_bytes()).expect("write head");
     let mut writer = stream.try_clone().expect("clone");
@@ -366,7 +387,7 @@ impl Daemon {
 
     /// A client whose requests come from another loopback address (another "workstation").
     pub fn client_from(&self, ip: [u8; 4]) -> reqwest::Client {
-        reqwest::Client::builder()
+        client_builder(DEV_KEY)
             .local_address(std::net::IpAddr::from(ip))
             .build()
             .expect("client")

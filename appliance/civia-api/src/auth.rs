@@ -1,0 +1,167 @@
+//! Authentication middleware: who is calling (API key, session cookie, or the local admin
+//! socket), quota admission for model requests, and the usage row each of them leaves.
+
+use crate::{ApiError, ApiState};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use civia_auth::{AuthError, Principal, UsageRecord};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Name of the web session cookie.
+pub const SESSION_COOKIE: &str = "civia_session";
+/// Header carrying the session's CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The client's address (loopback when unknown, e.g. on the admin socket).
+pub(crate) fn client_ip(ext: &axum::http::Extensions) -> IpAddr {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<Result<String, AuthError>> {
+    let v = headers.get(header::AUTHORIZATION)?;
+    let token = v
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    Some(token.filter(|t| !t.is_empty()).ok_or(AuthError::InvalidKey))
+}
+
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Who is calling: the local admin socket, else a bearer key, else a session cookie (with
+/// its CSRF token on anything but GET/HEAD).
+pub(crate) async fn authenticate(
+    st: &ApiState,
+    local: Option<Principal>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Principal, ApiError> {
+    if let Some(p @ Principal::LocalAdmin) = local {
+        return Ok(p);
+    }
+    if let Some(key) = bearer(&headers) {
+        return Ok(st.auth.bearer(key?).await?);
+    }
+    if let Some(token) = session_cookie(&headers) {
+        let csrf = if matches!(method, Method::GET | Method::HEAD) {
+            None
+        } else {
+            Some(
+                headers
+                    .get(CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+                    .ok_or(AuthError::Csrf)?,
+            )
+        };
+        return Ok(st.auth.session(token, csrf).await?);
+    }
+    Err(AuthError::MissingCredentials.into())
+}
+
+/// Requires credentials; the principal goes into the request's extensions.
+pub(crate) async fn require_auth(
+    State(st): State<Arc<ApiState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let local = req.extensions().get::<Principal>().cloned();
+    let (method, headers) = (req.method().clone(), req.headers().clone());
+    match authenticate(&st, local, method, headers).await {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(e) => {
+            log::info!(
+                "{} {} from {} refused: {}",
+                req.method(),
+                req.uri().path(),
+                client_ip(req.extensions()),
+                e.message
+            );
+            e.into_response()
+        }
+    }
+}
+
+/// One model request's usage row, written once: by the handler when it knows the token
+/// counts, else by [`meter`] with the error status, else when a stream is dropped.
+pub(crate) struct UsageTicket {
+    st: Arc<ApiState>,
+    user_id: Option<i64>,
+    key_id: Option<i64>,
+    started: Instant,
+    done: AtomicBool,
+}
+
+impl UsageTicket {
+    pub(crate) fn record(&self, prompt_tokens: u32, completion_tokens: u32, status: u16) {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.st.auth.record_usage(UsageRecord {
+            user_id: self.user_id,
+            key_id: self.key_id,
+            model: self.st.model_id.clone(),
+            prompt_tokens,
+            completion_tokens,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            status,
+        });
+    }
+}
+
+/// Status recorded for a stream the client left before its end.
+pub(crate) const CLIENT_CLOSED: u16 = 499;
+
+/// Model requests: role and quotas first, then a usage row whatever the outcome.
+pub(crate) async fn meter(
+    State(st): State<Arc<ApiState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(who) = req.extensions().get::<Principal>().cloned() else {
+        return ApiError::from(AuthError::MissingCredentials).into_response();
+    };
+    let ticket = Arc::new(UsageTicket {
+        st: st.clone(),
+        user_id: who.user().map(|u| u.id),
+        key_id: who.key_id(),
+        started: Instant::now(),
+        done: AtomicBool::new(false),
+    });
+    if let Err(e) = st.auth.admit(&who).await {
+        let e = ApiError::from(e);
+        ticket.record(0, 0, e.status.as_u16());
+        return e.into_response();
+    }
+    req.extensions_mut().insert(ticket.clone());
+    let resp = next.run(req).await;
+    if !resp.status().is_success() {
+        ticket.record(0, 0, resp.status().as_u16());
+    }
+    resp
+}
+
+/// Who a request counts against in the fair queue: the user at their workstation.
+pub(crate) fn fairness_key(ext: &axum::http::Extensions) -> String {
+    let who = ext.get::<Principal>().map_or("anonymous", |p| p.name());
+    format!("{who}@{}", client_ip(ext))
+}

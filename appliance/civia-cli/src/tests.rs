@@ -1,0 +1,465 @@
+//! The client's wire format against an in-process Unix socket server, and the formatting.
+
+use super::*;
+use clap::Parser;
+use std::io::Read;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+/// A request as the fake civiad received it.
+#[derive(Debug)]
+struct Seen {
+    request_line: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+struct FakeCiviad {
+    dir: PathBuf,
+    socket: PathBuf,
+    thread: Option<JoinHandle<Vec<Seen>>>,
+}
+
+impl FakeCiviad {
+    /// Answers one connection per canned response, in order, then stops.
+    fn start(responses: Vec<String>) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "civia-cli-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("admin.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for response in responses {
+                let (mut conn, _) = listener.accept().unwrap();
+                seen.push(read_request(&mut conn));
+                conn.write_all(response.as_bytes()).unwrap();
+            }
+            seen
+        });
+        Self {
+            dir,
+            socket,
+            thread: Some(thread),
+        }
+    }
+
+    fn requests(mut self) -> Vec<Seen> {
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for FakeCiviad {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn read_request(conn: &mut impl Read) -> Seen {
+    let mut raw = Vec::new();
+    let mut byte = [0u8];
+    while !raw.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).unwrap();
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8(raw).unwrap();
+    let mut lines = head.trim_end().split("\r\n");
+    let request_line = lines.next().unwrap().to_string();
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.to_string(), v.trim().to_string())
+        })
+        .collect();
+    let mut seen = Seen {
+        request_line,
+        headers,
+        body: Vec::new(),
+    };
+    let len: usize = seen.header("content-length").unwrap().parse().unwrap();
+    seen.body = vec![0; len];
+    conn.read_exact(&mut seen.body).unwrap();
+    seen
+}
+
+fn ok(status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn chunked(status: &str, body: &str) -> String {
+    let (a, b) = body.split_at(body.len() / 2);
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    )
+}
+
+/// Runs `civia --socket SOCKET args...` with `stdin`; the output, or the error.
+fn civia(socket: &Path, args: &[&str], stdin: &str) -> Result<String, Error> {
+    let mut argv = vec!["civia", "--socket", socket.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let mut out = Vec::new();
+    run_at(&cli, &mut stdin.as_bytes(), &mut out, 1_700_000_000)?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+const ALICE: &str = r#"{"id":3,"name":"alice","role":"agent","service":"État civil","created_at":1700000000,"disabled":false}"#;
+
+#[test]
+fn user_add_generated_password() {
+    let civiad = FakeCiviad::start(vec![chunked(
+        "201 Created",
+        &format!(r#"{{"user":{ALICE},"password":"Gen-Pass-123"}}"#),
+    )]);
+    let out = civia(
+        &civiad.socket,
+        &[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "agent",
+            "--service",
+            "État civil",
+        ],
+        "",
+    )
+    .unwrap();
+    assert_eq!(out, "user alice created (role agent)\nGen-Pass-123\n");
+    let seen = civiad.requests();
+    assert_eq!(seen.len(), 1);
+    let req = &seen[0];
+    assert_eq!(req.request_line, "POST /admin/users HTTP/1.1");
+    assert_eq!(req.header("host"), Some("localhost"));
+    assert_eq!(req.header("connection"), Some("close"));
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(
+        req.header("content-length"),
+        Some(req.body.len().to_string().as_str())
+    );
+    assert_eq!(
+        req.json(),
+        json!({"name": "alice", "role": "agent", "service": "État civil"})
+    );
+}
+
+#[test]
+fn user_add_password_from_stdin() {
+    let civiad = FakeCiviad::start(vec![ok("201 Created", &format!(r#"{{"user":{ALICE}}}"#))]);
+    let out = civia(
+        &civiad.socket,
+        &[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "agent",
+            "--password-stdin",
+        ],
+        "correct horse\r\nignored\n",
+    )
+    .unwrap();
+    assert_eq!(out, "user alice created (role agent)\n");
+    let req = &civiad.requests()[0];
+    assert_eq!(
+        req.json(),
+        json!({"name": "alice", "role": "agent", "password": "correct horse"})
+    );
+}
+
+#[test]
+fn empty_stdin_password_is_a_usage_error() {
+    let e = civia(
+        Path::new("/nonexistent/admin.sock"),
+        &["user", "passwd", "alice", "--password-stdin"],
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        e.to_string().contains("no password on standard input"),
+        "{e}"
+    );
+}
+
+#[test]
+fn key_create() {
+    let civiad = FakeCiviad::start(vec![ok(
+        "201 Created",
+        r#"{"key":"civia-abcdef123456secret","info":{"id":7,"user":"alice","name":"laptop","prefix":"civia-abcdef","model":null,"created_at":1700000000,"expires_at":1707776000,"last_used_at":null,"revoked":false}}"#,
+    )]);
+    let out = civia(
+        &civiad.socket,
+        &[
+            "key",
+            "create",
+            "--user",
+            "alice",
+            "--name",
+            "laptop",
+            "--expires-days",
+            "90",
+        ],
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "key #7 for alice (prefix civia-abcdef), shown once:\ncivia-abcdef123456secret\n"
+    );
+    let req = &civiad.requests()[0];
+    assert_eq!(req.request_line, "POST /admin/keys HTTP/1.1");
+    assert_eq!(
+        req.json(),
+        json!({"user": "alice", "name": "laptop", "expires_in_days": 90})
+    );
+}
+
+#[test]
+fn key_list_encodes_the_query_and_prints_a_table() {
+    let civiad = FakeCiviad::start(vec![ok(
+        "200 OK",
+        r#"{"keys":[
+            {"id":1,"user":"a b","name":"laptop","prefix":"civia-aaaaaa","model":null,"created_at":1690000000,"expires_at":null,"last_used_at":1699990000,"revoked":false},
+            {"id":12,"user":"a b","name":"","prefix":"civia-bbbbbb","model":"mistral","created_at":1690000000,"expires_at":1690000001,"last_used_at":null,"revoked":false},
+            {"id":13,"user":"a b","name":"old","prefix":"civia-cccccc","model":null,"created_at":1690000000,"expires_at":null,"last_used_at":null,"revoked":true}]}"#,
+    )]);
+    let out = civia(&civiad.socket, &["key", "list", "--user", "a b"], "").unwrap();
+    assert_eq!(
+        out,
+        "\
+ID  USER  NAME    PREFIX        MODEL    EXPIRES     LAST-USED   STATUS
+1   a b   laptop  civia-aaaaaa  -        never       2023-11-14  active
+12  a b   -       civia-bbbbbb  mistral  2023-07-22  never       expired
+13  a b   old     civia-cccccc  -        never       never       revoked
+"
+    );
+    let req = &civiad.requests()[0];
+    assert_eq!(req.request_line, "GET /admin/keys?user=a%20b HTTP/1.1");
+    assert_eq!(req.header("content-length"), Some("0"));
+    assert!(req.body.is_empty());
+}
+
+#[test]
+fn user_list_and_patch_paths() {
+    let civiad = FakeCiviad::start(vec![
+        ok(
+            "200 OK",
+            &format!(
+                r#"{{"users":[{ALICE},{{"id":4,"name":"root.admin","role":"admin","service":null,"created_at":0,"disabled":true}}]}}"#
+            ),
+        ),
+        ok(
+            "200 OK",
+            r#"{"user":{"id":4,"name":"root.admin","role":"admin","service":null,"created_at":0,"disabled":true}}"#,
+        ),
+        "HTTP/1.1 204 No Content\r\n\r\n".to_string(),
+    ]);
+    let out = civia(&civiad.socket, &["user", "list"], "").unwrap();
+    assert_eq!(
+        out,
+        "\
+NAME        ROLE   SERVICE     STATUS    CREATED
+alice       agent  État civil  active    2023-11-14
+root.admin  admin  -           disabled  1970-01-01
+"
+    );
+    let out = civia(&civiad.socket, &["user", "disable", "root.admin"], "").unwrap();
+    assert_eq!(out, "user root.admin disabled\n");
+    let out = civia(&civiad.socket, &["user", "delete", ".."], "").unwrap();
+    assert_eq!(out, "user .. deleted\n");
+    let seen = civiad.requests();
+    assert_eq!(seen[0].request_line, "GET /admin/users HTTP/1.1");
+    assert_eq!(
+        seen[1].request_line,
+        "PATCH /admin/users/root.admin HTTP/1.1"
+    );
+    assert_eq!(seen[1].json(), json!({"disabled": true}));
+    assert_eq!(seen[2].request_line, "DELETE /admin/users/%2E%2E HTTP/1.1");
+}
+
+#[test]
+fn passwd_reset_prints_the_password_last() {
+    let civiad = FakeCiviad::start(vec![ok(
+        "200 OK",
+        &format!(r#"{{"user":{ALICE},"password":"New-Pass-456"}}"#),
+    )]);
+    let out = civia(&civiad.socket, &["user", "passwd", "alice"], "").unwrap();
+    assert_eq!(out.lines().last(), Some("New-Pass-456"));
+    let req = &civiad.requests()[0];
+    assert_eq!(req.request_line, "PATCH /admin/users/alice HTTP/1.1");
+    assert_eq!(req.json(), json!({"reset_password": true}));
+}
+
+#[test]
+fn quota_set_one_flag_keeps_the_other_override() {
+    let quota = r#"{"user":"alice","role":"agent","override":{"requests_per_minute":10,"tokens_per_day":50000},"effective":{"requests_per_minute":10,"tokens_per_day":50000},"tokens_today":1234}"#;
+    let after = r#"{"user":"alice","role":"agent","override":{"requests_per_minute":null,"tokens_per_day":50000},"effective":{"requests_per_minute":0,"tokens_per_day":50000},"tokens_today":1234}"#;
+    let civiad = FakeCiviad::start(vec![ok("200 OK", quota), chunked("200 OK", after)]);
+    let out = civia(
+        &civiad.socket,
+        &["quota", "set", "alice", "--rpm", "default"],
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "\
+user:                alice (role agent)
+requests per minute: unlimited (role default)
+tokens per day:      50000 (override)
+tokens today:        1234
+"
+    );
+    let seen = civiad.requests();
+    assert_eq!(
+        seen[0].request_line,
+        "GET /admin/users/alice/quota HTTP/1.1"
+    );
+    assert_eq!(
+        seen[1].request_line,
+        "PUT /admin/users/alice/quota HTTP/1.1"
+    );
+    assert_eq!(
+        seen[1].json(),
+        json!({"requests_per_minute": null, "tokens_per_day": 50000})
+    );
+}
+
+#[test]
+fn usage_table_and_json_passthrough() {
+    let body = r#"{"by":"service","from":1699920000,"to":1700000000,"rows":[{"day":"2023-11-14","group":"État civil","requests":12,"prompt_tokens":3400,"completion_tokens":560}]}"#;
+    let civiad = FakeCiviad::start(vec![ok("200 OK", body), ok("200 OK", body)]);
+    let out = civia(
+        &civiad.socket,
+        &["usage", "--days", "7", "--by", "service"],
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "\
+DAY         SERVICE     REQUESTS  PROMPT-TOKENS  COMPLETION-TOKENS
+2023-11-14  État civil  12        3400           560
+"
+    );
+    let out = civia(&civiad.socket, &["--json", "usage"], "").unwrap();
+    assert_eq!(out, format!("{body}\n"));
+    let seen = civiad.requests();
+    assert_eq!(
+        seen[0].request_line,
+        "GET /admin/usage?days=7&by=service HTTP/1.1"
+    );
+    assert_eq!(
+        seen[1].request_line,
+        "GET /admin/usage?days=30&by=model HTTP/1.1"
+    );
+}
+
+#[test]
+fn status_is_key_value_lines() {
+    let civiad = FakeCiviad::start(vec![ok(
+        "200 OK",
+        r#"{"version":"0.1.0","model":"mistral","worker":{"phase":"ready","started_at":1700000000},"users":3,"tls":null}"#,
+    )]);
+    let out = civia(&civiad.socket, &["status"], "").unwrap();
+    assert_eq!(
+        out,
+        "\
+model:             mistral
+tls:               -
+users:             3
+version:           0.1.0
+worker.phase:      ready
+worker.started_at: 2023-11-14 22:13:20 UTC
+"
+    );
+}
+
+#[test]
+fn refusal_is_exit_1_with_message_and_code() {
+    let civiad = FakeCiviad::start(vec![
+        ok(
+            "409 Conflict",
+            r#"{"error":{"message":"user alice already exists","type":"invalid_request_error","code":"user_exists","param":"name"}}"#,
+        ),
+        "HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot found".to_string(),
+    ]);
+    let e = civia(
+        &civiad.socket,
+        &["user", "add", "alice", "--role", "agent"],
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 1);
+    assert_eq!(e.to_string(), "user alice already exists (user_exists)");
+    let e = civia(&civiad.socket, &["key", "revoke", "99"], "").unwrap_err();
+    assert_eq!(e.exit_code(), 1);
+    assert_eq!(
+        e.to_string(),
+        "civiad answered HTTP 404: not found (http_404)"
+    );
+    assert_eq!(
+        civiad.requests()[1].request_line,
+        "DELETE /admin/keys/99 HTTP/1.1"
+    );
+}
+
+#[test]
+fn unreachable_socket_is_exit_2() {
+    let e = civia(Path::new("/nonexistent/civia/admin.sock"), &["status"], "").unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let message = e.to_string();
+    assert!(
+        message.starts_with("cannot reach civiad's admin socket /nonexistent/civia/admin.sock: ")
+            && message.ends_with(" — is civiad running?"),
+        "{message}"
+    );
+}
+
+#[test]
+fn missing_config_is_exit_2() {
+    let cli = Cli::try_parse_from(["civia", "status"]).unwrap();
+    let e = run_at(&cli, &mut io::empty(), &mut Vec::new(), 0).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("--config FILE is required"));
+    let cli =
+        Cli::try_parse_from(["civia", "--config", "/nonexistent/civia.toml", "status"]).unwrap();
+    let e = run_at(&cli, &mut io::empty(), &mut Vec::new(), 0).unwrap_err();
+    assert!(matches!(e, Error::Config(_)));
+    assert_eq!(e.exit_code(), 2);
+}
+
+#[test]
+fn truncated_answer_is_a_clear_error() {
+    let civiad = FakeCiviad::start(vec![
+        "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"users\":[".to_string(),
+    ]);
+    let e = civia(&civiad.socket, &["user", "list"], "").unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("truncated"), "{e}");
+}
