@@ -98,14 +98,16 @@ def start_civiad(
     env: dict | None = None,
     wait_ready: bool = True,
     admin: dict | None = None,
+    update: dict | None = None,
 ) -> Server:
     """Starts civiad with a fresh state dir and free port; waits for /ready (or /health)."""
     binary, mpath = civiad_bin(), model_path(model)
     port = free_port()
     lines = [f'state_dir = "{workdir / "state"}"', "[api]", f'listen = "127.0.0.1:{port}"']
     lines += [f"{k} = {toml_value(v)}" for k, v in (api or {}).items()]
-    if admin:
-        lines += ["[admin]"] + [f"{k} = {toml_value(v)}" for k, v in admin.items()]
+    for name, section in (("admin", admin), ("update", update)):
+        if section:
+            lines += [f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in section.items()]
     lines += ["[model]", f'path = "{mpath}"']
     config = workdir / "civiad.toml"
     config.write_text("\n".join(lines) + "\n")

@@ -138,6 +138,8 @@ def test_spec_describes_every_endpoint():
         "/admin/keys": {"get", "post"}, "/admin/keys/{id}": {"parameters", "delete"},
         "/admin/usage": {"get"}, "/admin/status": {"get"},
         "/auth/login": {"post"}, "/auth/logout": {"post"}, "/auth/me": {"get"},
+        "/admin/updates": {"get"}, "/admin/updates/system": {"post"}, "/admin/updates/model": {"post"},
+        "/admin/updates/install-path": {"post"},
     }
     assert {p: set(ops) for p, ops in SPEC["paths"].items()} == expected
     for path in ("/v1/chat/completions", "/v1/completions"):

@@ -40,7 +40,11 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text()), None))
 }
 
-fn require(ext: &Extensions, roles: &[Role], action: &'static str) -> Result<(), ApiError> {
+pub(crate) fn require(
+    ext: &Extensions,
+    roles: &[Role],
+    action: &'static str,
+) -> Result<(), ApiError> {
     Ok(principal(ext)?.require(roles, action)?)
 }
 

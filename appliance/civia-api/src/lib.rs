@@ -14,10 +14,12 @@ mod admin;
 mod auth;
 mod error;
 mod openai;
+mod updates;
 
 pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use civia_auth::{Auth, Principal};
 pub use error::ApiError;
+pub use updates::Updates;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -43,6 +45,8 @@ pub struct ApiState {
     pub auth: Arc<Auth>,
     /// Whether `/admin/*` is served by the API listener (false when `[admin] listen` is set).
     pub admin_on_api: bool,
+    /// Signed updates (system and model bundles); None: not configured.
+    pub updates: Option<Arc<Updates>>,
     /// Unix time the daemon started (the model's `created`).
     pub started_at: u64,
     /// The box CA certificate (PEM), served at `/ca.crt`.
@@ -112,6 +116,10 @@ fn admin_routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/keys/{id}", delete(admin::revoke_key))
         .route("/usage", get(admin::usage))
         .route("/status", get(admin::status))
+        .route("/updates", get(updates::status))
+        .route("/updates/system", post(updates::upload_system))
+        .route("/updates/model", post(updates::upload_model))
+        .route("/updates/install-path", post(updates::install_path))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,

@@ -42,6 +42,23 @@ pub enum Command {
     },
     /// civiad's state
     Status,
+    /// Signed updates (system and model bundles)
+    #[command(subcommand)]
+    Update(UpdateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Slots, versions, floor, the served model's versions
+    Status,
+    /// Install a signed bundle from a file on the box (e.g. a USB stick)
+    Install {
+        /// The bundle file (absolute or relative to the current directory)
+        path: std::path::PathBuf,
+        /// A model bundle (default: a system bundle)
+        #[arg(long)]
+        model: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,13 +38,21 @@ impl Response {
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    timeout: Duration,
 }
 
 impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Self {
             socket: socket.into(),
+            timeout: TIMEOUT,
         }
+    }
+
+    /// The same client with another read/write timeout (long operations: installs).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     pub fn socket(&self) -> &Path {
@@ -59,8 +67,12 @@ impl Client {
             source,
         })?;
         let io_err = |source: io::Error| self.io_error(source);
-        stream.set_read_timeout(Some(TIMEOUT)).map_err(io_err)?;
-        stream.set_write_timeout(Some(TIMEOUT)).map_err(io_err)?;
+        stream
+            .set_read_timeout(Some(self.timeout))
+            .map_err(io_err)?;
+        stream
+            .set_write_timeout(Some(self.timeout))
+            .map_err(io_err)?;
         let written = stream
             .write_all(&build_request(method, target, body))
             .and_then(|()| stream.flush());
@@ -86,6 +98,7 @@ impl Client {
     fn io_error(&self, source: io::Error) -> Error {
         match source.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout {
+                secs: self.timeout.as_secs(),
                 path: self.socket.clone(),
             },
             _ => Error::Io {

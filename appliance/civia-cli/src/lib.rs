@@ -39,7 +39,7 @@ pub mod http;
 
 pub use cli::Cli;
 
-use cli::{Command, KeyCommand, Limit, QuotaCommand, UserCommand};
+use cli::{Command, KeyCommand, Limit, QuotaCommand, UpdateCommand, UserCommand};
 use http::{encode, encode_segment, Client};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -55,8 +55,8 @@ pub enum Error {
     Config(#[from] civia_config::ConfigError),
     #[error("cannot reach civiad's admin socket {}: {source} — is civiad running?", path.display())]
     Connect { path: PathBuf, source: io::Error },
-    #[error("civiad did not answer on {} within {} s", path.display(), http::TIMEOUT.as_secs())]
-    Timeout { path: PathBuf },
+    #[error("civiad did not answer on {} within {secs} s", path.display())]
+    Timeout { path: PathBuf, secs: u64 },
     #[error("talking to civiad on {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("civiad's answer is not valid HTTP: {0}")]
@@ -226,10 +226,37 @@ pub fn run_at<R: BufRead, W: Write>(
                 print_status(out, &parse(&body)?)?;
             }
         }
+        Command::Update(UpdateCommand::Status) => {
+            let body = api.call("GET", "/admin/updates", None)?;
+            if api.raw(out, &body)? {
+                print_status(out, &parse(&body)?)?;
+            }
+        }
+        Command::Update(UpdateCommand::Install { path, model }) => {
+            let path = std::path::absolute(&path)
+                .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            let kind = if *model { "model" } else { "system" };
+            let req = json!({"kind": kind, "path": path.to_string_lossy()});
+            // Verifying and writing a multi-gigabyte bundle, then loading a model, takes time.
+            let long = Api {
+                client: api.client.clone().with_timeout(INSTALL_TIMEOUT),
+                json: api.json,
+            };
+            let body = long.call("POST", "/admin/updates/install-path", Some(req))?;
+            if long.raw(out, &body)? {
+                print_status(out, &parse(&body)?)?;
+                if !*model {
+                    writeln!(out, "Reboot the box to start the new version (it falls back by itself if the new version does not come up).")?;
+                }
+            }
+        }
     }
     out.flush()?;
     Ok(())
 }
+
+/// How long an install from a path may take before the CLI stops waiting.
+const INSTALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 struct Api {
     client: Client,

@@ -55,6 +55,8 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub quotas: QuotasConfig,
+    #[serde(default)]
+    pub update: UpdateConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +167,57 @@ impl Default for AdminConfig {
             listen: None,
             socket: None,
             socket_group: "civia-admin".into(),
+        }
+    }
+}
+
+/// Signed updates: system bundles to the inactive A/B slot, model bundles to the models
+/// directory. System updates are off (with a log line saying why) when `image_root` is
+/// missing or the booted slot or running version cannot be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdateConfig {
+    /// Root metadata (version 1) shipped in the image: the keys bundles must be signed with.
+    pub image_root: PathBuf,
+    /// The hardware model (`compatible` in bundle manifests).
+    pub compatible: String,
+    /// The update agent's state (floor, reference time, slots); default `<state_dir>/update`.
+    pub state_dir: Option<PathBuf>,
+    /// Model bundles go to `<models_dir>/<id>/<version>/`, `current` pointing at the served
+    /// one; default `<state_dir>/models`.
+    pub models_dir: Option<PathBuf>,
+    /// The mounted EFI system partition.
+    pub esp: PathBuf,
+    pub slot_a_usr: PathBuf,
+    pub slot_a_verity: PathBuf,
+    pub slot_b_usr: PathBuf,
+    pub slot_b_verity: PathBuf,
+    /// `a`, `b`, or `auto` (`civia.slot=` on the kernel command line).
+    pub booted_slot: String,
+    /// The running image's version, or `auto` (`IMAGE_VERSION` in /usr/lib/os-release).
+    pub running_version: String,
+    /// Boot tries of a new slot before the firmware falls back (systemd-boot counter).
+    pub tries: u32,
+    /// Largest uploaded bundle, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        Self {
+            image_root: "/usr/share/civia/root.json".into(),
+            compatible: "civia-box".into(),
+            state_dir: None,
+            models_dir: None,
+            esp: "/efi".into(),
+            slot_a_usr: "/dev/disk/by-partlabel/usr-a".into(),
+            slot_a_verity: "/dev/disk/by-partlabel/usr-a-verity".into(),
+            slot_b_usr: "/dev/disk/by-partlabel/usr-b".into(),
+            slot_b_verity: "/dev/disk/by-partlabel/usr-b-verity".into(),
+            booted_slot: "auto".into(),
+            running_version: "auto".into(),
+            tries: 3,
+            max_upload_bytes: 32 << 30,
         }
     }
 }
@@ -405,6 +458,12 @@ impl Config {
         if self.api.header_timeout_secs == 0 {
             return bad("api.header_timeout_secs", "must be at least 1".into());
         }
+        if !matches!(self.update.booted_slot.as_str(), "a" | "b" | "auto") {
+            return bad("update.booted_slot", "must be a, b or auto".into());
+        }
+        if self.update.tries == 0 || self.update.tries > 10 {
+            return bad("update.tries", "must be between 1 and 10".into());
+        }
         if self.auth.lockout_failures == 0 || self.auth.address_failures == 0 {
             return bad("auth.lockout_failures", "must be at least 1".into());
         }
@@ -470,6 +529,22 @@ impl Config {
     /// Whether the API listener uses TLS: forced by `api.tls`, always on a non-loopback address.
     pub fn api_tls(&self) -> bool {
         self.api.tls || !self.api.listen.ip().is_loopback()
+    }
+
+    /// The update agent's state directory.
+    pub fn update_state_dir(&self) -> PathBuf {
+        self.update
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("update"))
+    }
+
+    /// Where model bundles are installed.
+    pub fn models_dir(&self) -> PathBuf {
+        self.update
+            .models_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("models"))
     }
 
     /// The admin socket of the `civia` CLI.
@@ -596,6 +671,22 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
         assert_eq!(c.quotas.agent, q.agent);
         assert_eq!(c.quotas.admin, q.admin);
         assert_eq!(c.admin.socket_group, AdminConfig::default().socket_group);
+        let u = UpdateConfig::default();
+        assert_eq!(c.update.image_root, u.image_root);
+        assert_eq!(c.update.compatible, u.compatible);
+        assert_eq!(c.update.esp, u.esp);
+        assert_eq!(
+            (&c.update.slot_a_usr, &c.update.slot_b_verity),
+            (&u.slot_a_usr, &u.slot_b_verity)
+        );
+        assert_eq!(
+            (&c.update.booted_slot, &c.update.running_version),
+            (&u.booted_slot, &u.running_version)
+        );
+        assert_eq!(
+            (c.update.tries, c.update.max_upload_bytes),
+            (u.tries, u.max_upload_bytes)
+        );
         assert_eq!(
             c.runtime.queue_timeout_secs,
             RuntimeConfig::default().queue_timeout_secs

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// How to start the worker and what to load.
 #[derive(Debug, Clone)]
@@ -114,14 +114,23 @@ enum Command_ {
     Cancel {
         id: u64,
     },
+    /// Replace the worker by one loading `load`; the reply comes once it loaded or failed.
+    Switch {
+        load: LoadSpec,
+        reply: SwitchReply,
+    },
     Shutdown,
 }
+
+type SwitchReply = oneshot::Sender<Result<ModelInfo, String>>;
 
 struct Inner {
     status: watch::Sender<Status>,
     commands: mpsc::UnboundedSender<Command_>,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
+    /// What the current (or next) worker loads.
+    load: std::sync::Mutex<LoadSpec>,
 }
 
 /// Handle to the supervised worker; cheap to clone.
@@ -184,6 +193,7 @@ impl Supervisor {
             commands,
             next_id: AtomicU64::new(1),
             metrics,
+            load: std::sync::Mutex::new(spec.load.clone()),
         });
         tokio::spawn(manage(inner.clone(), spec, rx));
         Self { inner }
@@ -241,6 +251,29 @@ impl Supervisor {
         })
     }
 
+    /// What the worker loads (the configured model, or the last one switched to).
+    pub fn load_spec(&self) -> LoadSpec {
+        self.inner
+            .load
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the worker by one that loads `load` (a model update): requests in flight
+    /// get `Unavailable`, new ones wait for nothing (503 until loaded). Returns the new
+    /// model's description once loaded, or why it failed to load; on failure the supervisor
+    /// keeps retrying `load` with backoff, so the caller switches back to what worked.
+    pub async fn switch_model(&self, load: LoadSpec) -> Result<ModelInfo, String> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command_::Switch { load, reply })
+            .map_err(|_| "the supervisor has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the supervisor has stopped".to_string())?
+    }
+
     /// Asks the worker to exit and waits until it has (bounded).
     pub async fn shutdown(&self) {
         let _ = self.inner.commands.send(Command_::Shutdown);
@@ -257,21 +290,41 @@ impl Supervisor {
 enum End {
     Shutdown,
     Failed(String),
+    Switch(LoadSpec, SwitchReply),
 }
 
 async fn manage(
     inner: Arc<Inner>,
-    spec: WorkerSpec,
+    mut spec: WorkerSpec,
     mut commands: mpsc::UnboundedReceiver<Command_>,
 ) {
     let mut backoff = spec.backoff_initial;
+    // A switch waiting for its worker's load to succeed or fail.
+    let mut waiting: Option<SwitchReply> = None;
+    let switch_to =
+        |spec: &mut WorkerSpec, waiting: &mut Option<SwitchReply>, load: LoadSpec, reply| {
+            log::info!("switching the runtime worker to {}", load.path);
+            *inner
+                .load
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = load.clone();
+            spec.load = load;
+            if let Some(old) = waiting.replace(reply) {
+                let _ = old.send(Err("superseded by another model switch".into()));
+            }
+        };
     loop {
         inner.status.send_modify(|s| {
             s.phase = Phase::Starting;
             s.worker_pid = None;
         });
         let started = Instant::now();
-        let why = match run_worker_once(&inner, &spec, &mut commands).await {
+        let why = match run_worker_once(&inner, &spec, &mut commands, &mut waiting).await {
+            End::Switch(load, reply) => {
+                switch_to(&mut spec, &mut waiting, load, reply);
+                backoff = spec.backoff_initial;
+                continue;
+            }
             End::Shutdown => {
                 inner.status.send_modify(|s| {
                     s.phase = Phase::Stopped;
@@ -279,7 +332,12 @@ async fn manage(
                 });
                 return;
             }
-            End::Failed(why) => why,
+            End::Failed(why) => {
+                if let Some(reply) = waiting.take() {
+                    let _ = reply.send(Err(why.clone()));
+                }
+                why
+            }
         };
         if started.elapsed() >= spec.backoff_reset_after {
             backoff = spec.backoff_initial;
@@ -307,6 +365,10 @@ async fn manage(
                             format!("runtime worker restarting: {why}"))));
                     }
                     Some(Command_::Cancel { .. }) => {}
+                    Some(Command_::Switch { load, reply }) => {
+                        switch_to(&mut spec, &mut waiting, load, reply);
+                        break;
+                    }
                     Some(Command_::Shutdown) | None => {
                         inner.status.send_modify(|s| s.phase = Phase::Stopped);
                         return;
@@ -391,6 +453,7 @@ async fn run_worker_once(
     inner: &Inner,
     spec: &WorkerSpec,
     commands: &mut mpsc::UnboundedReceiver<Command_>,
+    waiting: &mut Option<SwitchReply>,
 ) -> End {
     let (mut child, sock) = match spawn_child(spec) {
         Ok(x) => x,
@@ -410,7 +473,16 @@ async fn run_worker_once(
             }
         }
     });
-    let end = drive(inner, spec, &mut child, &mut wr, &mut frames, commands).await;
+    let end = drive(
+        inner,
+        spec,
+        &mut child,
+        &mut wr,
+        &mut frames,
+        commands,
+        waiting,
+    )
+    .await;
     reader.abort();
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
@@ -424,6 +496,7 @@ async fn drive(
     wr: &mut OwnedWriteHalf,
     frames: &mut mpsc::UnboundedReceiver<Result<FromWorker, civia_ipc::IpcError>>,
     commands: &mut mpsc::UnboundedReceiver<Command_>,
+    waiting: &mut Option<SwitchReply>,
 ) -> End {
     // Handshake and load, refusing generations meanwhile.
     if let Err(e) = write_frame_async(
@@ -465,6 +538,9 @@ async fn drive(
                         "model ready: {} (sha256 {}, context {} tokens, template {:?})",
                         spec.load.path, info.sha256, info.n_ctx, info.template
                     );
+                    if let Some(reply) = waiting.take() {
+                        let _ = reply.send(Ok(info.clone()));
+                    }
                     inner.status.send_modify(|s| {
                         s.phase = Phase::Ready;
                         s.model = Some(info);
@@ -483,6 +559,7 @@ async fn drive(
                         "runtime worker starting".into())));
                 }
                 Some(Command_::Cancel { .. }) => {}
+                Some(Command_::Switch { load, reply }) => return End::Switch(load, reply),
                 Some(Command_::Shutdown) | None => return End::Shutdown,
             },
         }
@@ -532,6 +609,14 @@ async fn drive(
                         }
                     }
                     metrics.queued.store(queue.len() as u64, Ordering::Relaxed);
+                }
+                Some(Command_::Switch { load, reply }) => {
+                    let _ = write_frame_async(wr, &ToWorker::Shutdown).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                    let err = GenerationError::Unavailable("the model is being replaced".into());
+                    fail_all(&mut running, &mut queue, &err, &metrics);
+                    inner.status.send_modify(|s| s.phase = Phase::Starting);
+                    return End::Switch(load, reply);
                 }
                 Some(Command_::Shutdown) | None => {
                     let _ = write_frame_async(wr, &ToWorker::Shutdown).await;

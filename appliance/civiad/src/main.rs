@@ -256,12 +256,45 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
         );
     }
 
+    // Signed updates: the boot-counting state machine first, then the health check.
+    let updates = Arc::new(civia_api::Updates::new(&cfg));
+    match &updates.system {
+        Ok(c) => log::info!(
+            "system updates: booted slot {}, running {}",
+            c.booted.name(),
+            c.running
+        ),
+        Err(why) => log::info!("system updates off: {why}"),
+    }
+    match updates.after_boot() {
+        Some(civia_update::BootStatus::Trial { version }) => {
+            log::warn!("trial boot of {version}: blessing it once the model is loaded");
+            tokio::spawn(trial_health_check(
+                updates.clone(),
+                supervisor.clone(),
+                Duration::from_secs(cfg.runtime.load_timeout_secs),
+            ));
+        }
+        Some(civia_update::BootStatus::RolledBack {
+            failed_version,
+            reason,
+        }) => log::error!("the update to {failed_version} failed and the box fell back: {reason}"),
+        Some(civia_update::BootStatus::InstallInterrupted { version }) => {
+            log::warn!("the install of {version} was interrupted; that slot is unusable until the next install")
+        }
+        Some(civia_update::BootStatus::Blessed { version }) => {
+            log::info!("the blessing of {version} interrupted by a power loss is now complete")
+        }
+        Some(civia_update::BootStatus::Normal) | None => {}
+    }
+
     let state = Arc::new(ApiState {
         supervisor: supervisor.clone(),
         model_id: cfg.model_id(),
         limits: cfg.api.clone(),
         auth,
         admin_on_api: cfg.admin.listen.is_none(),
+        updates: Some(updates),
         ca_pem: tls.ca_pem.clone(),
         started_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -339,6 +372,30 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     supervisor.shutdown().await;
     Ok(())
+}
+
+/// A trial boot is healthy when the daemon runs and the model loads within the load
+/// timeout (twice, for a slow first read from disk); then the slot is blessed, else marked bad.
+async fn trial_health_check(
+    updates: Arc<civia_api::Updates>,
+    supervisor: Supervisor,
+    load_timeout: Duration,
+) {
+    let mut rx = supervisor.watch();
+    let ready = tokio::time::timeout(load_timeout * 2, rx.wait_for(|s| s.phase == Phase::Ready))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let verdict = if ready {
+        Ok(())
+    } else {
+        Err(supervisor
+            .status()
+            .last_error
+            .unwrap_or_else(|| "the model did not load".into()))
+    };
+    tokio::task::spawn_blocking(move || updates.health_check(verdict))
+        .await
+        .unwrap_or_else(|e| log::error!("health check task failed: {e}"));
 }
 
 /// READY=1 once the model is loaded and `listening` fired, STATUS= on every change, and
