@@ -139,7 +139,8 @@ def test_spec_describes_every_endpoint():
         "/admin/usage": {"get"}, "/admin/status": {"get"},
         "/auth/login": {"post"}, "/auth/logout": {"post"}, "/auth/me": {"get"},
         "/admin/updates": {"get"}, "/admin/updates/system": {"post"}, "/admin/updates/model": {"post"},
-        "/admin/updates/install-path": {"post"},
+        "/admin/updates/install-path": {"post"}, "/admin/audit/verify": {"get"},
+        "/admin/audit/export": {"get"},
     }
     assert {p: set(ops) for p, ops in SPEC["paths"].items()} == expected
     for path in ("/v1/chat/completions", "/v1/completions"):

@@ -6,6 +6,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use civia_audit::Event;
 use civia_auth::{AuthError, Principal, UsageRecord};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,20 +102,41 @@ pub(crate) async fn require_auth(
     }
 }
 
-/// One model request's usage row, written once: by the handler when it knows the token
-/// counts, else by [`meter`] with the error status, else when a stream is dropped.
+/// One model request's outcome, written once: a usage row and the audit event
+/// `request.completed` (or `request.failed`) — by the handler when it knows the token counts,
+/// else by [`meter`] with the error status, else when a stream is dropped.
 pub(crate) struct UsageTicket {
     st: Arc<ApiState>,
     user_id: Option<i64>,
     key_id: Option<i64>,
     started: Instant,
     done: AtomicBool,
+    /// The request's audit fields (request id, pseudonym, role, model, weights hash).
+    audit: Event,
+    prompt_sha256: std::sync::Mutex<Option<String>>,
 }
 
 impl UsageTicket {
-    pub(crate) fn record(&self, prompt_tokens: u32, completion_tokens: u32, status: u16) {
+    /// The request body's hash, for the audit (never the body).
+    pub(crate) fn set_prompt(&self, body: &[u8]) {
+        *self
+            .prompt_sha256
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(crate::audit::sha256_hex(body));
+    }
+
+    /// Writes the outcome; waits for the audit event's fsync. `Err` only when the audit log
+    /// cannot be written.
+    pub(crate) async fn finish(
+        &self,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+        status: u16,
+        output_sha256: Option<String>,
+    ) -> Result<(), ApiError> {
         if self.done.swap(true, Ordering::SeqCst) {
-            return;
+            return Ok(());
         }
         self.st.auth.record_usage(UsageRecord {
             user_id: self.user_id,
@@ -125,13 +147,49 @@ impl UsageTicket {
             duration_ms: self.started.elapsed().as_millis() as u64,
             status,
         });
+        let Some(audit) = &self.st.audit else {
+            return Ok(());
+        };
+        let name = if status == 200 {
+            "request.completed"
+        } else {
+            "request.failed"
+        };
+        let mut ev = Event {
+            event: name.into(),
+            status: Some(status),
+            prompt_tokens: Some(prompt_tokens),
+            completion_tokens: Some(completion_tokens),
+            output_sha256,
+            prompt_sha256: self
+                .prompt_sha256
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            ..self.audit.clone()
+        };
+        ev.detail =
+            Some(serde_json::json!({"duration_ms": self.started.elapsed().as_millis() as u64}));
+        audit.append(ev).await
+    }
+
+    /// From a destructor: the outcome is written in the background.
+    pub(crate) fn finish_detached(self: &Arc<Self>, status: u16) {
+        if self.done.load(Ordering::SeqCst) {
+            return;
+        }
+        let t = self.clone();
+        tokio::spawn(async move {
+            let _ = t.finish(0, 0, status, None).await;
+        });
     }
 }
 
 /// Status recorded for a stream the client left before its end.
 pub(crate) const CLIENT_CLOSED: u16 = 499;
 
-/// Model requests: role and quotas first, then a usage row whatever the outcome.
+/// Model requests: audited from the start, then role and quotas, then a usage row and an
+/// audit event whatever the outcome.
 pub(crate) async fn meter(
     State(st): State<Arc<ApiState>>,
     mut req: Request,
@@ -140,22 +198,68 @@ pub(crate) async fn meter(
     let Some(who) = req.extensions().get::<Principal>().cloned() else {
         return ApiError::from(AuthError::MissingCredentials).into_response();
     };
+    let mut base = Event::new("request.received")
+        .request_id(uuid::Uuid::new_v4().simple().to_string())
+        .role(who.role().as_str())
+        .model(st.model_id.chars().take(128).collect::<String>());
+    if let Some(m) = st.supervisor.status().model {
+        base = base.model_sha256(m.sha256);
+    }
+    if let Some(audit) = &st.audit {
+        base.user = Some(audit.who(&who));
+        if let Err(e) = audit.append(base.clone()).await {
+            return e.into_response();
+        }
+    }
     let ticket = Arc::new(UsageTicket {
         st: st.clone(),
         user_id: who.user().map(|u| u.id),
         key_id: who.key_id(),
         started: Instant::now(),
         done: AtomicBool::new(false),
+        audit: base.clone(),
+        prompt_sha256: std::sync::Mutex::new(None),
     });
     if let Err(e) = st.auth.admit(&who).await {
         let e = ApiError::from(e);
-        ticket.record(0, 0, e.status.as_u16());
+        ticket.done.store(true, Ordering::SeqCst);
+        st.auth.record_usage(UsageRecord {
+            user_id: ticket.user_id,
+            key_id: ticket.key_id,
+            model: st.model_id.clone(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            duration_ms: 0,
+            status: e.status.as_u16(),
+        });
+        if let Some(audit) = &st.audit {
+            let ev = Event {
+                event: "request.refused".into(),
+                status: Some(e.status.as_u16()),
+                detail: Some(serde_json::json!({ "code": e.code })),
+                ..base
+            };
+            if let Err(ae) = audit.append(ev).await {
+                return ae.into_response();
+            }
+        }
         return e.into_response();
+    }
+    if let Some(audit) = &st.audit {
+        let ev = Event {
+            event: "request.admitted".into(),
+            ..base
+        };
+        if let Err(e) = audit.append(ev).await {
+            return e.into_response();
+        }
     }
     req.extensions_mut().insert(ticket.clone());
     let resp = next.run(req).await;
     if !resp.status().is_success() {
-        ticket.record(0, 0, resp.status().as_u16());
+        if let Err(e) = ticket.finish(0, 0, resp.status().as_u16(), None).await {
+            return e.into_response();
+        }
     }
     resp
 }

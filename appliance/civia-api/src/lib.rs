@@ -11,6 +11,7 @@
 //! text, or talk to the model other than through `civia-supervisor`.
 
 mod admin;
+pub mod audit;
 mod auth;
 mod error;
 mod openai;
@@ -47,6 +48,8 @@ pub struct ApiState {
     pub admin_on_api: bool,
     /// Signed updates (system and model bundles); None: not configured.
     pub updates: Option<Arc<Updates>>,
+    /// The audit trail; None only in unit setups (civiad always opens it).
+    pub audit: Option<Arc<audit::Audit>>,
     /// Unix time the daemon started (the model's `created`).
     pub started_at: u64,
     /// The box CA certificate (PEM), served at `/ca.crt`.
@@ -116,6 +119,8 @@ fn admin_routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/keys/{id}", delete(admin::revoke_key))
         .route("/usage", get(admin::usage))
         .route("/status", get(admin::status))
+        .route("/audit/verify", get(audit::verify))
+        .route("/audit/export", get(audit::export))
         .route("/updates", get(updates::status))
         .route("/updates/system", post(updates::upload_system))
         .route("/updates/model", post(updates::upload_model))

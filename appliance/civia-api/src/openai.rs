@@ -12,6 +12,7 @@ use civia_ipc::{ChatMessage, FinishReason, Prompt, SamplingParams, Usage};
 use civia_supervisor::{Event, Generation};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -129,7 +130,7 @@ struct StreamGuard(Option<Arc<UsageTicket>>);
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         if let Some(t) = &self.0 {
-            t.record(0, 0, crate::auth::CLIENT_CLOSED);
+            t.finish_detached(crate::auth::CLIENT_CLOSED);
         }
     }
 }
@@ -471,12 +472,32 @@ fn choice(shape: Shape, text: Option<&str>, first: bool, finish: Option<&str>) -
     }
 }
 
+/// The AI Act Art. 50 marking: header and `civia` object on every generated answer.
+pub(crate) const AI_GENERATED_HEADER: &str = "x-civia-ai-generated";
+
+fn civia_marking(st: &ApiState) -> Value {
+    json!({
+        "ai_generated": true,
+        "model": st.model_id,
+        "model_sha256": st.supervisor.status().model.map(|m| m.sha256),
+    })
+}
+
+fn marked(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        AI_GENERATED_HEADER,
+        axum::http::HeaderValue::from_static("true"),
+    );
+    resp
+}
+
 fn stream_response(
     shape: Shape,
     mut generation: Generation,
     model: String,
     include_usage: bool,
     ticket: Option<Arc<UsageTicket>>,
+    marking: Value,
 ) -> Response {
     let (id, object) = match shape {
         Shape::Chat => (
@@ -489,7 +510,7 @@ fn stream_response(
         ),
     };
     let created = now();
-    let chunk = move |choices: Value, usage: Option<Value>| {
+    let chunk_value = move |choices: Value, usage: Option<Value>| {
         let mut v = json!({
             "id": id, "object": object, "created": created, "model": model,
             "system_fingerprint": null, "choices": choices,
@@ -498,10 +519,15 @@ fn stream_response(
         if include_usage {
             v["usage"] = usage.unwrap_or(Value::Null);
         }
-        SseEvent::default().data(v.to_string())
+        v
+    };
+    let value = chunk_value.clone();
+    let chunk = move |choices: Value, usage: Option<Value>| {
+        SseEvent::default().data(value(choices, usage).to_string())
     };
     let stream = async_stream::stream! {
         let guard = StreamGuard(ticket);
+        let mut output = Sha256::new();
         if let Shape::Chat = shape {
             yield Ok::<_, Infallible>(chunk(json!([choice(shape, Some(""), true, None)]), None));
         }
@@ -509,13 +535,21 @@ fn stream_response(
             match ev {
                 Event::Started { .. } => {}
                 Event::Delta(text) => {
+                    output.update(text.as_bytes());
                     yield Ok(chunk(json!([choice(shape, Some(&text), false, None)]), None));
                 }
                 Event::Finished { reason, usage: u } => {
                     if let Some(t) = &guard.0 {
-                        t.record(u.prompt_tokens, u.completion_tokens, 200);
+                        let sha = hex::encode(std::mem::take(&mut output).finalize());
+                        // The audit event is on disk before the client sees the end.
+                        if let Err(e) = t.finish(u.prompt_tokens, u.completion_tokens, 200, Some(sha)).await {
+                            yield Ok(SseEvent::default().data(e.body().to_string()));
+                            return;
+                        }
                     }
-                    yield Ok(chunk(json!([choice(shape, None, false, Some(finish_str(reason)))]), None));
+                    let mut last = chunk_value(json!([choice(shape, None, false, Some(finish_str(reason)))]), None);
+                    last["civia"] = marking.clone();
+                    yield Ok(SseEvent::default().data(last.to_string()));
                     if include_usage {
                         yield Ok(chunk(json!([]), Some(usage(&u))));
                     }
@@ -525,16 +559,18 @@ fn stream_response(
                     let err: ApiError = e.into();
                     log::warn!("stream ended with an error: {}", err.message);
                     if let Some(t) = &guard.0 {
-                        t.record(0, 0, err.status.as_u16());
+                        let _ = t.finish(0, 0, err.status.as_u16(), None).await;
                     }
                     yield Ok(SseEvent::default().data(err.body().to_string()));
                 }
             }
         }
     };
-    Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    marked(
+        Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+    )
 }
 
 /// Runs a validated request: waits for the worker to accept the prompt, then streams or
@@ -568,11 +604,19 @@ async fn respond(
             model,
             include_usage,
             ticket,
+            civia_marking(st),
         ));
     }
     let c = collect(generation).await?;
     if let Some(t) = ticket {
-        t.record(c.usage.prompt_tokens, c.usage.completion_tokens, 200);
+        let sha = hex::encode(Sha256::digest(c.text.as_bytes()));
+        t.finish(
+            c.usage.prompt_tokens,
+            c.usage.completion_tokens,
+            200,
+            Some(sha),
+        )
+        .await?;
     }
     let finish = finish_str(c.reason);
     let (id, object, choice) = match shape {
@@ -588,16 +632,19 @@ async fn respond(
             json!({"index": 0, "text": c.text, "logprobs": null, "finish_reason": finish}),
         ),
     };
-    Ok(Json(json!({
-        "id": id,
-        "object": object,
-        "created": now(),
-        "model": model,
-        "system_fingerprint": null,
-        "choices": [choice],
-        "usage": usage(&c.usage),
-    }))
-    .into_response())
+    Ok(marked(
+        Json(json!({
+            "id": id,
+            "object": object,
+            "created": now(),
+            "model": model,
+            "system_fingerprint": null,
+            "choices": [choice],
+            "usage": usage(&c.usage),
+            "civia": civia_marking(st),
+        }))
+        .into_response(),
+    ))
 }
 
 pub async fn chat_completions(
@@ -606,6 +653,9 @@ pub async fn chat_completions(
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = read_body(body, st.limits.max_body_bytes).await?;
+    if let Some(t) = ext.get::<Arc<UsageTicket>>() {
+        t.set_prompt(&body);
+    }
     let req: ChatRequest = parse_json(&body)?;
     let common: CommonSampling = parse_json(&body)?;
     check_model(&st, &ext, &req.model)?;
@@ -637,6 +687,9 @@ pub async fn completions(
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = read_body(body, st.limits.max_body_bytes).await?;
+    if let Some(t) = ext.get::<Arc<UsageTicket>>() {
+        t.set_prompt(&body);
+    }
     let req: CompletionRequest = parse_json(&body)?;
     let common: CommonSampling = parse_json(&body)?;
     check_model(&st, &ext, &req.model)?;

@@ -35,6 +35,7 @@ mod time;
 mod verify;
 mod writer;
 
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use entry::{
     is_event_name, line_hash, Entry, Event, GENESIS_HASH, MAX_DETAIL_BYTES, MAX_FIELD_BYTES,
 };

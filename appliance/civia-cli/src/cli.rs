@@ -45,6 +45,25 @@ pub enum Command {
     /// Signed updates (system and model bundles)
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// The audit trail (reading it is itself audited)
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain and the segment signatures; exit 1 naming the first bad entry
+    Verify,
+    /// Export entries with `from <= ts < to` (RFC 3339 UTC, e.g. 2026-11-01T00:00:00Z)
+    Export {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// CSV instead of JSON lines
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,7 +39,7 @@ pub mod http;
 
 pub use cli::Cli;
 
-use cli::{Command, KeyCommand, Limit, QuotaCommand, UpdateCommand, UserCommand};
+use cli::{AuditCommand, Command, KeyCommand, Limit, QuotaCommand, UpdateCommand, UserCommand};
 use http::{encode, encode_segment, Client};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -72,6 +72,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    /// `audit verify` found a bad entry (exit 1).
+    #[error("{0}")]
+    Tampered(String),
     #[error("cannot read the password from standard input: {0}")]
     Stdin(io::Error),
     #[error("cannot write the output: {0}")]
@@ -82,7 +85,7 @@ impl Error {
     /// 1 when civiad refused, 2 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Refused { .. } => 1,
+            Error::Refused { .. } | Error::Tampered(_) => 1,
             _ => 2,
         }
     }
@@ -226,6 +229,39 @@ pub fn run_at<R: BufRead, W: Write>(
                 print_status(out, &parse(&body)?)?;
             }
         }
+        Command::Audit(AuditCommand::Verify) => {
+            let body = api.call("GET", "/admin/audit/verify", None)?;
+            let v: Value = parse(&body)?;
+            if api.raw(out, &body)? && v["ok"] == json!(true) {
+                writeln!(
+                    out,
+                    "audit log verified: {} entries in {} segments (seq {} to {})",
+                    v["entries"], v["segments"], v["first_seq"], v["last_seq"]
+                )?;
+                for w in v["warnings"].as_array().into_iter().flatten() {
+                    writeln!(out, "warning: {}", w.as_str().unwrap_or_default())?;
+                }
+            }
+            if v["ok"] != json!(true) {
+                out.flush()?;
+                return Err(Error::Tampered(
+                    v["message"]
+                        .as_str()
+                        .unwrap_or("the audit log does not verify")
+                        .to_string(),
+                ));
+            }
+        }
+        Command::Audit(AuditCommand::Export { from, to, csv }) => {
+            let format = if *csv { "csv" } else { "jsonl" };
+            let target = format!(
+                "/admin/audit/export?from={}&to={}&format={format}",
+                encode(from),
+                encode(to)
+            );
+            let body = api.call("GET", &target, None)?;
+            out.write_all(body.as_bytes())?;
+        }
         Command::Update(UpdateCommand::Status) => {
             let body = api.call("GET", "/admin/updates", None)?;
             if api.raw(out, &body)? {
@@ -233,7 +269,7 @@ pub fn run_at<R: BufRead, W: Write>(
             }
         }
         Command::Update(UpdateCommand::Install { path, model }) => {
-            let path = std::path::absolute(&path)
+            let path = std::path::absolute(path)
                 .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
             let kind = if *model { "model" } else { "system" };
             let req = json!({"kind": kind, "path": path.to_string_lossy()});

@@ -57,6 +57,28 @@ pub struct Config {
     pub quotas: QuotasConfig,
     #[serde(default)]
     pub update: UpdateConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// The audit trail under `<state_dir>/audit/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Months the audit log is kept: 6 to 12 (AI Act art. 26(6), CNIL délibération 2021-122).
+    pub retention_months: u32,
+    /// Required to keep the log outside 6 to 12 months: the written reason (e.g. a
+    /// prosecutor's request, a DPIA conclusion).
+    pub retention_justification: Option<String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_months: 6,
+            retention_justification: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -457,6 +479,24 @@ impl Config {
         }
         if self.api.header_timeout_secs == 0 {
             return bad("api.header_timeout_secs", "must be at least 1".into());
+        }
+        let justified = self
+            .audit
+            .retention_justification
+            .as_deref()
+            .is_some_and(|j| !j.trim().is_empty());
+        if !(6..=12).contains(&self.audit.retention_months) && !justified {
+            return bad(
+                "audit.retention_months",
+                format!(
+                    "{} months is outside 6 to 12: set audit.retention_justification to keep the \
+                     audit log for another period",
+                    self.audit.retention_months
+                ),
+            );
+        }
+        if self.audit.retention_months == 0 {
+            return bad("audit.retention_months", "must be at least 1".into());
         }
         if !matches!(self.update.booted_slot.as_str(), "a" | "b" | "auto") {
             return bad("update.booted_slot", "must be a, b or auto".into());

@@ -75,6 +75,8 @@ enum DaemonError {
     Store(#[from] civia_auth::StoreError),
     #[error("{0}")]
     Auth(#[from] civia_auth::AuthError),
+    #[error("audit log: {0}")]
+    Audit(#[from] civia_api::audit::AuditError),
     #[error("admin socket {path}: {source}")]
     AdminSocket {
         path: PathBuf,
@@ -288,6 +290,17 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
         Some(civia_update::BootStatus::Normal) | None => {}
     }
 
+    // The audit trail: model requests fail closed when it cannot be written.
+    let audit = Arc::new(civia_api::audit::Audit::open(
+        &cfg.state_dir.join("audit"),
+        &cfg.state_dir.join("keys"),
+        &civia_api::audit::RetentionPolicy {
+            months: cfg.audit.retention_months,
+            justification: cfg.audit.retention_justification.clone(),
+        },
+    )?);
+    tokio::spawn(audit.clone().purge_daily());
+
     let state = Arc::new(ApiState {
         supervisor: supervisor.clone(),
         model_id: cfg.model_id(),
@@ -295,6 +308,7 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
         auth,
         admin_on_api: cfg.admin.listen.is_none(),
         updates: Some(updates),
+        audit: Some(audit),
         ca_pem: tls.ca_pem.clone(),
         started_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)

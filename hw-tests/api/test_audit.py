@@ -1,0 +1,169 @@
+"""The audit trail on the running daemon: linked, fsynced events per model request with
+hashes and never text, AI-generated marking, verification and export through the admin API
+and the `civia` CLI, tamper detection, and a SIGKILL while eight clients stream.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator
+
+from conftest import REPO, TINY, start_civiad
+from test_updates import tool, user_key
+
+SCHEMA = json.loads((REPO / "appliance" / "civia-audit" / "audit-entry.schema.json").read_text())
+
+
+def chat_body(text: str, stream=False, max_tokens=6) -> bytes:
+    return json.dumps({"model": TINY, "max_tokens": max_tokens, "stream": stream,
+                       "messages": [{"role": "user", "content": text}]}).encode()
+
+
+def export(server, headers) -> list[dict]:
+    r = httpx.get(server.url + "/admin/audit/export", headers=headers,
+                  params={"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
+    assert r.status_code == 200, r.text
+    return [json.loads(line) for line in r.text.splitlines() if line]
+
+
+def cli(server, *args):
+    return subprocess.run([tool("civia"), "--config", server.config, *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def files_containing(root: Path, needle: bytes) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_requests_are_audited_marked_and_never_written_in_clear(civiad):
+    server = civiad(model=TINY)
+    agent = {**user_key(server, "agent", "agent"), "content-type": "application/json"}
+    dpo = user_key(server, "dpo", "dpo")
+    canary = f"CANARI-{uuid.uuid4().hex}"
+    body = chat_body(f"Mon numéro secret est {canary}")
+    r = httpx.post(server.url + "/v1/chat/completions", headers=agent, content=body, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-civia-ai-generated"] == "true"
+    marking = r.json()["civia"]
+    assert marking["ai_generated"] is True and marking["model"] == TINY and len(marking["model_sha256"]) == 64
+    answer = r.json()["choices"][0]["message"]["content"]
+    with httpx.stream("POST", server.url + "/v1/chat/completions", headers=agent, timeout=60,
+                      content=chat_body(canary, stream=True)) as s:
+        assert s.headers["x-civia-ai-generated"] == "true"
+        chunks = [line[6:] for line in s.iter_lines() if line.startswith("data: ")]
+    assert chunks[-1] == "[DONE]"
+    assert any(json.loads(c).get("civia", {}).get("ai_generated") for c in chunks[:-1])
+
+    # An agent may not read the audit log; the DPO may, and that reading is itself audited.
+    assert httpx.get(server.url + "/admin/audit/verify", headers=agent).status_code == 403
+    entries = export(server, dpo)
+    validator = Draft202012Validator(SCHEMA)
+    for e in entries:
+        errors = list(validator.iter_errors(e))
+        assert not errors, (e, [x.message for x in errors])
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    first = [e for e in entries if e.get("prompt_sha256") == hashlib.sha256(body).hexdigest()]
+    assert len(first) == 1, entries
+    rid = first[0]["request_id"]
+    linked = [e["event"] for e in entries if e.get("request_id") == rid]
+    assert linked == ["request.received", "request.admitted", "request.completed"], linked
+    done = first[0]
+    assert done["event"] == "request.completed" and done["status"] == 200
+    assert done["output_sha256"] == hashlib.sha256(answer.encode()).hexdigest()
+    assert done["model_sha256"] == marking["model_sha256"] and done["role"] == "agent"
+    assert len(done["user"]) == 32 and "agent" not in done["user"], "a pseudonym, not the name"
+    assert any(e["event"] == "audit.read" for e in export(server, dpo))
+
+    # The canary is nowhere in the state directory (audit, store, keys) nor in the journal.
+    state = server.log.parent / "state"
+    assert files_containing(state, canary.encode()) == []
+    assert canary not in server.log.read_text(errors="replace")
+
+    r = cli(server, "audit", "verify")
+    assert r.returncode == 0 and "verified" in r.stdout, r.stdout + r.stderr
+    csv = cli(server, "audit", "export", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z", "--csv")
+    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("seq,"), csv.stdout[:200]
+
+
+def test_verify_names_an_edited_line(civiad):
+    server = civiad(model=TINY)
+    agent = {**user_key(server, "agent", "agent"), "content-type": "application/json"}
+    for i in range(3):
+        assert httpx.post(server.url + "/v1/chat/completions", headers=agent, content=chat_body(f"q{i}"),
+                          timeout=60).status_code == 200
+    segment = sorted((server.log.parent / "state" / "audit").glob("*.jsonl"))[-1]
+    lines = segment.read_bytes().splitlines(keepends=True)
+    tampered = lines[4].replace(b'"status":200', b'"status":201') if b'"status":200' in lines[4] else \
+        lines[4].replace(b'"request.', b'"requesT.', 1)
+    assert tampered != lines[4]
+    segment.write_bytes(b"".join(lines[:4] + [tampered] + lines[5:]))
+    try:
+        r = cli(server, "audit", "verify")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert segment.name in r.stderr and ("line 5" in r.stderr or "line 6" in r.stderr), r.stderr
+        assert "edited" in r.stderr, r.stderr
+    finally:
+        # Put the byte back in place (the daemon appended audit.read events meanwhile).
+        segment.write_bytes(segment.read_bytes().replace(tampered, lines[4], 1))
+    r = cli(server, "audit", "verify")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_sigkill_while_eight_clients_stream_keeps_every_completed_answer(tmp_path):
+    work = tmp_path / "box"
+    work.mkdir()
+    server = start_civiad(work, model=TINY, api={"max_tokens": 64})
+    agent = {**user_key(server, "agent", "agent"), "content-type": "application/json"}
+    completed: list[bytes] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(n):
+        i = 0
+        while not stop.is_set():
+            body = chat_body(f"client {n} question {i}", stream=True, max_tokens=48)
+            i += 1
+            try:
+                with httpx.stream("POST", server.url + "/v1/chat/completions", headers=agent,
+                                  content=body, timeout=30) as s:
+                    data = [line for line in s.iter_lines() if line.startswith("data: ")]
+                if data and data[-1] == "data: [DONE]":
+                    with lock:
+                        completed.append(body)
+            except httpx.HTTPError:
+                return
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(completed) < 16 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(completed) >= 16, len(completed)
+
+    # The same box comes back: a torn last line (if any) is cut off, the chain verifies, and
+    # every answer a client saw end has its completion on disk.
+    server = start_civiad(work, model=TINY)
+    try:
+        dpo = user_key(server, "dpo", "dpo")
+        r = httpx.get(server.url + "/admin/audit/verify", headers=dpo)
+        assert r.status_code == 200 and r.json()["ok"] is True, r.text
+        done = {e.get("prompt_sha256") for e in export(server, dpo) if e["event"] == "request.completed"}
+        missing = [b for b in completed if hashlib.sha256(b).hexdigest() not in done]
+        assert not missing, f"{len(missing)} of {len(completed)} completed answers have no completion event"
+    finally:
+        server.stop()
