@@ -81,6 +81,13 @@ else
     echo "$want" > "$TINY_STAMP"
 fi
 
+# 4. Dossiers (AI Act Annex XII style) next to each model: the committed description in
+#    appliance/scripts/dossiers/ plus the file's SHA-256, served at /v1/models/{id}/dossier.
+for m in "$SMOL" "$TINY" "$TINY_NT"; do
+    stem=${m%.gguf}
+    "$PY" "$SCRIPT_DIR/write_dossier.py" "$SCRIPT_DIR/dossiers/$stem.json" "$DIR/$m" "$DIR/$stem.dossier.json"
+done
+
 # Report (SmolLM2's hash was verified above).
 echo "$SMOL_SHA  $DIR/$SMOL"
 echo "$(sha "$DIR/$TINY")  $DIR/$TINY"

@@ -6,6 +6,7 @@ and the `civia` CLI, tamper detection, and a SIGKILL while eight clients stream.
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from conftest import REPO, TINY, start_civiad
+from conftest import REPO, TINY, model_path, start_civiad
 from test_updates import tool, user_key
 
 SCHEMA = json.loads((REPO / "appliance" / "civia-audit" / "audit-entry.schema.json").read_text())
@@ -63,6 +64,11 @@ def test_requests_are_audited_marked_and_never_written_in_clear(civiad):
     assert chunks[-1] == "[DONE]"
     assert any(json.loads(c).get("civia", {}).get("ai_generated") for c in chunks[:-1])
 
+    # The DPO may not use the model: refused, and that refusal is audited too.
+    r = httpx.post(server.url + "/v1/chat/completions", headers={**dpo, "content-type": "application/json"},
+                   content=chat_body("x"))
+    assert r.status_code == 403, r.text
+
     # An agent may not read the audit log; the DPO may, and that reading is itself audited.
     assert httpx.get(server.url + "/admin/audit/verify", headers=agent).status_code == 403
     entries = export(server, dpo)
@@ -81,6 +87,8 @@ def test_requests_are_audited_marked_and_never_written_in_clear(civiad):
     assert done["output_sha256"] == hashlib.sha256(answer.encode()).hexdigest()
     assert done["model_sha256"] == marking["model_sha256"] and done["role"] == "agent"
     assert len(done["user"]) == 32 and "agent" not in done["user"], "a pseudonym, not the name"
+    refused = [e for e in entries if e["event"] == "request.refused"]
+    assert [(e["role"], e["status"], e["detail"]["code"]) for e in refused] == [("dpo", 403, "permission_denied")]
     assert any(e["event"] == "audit.read" for e in export(server, dpo))
 
     # The canary is nowhere in the state directory (audit, store, keys) nor in the journal.
@@ -167,3 +175,28 @@ def test_sigkill_while_eight_clients_stream_keeps_every_completed_answer(tmp_pat
         assert not missing, f"{len(missing)} of {len(completed)} completed answers have no completion event"
     finally:
         server.stop()
+
+
+def test_model_dossier_is_served_and_checked_against_the_weights(civiad, tmp_path):
+    server = civiad(model=TINY)
+    r = httpx.get(server.url + f"/v1/models/{TINY}/dossier", headers=server.headers())
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["verified"] is True and d["model"] == TINY
+    assert d["measured"]["sha256"] == hashlib.sha256(model_path(TINY).read_bytes()).hexdigest()
+    assert d["measured"]["parameters"] > 0 and d["measured"]["architecture"] == "llama"
+    for field in ("name", "licence", "source", "training_data_summary", "intended_uses", "excluded_uses"):
+        assert d["dossier"][field], field
+
+    # A dossier describing other weights is refused; no dossier is a clear 404.
+    other = tmp_path / "copie.gguf"
+    shutil.copy(model_path(TINY), other)
+    (tmp_path / "copie.dossier.json").write_text(json.dumps({"name": "autre", "sha256": "0" * 64}))
+    server = civiad(model=str(other))
+    r = httpx.get(server.url + "/v1/models/copie/dossier", headers=server.headers())
+    assert r.status_code == 409 and r.json()["error"]["code"] == "dossier_mismatch", r.text
+    bare = tmp_path / "sans-dossier.gguf"
+    shutil.copy(model_path(TINY), bare)
+    server = civiad(model=str(bare))
+    r = httpx.get(server.url + "/v1/models/sans-dossier/dossier", headers=server.headers())
+    assert r.status_code == 404 and r.json()["error"]["code"] == "dossier_not_found", r.text

@@ -130,7 +130,7 @@ def test_spec_is_valid_openapi_31():
 def test_spec_describes_every_endpoint():
     expected = {
         "/health": {"get"}, "/ready": {"get"}, "/openapi.json": {"get"}, "/v1/models": {"get"},
-        "/v1/models/{model}": {"get"}, "/v1/chat/completions": {"post"}, "/v1/completions": {"post"},
+        "/v1/models/{model}": {"get"}, "/v1/models/{model}/dossier": {"get"}, "/v1/chat/completions": {"post"}, "/v1/completions": {"post"},
         "/metrics": {"get"}, "/ca.crt": {"get"},
         "/admin/pair": {"post"}, "/admin/users": {"get", "post"},
         "/admin/users/{name}": {"parameters", "get", "patch", "delete"},

@@ -135,41 +135,66 @@ impl UsageTicket {
         status: u16,
         output_sha256: Option<String>,
     ) -> Result<(), ApiError> {
-        if self.done.swap(true, Ordering::SeqCst) {
-            return Ok(());
-        }
-        self.st.auth.record_usage(UsageRecord {
-            user_id: self.user_id,
-            key_id: self.key_id,
-            model: self.st.model_id.clone(),
-            prompt_tokens,
-            completion_tokens,
-            duration_ms: self.started.elapsed().as_millis() as u64,
-            status,
-        });
-        let Some(audit) = &self.st.audit else {
-            return Ok(());
-        };
         let name = if status == 200 {
             "request.completed"
         } else {
             "request.failed"
         };
-        let mut ev = Event {
-            event: name.into(),
-            status: Some(status),
+        let ev = Event {
             prompt_tokens: Some(prompt_tokens),
             completion_tokens: Some(completion_tokens),
             output_sha256,
-            prompt_sha256: self
-                .prompt_sha256
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone(),
+            ..Event::new(name)
+        };
+        self.write(ev, status).await
+    }
+
+    /// Refused before reaching the model (role, quota): `request.refused` with the code.
+    async fn refuse(&self, e: &ApiError) -> Result<(), ApiError> {
+        let ev = Event::new("request.refused").detail(serde_json::json!({ "code": e.code }));
+        self.write(ev, e.status.as_u16()).await
+    }
+
+    /// The usage row and the audit event `ev` completed with the request's fields.
+    async fn write(&self, ev: Event, status: u16) -> Result<(), ApiError> {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let duration_ms = self.started.elapsed().as_millis() as u64;
+        self.st.auth.record_usage(UsageRecord {
+            user_id: self.user_id,
+            key_id: self.key_id,
+            model: self.st.model_id.clone(),
+            prompt_tokens: ev.prompt_tokens.unwrap_or(0),
+            completion_tokens: ev.completion_tokens.unwrap_or(0),
+            duration_ms,
+            status,
+        });
+        let Some(audit) = &self.st.audit else {
+            return Ok(());
+        };
+        let detail = match ev.detail {
+            Some(serde_json::Value::Object(mut m)) => {
+                m.insert("duration_ms".into(), duration_ms.into());
+                serde_json::Value::Object(m)
+            }
+            _ => serde_json::json!({ "duration_ms": duration_ms }),
+        };
+        let prompt_sha256 = self
+            .prompt_sha256
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let ev = Event {
+            event: ev.event,
+            status: Some(status),
+            prompt_tokens: ev.prompt_tokens,
+            completion_tokens: ev.completion_tokens,
+            output_sha256: ev.output_sha256,
+            prompt_sha256,
+            detail: Some(detail),
             ..self.audit.clone()
         };
-        ev.detail =
-            Some(serde_json::json!({"duration_ms": self.started.elapsed().as_millis() as u64}));
         audit.append(ev).await
     }
 
@@ -222,26 +247,8 @@ pub(crate) async fn meter(
     });
     if let Err(e) = st.auth.admit(&who).await {
         let e = ApiError::from(e);
-        ticket.done.store(true, Ordering::SeqCst);
-        st.auth.record_usage(UsageRecord {
-            user_id: ticket.user_id,
-            key_id: ticket.key_id,
-            model: st.model_id.clone(),
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            duration_ms: 0,
-            status: e.status.as_u16(),
-        });
-        if let Some(audit) = &st.audit {
-            let ev = Event {
-                event: "request.refused".into(),
-                status: Some(e.status.as_u16()),
-                detail: Some(serde_json::json!({ "code": e.code })),
-                ..base
-            };
-            if let Err(ae) = audit.append(ev).await {
-                return ae.into_response();
-            }
+        if let Err(ae) = ticket.refuse(&e).await {
+            return ae.into_response();
         }
         return e.into_response();
     }

@@ -66,6 +66,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let v1 = Router::new()
         .route("/models", get(list_models))
         .route("/models/{id}", get(get_model))
+        .route("/models/{id}/dossier", get(model_dossier))
         .merge(generate)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -205,6 +206,100 @@ async fn get_model(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> R
     } else {
         ApiError::model_not_found(&id, &st.model_id).into_response()
     }
+}
+
+/// Largest dossier file read.
+const MAX_DOSSIER_BYTES: u64 = 1 << 20;
+
+/// The model's dossier (AI Act Annex XII): the description next to the weights
+/// (`<stem>.dossier.json`, or `dossier.json` of a model bundle), checked against the hash of
+/// the weights actually loaded, plus what the runtime measured.
+async fn model_dossier(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    use std::io::Read;
+    if id != st.model_id {
+        return ApiError::model_not_found(&id, &st.model_id).into_response();
+    }
+    let status = st.supervisor.status();
+    let Some(info) = status.model.filter(|_| status.phase == Phase::Ready) else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "model_unavailable",
+            "The model is not loaded yet: its dossier is checked against the loaded weights.",
+        )
+        .into_response();
+    };
+    let weights = std::path::PathBuf::from(st.supervisor.load_spec().path);
+    let stem = weights
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let candidates = [
+        weights.with_file_name(format!("{stem}.dossier.json")),
+        weights.with_file_name("dossier.json"),
+    ];
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "dossier_not_found",
+            format!(
+                "No dossier next to the model file ({}).",
+                candidates[0].display()
+            ),
+        )
+        .into_response()
+    };
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        return not_found();
+    };
+    let mut text = String::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(MAX_DOSSIER_BYTES).read_to_string(&mut text));
+    let dossier = match read.map_err(|e| e.to_string()).and_then(|_| {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("dossier {}: {e}", path.display());
+            return ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "dossier_invalid",
+                format!("The dossier {} is not a JSON object: {e}", path.display()),
+            )
+            .into_response();
+        }
+    };
+    if dossier.get("sha256").and_then(|v| v.as_str()) != Some(info.sha256.as_str()) {
+        return ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "dossier_mismatch",
+            format!(
+                "The dossier {} describes other weights than the loaded ones (sha256 {}).",
+                path.display(),
+                info.sha256
+            ),
+        )
+        .into_response();
+    }
+    Json(json!({
+        "object": "model.dossier",
+        "model": st.model_id,
+        "verified": true,
+        "dossier": dossier,
+        "measured": {
+            "sha256": info.sha256,
+            "size_bytes": info.size_bytes,
+            "architecture": info.architecture,
+            "parameters": info.n_params,
+            "context_length_train": info.n_ctx_train,
+            "context_length": info.n_ctx,
+        },
+    }))
+    .into_response()
 }
 
 /// The box CA, for agents' browsers and programs to trust the box (no authentication).
