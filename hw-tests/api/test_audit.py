@@ -200,3 +200,25 @@ def test_model_dossier_is_served_and_checked_against_the_weights(civiad, tmp_pat
     server = civiad(model=str(bare))
     r = httpx.get(server.url + "/v1/models/sans-dossier/dossier", headers=server.headers())
     assert r.status_code == 404 and r.json()["error"]["code"] == "dossier_not_found", r.text
+
+
+def test_personal_data_in_a_prompt_warns_the_agent_and_audits_only_the_fact(civiad):
+    server = civiad(model=TINY)
+    agent = {**user_key(server, "agent", "agent"), "content-type": "application/json"}
+    dpo = user_key(server, "dpo", "dpo")
+    nir, mail = "1 84 12 76 451 089 46", "jeanne.martin@exemple.fr"
+    r = httpx.post(server.url + "/v1/chat/completions", headers=agent, timeout=60,
+                   content=chat_body(f"Courrier pour {mail}, NIR {nir}"))
+    assert r.status_code == 200, r.text
+    assert r.headers["x-civia-warning"] == "personal_data"
+    warning = r.json()["civia"]["warnings"][0]
+    assert warning["kinds"] == ["nir", "email"] and "sécurité sociale" in warning["message"]
+    r = httpx.post(server.url + "/v1/chat/completions", headers=agent, timeout=60,
+                   content=chat_body("Rédige un courrier pour le conseil municipal."))
+    assert "x-civia-warning" not in r.headers and "warnings" not in r.json()["civia"]
+    done = [e for e in export(server, dpo) if e["event"] == "request.completed"]
+    assert done[0]["detail"]["personal_data"] == ["nir", "email"]
+    assert "personal_data" not in done[1]["detail"]
+    state = server.log.parent / "state"
+    for secret in (nir, mail, nir.replace(" ", "")):
+        assert files_containing(state, secret.encode()) == [], secret

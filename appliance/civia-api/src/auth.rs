@@ -114,16 +114,32 @@ pub(crate) struct UsageTicket {
     /// The request's audit fields (request id, pseudonym, role, model, weights hash).
     audit: Event,
     prompt_sha256: std::sync::Mutex<Option<String>>,
+    /// Kinds of personal data found in the prompt (never the data).
+    pii: std::sync::Mutex<Vec<civia_guard::PiiKind>>,
 }
 
 impl UsageTicket {
-    /// The request body's hash, for the audit (never the body).
+    /// The request body's hash for the audit (never the body), and the kinds of personal
+    /// data it holds (the agent is warned, the audit records the fact).
     pub(crate) fn set_prompt(&self, body: &[u8]) {
         *self
             .prompt_sha256
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(crate::audit::sha256_hex(body));
+        *self
+            .pii
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            civia_guard::scan(&String::from_utf8_lossy(body));
+    }
+
+    /// Kinds of personal data found in the prompt.
+    pub(crate) fn pii(&self) -> Vec<civia_guard::PiiKind> {
+        self.pii
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Writes the outcome; waits for the audit event's fsync. `Err` only when the audit log
@@ -173,13 +189,16 @@ impl UsageTicket {
         let Some(audit) = &self.st.audit else {
             return Ok(());
         };
-        let detail = match ev.detail {
-            Some(serde_json::Value::Object(mut m)) => {
-                m.insert("duration_ms".into(), duration_ms.into());
-                serde_json::Value::Object(m)
-            }
-            _ => serde_json::json!({ "duration_ms": duration_ms }),
+        let mut detail = match ev.detail {
+            Some(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
         };
+        detail.insert("duration_ms".into(), duration_ms.into());
+        let pii = self.pii();
+        if !pii.is_empty() {
+            detail.insert("personal_data".into(), serde_json::json!(pii));
+        }
+        let detail = serde_json::Value::Object(detail);
         let prompt_sha256 = self
             .prompt_sha256
             .lock()
@@ -244,6 +263,7 @@ pub(crate) async fn meter(
         done: AtomicBool::new(false),
         audit: base.clone(),
         prompt_sha256: std::sync::Mutex::new(None),
+        pii: std::sync::Mutex::new(Vec::new()),
     });
     if let Err(e) = st.auth.admit(&who).await {
         let e = ApiError::from(e);

@@ -475,19 +475,43 @@ fn choice(shape: Shape, text: Option<&str>, first: bool, finish: Option<&str>) -
 /// The AI Act Art. 50 marking: header and `civia` object on every generated answer.
 pub(crate) const AI_GENERATED_HEADER: &str = "x-civia-ai-generated";
 
-fn civia_marking(st: &ApiState) -> Value {
-    json!({
+/// Set when the prompt holds personal data (`personal_data`).
+pub(crate) const WARNING_HEADER: &str = "x-civia-warning";
+
+/// The `civia` object: AI-generated marking, and the guard's warning when the prompt held
+/// personal data (kinds only).
+fn civia_marking(st: &ApiState, pii: &[civia_guard::PiiKind]) -> Value {
+    let mut v = json!({
         "ai_generated": true,
         "model": st.model_id,
         "model_sha256": st.supervisor.status().model.map(|m| m.sha256),
-    })
+    });
+    if !pii.is_empty() {
+        let names: Vec<&str> = pii.iter().map(|k| k.french()).collect();
+        v["warnings"] = json!([{
+            "code": "personal_data",
+            "kinds": pii,
+            "message": format!(
+                "Données personnelles détectées dans la demande ({}) : vérifiez qu'elles sont \
+                 nécessaires et relisez la réponse avant tout envoi.",
+                names.join(", ")
+            ),
+        }]);
+    }
+    v
 }
 
-fn marked(mut resp: Response) -> Response {
+fn marked(mut resp: Response, pii: &[civia_guard::PiiKind]) -> Response {
     resp.headers_mut().insert(
         AI_GENERATED_HEADER,
         axum::http::HeaderValue::from_static("true"),
     );
+    if !pii.is_empty() {
+        resp.headers_mut().insert(
+            WARNING_HEADER,
+            axum::http::HeaderValue::from_static("personal_data"),
+        );
+    }
     resp
 }
 
@@ -498,6 +522,7 @@ fn stream_response(
     include_usage: bool,
     ticket: Option<Arc<UsageTicket>>,
     marking: Value,
+    pii: Vec<civia_guard::PiiKind>,
 ) -> Response {
     let (id, object) = match shape {
         Shape::Chat => (
@@ -570,6 +595,7 @@ fn stream_response(
         Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response(),
+        &pii,
     )
 }
 
@@ -597,6 +623,7 @@ async fn respond(
         .await
         .map_err(|e| on_prompt(e, prompt_param))?;
     let ticket = ext.get::<Arc<UsageTicket>>().cloned();
+    let pii = ticket.as_ref().map(|t| t.pii()).unwrap_or_default();
     if stream {
         return Ok(stream_response(
             shape,
@@ -604,7 +631,8 @@ async fn respond(
             model,
             include_usage,
             ticket,
-            civia_marking(st),
+            civia_marking(st, &pii),
+            pii,
         ));
     }
     let c = collect(generation).await?;
@@ -641,9 +669,10 @@ async fn respond(
             "system_fingerprint": null,
             "choices": [choice],
             "usage": usage(&c.usage),
-            "civia": civia_marking(st),
+            "civia": civia_marking(st, &pii),
         }))
         .into_response(),
+        &pii,
     ))
 }
 
