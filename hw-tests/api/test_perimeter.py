@@ -66,7 +66,9 @@ def test_fresh_box_pairing_to_agent_chat_over_https(civiad, tmp_path):
                            http_client=httpx.Client(verify=str(ca)))
     out = client.chat.completions.create(model=TINY, max_tokens=4,
                                          messages=[{"role": "user", "content": "Bonjour"}])
-    assert out.choices[0].message.role == "assistant" and out.usage.completion_tokens >= 1
+    # Random weights may sample the end token at once: the answer is still a complete one.
+    assert out.choices[0].message.role == "assistant" and out.choices[0].finish_reason in ("stop", "length")
+    assert out.usage.prompt_tokens > 0
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=server.url + "/v1", api_key="civia-" + "0" * 64, max_retries=0,
                       http_client=httpx.Client(verify=str(ca))).models.list()

@@ -288,7 +288,7 @@ async fn quotas_answer_429_with_retry_after_and_usage_is_recorded() {
         let requests = b["rows"][0]["requests"].as_u64().unwrap_or(0);
         if requests >= 4 {
             assert_eq!(b["rows"][0]["group"], TINY);
-            assert!(b["rows"][0]["completion_tokens"].as_u64().unwrap() >= 2);
+            assert!(b["rows"][0]["prompt_tokens"].as_u64().unwrap() >= 2);
             break;
         }
         assert!(t0.elapsed() < Duration::from_secs(10), "usage rows: {b}");
