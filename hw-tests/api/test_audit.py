@@ -222,3 +222,26 @@ def test_personal_data_in_a_prompt_warns_the_agent_and_audits_only_the_fact(civi
     state = server.log.parent / "state"
     for secret in (nir, mail, nir.replace(" ", "")):
         assert files_containing(state, secret.encode()) == [], secret
+
+
+def test_administration_and_logins_are_audited_by_pseudonym(civiad):
+    server = civiad(model=TINY)
+    h = server.headers()
+    r = httpx.post(server.url + "/admin/users", headers=h,
+                   json={"name": "jeanne", "role": "agent", "password": "mot de passe correct"})
+    assert r.status_code == 201, r.text
+    assert httpx.post(server.url + "/admin/keys", headers=h, json={"user": "jeanne"}).status_code == 201
+    assert httpx.put(server.url + "/admin/users/jeanne/quota", headers=h,
+                     json={"requests_per_minute": 5, "tokens_per_day": None}).status_code == 200
+    assert httpx.post(server.url + "/auth/login", json={"username": "jeanne", "password": "faux faux faux"}).status_code == 401
+    assert httpx.post(server.url + "/auth/login", json={"username": "jeanne", "password": "mot de passe correct"}).status_code == 200
+    assert httpx.delete(server.url + "/admin/users/jeanne", headers=h).status_code == 204
+    events = [e for e in export(server, h) if e["event"].startswith(("admin.", "auth."))]
+    names = [e["event"] for e in events]
+    assert names == ["admin.user_created", "admin.key_created", "admin.quota_changed",
+                     "auth.login_failed", "auth.login", "admin.user_deleted"], names
+    target = events[0]["detail"]["target"]
+    assert all(e["detail"].get("target", target) == target for e in events)
+    assert events[4]["user"] == target and len(target) == 32
+    state = server.log.parent / "state" / "audit"
+    assert files_containing(state, b"jeanne") == [], "names never reach the audit log"

@@ -6,6 +6,7 @@ the ESP) and the next boot on it is blessed once the model loads.
 """
 
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -148,6 +149,13 @@ def test_model_bundles_install_switch_and_roll_back(civiad, keys, tmp_path):
     r = httpx.post(server.url + "/admin/updates/install-path", headers=presta,
                    json={"kind": "model", "path": str(v12)})
     assert r.status_code == 403, r.text
+
+    # Every step is in the audit trail.
+    r = httpx.get(server.url + "/admin/audit/export", headers=server.headers(),
+                  params={"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
+    names = {json.loads(line)["event"] for line in r.text.splitlines()}
+    assert {"update.refused", "update.model_installed", "update.model_confirmed",
+            "update.model_rolled_back"} <= names, names
 
 
 def test_system_bundle_goes_to_the_inactive_slot_and_the_trial_boot_is_blessed(keys, tmp_path):

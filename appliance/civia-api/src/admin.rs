@@ -75,6 +75,23 @@ async fn body<T: serde::de::DeserializeOwned>(b: Body) -> Result<T, ApiError> {
     parse_json(&read_body(b, ADMIN_BODY_LIMIT).await?)
 }
 
+/// An `admin.*` / `auth.*` audit event by the caller, the target user by pseudonym.
+async fn audit_admin(
+    st: &ApiState,
+    ext: &Extensions,
+    name: &str,
+    target: Option<i64>,
+    detail: Value,
+) -> Result<(), ApiError> {
+    match &st.audit {
+        Some(a) => {
+            a.record_admin(name, ext.get::<Principal>(), target, detail)
+                .await
+        }
+        None => Ok(()),
+    }
+}
+
 fn last_admin() -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
@@ -100,6 +117,14 @@ pub(crate) async fn pair(State(st): State<Arc<ApiState>>, ext: Extensions, b: Bo
         .auth
         .pair(&req.code, req.name, req.password, client_ip(&ext))
         .await?;
+    audit_admin(
+        &st,
+        &ext,
+        "admin.paired",
+        Some(user.id),
+        json!({"role": "admin"}),
+    )
+    .await?;
     let mut v = json!({ "user": user_json(&user) });
     if let Some(p) = password {
         v["password"] = json!(p);
@@ -133,6 +158,8 @@ pub(crate) async fn add_user(State(st): State<Arc<ApiState>>, ext: Extensions, b
         .auth
         .add_user(req.name, r, req.service, req.password)
         .await?;
+    let detail = json!({"role": user.role.as_str()});
+    audit_admin(&st, &ext, "admin.user_created", Some(user.id), detail).await?;
     log::info!(
         "user `{}` ({}) created by {}",
         user.name,
@@ -233,6 +260,11 @@ pub(crate) async fn patch_user(
         .await?
         .ok_or_else(last_admin)?;
     log::info!("user `{name}` changed by {}", principal(&ext)?.name());
+    let detail = json!({
+        "role": req.role, "disabled": req.disabled, "service_changed": req.service.is_some(),
+        "password_changed": req.password.is_some() || reset,
+    });
+    audit_admin(&st, &ext, "admin.user_changed", Some(user.id), detail).await?;
     let mut v = json!({ "user": user_json(&user) });
     if let Some(p) = generated {
         v["password"] = json!(p);
@@ -253,15 +285,16 @@ pub(crate) async fn delete_user(
         .with_store(move |s| {
             let u = s.user(&n)?;
             if u.role == Role::Admin && !u.disabled && s.active_admins()? <= 1 {
-                return Ok(false);
+                return Ok(None);
             }
             s.delete_user(&n)?;
-            Ok(true)
+            Ok(Some(u.id))
         })
         .await?;
-    if !deleted {
+    let Some(id) = deleted else {
         return Err(last_admin());
-    }
+    };
+    audit_admin(&st, &ext, "admin.user_deleted", Some(id), json!({})).await?;
     log::info!("user `{name}` deleted by {}", principal(&ext)?.name());
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -323,6 +356,9 @@ pub(crate) async fn put_quota(
         .await?;
     log::info!("quota of `{name}` changed by {}", principal(&ext)?.name());
     let (u, q) = st.auth.quota_view(name).await?;
+    let detail =
+        json!({"requests_per_minute": q.rpm_override, "tokens_per_day": q.tokens_override});
+    audit_admin(&st, &ext, "admin.quota_changed", Some(u.id), detail).await?;
     Ok(Json(quota_json(&u, &q)).into_response())
 }
 
@@ -393,10 +429,16 @@ pub(crate) async fn create_key(
     };
     let name = req.name.unwrap_or_else(|| "default".into());
     let (user, model) = (req.user.clone(), req.model.clone());
-    let (key, info) = st
+    let (key, info, owner) = st
         .auth
-        .with_store(move |s| s.create_key(&user, &name, model.as_deref(), expires_at))
+        .with_store(move |s| {
+            let (key, info) = s.create_key(&user, &name, model.as_deref(), expires_at)?;
+            Ok((key, info, s.user(&user)?.id))
+        })
         .await?;
+    let detail =
+        json!({"key_id": info.id, "model": info.model_scope, "expires_at": info.expires_at});
+    audit_admin(&st, &ext, "admin.key_created", Some(owner), detail).await?;
     log::info!(
         "API key #{} for `{}` created by {}",
         info.id,
@@ -422,6 +464,7 @@ pub(crate) async fn revoke_key(
         ));
     }
     log::info!("API key #{id} revoked by {}", principal(&ext)?.name());
+    audit_admin(&st, &ext, "admin.key_revoked", None, json!({"key_id": id})).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -547,10 +590,33 @@ pub(crate) async fn login(State(st): State<Arc<ApiState>>, ext: Extensions, b: B
                 "login of `{}` from {ip} refused: {e}",
                 req.username.chars().take(64).collect::<String>()
             );
-            return Err(e.into());
+            let e = ApiError::from(e);
+            // Attempts refused by the throttle are not audited one by one: an attacker
+            // must not be able to fill the disk (the lock itself was audited).
+            if e.code != "account_locked" && e.code != "address_blocked" {
+                audit_admin(
+                    &st,
+                    &ext,
+                    "auth.login_failed",
+                    None,
+                    json!({"code": e.code}),
+                )
+                .await?;
+            }
+            return Err(e);
         }
     };
     log::info!("`{}` logged in from {ip}", s.user.name);
+    if let Some(a) = &st.audit {
+        let me = Principal::User {
+            user: s.user.clone(),
+            key_id: None,
+            model_scope: None,
+            session: true,
+        };
+        a.record_admin("auth.login", Some(&me), None, json!({}))
+            .await?;
+    }
     let cookie = session_cookie_header(&s.token, st.auth.session_absolute_secs());
     Ok((
         [(header::SET_COOKIE, cookie)],

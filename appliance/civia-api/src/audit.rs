@@ -94,6 +94,54 @@ impl Audit {
         }
     }
 
+    /// Appends from a blocking context (the update agent's observer); failures are logged.
+    pub fn append_blocking(&self, ev: Event) {
+        let name = ev.event.clone();
+        if let Err(e) = self.log.append(ev) {
+            log::error!("audit: cannot write `{name}`: {e}");
+        }
+    }
+
+    /// An update agent event as `update.<event>`, its fields in `detail` (capped).
+    pub fn record_update(&self, event: &civia_update::AuditEvent) {
+        let mut detail = match serde_json::to_value(event) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        let name = detail
+            .remove("event")
+            .and_then(|v| v.as_str().map(|s| format!("update.{s}")))
+            .unwrap_or_else(|| "update.event".into());
+        if let Some(serde_json::Value::String(m)) = detail.get_mut("message") {
+            m.truncate(m.char_indices().nth(1000).map_or(m.len(), |(i, _)| i));
+        }
+        self.append_blocking(Event::new(name).detail(serde_json::Value::Object(detail)));
+    }
+
+    /// An administration event by `who` (`admin.*`, `auth.*`), the target named by
+    /// pseudonym only.
+    pub async fn record_admin(
+        &self,
+        name: &str,
+        who: Option<&Principal>,
+        target_user: Option<i64>,
+        detail: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        let mut ev = Event::new(name);
+        if let Some(p) = who {
+            ev = ev.user(self.who(p)).role(p.role().as_str());
+        }
+        let mut detail = match detail {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        if let Some(id) = target_user {
+            detail.insert("target".into(), self.pseudonyms.pseudonym(id).into());
+        }
+        ev.detail = Some(serde_json::Value::Object(detail));
+        self.append(ev).await
+    }
+
     /// Drops segments past retention (once a day).
     pub async fn purge_daily(self: Arc<Self>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(86_400));

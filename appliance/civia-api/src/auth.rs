@@ -229,6 +229,18 @@ impl UsageTicket {
     }
 }
 
+/// A model id as the audit accepts text fields: no control characters, at most 128 bytes.
+fn audit_label(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > 128 {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Status recorded for a stream the client left before its end.
 pub(crate) const CLIENT_CLOSED: u16 = 499;
 
@@ -245,7 +257,7 @@ pub(crate) async fn meter(
     let mut base = Event::new("request.received")
         .request_id(uuid::Uuid::new_v4().simple().to_string())
         .role(who.role().as_str())
-        .model(st.model_id.chars().take(128).collect::<String>());
+        .model(audit_label(&st.model_id));
     if let Some(m) = st.supervisor.status().model {
         base = base.model_sha256(m.sha256);
     }
@@ -295,4 +307,16 @@ pub(crate) async fn meter(
 pub(crate) fn fairness_key(ext: &axum::http::Extensions) -> String {
     let who = ext.get::<Principal>().map_or("anonymous", |p| p.name());
     format!("{who}@{}", client_ip(ext))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn audit_labels_fit_the_audit_field_rules() {
+        assert_eq!(super::audit_label("mistral-7b"), "mistral-7b");
+        let long = "é".repeat(100);
+        let l = super::audit_label(&long);
+        assert!(l.len() <= 128 && l.chars().all(|c| c == 'é'));
+        assert_eq!(super::audit_label("a\nb"), "ab");
+    }
 }

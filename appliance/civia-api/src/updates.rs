@@ -33,14 +33,20 @@ pub struct Updates {
     pub models_dir: PathBuf,
     pub max_upload_bytes: u64,
     busy: tokio::sync::Mutex<()>,
+    observer: &'static UpdateObserver,
 }
 
-/// Update events go to the journal (and, with the audit trail, to the audit log).
-struct LogObserver;
+/// Update events go to the journal and to the audit trail (`update.<event>`).
+struct UpdateObserver {
+    audit: Option<Arc<crate::audit::Audit>>,
+}
 
-impl Observer for LogObserver {
+impl Observer for UpdateObserver {
     fn audit(&self, event: AuditEvent) {
         let text = serde_json::to_string(&event).unwrap_or_else(|_| format!("{event:?}"));
+        if let Some(audit) = &self.audit {
+            audit.record_update(&event);
+        }
         match event {
             AuditEvent::Refused { .. }
             | AuditEvent::InstallFailed { .. }
@@ -51,8 +57,6 @@ impl Observer for LogObserver {
         }
     }
 }
-
-static OBSERVER: LogObserver = LogObserver;
 
 /// `IMAGE_VERSION=` of an os-release file.
 fn image_version(os_release: &str) -> Option<String> {
@@ -120,8 +124,11 @@ fn system_config(cfg: &civia_config::Config) -> Result<SystemConfig, String> {
 }
 
 impl Updates {
-    pub fn new(cfg: &civia_config::Config) -> Self {
+    pub fn new(cfg: &civia_config::Config, audit: Option<Arc<crate::audit::Audit>>) -> Self {
+        // One observer for the daemon's whole life: the agent's types borrow it for 'static.
+        let observer: &'static UpdateObserver = Box::leak(Box::new(UpdateObserver { audit }));
         Self {
+            observer,
             system: system_config(cfg),
             compatible: cfg.update.compatible.clone(),
             image_root: cfg.update.image_root.clone(),
@@ -156,13 +163,13 @@ impl Updates {
             self.state_dir.clone(),
             self.models_dir.clone(),
             None,
-            &OBSERVER,
+            self.observer,
         )
     }
 
     fn system_updater(&self) -> Result<SystemUpdater<'static>, ApiError> {
         match &self.system {
-            Ok(c) => Ok(SystemUpdater::new(c.clone(), &OBSERVER)),
+            Ok(c) => Ok(SystemUpdater::new(c.clone(), self.observer)),
             Err(why) => Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
@@ -348,7 +355,7 @@ pub(crate) async fn status(
     let u = updates(&st)?;
     let system = match &u.system {
         Ok(c) => {
-            let state = SystemUpdater::new(c.clone(), &OBSERVER)
+            let state = SystemUpdater::new(c.clone(), u.observer)
                 .state()
                 .map_err(update_error)?;
             json!({

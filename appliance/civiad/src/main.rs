@@ -258,8 +258,19 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
         );
     }
 
+    // The audit trail: model requests fail closed when it cannot be written.
+    let audit = Arc::new(civia_api::audit::Audit::open(
+        &cfg.state_dir.join("audit"),
+        &cfg.state_dir.join("keys"),
+        &civia_api::audit::RetentionPolicy {
+            months: cfg.audit.retention_months,
+            justification: cfg.audit.retention_justification.clone(),
+        },
+    )?);
+    tokio::spawn(audit.clone().purge_daily());
+
     // Signed updates: the boot-counting state machine first, then the health check.
-    let updates = Arc::new(civia_api::Updates::new(&cfg));
+    let updates = Arc::new(civia_api::Updates::new(&cfg, Some(audit.clone())));
     match &updates.system {
         Ok(c) => log::info!(
             "system updates: booted slot {}, running {}",
@@ -289,17 +300,6 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
         }
         Some(civia_update::BootStatus::Normal) | None => {}
     }
-
-    // The audit trail: model requests fail closed when it cannot be written.
-    let audit = Arc::new(civia_api::audit::Audit::open(
-        &cfg.state_dir.join("audit"),
-        &cfg.state_dir.join("keys"),
-        &civia_api::audit::RetentionPolicy {
-            months: cfg.audit.retention_months,
-            justification: cfg.audit.retention_justification.clone(),
-        },
-    )?);
-    tokio::spawn(audit.clone().purge_daily());
 
     let state = Arc::new(ApiState {
         supervisor: supervisor.clone(),
