@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What the daemon knows about updates on this box.
@@ -233,12 +233,16 @@ fn updates(st: &ApiState) -> Result<&Updates, ApiError> {
 }
 
 /// The integrator installs; the local admin (root on the box, e.g. with a USB stick) too.
-fn may_install(ext: &Extensions) -> Result<(), ApiError> {
+/// Returns the updater settings once the caller may install and updates are possible.
+fn installer<'a>(st: &'a ApiState, ext: &Extensions) -> Result<&'a Updates, ApiError> {
     match ext.get::<Principal>() {
-        Some(Principal::LocalAdmin) => Ok(()),
-        Some(p) => Ok(p.require(&[Role::Integrator], "install updates")?),
-        None => Err(civia_auth::AuthError::MissingCredentials.into()),
+        Some(Principal::LocalAdmin) => {}
+        Some(p) => p.require(&[Role::Integrator], "install updates")?,
+        None => return Err(civia_auth::AuthError::MissingCredentials.into()),
     }
+    let u = updates(st)?;
+    u.trusted()?;
+    Ok(u)
 }
 
 fn busy() -> ApiError {
@@ -386,9 +390,7 @@ pub(crate) async fn upload_system(
     ext: Extensions,
     body: Body,
 ) -> Result<Response, ApiError> {
-    may_install(&ext)?;
-    let u = updates(&st)?;
-    u.trusted()?;
+    let u = installer(&st, &ext)?;
     let updater = u.system_updater()?;
     let _guard = u.busy.try_lock().map_err(|_| busy())?;
     let done = install_upload(body, u.max_upload_bytes, move |r| {
@@ -411,9 +413,7 @@ pub(crate) async fn upload_model(
     ext: Extensions,
     body: Body,
 ) -> Result<Response, ApiError> {
-    may_install(&ext)?;
-    let u = updates(&st)?;
-    u.trusted()?;
+    let u = installer(&st, &ext)?;
     let _guard = u.busy.try_lock().map_err(|_| busy())?;
     let store = u.models();
     let installed = install_upload(body, u.max_upload_bytes, move |r| {
@@ -513,14 +513,13 @@ pub(crate) async fn install_path(
     }
     let req: LocalInstall = parse_json(&read_body(body, 64 * 1024).await?)?;
     let path = PathBuf::from(&req.path);
-    if !Path::new(&path).is_absolute() {
+    if !path.is_absolute() {
         return Err(ApiError::bad_request(
             "`path` must be absolute.",
             Some("path".into()),
         ));
     }
-    let u = updates(&st)?;
-    u.trusted()?;
+    let u = installer(&st, &ext)?;
     match req.kind.as_str() {
         "system" => {
             let updater = u.system_updater()?;

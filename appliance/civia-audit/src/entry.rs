@@ -207,43 +207,35 @@ struct FieldsRef<'a> {
     detail: &'a Option<serde_json::Value>,
 }
 
-impl<'a> FieldsRef<'a> {
-    fn from_event(e: &'a Event) -> Self {
+/// The same borrowed view of an [`Event`] or an [`Entry`] (they share these fields).
+macro_rules! fields_ref {
+    ($e:expr) => {
         FieldsRef {
-            event: &e.event,
+            event: &$e.event,
             texts: [
-                ("request_id", &e.request_id),
-                ("user", &e.user),
-                ("role", &e.role),
-                ("use_case", &e.use_case),
-                ("model", &e.model),
+                ("request_id", &$e.request_id),
+                ("user", &$e.user),
+                ("role", &$e.role),
+                ("use_case", &$e.use_case),
+                ("model", &$e.model),
             ],
             hashes: [
-                ("model_sha256", &e.model_sha256),
-                ("prompt_sha256", &e.prompt_sha256),
-                ("output_sha256", &e.output_sha256),
+                ("model_sha256", &$e.model_sha256),
+                ("prompt_sha256", &$e.prompt_sha256),
+                ("output_sha256", &$e.output_sha256),
             ],
-            detail: &e.detail,
+            detail: &$e.detail,
         }
+    };
+}
+
+impl<'a> FieldsRef<'a> {
+    fn from_event(e: &'a Event) -> Self {
+        fields_ref!(e)
     }
 
     fn from_entry(e: &'a Entry) -> Self {
-        FieldsRef {
-            event: &e.event,
-            texts: [
-                ("request_id", &e.request_id),
-                ("user", &e.user),
-                ("role", &e.role),
-                ("use_case", &e.use_case),
-                ("model", &e.model),
-            ],
-            hashes: [
-                ("model_sha256", &e.model_sha256),
-                ("prompt_sha256", &e.prompt_sha256),
-                ("output_sha256", &e.output_sha256),
-            ],
-            detail: &e.detail,
-        }
+        fields_ref!(e)
     }
 }
 
