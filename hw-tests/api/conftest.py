@@ -99,13 +99,14 @@ def start_civiad(
     wait_ready: bool = True,
     admin: dict | None = None,
     update: dict | None = None,
+    sections: dict | None = None,
 ) -> Server:
     """Starts civiad with a fresh state dir and free port; waits for /ready (or /health)."""
     binary, mpath = civiad_bin(), model_path(model)
     port = free_port()
     lines = [f'state_dir = "{workdir / "state"}"', "[api]", f'listen = "127.0.0.1:{port}"']
     lines += [f"{k} = {toml_value(v)}" for k, v in (api or {}).items()]
-    for name, section in (("admin", admin), ("update", update)):
+    for name, section in (("admin", admin), ("update", update), *(sections or {}).items()):
         if section:
             lines += [f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in section.items()]
     lines += ["[model]", f'path = "{mpath}"']

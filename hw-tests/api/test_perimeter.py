@@ -64,6 +64,14 @@ def test_fresh_box_pairing_to_agent_chat_over_https(civiad, tmp_path):
 
     client = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0,
                            http_client=httpx.Client(verify=str(ca)))
+    # The agent accepts the usage charter before the first use of the model.
+    with pytest.raises(openai.PermissionDeniedError, match="charter"):
+        client.chat.completions.create(model=TINY, max_tokens=4, messages=[{"role": "user", "content": "Bonjour"}])
+    charter = httpx.get(server.url + "/v1/charter", headers={"authorization": f"Bearer {key}"}, verify=str(ca)).json()
+    assert charter["accepted_at"] is None and "Usages interdits" in charter["text"]
+    r = httpx.post(server.url + "/v1/charter/accept", headers={"authorization": f"Bearer {key}"},
+                   json={"version": charter["version"]}, verify=str(ca))
+    assert r.status_code == 200, r.text
     out = client.chat.completions.create(model=TINY, max_tokens=4,
                                          messages=[{"role": "user", "content": "Bonjour"}])
     # Random weights may sample the end token at once: the answer is still a complete one.

@@ -66,7 +66,16 @@ def user_key(server, name, role) -> dict:
     assert r.status_code == 201, r.text
     r = httpx.post(server.url + "/admin/keys", headers=h, json={"user": name})
     assert r.status_code == 201, r.text
-    return {"authorization": f"Bearer {r.json()['key']}"}
+    auth = {"authorization": f"Bearer {r.json()['key']}"}
+    accept_charter(server, auth)
+    return auth
+
+
+def accept_charter(server, auth: dict) -> None:
+    """The user reads the current charter and accepts it (needed before using the model)."""
+    version = httpx.get(server.url + "/v1/charter", headers=auth).json()["version"]
+    r = httpx.post(server.url + "/v1/charter/accept", headers=auth, json={"version": version})
+    assert r.status_code == 200, r.text
 
 
 def upload(server, kind, path, headers):

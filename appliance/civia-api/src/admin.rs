@@ -24,7 +24,7 @@ const ADMIN_BODY_LIMIT: usize = 64 * 1024;
 
 type Handler = Result<Response, ApiError>;
 
-fn principal(ext: &Extensions) -> Result<&Principal, ApiError> {
+pub(crate) fn principal(ext: &Extensions) -> Result<&Principal, ApiError> {
     ext.get::<Principal>()
         .ok_or_else(|| AuthError::MissingCredentials.into())
 }
@@ -48,14 +48,14 @@ pub(crate) fn require(
     Ok(principal(ext)?.require(roles, action)?)
 }
 
-fn user_json(u: &User) -> Value {
+pub(crate) fn user_json(u: &User) -> Value {
     json!({
         "id": u.id, "name": u.name, "role": u.role.as_str(), "service": u.service,
         "created_at": u.created_at, "disabled": u.disabled,
     })
 }
 
-fn key_json(k: &ApiKeyInfo) -> Value {
+pub(crate) fn key_json(k: &ApiKeyInfo) -> Value {
     json!({
         "id": k.id, "user": k.user, "name": k.name, "prefix": k.prefix, "model": k.model_scope,
         "created_at": k.created_at, "expires_at": k.expires_at, "last_used_at": k.last_used_at,
@@ -76,7 +76,7 @@ async fn body<T: serde::de::DeserializeOwned>(b: Body) -> Result<T, ApiError> {
 }
 
 /// An `admin.*` / `auth.*` audit event by the caller, the target user by pseudonym.
-async fn audit_admin(
+pub(crate) async fn audit_admin(
     st: &ApiState,
     ext: &Extensions,
     name: &str,
@@ -478,7 +478,7 @@ pub(crate) struct UsageQuery {
 }
 
 /// Unix day number to `YYYY-MM-DD` (proleptic Gregorian, UTC).
-fn date(day: i64) -> String {
+pub(crate) fn date(day: i64) -> String {
     // Howard Hinnant's civil_from_days.
     let z = day + 719_468;
     let era = z.div_euclid(146_097);

@@ -61,12 +61,47 @@ impl Audit {
         })
     }
 
+    /// Mirrors every entry to journald through `socket` when it exists (a box runs journald;
+    /// a trial on a workstation may not).
+    pub fn mirror_to_journal(&self, socket: &Path) {
+        if socket.exists() {
+            self.log.mirror_to(civia_audit::JournalMirror::new(socket));
+            log::info!("audit: entries mirrored to journald ({})", socket.display());
+        } else {
+            log::info!(
+                "audit: no journald socket at {}: entries are not mirrored",
+                socket.display()
+            );
+        }
+    }
+
+    /// Whether entries reach journald too.
+    pub fn mirrored(&self) -> bool {
+        self.log.mirrored()
+    }
+
+    /// Verifies the whole trail: Some(true) when it verifies, Some(false) when it shows
+    /// tampering, None when it cannot be read.
+    pub async fn chain_verifies(&self) -> Option<bool> {
+        let (dir, key) = (self.dir.clone(), self.public);
+        match tokio::task::spawn_blocking(move || civia_audit::verify(&dir, &key, None)).await {
+            Ok(Ok(_)) => Some(true),
+            Ok(Err(e)) if e.tamper().is_some() => Some(false),
+            _ => None,
+        }
+    }
+
     /// The pseudonym of a caller (the local admin socket is `local-admin`).
     pub fn who(&self, p: &Principal) -> String {
         match p.user() {
             Some(u) => self.pseudonyms.pseudonym(u.id),
             None => "local-admin".into(),
         }
+    }
+
+    /// A user's pseudonym in the audit trail.
+    pub fn pseudonym_of(&self, user_id: i64) -> String {
+        self.pseudonyms.pseudonym(user_id)
     }
 
     /// Appends and fsyncs an event (on a blocking thread); a failure is a 500.

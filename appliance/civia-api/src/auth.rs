@@ -116,6 +116,8 @@ pub(crate) struct UsageTicket {
     prompt_sha256: std::sync::Mutex<Option<String>>,
     /// Kinds of personal data found in the prompt (never the data).
     pii: std::sync::Mutex<Vec<civia_guard::PiiKind>>,
+    /// What the output guard did (`system_prompt_leak`).
+    output_flags: std::sync::Mutex<Vec<&'static str>>,
 }
 
 impl UsageTicket {
@@ -132,6 +134,14 @@ impl UsageTicket {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             civia_guard::scan(&String::from_utf8_lossy(body));
+    }
+
+    /// Records what the output guard did to the answer (for the audit detail).
+    pub(crate) fn flag_output(&self, flag: &'static str) {
+        self.output_flags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(flag);
     }
 
     /// Kinds of personal data found in the prompt.
@@ -197,6 +207,14 @@ impl UsageTicket {
         let pii = self.pii();
         if !pii.is_empty() {
             detail.insert("personal_data".into(), serde_json::json!(pii));
+        }
+        let flags = self
+            .output_flags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if !flags.is_empty() {
+            detail.insert("output_guard".into(), serde_json::json!(flags));
         }
         let detail = serde_json::Value::Object(detail);
         let prompt_sha256 = self
@@ -276,9 +294,14 @@ pub(crate) async fn meter(
         audit: base.clone(),
         prompt_sha256: std::sync::Mutex::new(None),
         pii: std::sync::Mutex::new(Vec::new()),
+        output_flags: std::sync::Mutex::new(Vec::new()),
     });
-    if let Err(e) = st.auth.admit(&who).await {
-        let e = ApiError::from(e);
+    // The charter first: a refusal there does not count against the quotas.
+    let admitted = match crate::charter::gate(&st, &who).await {
+        Ok(()) => st.auth.admit(&who).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = admitted {
         if let Err(ae) = ticket.refuse(&e).await {
             return ae.into_response();
         }

@@ -310,6 +310,36 @@ impl From<civia_auth::AuthError> for ApiError {
                 "weak_password",
                 Some("password"),
             ),
+            A::Store(S::NoConversation(_)) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "conversation_not_found",
+                None,
+            ),
+            A::Store(S::BadCharter) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_value",
+                Some("text"),
+            ),
+            A::Store(S::StaleCharter { .. }) => (
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "charter_changed",
+                Some("version"),
+            ),
+            A::Store(S::BadChannel(_)) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_value",
+                None,
+            ),
+            A::Store(S::ScrubBusy) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "store_busy",
+                None,
+            ),
             A::Store(_) | A::Internal(_) => {
                 log::error!("{msg}");
                 (

@@ -13,8 +13,11 @@
 mod admin;
 pub mod audit;
 mod auth;
+mod charter;
+mod compliance;
 mod error;
 mod openai;
+pub mod privacy;
 mod updates;
 
 pub use auth::{CSRF_HEADER, SESSION_COOKIE};
@@ -42,6 +45,10 @@ pub struct ApiState {
     /// The id clients name; from the configuration, known before the model loads.
     pub model_id: String,
     pub limits: ApiConfig,
+    /// The whole configuration (history, charter, guard, commune; compliance documents).
+    pub config: Arc<civia_config::Config>,
+    /// Stops answers that repeat the configured system prompt; None: no prompt or filter off.
+    pub leak_guard: Option<Arc<civia_guard::LeakGuard>>,
     /// Accounts, keys, sessions, quotas, usage.
     pub auth: Arc<Auth>,
     /// Whether `/admin/*` is served by the API listener (false when `[admin] listen` is set).
@@ -67,6 +74,17 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/models", get(list_models))
         .route("/models/{id}", get(get_model))
         .route("/models/{id}/dossier", get(model_dossier))
+        .route(
+            "/conversations",
+            get(privacy::list_conversations).delete(privacy::delete_history),
+        )
+        .route(
+            "/conversations/{id}",
+            get(privacy::get_conversation).delete(privacy::delete_conversation),
+        )
+        .route("/me/export", get(privacy::export_mine))
+        .route("/charter", get(charter::get))
+        .route("/charter/accept", post(charter::accept))
         .merge(generate)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -120,6 +138,11 @@ fn admin_routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/keys/{id}", delete(admin::revoke_key))
         .route("/usage", get(admin::usage))
         .route("/status", get(admin::status))
+        .route("/users/{name}/data", get(privacy::dsr_export))
+        .route("/users/{name}/erase", post(privacy::dsr_erase))
+        .route("/charter", get(charter::get).put(charter::put))
+        .route("/charter/register", get(charter::register))
+        .route("/compliance/{kind}", get(compliance::document))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))
         .route("/updates", get(updates::status))
@@ -215,76 +238,13 @@ const MAX_DOSSIER_BYTES: u64 = 1 << 20;
 /// (`<stem>.dossier.json`, or `dossier.json` of a model bundle), checked against the hash of
 /// the weights actually loaded, plus what the runtime measured.
 async fn model_dossier(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
-    use std::io::Read;
     if id != st.model_id {
         return ApiError::model_not_found(&id, &st.model_id).into_response();
     }
-    let status = st.supervisor.status();
-    let Some(info) = status.model.filter(|_| status.phase == Phase::Ready) else {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "model_unavailable",
-            "The model is not loaded yet: its dossier is checked against the loaded weights.",
-        )
-        .into_response();
-    };
-    let weights = std::path::PathBuf::from(st.supervisor.load_spec().path);
-    let stem = weights
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let candidates = [
-        weights.with_file_name(format!("{stem}.dossier.json")),
-        weights.with_file_name("dossier.json"),
-    ];
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "dossier_not_found",
-            format!(
-                "No dossier next to the model file ({}).",
-                candidates[0].display()
-            ),
-        )
-        .into_response()
-    };
-    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-        return not_found();
-    };
-    let mut text = String::new();
-    let read =
-        std::fs::File::open(path).and_then(|f| f.take(MAX_DOSSIER_BYTES).read_to_string(&mut text));
-    let dossier = match read.map_err(|e| e.to_string()).and_then(|_| {
-        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
-            .map_err(|e| e.to_string())
-    }) {
+    let (dossier, info) = match verified_dossier(&st) {
         Ok(d) => d,
-        Err(e) => {
-            log::error!("dossier {}: {e}", path.display());
-            return ApiError::new(
-                StatusCode::CONFLICT,
-                "invalid_request_error",
-                "dossier_invalid",
-                format!("The dossier {} is not a JSON object: {e}", path.display()),
-            )
-            .into_response();
-        }
+        Err(e) => return e.into_response(),
     };
-    if dossier.get("sha256").and_then(|v| v.as_str()) != Some(info.sha256.as_str()) {
-        return ApiError::new(
-            StatusCode::CONFLICT,
-            "invalid_request_error",
-            "dossier_mismatch",
-            format!(
-                "The dossier {} describes other weights than the loaded ones (sha256 {}).",
-                path.display(),
-                info.sha256
-            ),
-        )
-        .into_response();
-    }
     Json(json!({
         "object": "model.dossier",
         "model": st.model_id,
@@ -300,6 +260,79 @@ async fn model_dossier(State(st): State<Arc<ApiState>>, Path(id): Path<String>) 
         },
     }))
     .into_response()
+}
+
+/// The loaded model's dossier (next to its file), checked against the loaded weights.
+pub(crate) fn verified_dossier(
+    st: &ApiState,
+) -> Result<
+    (
+        serde_json::Map<String, serde_json::Value>,
+        civia_ipc::ModelInfo,
+    ),
+    ApiError,
+> {
+    use std::io::Read;
+    let status = st.supervisor.status();
+    let Some(info) = status.model.filter(|_| status.phase == Phase::Ready) else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "model_unavailable",
+            "The model is not loaded yet: its dossier is checked against the loaded weights.",
+        ));
+    };
+    let weights = std::path::PathBuf::from(st.supervisor.load_spec().path);
+    let stem = weights
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let candidates = [
+        weights.with_file_name(format!("{stem}.dossier.json")),
+        weights.with_file_name("dossier.json"),
+    ];
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "dossier_not_found",
+            format!(
+                "No dossier next to the model file ({}).",
+                candidates[0].display()
+            ),
+        ));
+    };
+    let mut text = String::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(MAX_DOSSIER_BYTES).read_to_string(&mut text));
+    let dossier = read
+        .map_err(|e| e.to_string())
+        .and_then(|_| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| {
+            log::error!("dossier {}: {e}", path.display());
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "dossier_invalid",
+                format!("The dossier {} is not a JSON object: {e}", path.display()),
+            )
+        })?;
+    if dossier.get("sha256").and_then(|v| v.as_str()) != Some(info.sha256.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "dossier_mismatch",
+            format!(
+                "The dossier {} describes other weights than the loaded ones (sha256 {}).",
+                path.display(),
+                info.sha256
+            ),
+        ));
+    }
+    Ok((dossier, info))
 }
 
 /// The box CA, for agents' browsers and programs to trust the box (no authentication).

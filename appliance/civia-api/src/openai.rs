@@ -1,10 +1,12 @@
 //! `/v1/chat/completions` and `/v1/completions`: request validation and responses.
 
 use crate::auth::UsageTicket;
+use crate::privacy::Keep;
 use crate::{parse_json, read_body, ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Extensions;
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -58,6 +60,12 @@ struct CommonSampling {
     frequency_penalty: Option<f64>,
     presence_penalty: Option<f64>,
     logit_bias: Option<serde_json::Map<String, Value>>,
+}
+
+/// Civia's own request extension: `"civia": {"save": true, ...}` (history).
+#[derive(Debug, Deserialize)]
+struct CiviaBody {
+    civia: Option<crate::privacy::HistoryOptions>,
 }
 
 /// An integer as JSON Schema sees it: `6` and `6.0` are both 6; `6.5` is refused.
@@ -287,7 +295,7 @@ fn message_text(i: usize, m: &InMessage) -> Result<String, ApiError> {
     }
 }
 
-fn chat_prompt(st: &ApiState, req: &ChatRequest) -> Result<Prompt, ApiError> {
+fn chat_messages(st: &ApiState, req: &ChatRequest) -> Result<Vec<ChatMessage>, ApiError> {
     if req.messages.is_empty() {
         return Err(ApiError::bad_request(
             "`messages` must not be empty.",
@@ -335,7 +343,48 @@ fn chat_prompt(st: &ApiState, req: &ChatRequest) -> Result<Prompt, ApiError> {
             content: message_text(i, m)?,
         });
     }
-    Ok(Prompt::Chat { messages })
+    check_prompt_length(st, messages.iter().map(|m| m.content.as_str()), "messages")?;
+    Ok(messages)
+}
+
+/// The guard's prompt limit (characters, all messages together).
+fn check_prompt_length<'a>(
+    st: &ApiState,
+    texts: impl Iterator<Item = &'a str>,
+    param: &str,
+) -> Result<(), ApiError> {
+    let max = st.config.guard.max_prompt_chars;
+    let n: usize = texts.map(|t| t.chars().count()).sum();
+    if n > max {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "prompt_too_long",
+            format!("The prompt is {n} characters long; this box accepts at most {max}."),
+        )
+        .with_param(param));
+    }
+    Ok(())
+}
+
+/// The commune's system prompt goes first, before the request's own system message.
+fn with_system_prompt(st: &ApiState, mut messages: Vec<ChatMessage>) -> Prompt {
+    let box_prompt = st.config.guard.system_prompt.trim();
+    if !box_prompt.is_empty() {
+        match messages.first_mut() {
+            Some(first) if first.role == "system" => {
+                first.content = format!("{box_prompt}\n\n{}", first.content);
+            }
+            _ => messages.insert(
+                0,
+                ChatMessage {
+                    role: "system".into(),
+                    content: box_prompt.to_string(),
+                },
+            ),
+        }
+    }
+    Prompt::Chat { messages }
 }
 
 fn check_chat_unsupported(req: &ChatRequest) -> Result<(), ApiError> {
@@ -426,20 +475,66 @@ struct Collected {
     text: String,
     reason: FinishReason,
     usage: Usage,
+    /// Stopped by the leak filter.
+    leaked: bool,
 }
 
-async fn collect(mut generation: Generation) -> Result<Collected, ApiError> {
+/// What replaces (non-streamed) or ends (streamed) an answer that repeated the commune's
+/// system prompt.
+const LEAK_NOTICE: &str =
+    "[Réponse interrompue : elle reprenait les consignes internes de l'assistant.]";
+
+/// The guard's warning in the `civia` object (ANSSI GenAI R25).
+fn leak_warning(marking: &mut Value) {
+    let w = json!({
+        "code": "system_prompt_leak",
+        "message": "La réponse a été interrompue car elle reprenait les consignes internes \
+                    de l'assistant.",
+    });
+    match marking.get_mut("warnings").and_then(Value::as_array_mut) {
+        Some(list) => list.push(w),
+        None => marking["warnings"] = json!([w]),
+    }
+}
+
+/// Collects the answer; stops it as soon as it repeats the protected system prompt, and
+/// then returns the guard's notice in its place.
+async fn collect(
+    mut generation: Generation,
+    leak: Option<&civia_guard::LeakGuard>,
+) -> Result<Collected, ApiError> {
     let mut text = String::new();
+    let mut scanner = leak.map(civia_guard::LeakGuard::scanner);
+    let mut leaked = false;
     while let Some(ev) = generation.next().await {
         match ev {
             Event::Started { .. } => {}
-            Event::Delta(d) => text.push_str(&d),
+            Event::Delta(d) => {
+                if leaked {
+                    continue;
+                }
+                if scanner.as_mut().is_some_and(|s| s.push(&d)) {
+                    leaked = true;
+                    generation.cancel();
+                    continue;
+                }
+                text.push_str(&d);
+            }
             Event::Finished { reason, usage } => {
+                if leaked || scanner.as_mut().is_some_and(|s| s.finish()) {
+                    return Ok(Collected {
+                        text: LEAK_NOTICE.to_string(),
+                        reason,
+                        usage,
+                        leaked: true,
+                    });
+                }
                 return Ok(Collected {
                     text,
                     reason,
                     usage,
-                })
+                    leaked: false,
+                });
             }
             Event::Failed(e) => return Err(e.into()),
         }
@@ -478,14 +573,32 @@ pub(crate) const AI_GENERATED_HEADER: &str = "x-civia-ai-generated";
 /// Set when the prompt holds personal data (`personal_data`).
 pub(crate) const WARNING_HEADER: &str = "x-civia-warning";
 
+/// The conversation an exchange is kept in (`civia.save`).
+pub(crate) const CONVERSATION_HEADER: &str = "x-civia-conversation-id";
+
+/// Adds the warning that a kept exchange could not be stored.
+fn not_kept(marking: &mut Value) {
+    let w = json!({
+        "code": "history_not_saved",
+        "message": "La réponse n'a pas pu être enregistrée dans votre historique.",
+    });
+    match marking.get_mut("warnings").and_then(Value::as_array_mut) {
+        Some(list) => list.push(w),
+        None => marking["warnings"] = json!([w]),
+    }
+}
+
 /// The `civia` object: AI-generated marking, and the guard's warning when the prompt held
 /// personal data (kinds only).
-fn civia_marking(st: &ApiState, pii: &[civia_guard::PiiKind]) -> Value {
+fn civia_marking(st: &ApiState, pii: &[civia_guard::PiiKind], kept: Option<&str>) -> Value {
     let mut v = json!({
         "ai_generated": true,
         "model": st.model_id,
         "model_sha256": st.supervisor.status().model.map(|m| m.sha256),
     });
+    if let Some(id) = kept {
+        v["conversation_id"] = json!(id);
+    }
     if !pii.is_empty() {
         let names: Vec<&str> = pii.iter().map(|k| k.french()).collect();
         v["warnings"] = json!([{
@@ -501,11 +614,14 @@ fn civia_marking(st: &ApiState, pii: &[civia_guard::PiiKind]) -> Value {
     v
 }
 
-fn marked(mut resp: Response, pii: &[civia_guard::PiiKind]) -> Response {
+fn marked(mut resp: Response, pii: &[civia_guard::PiiKind], kept: Option<&str>) -> Response {
     resp.headers_mut().insert(
         AI_GENERATED_HEADER,
         axum::http::HeaderValue::from_static("true"),
     );
+    if let Some(v) = kept.and_then(|id| axum::http::HeaderValue::from_str(id).ok()) {
+        resp.headers_mut().insert(CONVERSATION_HEADER, v);
+    }
     if !pii.is_empty() {
         resp.headers_mut().insert(
             WARNING_HEADER,
@@ -515,15 +631,19 @@ fn marked(mut resp: Response, pii: &[civia_guard::PiiKind]) -> Response {
     resp
 }
 
+/// The model named in the chunks is the served one (`check_model` refused any other).
 fn stream_response(
     shape: Shape,
     mut generation: Generation,
-    model: String,
     include_usage: bool,
     ticket: Option<Arc<UsageTicket>>,
-    marking: Value,
     pii: Vec<civia_guard::PiiKind>,
+    keep: Option<Keep>,
+    st: Arc<ApiState>,
 ) -> Response {
+    let kept_id = keep.as_ref().map(|k| k.id.clone());
+    let mut marking = civia_marking(&st, &pii, kept_id.as_deref());
+    let model = st.model_id.clone();
     let (id, object) = match shape {
         Shape::Chat => (
             format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
@@ -552,7 +672,11 @@ fn stream_response(
     };
     let stream = async_stream::stream! {
         let guard = StreamGuard(ticket);
+        let mut keep = keep;
         let mut output = Sha256::new();
+        let mut answer = String::new();
+        let mut scanner = st.leak_guard.as_deref().map(civia_guard::LeakGuard::scanner);
+        let mut leaked = false;
         if let Shape::Chat = shape {
             yield Ok::<_, Infallible>(chunk(json!([choice(shape, Some(""), true, None)]), None));
         }
@@ -560,10 +684,31 @@ fn stream_response(
             match ev {
                 Event::Started { .. } => {}
                 Event::Delta(text) => {
+                    if leaked {
+                        continue;
+                    }
+                    if scanner.as_mut().is_some_and(|s| s.push(&text)) {
+                        leaked = true;
+                        generation.cancel();
+                        continue;
+                    }
                     output.update(text.as_bytes());
+                    if keep.is_some() {
+                        answer.push_str(&text);
+                    }
                     yield Ok(chunk(json!([choice(shape, Some(&text), false, None)]), None));
                 }
                 Event::Finished { reason, usage: u } => {
+                    let leaked = leaked || scanner.as_mut().is_some_and(|s| s.finish());
+                    if leaked {
+                        log::warn!("a streamed answer repeated the system prompt: stopped by the leak filter");
+                        leak_warning(&mut marking);
+                        if let Some(t) = &guard.0 {
+                            t.flag_output("system_prompt_leak");
+                        }
+                        answer = LEAK_NOTICE.to_string();
+                    }
+                    let finish = if leaked { "content_filter" } else { finish_str(reason) };
                     if let Some(t) = &guard.0 {
                         let sha = hex::encode(std::mem::take(&mut output).finalize());
                         // The audit event is on disk before the client sees the end.
@@ -572,7 +717,12 @@ fn stream_response(
                             return;
                         }
                     }
-                    let mut last = chunk_value(json!([choice(shape, None, false, Some(finish_str(reason)))]), None);
+                    if let Some(k) = keep.take() {
+                        if k.save(&st, std::mem::take(&mut answer)).await.is_err() {
+                            not_kept(&mut marking);
+                        }
+                    }
+                    let mut last = chunk_value(json!([choice(shape, None, false, Some(finish))]), None);
                     last["civia"] = marking.clone();
                     yield Ok(SseEvent::default().data(last.to_string()));
                     if include_usage {
@@ -596,6 +746,7 @@ fn stream_response(
             .keep_alive(KeepAlive::default())
             .into_response(),
         &pii,
+        kept_id.as_deref(),
     )
 }
 
@@ -603,7 +754,7 @@ fn stream_response(
 /// collects the answer in the endpoint's shape.
 #[allow(clippy::too_many_arguments)]
 async fn respond(
-    st: &ApiState,
+    st: &Arc<ApiState>,
     ext: &Extensions,
     shape: Shape,
     prompt: Prompt,
@@ -611,6 +762,7 @@ async fn respond(
     model: String,
     stream: bool,
     include_usage: bool,
+    keep: Option<Keep>,
 ) -> Result<Response, ApiError> {
     let mut generation = st
         .supervisor
@@ -628,14 +780,20 @@ async fn respond(
         return Ok(stream_response(
             shape,
             generation,
-            model,
             include_usage,
             ticket,
-            civia_marking(st, &pii),
             pii,
+            keep,
+            st.clone(),
         ));
     }
-    let c = collect(generation).await?;
+    let c = collect(generation, st.leak_guard.as_deref()).await?;
+    if c.leaked {
+        log::warn!("an answer repeated the system prompt: stopped by the leak filter");
+        if let Some(t) = &ticket {
+            t.flag_output("system_prompt_leak");
+        }
+    }
     if let Some(t) = ticket {
         let sha = hex::encode(Sha256::digest(c.text.as_bytes()));
         t.finish(
@@ -646,7 +804,21 @@ async fn respond(
         )
         .await?;
     }
-    let finish = finish_str(c.reason);
+    let kept_id = keep.as_ref().map(|k| k.id.clone());
+    let mut marking = civia_marking(st, &pii, kept_id.as_deref());
+    if c.leaked {
+        leak_warning(&mut marking);
+    }
+    if let Some(k) = keep {
+        if k.save(st, c.text.clone()).await.is_err() {
+            not_kept(&mut marking);
+        }
+    }
+    let finish = if c.leaked {
+        "content_filter"
+    } else {
+        finish_str(c.reason)
+    };
     let (id, object, choice) = match shape {
         Shape::Chat => (
             format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
@@ -669,10 +841,11 @@ async fn respond(
             "system_fingerprint": null,
             "choices": [choice],
             "usage": usage(&c.usage),
-            "civia": civia_marking(st, &pii),
+            "civia": marking,
         }))
         .into_response(),
         &pii,
+        kept_id.as_deref(),
     ))
 }
 
@@ -691,7 +864,10 @@ pub async fn chat_completions(
     check_chat_unsupported(&req)?;
     let default_max = st.limits.default_max_tokens.min(st.limits.max_tokens);
     let params = sampling(&st, &common, req.max_completion_tokens, default_max)?;
-    let prompt = chat_prompt(&st, &req)?;
+    let messages = chat_messages(&st, &req)?;
+    let opts: CiviaBody = parse_json(&body)?;
+    let keep = crate::privacy::prepare_keep(&st, &ext, opts.civia, &messages).await?;
+    let prompt = with_system_prompt(&st, messages);
     let include_usage = req
         .stream_options
         .as_ref()
@@ -706,6 +882,7 @@ pub async fn chat_completions(
         req.model,
         req.stream == Some(true),
         include_usage,
+        keep,
     )
     .await
 }
@@ -758,6 +935,14 @@ pub async fn completions(
             ))
         }
     };
+    check_prompt_length(&st, std::iter::once(text.as_str()), "prompt")?;
+    let opts: CiviaBody = parse_json(&body)?;
+    if opts.civia.is_some() {
+        return Err(ApiError::unsupported(
+            "civia",
+            "History (`civia`) is kept for chat completions only.",
+        ));
+    }
     // OpenAI's default for this endpoint is 16 tokens.
     let params = sampling(&st, &common, None, 16.min(st.limits.max_tokens))?;
     let include_usage = req
@@ -774,6 +959,7 @@ pub async fn completions(
         req.model,
         req.stream == Some(true),
         include_usage,
+        None,
     )
     .await
 }

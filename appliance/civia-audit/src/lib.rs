@@ -8,8 +8,9 @@
 //! chain verify after old segments were purged. Also: crash recovery at open, group-committed
 //! durable appends ([`AuditLog`]), verification that names the first bad entry ([`verify`]),
 //! retention ([`RetentionPolicy`], [`AuditLog::purge`]), export as JSON lines or CSV
-//! ([`export`]), user pseudonyms ([`Pseudonymizer`]) and development key files ([`DeviceKey`],
-//! [`secret_load_or_create`]).
+//! ([`export`]), user pseudonyms ([`Pseudonymizer`]), development key files ([`DeviceKey`],
+//! [`secret_load_or_create`]) and the mirror of entries in the systemd journal, as structured
+//! fields over journald's native protocol ([`JournalMirror`]; best effort, never blocking).
 //!
 //! Must never:
 //! - store prompt or output text: entries hold metadata, token counts and SHA-256 digests
@@ -27,6 +28,7 @@
 mod entry;
 mod export;
 mod fsutil;
+mod journal;
 mod keys;
 mod pseudonym;
 mod retention;
@@ -40,6 +42,7 @@ pub use entry::{
     is_event_name, line_hash, Entry, Event, GENESIS_HASH, MAX_DETAIL_BYTES, MAX_FIELD_BYTES,
 };
 pub use export::{export, ExportFormat, CSV_COLUMNS};
+pub use journal::{JournalError, JournalMirror, DEFAULT_JOURNAL_SOCKET, JOURNAL_IDENTIFIER};
 pub use keys::{secret_load_or_create, DeviceKey};
 pub use pseudonym::Pseudonymizer;
 pub use retention::{PurgeReport, RetentionPolicy};

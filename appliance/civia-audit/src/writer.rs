@@ -107,6 +107,9 @@ pub struct AuditLog {
     pub(crate) writer: Mutex<Writer>,
     fsyncs: AtomicU64,
     report: OpenReport,
+    /// journald copy of every durable entry (best effort).
+    mirror: std::sync::OnceLock<crate::JournalMirror>,
+    mirror_drops: AtomicU64,
     /// Holds the directory's writer lock for the log's lifetime.
     _lock: File,
 }
@@ -167,8 +170,40 @@ impl AuditLog {
             writer: Mutex::new(writer),
             fsyncs: AtomicU64::new(0),
             report,
+            mirror: std::sync::OnceLock::new(),
+            mirror_drops: AtomicU64::new(0),
             _lock: lock,
         })
+    }
+
+    /// Mirrors every entry, once durable, to journald (structured `CIVIA_*` fields). Best
+    /// effort: a journal that is absent or full never delays or fails an append; the entries
+    /// it missed are counted in [`AuditLog::mirror_drops`]. Set once; later calls are ignored.
+    pub fn mirror_to(&self, mirror: crate::JournalMirror) {
+        let _ = self.mirror.set(mirror);
+    }
+
+    /// Whether entries are mirrored to journald.
+    pub fn mirrored(&self) -> bool {
+        self.mirror.get().is_some()
+    }
+
+    /// Entries the journald mirror could not deliver.
+    pub fn mirror_drops(&self) -> u64 {
+        self.mirror_drops.load(Ordering::Relaxed)
+    }
+
+    fn send_to_mirror(&self, entries: &mut Vec<Entry>, durable: bool) {
+        if let (true, Some(m)) = (durable, self.mirror.get()) {
+            for e in entries.iter() {
+                if let Err(err) = m.send(e) {
+                    if self.mirror_drops.fetch_add(1, Ordering::Relaxed) == 0 {
+                        log::warn!("audit: journald mirror: {err} (further failures are counted)");
+                    }
+                }
+            }
+        }
+        entries.clear();
     }
 
     /// What [`AuditLog::open`] found (torn line, head, warnings).
@@ -264,6 +299,7 @@ impl AuditLog {
         let mut tent = w.chain.clone();
         let mut buf = Vec::new();
         let mut staged: Vec<(u64, AppendedEntry)> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         for (ticket, event) in batch {
             if let Some(reason) = &w.poisoned {
                 out.push((ticket, Err(AuditError::Poisoned(reason.clone()))));
@@ -280,7 +316,8 @@ impl AuditLog {
             let month = Month::of_ms(ts_ms);
             if w.open.as_ref().map(|o| o.month) != Some(month) {
                 if !staged.is_empty() {
-                    self.commit(w, &mut buf, &mut staged, &mut tent, &mut out);
+                    let durable = self.commit(w, &mut buf, &mut staged, &mut tent, &mut out);
+                    self.send_to_mirror(&mut entries, durable);
                 }
                 if let Err(e) = self.rollover(w, month) {
                     log::error!("audit log {}: {e}", self.dir.display());
@@ -311,15 +348,20 @@ impl AuditLog {
                 hash,
                 ts_ms,
             };
+            if self.mirror.get().is_some() {
+                entries.push(entry);
+            }
         }
         if !staged.is_empty() {
-            self.commit(w, &mut buf, &mut staged, &mut tent, &mut out);
+            let durable = self.commit(w, &mut buf, &mut staged, &mut tent, &mut out);
+            self.send_to_mirror(&mut entries, durable);
         }
         out
     }
 
     /// Writes the staged lines to the open segment and `fdatasync`s them; on failure cuts the
-    /// segment back to its last durable line and fails every staged ticket.
+    /// segment back to its last durable line and fails every staged ticket. Returns whether
+    /// the lines are durable.
     fn commit(
         &self,
         w: &mut Writer,
@@ -327,13 +369,13 @@ impl AuditLog {
         staged: &mut Vec<(u64, AppendedEntry)>,
         tent: &mut Chain,
         out: &mut Vec<Outcome>,
-    ) {
+    ) -> bool {
         let Some(open) = w.open.as_mut() else {
             let e = AuditError::WriteFailed("no open segment".into());
             out.extend(staged.drain(..).map(|(t, _)| (t, Err(e.duplicate()))));
             buf.clear();
             *tent = w.chain.clone();
-            return;
+            return false;
         };
         let written = open.file.write_all(buf).and_then(|()| {
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -347,6 +389,8 @@ impl AuditLog {
                 }
                 w.chain = tent.clone();
                 out.extend(staged.drain(..).map(|(t, a)| (t, Ok(a))));
+                buf.clear();
+                true
             }
             Err(e) => {
                 let msg = format!("{}: {e}", open.path.display());
@@ -366,9 +410,10 @@ impl AuditLog {
                         .drain(..)
                         .map(|(t, _)| (t, Err(AuditError::WriteFailed(msg.clone())))),
                 );
+                buf.clear();
+                false
             }
         }
-        buf.clear();
     }
 
     /// Seals the open segment (or drops it if it never held an entry) and opens `month`'s.

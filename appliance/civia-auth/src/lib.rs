@@ -14,8 +14,9 @@
 mod throttle;
 
 pub use civia_store::{
-    check_password_policy, check_service, csrf_token, now, ApiKeyInfo, KeyCheck, Role, Store,
-    StoreError, UsageRecord, User,
+    check_password_policy, check_service, csrf_token, new_conversation_id, now, Acceptance,
+    ApiKeyInfo, Charter, Conversation, KeyCheck, Message, NewMessage, Role, Store, StoreError,
+    UsageRecord, User,
 };
 
 use civia_config::{AuthConfig, QuotasConfig, RoleQuota};
@@ -233,7 +234,9 @@ impl Auth {
     }
 
     /// Makes `key` the trial administrator's API key (creating that admin if needed). The
-    /// trial admin takes the place of pairing.
+    /// trial admin takes the place of pairing. Whoever sets `CIVIA_DEV_API_KEY` runs the box
+    /// for a trial and accepts the current charter for the trial admin by doing so; the
+    /// register records it with the channel `trial`.
     pub async fn install_trial_key(&self, key: String) -> Result<()> {
         let password = generate_password()?;
         self.with_store(move |s| {
@@ -241,7 +244,11 @@ impl Auth {
                 s.add_user(TRIAL_ADMIN, Role::Admin, &password)?;
             }
             s.set_disabled(TRIAL_ADMIN, false)?;
-            s.import_key(TRIAL_ADMIN, TRIAL_KEY_NAME, &key)
+            s.import_key(TRIAL_ADMIN, TRIAL_KEY_NAME, &key)?;
+            let admin = s.user(TRIAL_ADMIN)?;
+            let version = s.charter()?.version;
+            s.accept_charter(admin.id, version, "trial")?;
+            Ok(0)
         })
         .await?;
         *lock(&self.pairing) = None;

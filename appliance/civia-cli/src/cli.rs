@@ -48,6 +48,77 @@ pub enum Command {
     /// The audit trail (reading it is itself audited)
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The usage charter every user accepts (AI Act art. 4)
+    #[command(subcommand)]
+    Charter(CharterCommand),
+    /// Data-subject requests (RGPD art. 15, 17): export or erase what the box holds about a user
+    #[command(subcommand)]
+    Dsr(DsrCommand),
+    /// Compliance documents in French, from the live configuration (Markdown; --json for JSON)
+    Compliance {
+        #[arg(value_enum)]
+        document: ComplianceDocument,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ComplianceDocument {
+    /// RGPD art. 30 record of processing entry
+    Register,
+    /// DPIA (AIPD) kit, pre-filled
+    Dpia,
+    /// AI Act deployer checklist (art. 4, 26, 50)
+    Checklist,
+}
+
+impl ComplianceDocument {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComplianceDocument::Register => "register",
+            ComplianceDocument::Dpia => "dpia",
+            ComplianceDocument::Checklist => "checklist",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CharterCommand {
+    /// Print the current charter
+    Show,
+    /// Publish a new version from a UTF-8 text file; every user accepts it again
+    Set {
+        /// The charter text
+        file: PathBuf,
+    },
+    /// The attestation register: who accepted which version when
+    Register {
+        /// CSV instead of a table
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DsrCommand {
+    /// Everything about a user, conversations included, as JSON (audited with the reason)
+    Export {
+        name: String,
+        /// The request's reference, recorded in the audit
+        #[arg(long)]
+        reason: String,
+        /// Write to this file (0600) instead of the standard output
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Erase a user's conversations (and the account with --delete-account)
+    Erase {
+        name: String,
+        /// The request's reference, recorded in the audit
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        delete_account: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,7 +39,10 @@ pub mod http;
 
 pub use cli::Cli;
 
-use cli::{AuditCommand, Command, KeyCommand, Limit, QuotaCommand, UpdateCommand, UserCommand};
+use cli::{
+    AuditCommand, CharterCommand, Command, DsrCommand, KeyCommand, Limit, QuotaCommand,
+    UpdateCommand, UserCommand,
+};
 use http::{encode, encode_segment, Client};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -262,6 +265,13 @@ pub fn run_at<R: BufRead, W: Write>(
             let body = api.call("GET", &target, None)?;
             out.write_all(body.as_bytes())?;
         }
+        Command::Charter(cmd) => charter(&api, cmd, out)?,
+        Command::Dsr(cmd) => dsr(&api, cmd, out)?,
+        Command::Compliance { document } => {
+            let format = if api.json { "json" } else { "md" };
+            let target = format!("/admin/compliance/{}?format={format}", document.as_str());
+            out.write_all(api.call("GET", &target, None)?.as_bytes())?;
+        }
         Command::Update(UpdateCommand::Status) => {
             let body = api.call("GET", "/admin/updates", None)?;
             if api.raw(out, &body)? {
@@ -288,6 +298,112 @@ pub fn run_at<R: BufRead, W: Write>(
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+fn charter<W: Write>(api: &Api, cmd: &CharterCommand, out: &mut W) -> Result<(), Error> {
+    match cmd {
+        CharterCommand::Show => {
+            let body = api.call("GET", "/admin/charter", None)?;
+            if api.raw(out, &body)? {
+                let v: Value = parse(&body)?;
+                writeln!(out, "Charte, version {}\n", v["version"])?;
+                writeln!(out, "{}", v["text"].as_str().unwrap_or_default())?;
+            }
+        }
+        CharterCommand::Set { file } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+            let body = api.call("PUT", "/admin/charter", Some(json!({ "text": text })))?;
+            if api.raw(out, &body)? {
+                let v: Value = parse(&body)?;
+                writeln!(
+                    out,
+                    "charter version {} published: every user accepts it before their next request",
+                    v["version"]
+                )?;
+            }
+        }
+        CharterCommand::Register { csv } => {
+            if *csv {
+                let body = api.call("GET", "/admin/charter/register?format=csv", None)?;
+                out.write_all(body.as_bytes())?;
+                return Ok(());
+            }
+            let body = api.call("GET", "/admin/charter/register", None)?;
+            if api.raw(out, &body)? {
+                let v: Value = parse(&body)?;
+                writeln!(
+                    out,
+                    "current version {}: accepted by {} of {} active users",
+                    v["current_version"], v["accepted_current"], v["active_users"]
+                )?;
+                for r in v["data"].as_array().into_iter().flatten() {
+                    writeln!(
+                        out,
+                        "{:<24} {:<10} v{:<3} {} ({})",
+                        r["user"].as_str().unwrap_or_default(),
+                        r["role"].as_str().unwrap_or_default(),
+                        r["version"],
+                        date::date_time(r["accepted_at"].as_i64().unwrap_or(0)),
+                        r["channel"].as_str().unwrap_or_default()
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dsr<W: Write>(api: &Api, cmd: &DsrCommand, out: &mut W) -> Result<(), Error> {
+    match cmd {
+        DsrCommand::Export {
+            name,
+            reason,
+            out: file,
+        } => {
+            let target = format!(
+                "/admin/users/{}/data?reason={}",
+                encode_segment(name),
+                encode(reason)
+            );
+            let body = api.call("GET", &target, None)?;
+            match file {
+                Some(path) => {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(path)
+                        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+                    f.write_all(body.as_bytes())
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+                    writeln!(out, "data of `{name}` written to {}", path.display())?;
+                }
+                None => out.write_all(body.as_bytes())?,
+            }
+        }
+        DsrCommand::Erase {
+            name,
+            reason,
+            delete_account,
+        } => {
+            let target = format!("/admin/users/{}/erase", encode_segment(name));
+            let req = json!({"reason": reason, "delete_account": delete_account});
+            let body = api.call("POST", &target, Some(req))?;
+            if api.raw(out, &body)? {
+                let v: Value = parse(&body)?;
+                writeln!(
+                    out,
+                    "{} conversations of `{name}` erased{}; the audit trail keeps its pseudonymous metadata",
+                    v["conversations_erased"],
+                    if *delete_account { ", account deleted" } else { "" }
+                )?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -59,6 +59,82 @@ pub struct Config {
     pub update: UpdateConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub history: HistoryConfig,
+    #[serde(default)]
+    pub charter: CharterConfig,
+    #[serde(default)]
+    pub guard: GuardConfig,
+    #[serde(default)]
+    pub commune: CommuneConfig,
+}
+
+/// Conversation history kept for the agents who ask for it (owner-only).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Whether agents may keep conversations at all.
+    pub enabled: bool,
+    /// Messages older than this are erased (1 to 365 days).
+    pub retention_days: u32,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            retention_days: 30,
+        }
+    }
+}
+
+/// The usage charter every user accepts before using the model (AI Act art. 4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CharterConfig {
+    /// Refuse model requests (403 `charter_not_accepted`) until the current version is accepted.
+    pub required: bool,
+}
+
+impl Default for CharterConfig {
+    fn default() -> Self {
+        Self { required: true }
+    }
+}
+
+/// The input/output guard (ANSSI GenAI recommendation R25).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    /// Longest prompt accepted, in characters (all messages together).
+    pub max_prompt_chars: usize,
+    /// The commune's instructions, put before every chat request's own system message; empty:
+    /// none.
+    pub system_prompt: String,
+    /// Stop an answer that repeats `min_leak_words` consecutive words of the system prompt.
+    pub leak_filter: bool,
+    pub leak_min_words: usize,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self {
+            max_prompt_chars: 100_000,
+            system_prompt: String::new(),
+            leak_filter: true,
+            leak_min_words: 8,
+        }
+    }
+}
+
+/// Who the box serves, for the compliance documents.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommuneConfig {
+    /// The commune's name.
+    pub name: Option<String>,
+    /// Contact of the controller or its data protection officer.
+    pub dpo_contact: Option<String>,
 }
 
 /// The audit trail under `<state_dir>/audit/`.
@@ -70,6 +146,10 @@ pub struct AuditConfig {
     /// Required to keep the log outside 6 to 12 months: the written reason (e.g. a
     /// prosecutor's request, a DPIA conclusion).
     pub retention_justification: Option<String>,
+    /// Mirror every entry to journald (native protocol, structured `CIVIA_*` fields).
+    pub journald: bool,
+    /// journald's socket.
+    pub journal_socket: PathBuf,
 }
 
 impl Default for AuditConfig {
@@ -77,6 +157,8 @@ impl Default for AuditConfig {
         Self {
             retention_months: 6,
             retention_justification: None,
+            journald: true,
+            journal_socket: PathBuf::from("/run/systemd/journal/socket"),
         }
     }
 }
@@ -497,6 +579,28 @@ impl Config {
         }
         if self.audit.retention_months == 0 {
             return bad("audit.retention_months", "must be at least 1".into());
+        }
+        if !(1..=365).contains(&self.history.retention_days) {
+            return bad("history.retention_days", "must be between 1 and 365".into());
+        }
+        if self.guard.max_prompt_chars == 0 {
+            return bad("guard.max_prompt_chars", "must be at least 1".into());
+        }
+        if !(3..=64).contains(&self.guard.leak_min_words) {
+            return bad("guard.leak_min_words", "must be between 3 and 64".into());
+        }
+        if self.guard.system_prompt.len() > 32 * 1024 {
+            return bad("guard.system_prompt", "at most 32 KiB".into());
+        }
+        for (key, v) in [
+            ("commune.name", &self.commune.name),
+            ("commune.dpo_contact", &self.commune.dpo_contact),
+        ] {
+            if v.as_deref()
+                .is_some_and(|s| s.len() > 200 || s.chars().any(char::is_control))
+            {
+                return bad(key, "at most 200 printable characters".into());
+            }
         }
         if !matches!(self.update.booted_slot.as_str(), "a" | "b" | "auto") {
             return bad("update.booted_slot", "must be a, b or auto".into());

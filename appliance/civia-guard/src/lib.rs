@@ -1,9 +1,20 @@
 //! The prompt guard (ANSSI GenAI R25): finds French personal data in what an agent sends —
 //! social security numbers (NIR, key checked), IBANs (mod-97 checked), French phone numbers
-//! and e-mail addresses — so the agent can be warned and the audit can record the fact.
+//! and e-mail addresses — so the agent can be warned and the audit can record the fact; and
+//! the output-side leak filter ([`LeakGuard`], [`LeakScanner`]), which tells whether a model
+//! output — whole or streamed — reproduces a run of words of the box's own system prompt.
 //!
-//! Owns: the patterns and their checks. Must never: return, log or store the matched text
-//! (only the kinds found), or block a request by itself (the caller decides).
+//! Owns: the personal-data patterns and their checks; the word-run index of the protected
+//! texts and the incremental output scanner; the prompt length check
+//! ([`check_prompt_length`]).
+//!
+//! Must never: return, log or store the matched text (only the kinds found, or the fact of a
+//! leak) — the protected text and scanned output stay out of `Debug` output and errors; or
+//! block a request by itself (the caller decides).
+
+mod leak;
+
+pub use leak::{LeakGuard, LeakScanner, DEFAULT_LEAK_MIN_WORDS, MIN_PROTECTED_WORDS};
 
 use regex::Regex;
 use serde::Serialize;
@@ -39,6 +50,31 @@ impl PiiKind {
             PiiKind::Email => "adresse électronique",
         }
     }
+}
+
+/// A check failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    /// The prompt is longer than allowed.
+    #[error("prompt is {chars} characters long; at most {max} are accepted")]
+    PromptTooLong {
+        /// The prompt's length, in characters.
+        chars: usize,
+        /// The limit, in characters.
+        max: usize,
+    },
+}
+
+/// Refuses a prompt of more than `max_chars` characters (count them with
+/// `text.chars().count()`, not bytes: French text is not ASCII).
+pub fn check_prompt_length(text_chars: usize, max_chars: usize) -> Result<(), GuardError> {
+    if text_chars > max_chars {
+        return Err(GuardError::PromptTooLong {
+            chars: text_chars,
+            max: max_chars,
+        });
+    }
+    Ok(())
 }
 
 /// `None` only if a pattern did not compile, which the tests rule out.
@@ -159,6 +195,26 @@ mod tests {
         assert_eq!(scan("écrire à marie.dupont@mairie-exemple.fr"), [Email]);
         let all = scan("1 84 12 76 451 089 46, FR7630006000011234567890189, 0123456789, a@b.fr");
         assert_eq!(all, [Nir, Iban, Phone, Email]);
+    }
+
+    #[test]
+    fn prompt_length() {
+        assert_eq!(check_prompt_length(0, 0), Ok(()));
+        assert_eq!(check_prompt_length(10, 10), Ok(()));
+        let err = check_prompt_length(11, 10).unwrap_err();
+        assert_eq!(err, GuardError::PromptTooLong { chars: 11, max: 10 });
+        assert_eq!(
+            err.to_string(),
+            "prompt is 11 characters long; at most 10 are accepted"
+        );
+    }
+
+    #[test]
+    fn guards_are_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<LeakGuard>();
+        check::<LeakScanner>();
+        check::<GuardError>();
     }
 
     #[test]

@@ -4,13 +4,24 @@
 //! edited once released: a new version appends a migration), users and their roles, Argon2id
 //! password hashes and the password policy, login throttling state, API keys (stored only as
 //! SHA-256 hashes, shown once), web sessions (stored as hashes), per-user quota overrides and
-//! the usage log (metadata only).
+//! the usage log (metadata only), the conversation history an agent chose to keep (owner-only,
+//! expired by age, erased for good) and the usage charter with its acceptance register.
 //!
 //! Must never: store a password, an API key or a session token in clear, store prompt or
-//! output text (the usage log holds counts, never content), or rank agents by productivity
-//! (reports aggregate by model and day).
+//! output text anywhere but in the owner's conversation history (the usage log holds counts,
+//! never content), give a read path to a conversation without its owner's id, leave erased
+//! text recoverable from the files (`secure_delete`, log truncated after erasure), or rank
+//! agents by productivity (reports aggregate by model and day).
 
+mod charter;
+mod history;
 mod migrations;
+
+pub use charter::{Acceptance, Charter, CHANNELS, DEFAULT_CHARTER, MAX_CHARTER_CHARS};
+pub use history::{
+    new_conversation_id, title_from, valid_conversation_id, Conversation, Message, NewMessage,
+    MAX_TITLE_CHARS,
+};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -49,6 +60,16 @@ pub enum StoreError {
     Hash(String),
     #[error("the system's random generator failed: {0}")]
     Random(String),
+    #[error("no conversation `{0}`")]
+    NoConversation(String),
+    #[error("the database log could not be truncated after an erasure (a reader held it for 5 s); retry")]
+    ScrubBusy,
+    #[error("invalid charter: 1 to 20000 characters of text")]
+    BadCharter,
+    #[error("charter version {given} is not the current one ({current}); read it again")]
+    StaleCharter { given: u32, current: u32 },
+    #[error("unknown acceptance channel `{0}`")]
+    BadChannel(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -243,9 +264,13 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Deleted rows (erased history) are overwritten, not just unlinked.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::apply(&mut conn, &path.display().to_string())?;
-        Ok(Self { conn })
+        let store = Self { conn };
+        store.seed_charter()?;
+        Ok(store)
     }
 
     pub fn schema_version(&self) -> Result<u32> {
@@ -676,19 +701,31 @@ impl Store {
         )
     }
 
-    fn usage_report(&self, sql: &str, from: i64, to: i64) -> Result<Vec<UsageDay>> {
-        let mut st = self.conn.prepare(sql)?;
-        let rows = st.query_map(params![from, to], |r| {
-            Ok(UsageDay {
-                day: r.get(0)?,
-                model: r.get(1)?,
-                requests: r.get::<_, i64>(2)? as u64,
-                prompt_tokens: r.get::<_, i64>(3)? as u64,
-                completion_tokens: r.get::<_, i64>(4)? as u64,
-            })
-        })?;
+    /// One user's own usage per UTC day and model (for their data export).
+    pub fn usage_of(&self, user_id: i64) -> Result<Vec<UsageDay>> {
+        let mut st = self.conn.prepare(
+            "SELECT ts / 86400, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens)
+             FROM usage WHERE user_id = ?1 GROUP BY 1, 2 ORDER BY 1, 2",
+        )?;
+        let rows = st.query_map([user_id], row_usage_day)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+
+    fn usage_report(&self, sql: &str, from: i64, to: i64) -> Result<Vec<UsageDay>> {
+        let mut st = self.conn.prepare(sql)?;
+        let rows = st.query_map(params![from, to], row_usage_day)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn row_usage_day(r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageDay> {
+    Ok(UsageDay {
+        day: r.get(0)?,
+        model: r.get(1)?,
+        requests: r.get::<_, i64>(2)? as u64,
+        prompt_tokens: r.get::<_, i64>(3)? as u64,
+        completion_tokens: r.get::<_, i64>(4)? as u64,
+    })
 }
 
 /// id, user id, model scope, expiry, revoked.

@@ -56,6 +56,39 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      CREATE INDEX usage_by_user ON usage (user_id, ts);",
     // 3: the user's service (mairie department) for usage reports per service.
     "ALTER TABLE users ADD COLUMN service TEXT;",
+    // 4: conversation history (owner-only, expired by age), the usage charter and who
+    // accepted which version (the AI Act art. 4 attestation register).
+    "CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        title TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+     );
+     CREATE INDEX conversations_by_user ON conversations (user_id, updated_at);
+     CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        ts INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+        content TEXT NOT NULL,
+        model TEXT
+     );
+     CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
+     CREATE INDEX messages_by_time ON messages (ts);
+     CREATE TABLE charters (
+        version INTEGER PRIMARY KEY,
+        text TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL
+     );
+     CREATE TABLE charter_acceptances (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        accepted_at INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        PRIMARY KEY (user_id, version)
+     );",
 ];
 
 pub(crate) fn version(conn: &Connection) -> Result<u32> {

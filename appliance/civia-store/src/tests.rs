@@ -329,3 +329,206 @@ fn imported_trial_key_replaces_the_previous_one() {
     assert_eq!(csrf_token("t").len(), 64);
     assert_ne!(csrf_token("t"), csrf_token("u"));
 }
+
+fn grep_dir(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let data = std::fs::read(&p).unwrap();
+        if data.windows(needle.len()).any(|w| w == needle) {
+            hits.push(p.display().to_string());
+        }
+    }
+    hits
+}
+
+#[test]
+fn history_is_owner_only_and_erased_for_good() {
+    let (dir, s) = store();
+    let a = s
+        .add_user("agent.a", Role::Agent, "correct horse battery")
+        .unwrap();
+    let b = s
+        .add_user("agent.b", Role::Agent, "correct horse battery")
+        .unwrap();
+    let canary = "CANARI-7f3a9c-ne-doit-pas-survivre";
+    let long = format!("{} {}", canary, "x".repeat(20_000)); // overflow pages too
+    let id = new_conversation_id().unwrap();
+    assert!(valid_conversation_id(&id));
+    s.append_messages(
+        a.id,
+        &id,
+        "Courrier\nau maire",
+        &[
+            NewMessage {
+                role: "user",
+                content: canary,
+                model: None,
+            },
+            NewMessage {
+                role: "assistant",
+                content: &long,
+                model: Some("m"),
+            },
+        ],
+    )
+    .unwrap();
+    let id2 = new_conversation_id().unwrap();
+    s.append_messages(
+        a.id,
+        &id2,
+        "",
+        &[NewMessage {
+            role: "user",
+            content: canary,
+            model: None,
+        }],
+    )
+    .unwrap();
+    // The owner sees both; the other agent sees nothing and cannot append to it.
+    let list = s.conversations(a.id).unwrap();
+    assert_eq!(list.len(), 2);
+    let (head, msgs) = s.conversation(a.id, &id).unwrap().unwrap();
+    assert_eq!(head.title, "Courrier");
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[1].model.as_deref(), Some("m"));
+    assert_eq!(
+        s.conversations(a.id)
+            .unwrap()
+            .iter()
+            .find(|c| c.id == id2)
+            .unwrap()
+            .title,
+        "Conversation"
+    );
+    assert!(s.conversations(b.id).unwrap().is_empty());
+    assert!(s.conversation(b.id, &id).unwrap().is_none());
+    assert!(!s.owns_conversation(b.id, &id).unwrap());
+    assert!(matches!(
+        s.append_messages(
+            b.id,
+            &id,
+            "t",
+            &[NewMessage {
+                role: "user",
+                content: "x",
+                model: None
+            }]
+        ),
+        Err(StoreError::NoConversation(_))
+    ));
+    assert!(!s.delete_conversation(b.id, &id).unwrap());
+    assert!(s.conversation(a.id, "conv-../../etc").unwrap().is_none());
+    // Before erasure the canary is in the files; after, nowhere in the directory.
+    assert!(!grep_dir(dir.path(), canary.as_bytes()).is_empty());
+    assert!(s.delete_conversation(a.id, &id).unwrap());
+    assert_eq!(s.delete_history(a.id).unwrap(), 1);
+    assert!(s.conversations(a.id).unwrap().is_empty());
+    assert_eq!(
+        grep_dir(dir.path(), canary.as_bytes()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn history_expires_by_age() {
+    let (_d, s) = store();
+    let a = s
+        .add_user("agent.a", Role::Agent, "correct horse battery")
+        .unwrap();
+    let id = new_conversation_id().unwrap();
+    s.append_messages(
+        a.id,
+        &id,
+        "t",
+        &[NewMessage {
+            role: "user",
+            content: "vieux",
+            model: None,
+        }],
+    )
+    .unwrap();
+    // Age the first message and the conversation by 31 days, then add a fresh message to a
+    // second conversation.
+    s.conn
+        .execute("UPDATE messages SET ts = ts - 31 * 86400", [])
+        .unwrap();
+    s.conn
+        .execute(
+            "UPDATE conversations SET updated_at = updated_at - 31 * 86400",
+            [],
+        )
+        .unwrap();
+    let id2 = new_conversation_id().unwrap();
+    s.append_messages(
+        a.id,
+        &id2,
+        "t",
+        &[NewMessage {
+            role: "user",
+            content: "récent",
+            model: None,
+        }],
+    )
+    .unwrap();
+    let (c, m) = s.purge_history(now() - 30 * 86400).unwrap();
+    assert_eq!((c, m), (1, 1));
+    let left = s.conversations(a.id).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, id2);
+    assert_eq!(s.purge_history(now() - 30 * 86400).unwrap(), (0, 0));
+}
+
+#[test]
+fn charter_versions_and_register() {
+    let (_d, s) = store();
+    let a = s
+        .add_user("agent.a", Role::Agent, "correct horse battery")
+        .unwrap();
+    s.add_user("agent.b", Role::Agent, "correct horse battery")
+        .unwrap();
+    let c1 = s.charter().unwrap();
+    assert_eq!((c1.version, c1.text.as_str()), (1, DEFAULT_CHARTER));
+    assert_eq!(s.accepted_at(a.id, 1).unwrap(), None);
+    s.accept_charter(a.id, 1, "web").unwrap();
+    s.accept_charter(a.id, 1, "web").unwrap(); // idempotent
+    assert!(s.accepted_at(a.id, 1).unwrap().is_some());
+    assert_eq!(s.charter_coverage().unwrap(), (1, 2));
+    assert!(matches!(
+        s.accept_charter(a.id, 1, "pigeon"),
+        Err(StoreError::BadChannel(_))
+    ));
+    assert!(matches!(
+        s.set_charter("  ", "admin"),
+        Err(StoreError::BadCharter)
+    ));
+    assert!(matches!(
+        s.set_charter("a\u{0}b", "admin"),
+        Err(StoreError::BadCharter)
+    ));
+    assert!(matches!(
+        s.set_charter(&"é".repeat(MAX_CHARTER_CHARS + 1), "admin"),
+        Err(StoreError::BadCharter)
+    ));
+    let c2 = s.set_charter("Nouvelle charte\nligne 2", "admin").unwrap();
+    assert_eq!((c2.version, c2.created_by.as_str()), (2, "admin"));
+    assert_eq!(s.charter_coverage().unwrap(), (0, 2));
+    assert!(matches!(
+        s.accept_charter(a.id, 1, "web"),
+        Err(StoreError::StaleCharter {
+            given: 1,
+            current: 2
+        })
+    ));
+    s.accept_charter(a.id, 2, "api").unwrap();
+    let reg = s.charter_register(None).unwrap();
+    assert_eq!(
+        reg.iter()
+            .map(|r| (r.user.as_str(), r.version, r.channel.as_str()))
+            .collect::<Vec<_>>(),
+        [("agent.a", 1, "web"), ("agent.a", 2, "api")]
+    );
+    assert_eq!(s.charter_register(Some(a.id + 1)).unwrap(), vec![]);
+    // Reopening does not add another default version.
+    drop(s);
+}

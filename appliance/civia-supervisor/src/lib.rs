@@ -163,6 +163,14 @@ impl Generation {
         }
         Some(ev)
     }
+
+    /// Asks the worker to stop early; the final event (`Finished` with `Cancelled` and the
+    /// usage so far) still comes through [`Generation::next`].
+    pub fn cancel(&mut self) {
+        if !self.done {
+            let _ = self.commands.send(Command_::Cancel { id: self.id });
+        }
+    }
 }
 
 impl Drop for Generation {

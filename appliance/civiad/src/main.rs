@@ -267,6 +267,9 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
             justification: cfg.audit.retention_justification.clone(),
         },
     )?);
+    if cfg.audit.journald {
+        audit.mirror_to_journal(&cfg.audit.journal_socket);
+    }
     tokio::spawn(audit.clone().purge_daily());
 
     // Signed updates: the boot-counting state machine first, then the health check.
@@ -305,6 +308,8 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
         supervisor: supervisor.clone(),
         model_id: cfg.model_id(),
         limits: cfg.api.clone(),
+        config: Arc::new(cfg.clone()),
+        leak_guard: leak_guard(&cfg.guard),
         auth,
         admin_on_api: cfg.admin.listen.is_none(),
         updates: Some(updates),
@@ -315,6 +320,7 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
     });
+    tokio::spawn(civia_api::privacy::purge_history_hourly(state.clone()));
     let bind = |addr: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
@@ -470,4 +476,11 @@ async fn shutdown_signal() {
         _ = term => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// The output guard against system-prompt leaks, when there is a prompt to protect.
+fn leak_guard(cfg: &civia_config::GuardConfig) -> Option<Arc<civia_guard::LeakGuard>> {
+    let prompt = cfg.system_prompt.trim();
+    (cfg.leak_filter && !prompt.is_empty())
+        .then(|| Arc::new(civia_guard::LeakGuard::new(&[prompt], cfg.leak_min_words)))
 }

@@ -1,0 +1,214 @@
+//! The usage charter (AI Act art. 4: staff AI literacy): every user accepts the current
+//! version before using the model; the acceptances form the attestation register.
+//!
+//! `GET /v1/charter` and `POST /v1/charter/accept` for every user; `PUT /admin/charter`
+//! (admin) publishes a new version; `GET /admin/charter/register` (admin, dpo) exports the
+//! register as JSON or CSV.
+
+use crate::admin::{audit_admin, principal, require};
+use crate::{parse_json, read_body, ApiError, ApiState};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, Extensions, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civia_auth::{Principal, Role};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+type Handler = Result<Response, ApiError>;
+
+/// Refuses a model request from a user who has not accepted the current charter.
+pub(crate) async fn gate(st: &ApiState, who: &Principal) -> Result<(), ApiError> {
+    if !st.config.charter.required {
+        return Ok(());
+    }
+    let Some(user) = who.user() else {
+        return Ok(());
+    };
+    let uid = user.id;
+    let (version, accepted) = st
+        .auth
+        .with_store(move |s| {
+            let v = s.charter()?.version;
+            Ok((v, s.accepted_at(uid, v)?))
+        })
+        .await?;
+    if accepted.is_some() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "permission_error",
+        "charter_not_accepted",
+        format!(
+            "Accept the usage charter (version {version}) before using the model: read it at \
+             GET /v1/charter, then POST /v1/charter/accept."
+        ),
+    ))
+}
+
+pub(crate) async fn get(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
+    let uid = principal(&ext)?.user().map(|u| u.id);
+    let (c, accepted) = st
+        .auth
+        .with_store(move |s| {
+            let c = s.charter()?;
+            let a = match uid {
+                Some(id) => s.accepted_at(id, c.version)?,
+                None => None,
+            };
+            Ok((c, a))
+        })
+        .await?;
+    Ok(Json(json!({
+        "version": c.version, "text": c.text, "created_at": c.created_at,
+        "required": st.config.charter.required, "accepted_at": accepted,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptBody {
+    version: u32,
+}
+
+pub(crate) async fn accept(State(st): State<Arc<ApiState>>, ext: Extensions, b: Body) -> Handler {
+    let p = principal(&ext)?;
+    let Principal::User { user, session, .. } = p else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "permission_denied",
+            "The local admin socket does not accept the charter: users do.",
+        ));
+    };
+    let req: AcceptBody = parse_json(&read_body(b, 4096).await?)?;
+    let (uid, channel) = (user.id, if *session { "web" } else { "api" });
+    let version = req.version;
+    let at = st
+        .auth
+        .with_store(move |s| {
+            s.accept_charter(uid, version, channel)?;
+            s.accepted_at(uid, version)
+        })
+        .await?;
+    let detail = json!({"version": version, "channel": channel});
+    audit_admin(&st, &ext, "charter.accepted", None, detail).await?;
+    Ok(Json(json!({"version": version, "accepted_at": at})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CharterBody {
+    text: String,
+}
+
+pub(crate) async fn put(State(st): State<Arc<ApiState>>, ext: Extensions, b: Body) -> Handler {
+    require(&ext, &[Role::Admin], "publish the charter")?;
+    let req: CharterBody = parse_json(&read_body(b, 256 * 1024).await?)?;
+    let by = principal(&ext)?.name().to_string();
+    let c = st
+        .auth
+        .with_store(move |s| s.set_charter(&req.text, &by))
+        .await?;
+    audit_admin(
+        &st,
+        &ext,
+        "admin.charter_published",
+        None,
+        json!({"version": c.version}),
+    )
+    .await?;
+    log::info!("charter version {} published", c.version);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"version": c.version, "text": c.text, "created_at": c.created_at})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegisterQuery {
+    format: Option<String>,
+}
+
+/// A CSV field: quoted, quotes doubled, and a leading formula character neutralised.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// A Unix time as RFC 3339 UTC (empty if out of range).
+pub(crate) fn rfc3339(t: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+    civia_audit::format_rfc3339(t).unwrap_or_default()
+}
+
+pub(crate) async fn register(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    q: Result<Query<RegisterQuery>, QueryRejection>,
+) -> Handler {
+    require(&ext, &[Role::Admin, Role::Dpo], "read the charter register")?;
+    let q = q
+        .map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text()), None))?;
+    let csv = match q.format.as_deref().unwrap_or("json") {
+        "json" => false,
+        "csv" => true,
+        _ => {
+            return Err(ApiError::bad_request(
+                "`format` must be `json` or `csv`.",
+                Some("format".into()),
+            ))
+        }
+    };
+    let (current, coverage, rows) = st
+        .auth
+        .with_store(|s| {
+            Ok((
+                s.charter()?,
+                s.charter_coverage()?,
+                s.charter_register(None)?,
+            ))
+        })
+        .await?;
+    if csv {
+        let mut out = String::from("utilisateur,role,service,version,acceptee_le,canal\n");
+        for r in &rows {
+            out.push_str(&format!(
+                "{},{},{},{},{},{}\n",
+                csv_field(&r.user),
+                r.role.as_str(),
+                csv_field(r.service.as_deref().unwrap_or("")),
+                r.version,
+                rfc3339(r.accepted_at),
+                r.channel
+            ));
+        }
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response());
+    }
+    let data: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({"user": r.user, "role": r.role.as_str(), "service": r.service,
+                   "version": r.version, "accepted_at": r.accepted_at, "channel": r.channel})
+        })
+        .collect();
+    Ok(Json(json!({
+        "current_version": current.version,
+        "active_users": coverage.1,
+        "accepted_current": coverage.0,
+        "data": data,
+    }))
+    .into_response())
+}
