@@ -404,9 +404,6 @@ def fuzz_spec() -> dict:
         for op in ops.values():
             if isinstance(op, dict) and {"session": []} in op.get("security", []):
                 op["security"] = [{"apiKey": []}]
-    # A new charter would bar the trial admin from the model until it accepts it again: the
-    # charter's publication is tested in test_privacy.py.
-    del spec["paths"]["/admin/charter"]["put"]
     # A key limited to another model than the served one is refused (400 model_not_found).
     schemas["NewKey"]["properties"]["model"] = {"enum": [TINY]}
     param = spec["paths"]["/v1/models/{model}"]["get"]["parameters"][0]
@@ -414,7 +411,9 @@ def fuzz_spec() -> dict:
     return spec
 
 
-FUZZ = schemathesis.openapi.from_dict(fuzz_spec())
+# Publishing a charter would bar the trial admin from the model until it accepts the new
+# version: that operation is tested in test_privacy.py, not fuzzed.
+FUZZ = schemathesis.openapi.from_dict(fuzz_spec()).exclude(method="PUT", path="/admin/charter")
 
 
 @FUZZ.auth()

@@ -486,15 +486,11 @@ const LEAK_NOTICE: &str =
 
 /// The guard's warning in the `civia` object (ANSSI GenAI R25).
 fn leak_warning(marking: &mut Value) {
-    let w = json!({
-        "code": "system_prompt_leak",
-        "message": "La réponse a été interrompue car elle reprenait les consignes internes \
-                    de l'assistant.",
-    });
-    match marking.get_mut("warnings").and_then(Value::as_array_mut) {
-        Some(list) => list.push(w),
-        None => marking["warnings"] = json!([w]),
-    }
+    add_warning(
+        marking,
+        "system_prompt_leak",
+        "La réponse a été interrompue car elle reprenait les consignes internes de l'assistant.",
+    );
 }
 
 /// Collects the answer; stops it as soon as it repeats the protected system prompt, and
@@ -576,16 +572,22 @@ pub(crate) const WARNING_HEADER: &str = "x-civia-warning";
 /// The conversation an exchange is kept in (`civia.save`).
 pub(crate) const CONVERSATION_HEADER: &str = "x-civia-conversation-id";
 
-/// Adds the warning that a kept exchange could not be stored.
-fn not_kept(marking: &mut Value) {
-    let w = json!({
-        "code": "history_not_saved",
-        "message": "La réponse n'a pas pu être enregistrée dans votre historique.",
-    });
+/// Adds a notice for the agent to the `civia` object's `warnings`.
+fn add_warning(marking: &mut Value, code: &str, message: &str) {
+    let w = json!({ "code": code, "message": message });
     match marking.get_mut("warnings").and_then(Value::as_array_mut) {
         Some(list) => list.push(w),
         None => marking["warnings"] = json!([w]),
     }
+}
+
+/// The exchange was answered but could not be kept in the history.
+fn not_kept(marking: &mut Value) {
+    add_warning(
+        marking,
+        "history_not_saved",
+        "La réponse n'a pas pu être enregistrée dans votre historique.",
+    );
 }
 
 /// The `civia` object: AI-generated marking, and the guard's warning when the prompt held

@@ -106,6 +106,20 @@ fn user_with_key(d: &Daemon, name: &str, role: &str) -> String {
     key
 }
 
+/// The user reads the current charter and accepts it (required before using the model).
+async fn accept_charter(http: &reqwest::Client, d: &Daemon) {
+    let (s, b) = get(http, d, "/v1/charter").await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = post(
+        http,
+        d,
+        "/v1/charter/accept",
+        json!({"version": b["version"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+}
+
 #[tokio::test]
 async fn a_fresh_box_is_paired_then_admin_creates_agents_and_keys() {
     let d = Daemon::start(fresh_box()).await;
@@ -164,7 +178,11 @@ async fn a_fresh_box_is_paired_then_admin_creates_agents_and_keys() {
     let agent_key = user_with_key(&d, "agent.urba", "agent");
     let agent = client_with_key(&agent_key);
 
-    // The agent uses the model, not the admin plane.
+    // The agent uses the model once the charter is accepted, not the admin plane.
+    let (s, b) = post(&agent, &d, "/v1/chat/completions", chat_body()).await;
+    assert_openai_error(s, &b, 403);
+    assert_eq!(b["error"]["code"], "charter_not_accepted");
+    accept_charter(&agent, &d).await;
     let (s, b) = post(&agent, &d, "/v1/chat/completions", chat_body()).await;
     assert_eq!(s, 200, "{b}");
     let (s, b) = get(&agent, &d, "/admin/users").await;
@@ -246,6 +264,7 @@ async fn quotas_answer_429_with_retry_after_and_usage_is_recorded() {
     let d = Daemon::start(Setup::model(TINY)).await;
     let key = user_with_key(&d, "agent", "agent");
     let agent = client_with_key(&key);
+    accept_charter(&agent, &d).await;
     let (rc, out, err) = civia(&d, &["quota", "set", "agent", "--rpm", "2"]);
     assert_eq!(rc, 0, "{out}{err}");
     for _ in 0..2 {

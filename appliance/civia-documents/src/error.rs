@@ -1,0 +1,184 @@
+//! Typed errors, with an English `Display` for logs and a French message for the agents' UI.
+
+use crate::Format;
+
+/// Why a document was refused as hostile (zip bomb, entity expansion...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hazard {
+    /// A ZIP entry declares or inflates to more than the limit.
+    EntryTooLarge {
+        /// Name of the entry inside the archive.
+        entry: String,
+        /// The limit in bytes.
+        max: u64,
+    },
+    /// The archive holds more entries than the limit.
+    TooManyEntries {
+        /// Number of entries in the archive.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An XML part carries a DOCTYPE declaration (entity expansion, external entities).
+    Doctype {
+        /// Name of the XML part.
+        part: String,
+    },
+}
+
+impl std::fmt::Display for Hazard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hazard::EntryTooLarge { entry, max } => {
+                write!(
+                    f,
+                    "archive entry {entry:?} inflates to more than {max} bytes"
+                )
+            }
+            Hazard::TooManyEntries { count, max } => {
+                write!(
+                    f,
+                    "archive holds {count} entries, more than the limit of {max}"
+                )
+            }
+            Hazard::Doctype { part } => {
+                write!(f, "XML part {part:?} carries a DOCTYPE declaration")
+            }
+        }
+    }
+}
+
+impl Hazard {
+    fn french(&self) -> String {
+        match self {
+            Hazard::EntryTooLarge { .. } => {
+                "son contenu décompressé est anormalement volumineux (bombe de décompression ?)"
+                    .to_owned()
+            }
+            Hazard::TooManyEntries { count, max } => {
+                format!("l'archive contient {count} éléments, au-delà de la limite de {max}")
+            }
+            Hazard::Doctype { .. } => {
+                "il contient une déclaration DOCTYPE (entités XML), refusée par sécurité".to_owned()
+            }
+        }
+    }
+}
+
+/// Everything that can go wrong while extracting or exporting a document.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Zero-byte input.
+    #[error("the document is empty")]
+    Empty,
+    /// Input larger than [`crate::Limits::max_bytes`].
+    #[error("the document is {bytes} bytes, more than the limit of {max} bytes")]
+    TooLarge {
+        /// Size of the input.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bytes are none of the accepted formats.
+    #[error("unsupported format ({detected}); accepted formats: PDF, DOCX, ODT, TXT")]
+    Unsupported {
+        /// What the bytes look like.
+        detected: &'static str,
+    },
+    /// The declared name or content type says one format, the bytes another.
+    #[error("the file is declared as {declared} but its content is {detected}")]
+    FormatMismatch {
+        /// Format from the client's file name or content type.
+        declared: Format,
+        /// Format found in the bytes.
+        detected: Format,
+    },
+    /// The document is malformed.
+    #[error("the {format} document is corrupt: {reason}")]
+    Corrupt {
+        /// Format of the document.
+        format: Format,
+        /// What was wrong, for the logs.
+        reason: String,
+    },
+    /// The document is password-protected.
+    #[error("the {format} document is encrypted")]
+    Encrypted {
+        /// Format of the document.
+        format: Format,
+    },
+    /// A PDF with no extractable text (typically a scan).
+    #[error("the PDF has no extractable text (scanned document?)")]
+    NoText,
+    /// The document was refused as hostile.
+    #[error("the {format} document was refused: {hazard}")]
+    Hostile {
+        /// Format of the document.
+        format: Format,
+        /// What was found.
+        hazard: Hazard,
+    },
+    /// A draft field cannot be exported.
+    #[error("invalid draft field {field}: {reason}")]
+    InvalidDraft {
+        /// Name of the field.
+        field: &'static str,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// Writing the export archive failed (should not happen: it is written in memory).
+    #[error("could not write the {format} export: {reason}")]
+    Export {
+        /// Format being written.
+        format: Format,
+        /// The underlying error.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A clear French message for the agents' UI.
+    pub fn french(&self) -> String {
+        match self {
+            Error::Empty => "Le fichier est vide.".to_owned(),
+            Error::TooLarge { bytes, max } => format!(
+                "Le fichier est trop volumineux ({} Mo) : la taille maximale acceptée est de {} Mo.",
+                megabytes(*bytes),
+                megabytes(*max)
+            ),
+            Error::Unsupported { .. } => "Format de fichier non pris en charge. Formats acceptés : \
+                 PDF, DOCX (Word), ODT (LibreOffice) et TXT (texte). Enregistrez le document \
+                 dans l'un de ces formats puis réessayez."
+                .to_owned(),
+            Error::FormatMismatch { declared, detected } => format!(
+                "Le fichier porte l'extension ou le type {declared} mais son contenu est au format \
+                 {detected} : renommez-le correctement puis réessayez."
+            ),
+            Error::Corrupt { format, .. } => format!(
+                "Le fichier {format} est endommagé ou illisible : impossible d'en lire le texte."
+            ),
+            Error::Encrypted { format } => format!(
+                "Le fichier {format} est protégé par un mot de passe (chiffré) : impossible d'en \
+                 lire le texte. Retirez la protection puis réessayez."
+            ),
+            Error::NoText => "Ce PDF ne contient pas de texte (document scanné ?) : la \
+                 reconnaissance de caractères n'est pas disponible sur le boîtier."
+                .to_owned(),
+            Error::Hostile { format, hazard } => format!(
+                "Le fichier {format} a été refusé par mesure de sécurité : {}.",
+                hazard.french()
+            ),
+            Error::InvalidDraft { field, .. } => format!(
+                "Le brouillon ne peut pas être exporté : le champ « {field} » est invalide."
+            ),
+            Error::Export { format, .. } => {
+                format!("L'export au format {format} a échoué. Réessayez ou copiez le texte.")
+            }
+        }
+    }
+}
+
+/// Megabytes (MiB) rounded up, for messages.
+fn megabytes(bytes: usize) -> usize {
+    bytes.div_ceil(1024 * 1024)
+}
