@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, only those missing (idempotent,
-# a no-op in well under a second when everything is there).
+# a no-op in well under a second when everything is there). Extra package names given as
+# arguments are installed the same way (web-test-deps.sh adds Chromium).
 set -euo pipefail
 PKGS=(
     # llama.cpp through llama-cpp-sys-2: cmake + bindgen
@@ -20,6 +21,7 @@ PKGS=(
     # LAN guard tests: network namespaces and veth pairs (ip netns)
     iproute2
 )
+PKGS+=("$@")
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -28,4 +28,6 @@ mkdir -p fuzz/corpus/bundle_header   # the corpus grows here (ignored by git)
     -- -max_total_time=30 -rss_limit_mb=2048)
 step "API client tests (openai package)"
 CIVIAD_BIN="$REPO/target/release/civiad" .cache/venv/bin/python -m pytest hw-tests/api -q
+step "web application in headless Chromium (Playwright, axe-core)"
+CIVIAD_BIN="$REPO/target/release/civiad" bash hw-tests/web/run.sh
 step "all tests passed"

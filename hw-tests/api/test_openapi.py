@@ -150,6 +150,8 @@ def test_spec_describes_every_endpoint():
         "/admin/charter": {"get", "put"}, "/admin/charter/register": {"get"},
         "/admin/users/{name}/data": {"parameters", "get"}, "/admin/users/{name}/erase": {"parameters", "post"},
         "/admin/compliance/{kind}": {"parameters", "get"},
+        "/v1/documents": {"post"}, "/v1/exports/{format}": {"parameters", "post"},
+        "/": {"get"}, "/app/": {"get"}, "/app/{path}": {"parameters", "get"},
     }
     assert {p: set(ops) for p, ops in SPEC["paths"].items()} == expected
     for path in ("/v1/chat/completions", "/v1/completions"):

@@ -549,6 +549,11 @@ pub(crate) async fn status(State(st): State<Arc<ApiState>>, ext: Extensions) -> 
     )?;
     let s = st.supervisor.status();
     let users = st.auth.with_store(|s| s.user_count()).await?;
+    let state_dir = st.config.state_dir.clone();
+    let host = tokio::task::spawn_blocking(move || crate::host::read(&state_dir))
+        .await
+        .map_err(|e| ApiError::internal(format!("host task failed: {e}")))?;
+    let updates = st.updates.as_ref().map(|u| u.system.is_ok());
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "started_at": st.started_at,
@@ -557,10 +562,13 @@ pub(crate) async fn status(State(st): State<Arc<ApiState>>, ext: Extensions) -> 
             "id": st.model_id,
             "loaded": s.phase == Phase::Ready,
             "sha256": s.model.as_ref().map(|m| m.sha256.clone()),
+            "gpu_layers": st.config.model.gpu_layers,
         },
         "worker": {"phase": s.phase.as_str(), "restarts": s.restarts, "last_error": s.last_error},
         "users": users,
         "pairing_pending": st.auth.pairing_code().is_some(),
+        "host": host,
+        "system_updates": updates,
     }))
     .into_response())
 }
@@ -625,11 +633,20 @@ pub(crate) async fn login(State(st): State<Arc<ApiState>>, ext: Extensions, b: B
         .into_response())
 }
 
+/// Ends the session. Like every state-changing request made with the session cookie, it
+/// needs the session's CSRF token (a third-party page cannot log the agent out).
 pub(crate) async fn logout(
     State(st): State<Arc<ApiState>>,
     headers: axum::http::HeaderMap,
 ) -> Handler {
     if let Some(token) = session_cookie(&headers) {
+        let sent = headers
+            .get(crate::auth::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !civia_auth::same_secret(sent.as_bytes(), civia_auth::csrf_token(&token).as_bytes()) {
+            return Err(AuthError::Csrf.into());
+        }
         st.auth.logout(token).await?;
     }
     Ok((
@@ -639,12 +656,26 @@ pub(crate) async fn logout(
         .into_response())
 }
 
-pub(crate) async fn me(ext: Extensions, headers: axum::http::HeaderMap) -> Handler {
+pub(crate) async fn me(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    headers: axum::http::HeaderMap,
+) -> Handler {
     let p = principal(&ext)?;
+    let context = st.supervisor.status().model.map(|m| m.n_ctx);
     let mut v = json!({
         "user": p.user().map(user_json),
         "role": p.role().as_str(),
         "csrf_token": null,
+        "limits": {
+            "model": st.model_id,
+            "context_tokens": context,
+            "max_tokens": st.limits.max_tokens,
+            "max_prompt_chars": st.config.guard.max_prompt_chars,
+            "max_document_bytes": crate::documents::MAX_DOCUMENT_BYTES,
+            "history_enabled": st.config.history.enabled,
+            "history_retention_days": st.config.history.retention_days,
+        },
     });
     if let (Principal::User { session: true, .. }, Some(token)) = (p, session_cookie(&headers)) {
         v["csrf_token"] = json!(civia_auth::csrf_token(&token));

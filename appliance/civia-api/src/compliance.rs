@@ -3,8 +3,9 @@
 //! `civia-compliance` from what this box is actually configured and running with. Admin and
 //! DPO; Markdown (`format=md`, the default) or JSON.
 //!
-//! Every statement about a measure comes from the live state: disk encryption and the TPM,
-//! which the API cannot observe, are reported as "non vérifié" until provisioning reports them.
+//! Every statement about a measure comes from the live state: disk encryption is read from
+//! the kernel (is the state directory on dm-crypt?); the TPM's use for the box's secrets is
+//! not observable here and stays "non vérifié" until provisioning reports it.
 
 use crate::admin::require;
 use crate::{ApiError, ApiState};
@@ -59,6 +60,10 @@ pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
             dossier_present: false,
         },
     };
+    let state_dir = cfg.state_dir.clone();
+    let host = tokio::task::spawn_blocking(move || crate::host::read(&state_dir))
+        .await
+        .map_err(|e| ApiError::internal(format!("host task failed: {e}")))?;
     let (chain_verified, journald) = match &st.audit {
         Some(a) => (a.chain_verifies().await, a.mirrored()),
         None => (None, false),
@@ -91,7 +96,12 @@ pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
                 .collect(),
             // civiad opens no outgoing connection; the image's firewall is not visible here.
             egress_default_zero: true,
-            disk_encryption: Measure::Unknown,
+            disk_encryption: match host.state_encrypted {
+                Some(true) => Measure::Enabled,
+                Some(false) => Measure::Disabled,
+                None => Measure::Unknown,
+            },
+            // A TPM being present does not say that the box's secrets are sealed in it.
             tpm: Measure::Unknown,
             api_keys_hashed: true,
             login_throttling: true,

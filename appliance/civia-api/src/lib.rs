@@ -15,10 +15,13 @@ pub mod audit;
 mod auth;
 mod charter;
 mod compliance;
+mod documents;
 mod error;
+mod host;
 mod openai;
 pub mod privacy;
 mod updates;
+mod web;
 
 pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use civia_auth::{Auth, Principal};
@@ -83,6 +86,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(privacy::get_conversation).delete(privacy::delete_conversation),
         )
         .route("/me/export", get(privacy::export_mine))
+        .route("/documents", post(documents::extract))
+        .route("/exports/{format}", post(documents::export))
         .route("/charter", get(charter::get))
         .route("/charter/accept", post(charter::accept))
         .merge(generate)
@@ -104,6 +109,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/ca.crt", get(ca_certificate))
+        .route("/", get(web::root))
+        .route("/app/", get(web::index))
+        .route("/app/{*path}", get(web::asset))
         .nest("/v1", v1)
         .nest("/auth", session);
     if state.admin_on_api {
@@ -405,9 +413,26 @@ async fn ready(State(st): State<Arc<ApiState>>) -> Response {
 const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
 const OVERSIZE_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Reads the request body with clear errors: 413 when larger than `limit`, 400 when empty or
-/// not UTF-8.
+/// Reads a JSON request body with clear errors: 413 when larger than `limit`, 400 when empty
+/// or not UTF-8.
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let buf = read_bytes(body, limit).await?;
+    if buf.is_empty() {
+        return Err(ApiError::invalid_json(
+            "The request body is empty: send a JSON object.",
+        ));
+    }
+    if std::str::from_utf8(&buf).is_err() {
+        return Err(ApiError::invalid_json(
+            "The request body is not valid UTF-8.",
+        ));
+    }
+    Ok(buf)
+}
+
+/// Reads a request body of any content: 413 when larger than `limit` (after draining a
+/// bounded amount, so that the client reads the answer).
+async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -445,16 +470,6 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     }
     if total > limit {
         return Err(too_large());
-    }
-    if buf.is_empty() {
-        return Err(ApiError::invalid_json(
-            "The request body is empty: send a JSON object.",
-        ));
-    }
-    if std::str::from_utf8(&buf).is_err() {
-        return Err(ApiError::invalid_json(
-            "The request body is not valid UTF-8.",
-        ));
     }
     Ok(Bytes::from(buf))
 }

@@ -1,0 +1,276 @@
+//! Documents for the agents' tasks: `POST /v1/documents` extracts the text of an uploaded
+//! PDF, DOCX, ODT or TXT file (the file is read in memory and dropped: nothing is stored);
+//! `POST /v1/exports/{docx|odt|txt}` turns a draft into a file that carries the AI marking
+//! (AI Act art. 50) in its metadata and, by default, a visible notice.
+//!
+//! Refusals name the problem in French (`message`), for the agent's screen.
+
+use crate::admin::principal;
+use crate::{parse_json, read_body, read_bytes, ApiError, ApiState};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civia_auth::MODEL_USERS;
+use civia_documents::{Error as DocError, Limits};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Largest document accepted (bytes).
+pub const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
+
+/// Header naming the uploaded file (percent-encoded UTF-8), a hint next to its content type.
+pub const FILENAME_HEADER: &str = "x-civia-filename";
+
+fn doc_error(e: &DocError) -> ApiError {
+    let (status, code) = match e {
+        DocError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
+        DocError::Encrypted { .. } => (StatusCode::BAD_REQUEST, "document_encrypted"),
+        DocError::NoText => (StatusCode::BAD_REQUEST, "document_without_text"),
+        DocError::Unsupported { .. } | DocError::FormatMismatch { .. } | DocError::Empty => {
+            (StatusCode::BAD_REQUEST, "document_unsupported")
+        }
+        DocError::Corrupt { .. } | DocError::Hostile { .. } => {
+            (StatusCode::BAD_REQUEST, "document_invalid")
+        }
+        DocError::InvalidDraft { .. } => (StatusCode::BAD_REQUEST, "invalid_value"),
+        DocError::Export { .. } => {
+            log::error!("export failed: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+        }
+    };
+    let kind = if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request_error"
+    };
+    ApiError::new(status, kind, code, e.french())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub(crate) async fn extract(
+    State(_st): State<Arc<ApiState>>,
+    ext: Extensions,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    principal(&ext)?.require(MODEL_USERS, "use the model")?;
+    let bytes = read_bytes(body, MAX_DOCUMENT_BYTES).await.map_err(|e| {
+        if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+                format!(
+                    "Le fichier dépasse la taille maximale acceptée ({} Mo).",
+                    MAX_DOCUMENT_BYTES / (1024 * 1024)
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
+    let hint = headers
+        .get(FILENAME_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(percent_decode)
+        .or_else(|| {
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .filter(|t| !t.starts_with("application/octet-stream"))
+                .map(str::to_string)
+        });
+    let limits = Limits {
+        max_bytes: MAX_DOCUMENT_BYTES,
+        ..Limits::default()
+    };
+    let extracted = tokio::task::spawn_blocking(move || {
+        civia_documents::extract(&bytes, hint.as_deref(), &limits)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("extraction task failed: {e}")))?
+    .map_err(|e| doc_error(&e))?;
+    Ok(Json(json!({
+        "object": "document",
+        "format": extracted.format.to_string().to_lowercase(),
+        "text": extracted.text,
+        "characters": extracted.text.chars().count(),
+        "pages": extracted.pages,
+        "truncated": extracted.truncated,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportBody {
+    title: String,
+    text: String,
+    /// Put "Brouillon IA — à vérifier" on top of the document (default true).
+    notice: Option<bool>,
+}
+
+/// A file name from a title: letters, digits, dashes; at most 60 characters.
+fn file_name(title: &str, ext: &str) -> String {
+    let mut name: String = title
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+        .chars()
+        .take(60)
+        .collect();
+    if name.is_empty() {
+        name = "brouillon".into();
+    }
+    format!("{name}.{ext}")
+}
+
+/// `Content-Disposition` for a download: an ASCII name for old clients and the UTF-8 name
+/// (RFC 6266 / 5987) for the others.
+fn disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii() { c } else { '_' })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+pub(crate) async fn export(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    format: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let who = principal(&ext)?;
+    who.require(MODEL_USERS, "use the model")?;
+    let format = format
+        .map(|Path(f)| f)
+        .map_err(|e| ApiError::bad_request(format!("Invalid URL: {}", e.body_text()), None))?;
+    let req: ExportBody = parse_json(&read_body(body, 4 * 1024 * 1024).await?)?;
+    if req.title.chars().count() > 200 || req.title.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "`title`: at most 200 printable characters.",
+            Some("title".into()),
+        ));
+    }
+    let sha = st.supervisor.status().model.map(|m| m.sha256);
+    let generated_at = crate::charter::rfc3339(civia_auth::now());
+    let draft = civia_documents::Draft {
+        title: &req.title,
+        body: &req.text,
+        model: &st.model_id,
+        model_sha256: sha.as_deref(),
+        generated_at: &generated_at,
+        author: None,
+        visible_notice: req.notice.unwrap_or(true),
+    };
+    let (bytes, ctype, extension) = match format.as_str() {
+        "docx" => (
+            civia_documents::to_docx(&draft).map_err(|e| doc_error(&e))?,
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "docx",
+        ),
+        "odt" => (
+            civia_documents::to_odt(&draft).map_err(|e| doc_error(&e))?,
+            "application/vnd.oasis.opendocument.text",
+            "odt",
+        ),
+        "txt" => (
+            civia_documents::to_text(&draft).into_bytes(),
+            "text/plain; charset=utf-8",
+            "txt",
+        ),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "not_found",
+                "Export formats: docx, odt, txt.",
+            ))
+        }
+    };
+    let name = file_name(&req.title, extension);
+    Ok((
+        [
+            (header::CONTENT_TYPE, ctype.to_string()),
+            (header::CONTENT_DISPOSITION, disposition(&name)),
+        ],
+        [(
+            axum::http::HeaderName::from_static(crate::openai::AI_GENERATED_HEADER),
+            "true",
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(
+            super::file_name("Courrier à M. Durand", "docx"),
+            "Courrier-à-M-Durand.docx"
+        );
+        assert_eq!(
+            super::file_name("../../etc/passwd", "odt"),
+            "etc-passwd.odt"
+        );
+        assert_eq!(super::file_name("\"; rm", "txt"), "rm.txt");
+        assert_eq!(super::file_name("", "txt"), "brouillon.txt");
+    }
+
+    #[test]
+    fn dispositions_are_ascii_headers() {
+        let d = super::disposition("Courrier-à-M.docx");
+        assert!(d.is_ascii(), "{d}");
+        assert!(d.contains("filename*=UTF-8''Courrier-%C3%A0-M.docx"), "{d}");
+        assert!(axum::http::HeaderValue::from_str(&d).is_ok());
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(
+            super::percent_decode("rapport%20%C3%A9t%C3%A9.pdf"),
+            "rapport été.pdf"
+        );
+        assert_eq!(super::percent_decode("100%"), "100%");
+        assert_eq!(super::percent_decode("%zz%4"), "%zz%4");
+    }
+}

@@ -1,0 +1,229 @@
+// The API client: JSON calls with the session cookie and the CSRF token, errors as
+// ApiError with a French message, and the streamed chat completion (SSE over fetch).
+
+let csrfToken = null;
+let onUnauthorized = null;
+
+export function setCsrf(token) { csrfToken = token || null; }
+/** Called with the ApiError when a call answers 401 (session ended) outside the login. */
+export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
+
+// Codes whose server message is already written in French for the agent.
+const SERVER_FRENCH = new Set([
+  'document_unsupported', 'document_invalid', 'document_encrypted', 'document_without_text',
+  'request_too_large',
+]);
+
+const FRENCH = {
+  invalid_credentials: 'Identifiant ou mot de passe incorrect.',
+  session_expired: 'Votre session a expiré : veuillez vous reconnecter.',
+  invalid_api_key: 'Vous n\'êtes pas connecté ou votre session a expiré : veuillez vous reconnecter.',
+  account_disabled: 'Ce compte est désactivé. Adressez-vous à l\'administrateur de la box.',
+  csrf_failed: 'La demande a été refusée par sécurité (jeton de formulaire absent ou périmé). Rechargez la page puis réessayez.',
+  permission_denied: 'Accès refusé : votre rôle ne permet pas cette action.',
+  account_locked: 'Trop de tentatives de connexion : ce compte est temporairement bloqué.',
+  address_blocked: 'Trop de tentatives de connexion depuis ce poste : les connexions sont temporairement bloquées.',
+  rate_limit_exceeded: 'Vous avez envoyé trop de demandes en peu de temps.',
+  daily_quota_exceeded: 'Votre quota quotidien d\'utilisation est atteint. Il sera renouvelé demain.',
+  queue_full: 'La box est très sollicitée en ce moment.',
+  queue_timeout: 'La box est très sollicitée en ce moment.',
+  model_unavailable: 'Le modèle est en cours de chargement ou de redémarrage.',
+  runtime_restarted: 'Le moteur du modèle a redémarré pendant la rédaction.',
+  generation_failed: 'La rédaction a échoué. Veuillez réessayer.',
+  internal_error: 'Erreur interne de la box. Veuillez réessayer ; si le problème persiste, prévenez l\'administrateur.',
+  audit_unavailable: 'Le journal d\'audit est indisponible : la demande n\'a pas pu être enregistrée. Prévenez l\'administrateur.',
+  context_length_exceeded: 'Le texte est trop long pour le modèle. Raccourcissez-le ou utilisez la synthèse de document.',
+  prompt_too_long: 'Le texte est trop long pour le modèle. Raccourcissez-le ou utilisez la synthèse de document.',
+  charter_not_accepted: 'Une nouvelle version de la charte d\'utilisation doit être acceptée : changez de page pour l\'afficher.',
+  charter_changed: 'La charte vient d\'être modifiée : veuillez lire la nouvelle version.',
+  history_disabled: 'L\'historique des conversations est désactivé sur cette box.',
+  conversation_not_found: 'Cette conversation n\'existe pas ou a expiré.',
+  not_found: 'Élément introuvable.',
+  user_not_found: 'Utilisateur introuvable.',
+  user_exists: 'Un utilisateur porte déjà cet identifiant.',
+  weak_password: 'Mot de passe trop faible : au moins 12 caractères, pas un seul caractère répété.',
+  last_admin: 'Impossible : c\'est le dernier compte administrateur.',
+  key_not_found: 'Clé introuvable.',
+  dossier_not_found: 'Aucun dossier n\'accompagne ce modèle.',
+  dossier_invalid: 'Le dossier du modèle est invalide.',
+  dossier_mismatch: 'Le dossier décrit d\'autres poids que ceux du modèle chargé.',
+  store_busy: 'La base de données est occupée. Veuillez réessayer dans un instant.',
+  invalid_value: 'Une valeur saisie n\'est pas acceptée.',
+  invalid_json: 'Demande mal formée.',
+  updates_off: 'Les mises à jour sont désactivées sur cette box.',
+  update_in_progress: 'Une mise à jour est déjà en cours.',
+};
+
+/** "dans 2 minutes" from a Retry-After in seconds. */
+export function frenchDelay(secs) {
+  const s = Math.max(1, Math.round(Number(secs) || 0));
+  if (s < 60) return `${s} seconde${s > 1 ? 's' : ''}`;
+  const m = Math.ceil(s / 60);
+  if (m < 60) return `${m} minute${m > 1 ? 's' : ''}`;
+  const hr = Math.ceil(m / 60);
+  return `${hr} heure${hr > 1 ? 's' : ''}`;
+}
+
+export class ApiError extends Error {
+  constructor(status, body, retryAfter) {
+    const e = (body && body.error) || {};
+    super(e.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = e.code || null;
+    this.type = e.type || null;
+    this.param = e.param || null;
+    this.serverMessage = e.message || '';
+    this.retryAfter = retryAfter;
+  }
+
+  /** The message to show the agent, in French. */
+  get french() {
+    let msg;
+    if (this.code && SERVER_FRENCH.has(this.code) && this.serverMessage) msg = this.serverMessage;
+    else if (this.code && FRENCH[this.code]) msg = FRENCH[this.code];
+    else if (this.status === 0) msg = 'La box ne répond pas. Vérifiez la connexion au réseau de la mairie puis réessayez.';
+    else if (this.status === 403) msg = FRENCH.permission_denied;
+    else if (this.status === 413) msg = 'Le fichier ou le texte envoyé est trop volumineux.';
+    else if (this.status >= 500) msg = FRENCH.internal_error;
+    else msg = `La demande a été refusée (${this.code || this.status}).`;
+    if (this.retryAfter && (this.status === 429 || this.status === 503)) {
+      msg += ` Veuillez réessayer dans ${frenchDelay(this.retryAfter)}.`;
+    }
+    return msg;
+  }
+}
+
+async function errorFrom(resp) {
+  let body = null;
+  try { body = await resp.json(); } catch { body = null; }
+  return new ApiError(resp.status, body, resp.headers.get('retry-after'));
+}
+
+/**
+ * Low-level call: returns the Response when ok, throws ApiError otherwise.
+ * body: a plain object (sent as JSON), a Blob/File (sent raw), or undefined.
+ */
+export async function request(method, path, body, { headers = {}, signal, login = false } = {}) {
+  const h = { ...headers };
+  let payload;
+  if (body instanceof Blob) {
+    payload = body;
+  } else if (body !== undefined) {
+    h['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  if (method !== 'GET' && method !== 'HEAD' && csrfToken) h['X-CSRF-Token'] = csrfToken;
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers: h, body: payload, signal, credentials: 'same-origin', cache: 'no-store' });
+  } catch (e) {
+    if (e && e.name === 'AbortError') throw e;
+    throw new ApiError(0, null, null);
+  }
+  if (!resp.ok) {
+    const err = await errorFrom(resp);
+    if (resp.status === 401 && !login && onUnauthorized) onUnauthorized(err);
+    throw err;
+  }
+  return resp;
+}
+
+/** JSON call: the parsed answer, or null for 204. */
+export async function api(method, path, body, opts) {
+  const resp = await request(method, path, body, opts);
+  if (resp.status === 204) return null;
+  const type = resp.headers.get('content-type') || '';
+  return type.includes('json') ? resp.json() : resp.text();
+}
+
+/** The filename of a Content-Disposition header (filename*= or filename=). */
+export function dispositionName(resp, fallback) {
+  const cd = resp.headers.get('content-disposition') || '';
+  const star = /filename\*=UTF-8''([^;]+)/i.exec(cd);
+  if (star) { try { return decodeURIComponent(star[1]); } catch { /* fall through */ } }
+  const plain = /filename="?([^";]+)"?/i.exec(cd);
+  return plain ? plain[1] : fallback;
+}
+
+/** Fetches a file (GET or POST) and returns {blob, filename}. */
+export async function fetchFile(method, path, body, fallbackName) {
+  const resp = await request(method, path, body);
+  const blob = await resp.blob();
+  return { blob, filename: dispositionName(resp, fallbackName) };
+}
+
+/**
+ * Streams a chat completion. opts: {model, messages, maxTokens, temperature, civia, signal,
+ * onDelta(text, full)}. Resolves {text, finishReason, civia, conversationId, aborted}.
+ * Throws ApiError on a refusal (before or during the stream).
+ */
+export async function streamChat(opts) {
+  const body = {
+    model: opts.model,
+    messages: opts.messages,
+    stream: true,
+    max_tokens: opts.maxTokens,
+    temperature: opts.temperature ?? 0.3,
+  };
+  if (opts.civia) body.civia = opts.civia;
+  const result = { text: '', finishReason: null, civia: null, conversationId: null, aborted: false };
+  let resp;
+  try {
+    resp = await request('POST', '/v1/chat/completions', body, { signal: opts.signal });
+  } catch (e) {
+    if (e && e.name === 'AbortError') { result.aborted = true; return result; }
+    throw e;
+  }
+  result.conversationId = resp.headers.get('x-civia-conversation-id');
+  const reader = resp.body.getReader();
+  const decoder = new TextDecoder('utf-8');
+  let buffer = '';
+  let done = false;
+  const handleEvent = (data) => {
+    if (data === '[DONE]') { done = true; return; }
+    let json;
+    try { json = JSON.parse(data); } catch { return; }
+    if (json.error) throw new ApiError(json.error.code === 'queue_full' ? 429 : 500, json, null);
+    const choice = (json.choices || [])[0];
+    if (choice && choice.delta && typeof choice.delta.content === 'string' && choice.delta.content) {
+      result.text += choice.delta.content;
+      if (opts.onDelta) opts.onDelta(choice.delta.content, result.text);
+    }
+    if (choice && choice.finish_reason) result.finishReason = choice.finish_reason;
+    if (json.civia) {
+      result.civia = json.civia;
+      if (json.civia.conversation_id) result.conversationId = json.civia.conversation_id;
+    }
+  };
+  try {
+    while (!done) {
+      const { value, done: end } = await reader.read();
+      if (end) break;
+      buffer += decoder.decode(value, { stream: true });
+      // Events are separated by a blank line; lines may end with \r\n.
+      let idx;
+      while ((idx = buffer.search(/\r?\n\r?\n/)) >= 0) {
+        const raw = buffer.slice(0, idx);
+        buffer = buffer.slice(idx).replace(/^\r?\n\r?\n/, '');
+        const data = raw.split(/\r?\n/)
+          .filter((l) => l.startsWith('data:'))
+          .map((l) => l.slice(5).replace(/^ /, ''))
+          .join('\n');
+        if (data) handleEvent(data);
+        if (done) break;
+      }
+    }
+  } catch (e) {
+    if (e && e.name === 'AbortError') { result.aborted = true; return result; }
+    throw e;
+  } finally {
+    try { reader.releaseLock(); } catch { /* already released */ }
+  }
+  return result;
+}
+
+/** One non-streamed completion's text (used for the partial summaries of long documents). */
+export async function completeOnce(opts) {
+  // Streamed anyway: the stop button can cancel it and progress stays responsive.
+  return streamChat(opts);
+}

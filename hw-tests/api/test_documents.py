@@ -1,0 +1,122 @@
+"""Documents for the agents' tasks on the running daemon: text extraction from uploaded files
+(nothing stored, clear French refusals for anything else), drafts exported as DOCX, ODT and
+text that carry the AI marking, and the web application's pages with their security headers.
+"""
+
+import io
+import zipfile
+
+import httpx
+
+from conftest import TINY
+from test_updates import user_key
+
+
+def minimal_pdf(text: str) -> bytes:
+    """A one-page PDF with one line of Helvetica text and a correct xref table."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def upload(server, auth, data: bytes, name: str, ctype="application/octet-stream"):
+    return httpx.post(server.url + "/v1/documents", headers={**auth, "content-type": ctype,
+                                                             "x-civia-filename": name},
+                      content=data, timeout=60)
+
+
+def test_documents_are_extracted_and_drafts_exported_with_the_ai_marking(civiad):
+    server = civiad(model=TINY)
+    agent = user_key(server, "agent", "agent")
+    # A draft exported as DOCX carries the marking in its metadata and on its first line…
+    body = "Madame, Monsieur,\n\nNous accusons réception de votre demande « permis ».\n\nCordialement."
+    r = httpx.post(server.url + "/v1/exports/docx", headers=agent,
+                   json={"title": "Réponse à Mme Durand", "text": body}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-civia-ai-generated"] == "true"
+    assert "filename*=UTF-8''R%C3%A9ponse-%C3%A0-Mme-Durand.docx" in r.headers["content-disposition"]
+    docx = r.content
+    with zipfile.ZipFile(io.BytesIO(docx)) as z:
+        custom = z.read("docProps/custom.xml").decode()
+        core = z.read("docProps/core.xml").decode()
+    assert "civia_ai_generated" in custom and TINY in custom
+    assert "Réponse à Mme Durand" in core
+    # …and the agent can upload it back: the text comes out.
+    r = upload(server, agent, docx, "r%C3%A9ponse.docx")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["format"] == "docx" and "accusons réception" in doc["text"]
+    assert "Brouillon IA" in doc["text"] and doc["characters"] == len(doc["text"])
+    r = httpx.post(server.url + "/v1/exports/odt", headers=agent, json={"title": "x", "text": body, "notice": False})
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        assert z.namelist()[0] == "mimetype" and "civia_model" in z.read("meta.xml").decode()
+        assert "Brouillon IA" not in z.read("content.xml").decode()
+    r = httpx.post(server.url + "/v1/exports/txt", headers=agent, json={"title": "x", "text": "Bonjour"})
+    assert r.text.startswith("Brouillon IA") and r.text.rstrip().endswith("Bonjour")
+    # A PDF and a text file.
+    r = upload(server, agent, minimal_pdf("Compte rendu du conseil municipal"), "cr.pdf", "application/pdf")
+    assert r.status_code == 200 and "conseil municipal" in r.json()["text"] and r.json()["pages"] == 1, r.text
+    r = upload(server, agent, "Ordre du jour : budget, voirie.".encode(), "odj.txt", "text/plain")
+    assert r.json()["format"] == "txt" and "voirie" in r.json()["text"]
+
+
+def test_bad_documents_get_a_clear_french_refusal_and_the_box_carries_on(civiad):
+    server = civiad(model=TINY)
+    agent = user_key(server, "agent", "agent")
+    pdf = minimal_pdf("texte")
+    cases = [
+        (pdf[: len(pdf) // 3] + b"\x00garbage", "abime.pdf", "document_invalid"),
+        (b"MZ\x90\x00" + b"\x00" * 200, "programme.exe", "document_unsupported"),
+        (b"", "vide.txt", "document_unsupported"),
+        (b"PK\x03\x04" + b"\x00" * 100, "faux.docx", "document_invalid"),
+    ]
+    for data, name, code in cases:
+        r = upload(server, agent, data, name)
+        assert r.status_code == 400, (name, r.text)
+        err = r.json()["error"]
+        assert err["code"] == code, (name, err)
+        assert any(w in err["message"] for w in ("fichier", "document", "format", "PDF", "DOCX")), err
+    # 50 MB: refused with the limit named, the connection cut early, the daemon fine.
+    r = upload(server, agent, b"a" * (50 * 1024 * 1024), "enorme.txt", "text/plain")
+    assert r.status_code == 413 and "20 Mo" in r.json()["error"]["message"], r.text[:300]
+    assert httpx.get(server.url + "/health").status_code == 200
+    # Only the roles that use the model; unknown export formats; bad export bodies.
+    dpo = user_key(server, "dpo", "dpo")
+    assert upload(server, dpo, pdf, "x.pdf").status_code == 403
+    assert httpx.post(server.url + "/v1/exports/pdf", headers=agent, json={"title": "x", "text": "y"}).status_code == 404
+    for bad in ({"title": "x"}, {"title": "a\nb", "text": "y"}, {"title": "x" * 201, "text": "y"},
+                {"title": "x", "text": "y", "evil": 1}):
+        assert httpx.post(server.url + "/v1/exports/docx", headers=agent, json=bad).status_code == 400, bad
+
+
+def test_the_web_application_is_served_with_strict_headers(civiad):
+    server = civiad(model=TINY)
+    r = httpx.get(server.url + "/", follow_redirects=False)
+    assert r.status_code in (301, 302, 303, 307, 308) and r.headers["location"] == "/app/"
+    page = httpx.get(server.url + "/app/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'lang="fr"' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    js = httpx.get(server.url + "/app/app.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    for path in ("/app/nope.js", "/app/../Cargo.toml", "/app/%2e%2e/Cargo.toml"):
+        assert httpx.get(server.url + path).status_code == 404, path

@@ -1,0 +1,216 @@
+// Every page under axe-core, by role (agent, admin, dpo, integrator); the admin console's
+// main actions; model output rendered as text only (a hostile answer injected by the test).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCiviad } from './lib/civiad.mjs';
+import {
+  launch, newPage, screenshot, checkAxe, expectTitleAndH1, goto, login, acceptCharterIfShown,
+  saveJson, MODEL_TIMEOUT,
+} from './lib/browser.mjs';
+
+const PASS = 'correct-horse-battery-9';
+const axeResults = [];
+let server;
+let browser;
+
+before(async () => {
+  server = await startCiviad();
+  await server.createUser('admin.durand', 'admin', PASS);
+  await server.createUser('dpo.bernard', 'dpo', PASS);
+  await server.createUser('presta.roux', 'integrator', PASS);
+  await server.createUser('agent.petit', 'agent', PASS);
+  browser = await launch();
+});
+
+after(async () => {
+  saveJson('axe-console.json', axeResults);
+  if (browser) await browser.close();
+  if (server) await server.stop();
+});
+
+async function visit(page, hash, title, h1, shot) {
+  await goto(page, hash);
+  await expectTitleAndH1(page, title, h1);
+  // Views load their data after the h1: wait for the page to settle.
+  await page.waitForLoadState('networkidle').catch(() => {});
+  if (shot) await screenshot(page, shot.name, { readme: shot.readme });
+  await checkAxe(page, `${hash}`, axeResults);
+}
+
+test('public pages: accessibility statement and login, before any session', { timeout: 120_000 }, async () => {
+  const page = await newPage(browser, server);
+  await page.goto('/app/#/accessibilite');
+  await expectTitleAndH1(page, 'Déclaration d\'accessibilité', 'Déclaration d\'accessibilité');
+  await page.getByText(/Défenseur des droits/).first().waitFor();
+  await page.getByText('non conforme', { exact: true }).waitFor();
+  await checkAxe(page, 'accessibilite', axeResults);
+  await screenshot(page, '20-accessibilite');
+  await goto(page, '#/taches');
+  await expectTitleAndH1(page, 'Connexion', 'Connexion à Civia');
+  await checkAxe(page, 'connexion', axeResults);
+  assert.deepEqual(page.problems, []);
+});
+
+test('agent: every page passes axe; unknown page; hostile model output stays text', { timeout: 300_000 }, async () => {
+  const page = await newPage(browser, server);
+  await login(page, 'agent.petit', PASS);
+  await acceptCharterIfShown(page);
+  await expectTitleAndH1(page, 'Tâches', 'Que souhaitez-vous faire ?');
+  for (const [hash, title, h1] of [
+    ['#/courrier', 'Rédiger un courrier', 'Rédiger un courrier'],
+    ['#/compte-rendu', 'Compte rendu de réunion', 'Compte rendu de réunion'],
+    ['#/reponse', 'Réponse à un administré', 'Réponse à un administré'],
+    ['#/publication', 'Publication', 'Publication'],
+    ['#/synthese', 'Synthèse d\'un document', 'Synthèse d\'un document'],
+    ['#/extraction', 'Extraction de données', 'Extraction de données'],
+    ['#/discussion', 'Discussion libre', 'Discussion libre'],
+    ['#/historique', 'Historique', 'Historique de vos conversations'],
+    ['#/mes-donnees', 'Mes données', 'Mes données'],
+    ['#/accessibilite', 'Déclaration d\'accessibilité', 'Déclaration d\'accessibilité'],
+    ['#/nulle-part', 'Page introuvable', 'Page introuvable'],
+  ]) {
+    await visit(page, hash, title, h1);
+  }
+  // Required fields: a French message, focus on the first missing field.
+  await goto(page, '#/courrier', 'Rédiger un courrier');
+  await page.getByRole('button', { name: 'Rédiger le courrier' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Veuillez remplir : Destinataire, Objet du courrier, Points à aborder.' }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'destinataire');
+  await checkAxe(page, 'courrier-erreurs', axeResults);
+
+  // A hostile answer (served by the test in place of the model): markup stays text, the
+  // personal-data notice is an alert.
+  const chunks = [
+    'Objet : essai\n\n<img src=x onerror="window.__pwned=1"> **Important** <script>window.__pwned=2</script>\n\n',
+    '| Valeur | Résultat |\n|---|---|\n| <b>puissance</b> | <a href="javascript:alert(1)">36 kWc</a> |\n',
+  ];
+  const sse = [
+    ...chunks.map((c) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: c }, finish_reason: null }] })}\n\n`),
+    `data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], civia: { ai_generated: true, model: 'test', model_sha256: null, warnings: [{ code: 'personal_data', kinds: ['email'], message: 'Votre demande contient des données personnelles (adresse électronique).' }] } })}\n\n`,
+    'data: [DONE]\n\n',
+  ].join('');
+  await page.route('**/v1/chat/completions', (route) => route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: sse }));
+  await page.getByLabel('Destinataire').fill('M. Test');
+  await page.getByLabel('Objet du courrier').fill('Essai');
+  await page.getByLabel('Points à aborder').fill('un point');
+  await page.getByRole('button', { name: 'Rédiger le courrier' }).click();
+  await page.locator('.resultat .statut', { hasText: 'Rédaction terminée' }).waitFor();
+  const out = page.locator('.resultat .sortie');
+  assert.equal(await out.locator('img, script, a, b').count(), 0, 'no markup from the answer');
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  assert.match(await out.textContent(), /<img src=x onerror=/);
+  assert.equal(await out.locator('strong').textContent(), 'Important');
+  assert.equal(await out.locator('table td').first().textContent(), '<a href="javascript:alert(1)">36 kWc</a>');
+  await page.locator('[role="alert"] .alerte-donnees', { hasText: 'Données personnelles détectées : Votre demande contient des données personnelles' }).waitFor();
+  await checkAxe(page, 'courrier-avertissement', axeResults);
+  await screenshot(page, '21-donnees-personnelles');
+  await page.unroute('**/v1/chat/completions');
+  assert.deepEqual(page.problems, []);
+});
+
+test('admin: console pages pass axe; users, keys and quotas work', { timeout: 300_000 }, async () => {
+  const page = await newPage(browser, server);
+  await login(page, 'admin.durand', PASS);
+  await acceptCharterIfShown(page);
+  await expectTitleAndH1(page, 'Tâches', 'Que souhaitez-vous faire ?');
+  await visit(page, '#/admin', 'Administration', 'Administration de la box', { name: '30-admin', readme: true });
+  assert.equal(await page.locator('.grille-taches li').count(), 8);
+  await visit(page, '#/admin/utilisateurs', 'Utilisateurs', 'Utilisateurs', { name: '31-utilisateurs' });
+
+  // Create an agent with a generated password: shown once, with a copy button.
+  await page.getByLabel('Identifiant').fill('nouvel.agent');
+  await page.getByLabel('Service').fill('État civil');
+  await page.getByRole('button', { name: 'Créer le compte' }).click();
+  await page.getByText('Le compte « nouvel.agent » a été créé.').waitFor();
+  const secret = page.locator('.alerte-secret code.secret');
+  assert.ok((await secret.textContent()).length >= 12);
+  await page.getByRole('button', { name: 'Copier le mot de passe' }).click();
+  await page.getByText('Copié dans le presse-papiers.').waitFor();
+  await checkAxe(page, 'utilisateurs-cree', axeResults);
+  // A duplicate: French error.
+  await page.getByLabel('Identifiant').fill('nouvel.agent');
+  await page.getByRole('button', { name: 'Créer le compte' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Un utilisateur porte déjà cet identifiant.' }).waitFor();
+
+  // Manage the user: quotas.
+  await page.getByRole('link', { name: 'Gérer le compte nouvel.agent' }).click();
+  await expectTitleAndH1(page, 'Compte nouvel.agent', 'Compte « nouvel.agent »');
+  await page.getByLabel('Requêtes par minute').fill('5');
+  await page.getByRole('button', { name: 'Enregistrer les quotas' }).click();
+  await page.getByText(/Quotas enregistrés : 5 requêtes par minute/).waitFor();
+  await checkAxe(page, 'utilisateur', axeResults);
+  await screenshot(page, '32-utilisateur');
+
+  // Keys: shown once.
+  await visit(page, '#/admin/cles', 'Clés d\'API', 'Clés d\'API');
+  await page.getByLabel('Compte').selectOption('nouvel.agent');
+  await page.getByLabel('Nom de la clé').fill('Logiciel courrier');
+  await page.getByRole('button', { name: 'Créer la clé' }).click();
+  const key = await page.locator('.alerte-secret code.secret').textContent();
+  assert.match(key, /^civia-[0-9a-f]{64}$/);
+  await page.locator('table', { hasText: 'Logiciel courrier' }).waitFor();
+  await checkAxe(page, 'cles-creee', axeResults);
+  await screenshot(page, '33-cles');
+
+  await visit(page, '#/admin/utilisation', 'Utilisation', 'Utilisation de la box', { name: '34-utilisation' });
+  await visit(page, '#/admin/charte', 'Charte d\'utilisation', 'Charte d\'utilisation', { name: '35-charte-admin' });
+  await visit(page, '#/admin/modele', 'Dossier du modèle', 'Dossier du modèle', { name: '36-modele' });
+  await visit(page, '#/admin/audit', 'Journal d\'audit', 'Journal d\'audit');
+  await page.getByRole('button', { name: 'Vérifier l\'intégrité du journal' }).click();
+  await page.getByText(/Journal intègre|Anomalie détectée/).waitFor({ timeout: 60_000 });
+  await checkAxe(page, 'audit-verifie', axeResults);
+  await screenshot(page, '37-audit');
+  const [audit] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Exporter le journal' }).click()]);
+  assert.match(audit.suggestedFilename(), /\.csv$/);
+  await visit(page, '#/admin/conformite', 'Documents de conformité', 'Documents de conformité', { name: '38-conformite' });
+  await page.getByLabel('Document').selectOption('checklist');
+  await page.getByRole('button', { name: 'Afficher' }).click();
+  await page.locator('.controle').first().waitFor();
+  await checkAxe(page, 'conformite-checklist', axeResults);
+  const [md] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Télécharger (Markdown)' }).click()]);
+  assert.match(md.suggestedFilename(), /\.md$/);
+  await visit(page, '#/admin/systeme', 'État du système', 'État du système', { name: '39-systeme' });
+  await page.getByRole('link', { name: /Télécharger le certificat de la box/ }).waitFor();
+
+  // A new charter version: everyone, the admin included, accepts it again.
+  await goto(page, '#/admin/charte', 'Charte d\'utilisation');
+  await page.getByLabel('Texte de la charte').fill('# Charte\n\nVersion révisée : vérifiez toujours les brouillons.');
+  await page.getByRole('button', { name: 'Publier une nouvelle version' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Publier' }).click();
+  await page.getByText(/Version \d+ publiée\./).waitFor();
+  await page.locator('main h1', { hasText: 'Charte d\'utilisation de l\'IA' }).waitFor({ timeout: 30_000 });
+  await page.getByText('Version révisée : vérifiez toujours les brouillons.').waitFor();
+  await page.getByLabel(/J'ai lu la charte/).check();
+  await page.getByRole('button', { name: /Accepter la charte/ }).click();
+  await page.locator('main h1', { hasText: 'Charte d\'utilisation' }).waitFor();
+  assert.deepEqual(page.problems, []);
+});
+
+test('dpo and integrator see their own parts only', { timeout: 300_000 }, async () => {
+  const dpo = await newPage(browser, server);
+  await login(dpo, 'dpo.bernard', PASS);
+  await acceptCharterIfShown(dpo);
+  await expectTitleAndH1(dpo, 'Administration', 'Administration de la box');
+  assert.equal(await dpo.locator('.grille-taches li').count(), 5);
+  assert.equal(await dpo.getByRole('link', { name: 'Tâches' }).count(), 0, 'no model pages for the DPO');
+  await checkAxe(dpo, 'admin (dpo)', axeResults);
+  await visit(dpo, '#/admin/charte', 'Charte d\'utilisation', 'Charte d\'utilisation');
+  await dpo.getByText(/ont accepté la version/).waitFor();
+  await visit(dpo, '#/admin/utilisation', 'Utilisation', 'Utilisation de la box');
+  await visit(dpo, '#/admin/audit', 'Journal d\'audit', 'Journal d\'audit');
+  await visit(dpo, '#/admin/conformite', 'Documents de conformité', 'Documents de conformité');
+  await visit(dpo, '#/courrier', 'Accès refusé', 'Accès refusé');
+  await visit(dpo, '#/admin/utilisateurs', 'Accès refusé', 'Accès refusé');
+  assert.deepEqual(dpo.problems, []);
+
+  const integ = await newPage(browser, server);
+  await login(integ, 'presta.roux', PASS);
+  await acceptCharterIfShown(integ);
+  await expectTitleAndH1(integ, 'Administration', 'Administration de la box');
+  assert.equal(await integ.locator('.grille-taches li').count(), 2);
+  await visit(integ, '#/admin/systeme', 'État du système', 'État du système');
+  await visit(integ, '#/admin/modele', 'Dossier du modèle', 'Dossier du modèle');
+  await visit(integ, '#/admin/audit', 'Accès refusé', 'Accès refusé');
+  await visit(integ, '#/mes-donnees', 'Mes données', 'Mes données');
+  assert.deepEqual(integ.problems, []);
+});
