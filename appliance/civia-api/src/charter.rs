@@ -20,8 +20,10 @@ use std::sync::Arc;
 
 type Handler = Result<Response, ApiError>;
 
-/// Refuses a model request from a user who has not accepted the current charter.
+/// Refuses a model request from a user who has not accepted the current charter (after the
+/// role check, so that a role without model access hears that first).
 pub(crate) async fn gate(st: &ApiState, who: &Principal) -> Result<(), ApiError> {
+    who.require(civia_auth::MODEL_USERS, "use the model")?;
     if !st.config.charter.required {
         return Ok(());
     }
