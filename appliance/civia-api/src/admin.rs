@@ -30,12 +30,12 @@ pub(crate) fn principal(ext: &Extensions) -> Result<&Principal, ApiError> {
 }
 
 /// Path and query rejections as OpenAI error objects, not axum's plain text.
-fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(crate) fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     p.map(|Path(v)| v)
         .map_err(|e| ApiError::bad_request(format!("Invalid URL: {}", e.body_text()), None))
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v)
         .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text()), None))
 }

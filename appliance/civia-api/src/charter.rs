@@ -5,7 +5,7 @@
 //! (admin) publishes a new version; `GET /admin/charter/register` (admin, dpo) exports the
 //! register as JSON or CSV.
 
-use crate::admin::{audit_admin, principal, require};
+use crate::admin::{audit_admin, principal, query, require};
 use crate::{parse_json, read_body, ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -161,10 +161,7 @@ pub(crate) async fn register(
     q: Result<Query<RegisterQuery>, QueryRejection>,
 ) -> Handler {
     require(&ext, &[Role::Admin, Role::Dpo], "read the charter register")?;
-    let q = q
-        .map(|Query(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text()), None))?;
-    let csv = match q.format.as_deref().unwrap_or("json") {
+    let csv = match query(q)?.format.as_deref().unwrap_or("json") {
         "json" => false,
         "csv" => true,
         _ => {

@@ -7,7 +7,7 @@
 //! the kernel (is the state directory on dm-crypt?); the TPM's use for the box's secrets is
 //! not observable here and stays "non vérifié" until provisioning reports it.
 
-use crate::admin::require;
+use crate::admin::{path, query, require};
 use crate::{ApiError, ApiState};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -141,19 +141,13 @@ pub(crate) async fn document(
         &[Role::Admin, Role::Dpo],
         "read the compliance documents",
     )?;
-    let kind = kind
-        .map(|Path(k)| k)
-        .map_err(|e| ApiError::bad_request(format!("Invalid URL: {}", e.body_text()), None))?;
-    let kind: DocumentKind = kind.parse().map_err(|_| {
+    let kind: DocumentKind = path(kind)?.parse().map_err(|_| {
         ApiError::bad_request(
             "The document is `register`, `dpia` or `checklist`.",
             Some("kind".into()),
         )
     })?;
-    let q = q
-        .map(|Query(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text()), None))?;
-    let markdown = match q.format.as_deref().unwrap_or("md") {
+    let markdown = match query(q)?.format.as_deref().unwrap_or("md") {
         "md" => true,
         "json" => false,
         _ => {

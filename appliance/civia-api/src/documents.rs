@@ -179,9 +179,7 @@ pub(crate) async fn export(
 ) -> Result<Response, ApiError> {
     let who = principal(&ext)?;
     who.require(MODEL_USERS, "use the model")?;
-    let format = format
-        .map(|Path(f)| f)
-        .map_err(|e| ApiError::bad_request(format!("Invalid URL: {}", e.body_text()), None))?;
+    let format: String = crate::admin::path(format)?;
     let req: ExportBody = parse_json(&read_body(body, 4 * 1024 * 1024).await?)?;
     if req.title.chars().count() > 200 || req.title.chars().any(char::is_control) {
         return Err(ApiError::bad_request(

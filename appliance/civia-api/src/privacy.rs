@@ -13,7 +13,7 @@
 //! asked, the account; the audit trail keeps its pseudonymous metadata, which the law
 //! requires to keep for its retention period.
 
-use crate::admin::{audit_admin, key_json, principal, require, user_json};
+use crate::admin::{audit_admin, key_json, path, principal, query, require, user_json};
 use crate::{parse_json, read_body, ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -65,11 +65,6 @@ fn message_json(m: &civia_auth::Message) -> Value {
     json!({"role": m.role, "content": m.content, "created_at": m.ts, "model": m.model})
 }
 
-fn id_from(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    p.map(|Path(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("Invalid URL: {}", e.body_text()), None))
-}
-
 pub(crate) async fn list_conversations(
     State(st): State<Arc<ApiState>>,
     ext: Extensions,
@@ -92,7 +87,7 @@ pub(crate) async fn get_conversation(
     id: Result<Path<String>, PathRejection>,
 ) -> Handler {
     let me = owner(&ext)?;
-    let id = id_from(id)?;
+    let id = path(id)?;
     let key = id.clone();
     let found = st
         .auth
@@ -112,7 +107,7 @@ pub(crate) async fn delete_conversation(
     id: Result<Path<String>, PathRejection>,
 ) -> Handler {
     let me = owner(&ext)?;
-    let id = id_from(id)?;
+    let id = path(id)?;
     let key = id.clone();
     let uid = me.id;
     if !st
@@ -256,11 +251,8 @@ pub(crate) async fn dsr_export(
     q: Result<Query<DsrQuery>, QueryRejection>,
 ) -> Handler {
     require_dsr(&ext)?;
-    let name = id_from(name)?;
-    let q = q
-        .map(|Query(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text()), None))?;
-    let why = reason(q.reason)?;
+    let name = path(name)?;
+    let why = reason(query(q)?.reason)?;
     let user = st.auth.with_store(move |s| s.user(&name)).await?;
     let uid = user.id;
     let file = format!("civia-dsr-{}.json", user.name);
@@ -284,7 +276,7 @@ pub(crate) async fn dsr_erase(
     b: Body,
 ) -> Handler {
     require_dsr(&ext)?;
-    let name = id_from(name)?;
+    let name = path(name)?;
     let req: EraseBody = parse_json(&read_body(b, 16 * 1024).await?)?;
     let why = reason(req.reason)?;
     let delete_account = req.delete_account;
