@@ -353,18 +353,16 @@ fn check_prompt_length<'a>(
     texts: impl Iterator<Item = &'a str>,
     param: &str,
 ) -> Result<(), ApiError> {
-    let max = st.config.guard.max_prompt_chars;
     let n: usize = texts.map(|t| t.chars().count()).sum();
-    if n > max {
-        return Err(ApiError::new(
+    civia_guard::check_prompt_length(n, st.config.guard.max_prompt_chars).map_err(|e| {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "prompt_too_long",
-            format!("The prompt is {n} characters long; this box accepts at most {max}."),
+            format!("The {e}."),
         )
-        .with_param(param));
-    }
-    Ok(())
+        .with_param(param)
+    })
 }
 
 /// The commune's system prompt goes first, before the request's own system message.
