@@ -12,6 +12,8 @@ PKGS=(
     # the software TPM each test starts (swtpm_setup for fresh states); tpm2-tools for manual
     # inspection (tpm2_pcrread, tpm2_getcap)
     swtpm swtpm-tools tpm2-tools
+    # French speech for the transcription tests (whisper is fed espeak-ng's voice)
+    espeak-ng
     # LUKS2 on files (luksFormat, token, open --test-passphrase); systemd-cryptenroll
     cryptsetup-bin systemd
     # TLS tests: openssl s_server as a permissive control peer

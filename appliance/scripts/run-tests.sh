@@ -20,12 +20,15 @@ step "cargo clippy"
 cargo clippy --release --all-targets -- -D warnings
 step "cargo test"
 cargo test --release --workspace
-step "fuzz smoke: update bundle header parser (30 s)"
+step "fuzz smoke: update bundle header parser, recording decoder (30 s each)"
 # cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP enables them on the stable toolchain.
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 mkdir -p fuzz/corpus/bundle_header   # the corpus grows here (ignored by git)
 (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run bundle_header corpus/bundle_header seeds/bundle_header \
     -- -max_total_time=30 -rss_limit_mb=2048)
+mkdir -p fuzz/corpus/audio_decode
+(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run audio_decode corpus/audio_decode seeds/audio_decode \
+    -- -max_total_time=30 -rss_limit_mb=2048 -max_len=65536)
 step "API client tests (openai package)"
 CIVIAD_BIN="$REPO/target/release/civiad" .cache/venv/bin/python -m pytest hw-tests/api -q
 step "web application in headless Chromium (Playwright, axe-core)"

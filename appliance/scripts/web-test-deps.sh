@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the browser tests (hw-tests/web/) need, only what is missing (idempotent, well
-# under a second when everything is there): Debian's Chromium, and the pinned npm packages
+# under a second when everything is there): Debian's Chromium, espeak-ng (the French speech
+# of the meeting-minutes test, meeting.test.mjs), and the pinned npm packages
 # (playwright-core, axe-core) from hw-tests/web/package-lock.json into hw-tests/web/node_modules.
 # node and npm come from Debian when missing.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WEB="$REPO/hw-tests/web"
 
-PKGS=(chromium fonts-dejavu-core)
+PKGS=(chromium fonts-dejavu-core espeak-ng)
 # node and npm: Debian's when the machine has none (node:test needs node >= 18).
 command -v node >/dev/null && command -v npm >/dev/null || PKGS+=(nodejs npm)
 bash "$REPO/appliance/scripts/deps.sh" "${PKGS[@]}"

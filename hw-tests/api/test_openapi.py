@@ -151,6 +151,7 @@ def test_spec_describes_every_endpoint():
         "/admin/users/{name}/data": {"parameters", "get"}, "/admin/users/{name}/erase": {"parameters", "post"},
         "/admin/compliance/{kind}": {"parameters", "get"},
         "/v1/documents": {"post"}, "/v1/exports/{format}": {"parameters", "post"},
+        "/v1/audio/transcriptions": {"post"}, "/v1/meetings/minutes": {"post"},
         "/": {"get"}, "/app/": {"get"}, "/app/{path}": {"parameters", "get"},
     }
     assert {p: set(ops) for p, ops in SPEC["paths"].items()} == expected
@@ -217,6 +218,42 @@ def test_finish_reason_stop_bodies(smol):
     r = call(smol, "POST", "/v1/completions", "/v1/completions",
              json={"model": SMOL, "prompt": "1, 2, 3,", "max_tokens": 4, "stop": [","], "temperature": 0})
     assert r.json()["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_meeting_minutes_bodies(tiny, stream):
+    path = "/v1/meetings/minutes"
+    body = {"transcript": "Madame Durand présente le budget. Il est adopté.", "title": "Conseil",
+            "date": " 12 janvier ", "stream": stream, "model": TINY}
+    r = call(tiny, "POST", path, path, json=body)
+    assert r.status_code == 200 and r.headers["x-civia-ai-generated"] == "true"
+    if stream:
+        events = [json.loads(e) for e in sse_events(r.text)[:-1]]
+        assert [e["type"] for e in events][-1] == "minutes.done"
+        assert [e["key"] for e in events if e["type"] == "minutes.section"] == \
+            [s["key"] for s in events[-1]["sections"]]
+    else:
+        assert r.json()["minutes"].startswith("# Compte rendu de réunion — Conseil")
+
+
+def test_meeting_minutes_errors(tiny):
+    path = "/v1/meetings/minutes"
+    for body, param in (({"transcript": " \n\t"}, "transcript"), ({"transcript": "x", "title": "a\nb"}, "title"),
+                        ({"transcript": "x", "date": "d" * 201}, "date"), ({"transcript": 5}, "transcript"),
+                        ({"title": "x"}, None)):
+        expect_error(call(tiny, "POST", path, path, json=body), 400, "invalid_value", param)
+    expect_error(call(tiny, "POST", path, path, json={"transcript": "x", "model": "gpt-4o"}), 404, "model_not_found", "model")
+
+
+def test_transcription_off(tiny):
+    """Without [speech], the endpoint exists and says transcription is off, whatever the body."""
+    path = "/v1/audio/transcriptions"
+    form = {"model": "whisper-1", "response_format": "verbose_json"}
+    r = call(tiny, "POST", path, path, data=form, files={"file": ("reunion.wav", b"RIFF0000WAVE")})
+    expect_error(r, 404, "speech_disabled", None)
+    expect_error(call(tiny, "POST", path, path, json={"model": "whisper-1"}), 404, "speech_disabled", None)
+    assert call(tiny, "GET", "/auth/me", "/auth/me").json()["limits"]["speech_model"] is None
+    assert call(tiny, "GET", "/health", "/health").json()["speech"] is None
 
 
 # --- Errors ------------------------------------------------------------------------------------
@@ -321,7 +358,7 @@ def test_unknown_model(tiny):
 
 @pytest.mark.parametrize("method,url", [
     ("GET", "/nope"), ("GET", "/v1"), ("GET", "/v1/"), ("POST", "/v1/embeddings"),
-    ("POST", "/v1/audio/transcriptions"), ("GET", "/v1/models/"), ("GET", f"/v1/models/{TINY}/x"),
+    ("POST", "/v1/audio/translations"), ("GET", "/v1/models/"), ("GET", f"/v1/models/{TINY}/x"),
     ("GET", "/v1/chat/completions/x"), ("GET", "/%ff"),
 ])
 def test_unknown_url(tiny, method, url):

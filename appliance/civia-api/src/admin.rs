@@ -410,7 +410,7 @@ pub(crate) async fn create_key(
     require(&ext, &[Role::Admin], "create keys")?;
     let req: NewKey = body(b).await?;
     if let Some(m) = &req.model {
-        if *m != st.model_id {
+        if !crate::model_ids(&st).contains(m) {
             return Err(ApiError::model_not_found(m, &st.model_id));
         }
     }
@@ -565,6 +565,7 @@ pub(crate) async fn status(State(st): State<Arc<ApiState>>, ext: Extensions) -> 
             "gpu_layers": st.config.model.gpu_layers,
         },
         "worker": {"phase": s.phase.as_str(), "restarts": s.restarts, "last_error": s.last_error},
+        "speech": crate::audio::status_json(&st),
         "users": users,
         "pairing_pending": st.auth.pairing_code().is_some(),
         "host": host,
@@ -675,6 +676,9 @@ pub(crate) async fn me(
             "max_document_bytes": crate::documents::MAX_DOCUMENT_BYTES,
             "history_enabled": st.config.history.enabled,
             "history_retention_days": st.config.history.retention_days,
+            "speech_model": st.speech.as_ref().and(st.config.speech_model_id()),
+            "max_audio_bytes": st.config.speech.max_upload_bytes,
+            "max_audio_seconds": st.config.speech.max_duration_secs,
         },
     });
     if let (Principal::User { session: true, .. }, Some(token)) = (p, session_cookie(&headers)) {

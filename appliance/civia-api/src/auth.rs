@@ -272,12 +272,26 @@ pub(crate) async fn meter(
     let Some(who) = req.extensions().get::<Principal>().cloned() else {
         return ApiError::from(AuthError::MissingCredentials).into_response();
     };
+    // A transcription is audited under the speech model, everything else the language model.
+    let speech = req
+        .uri()
+        .path()
+        .ends_with("/audio/transcriptions")
+        .then(|| st.speech.as_ref().zip(st.config.speech_model_id()))
+        .flatten();
+    let (model, sha) = match speech {
+        Some((s, id)) => (id, s.status().model.map(|m| m.sha256)),
+        None => (
+            st.model_id.clone(),
+            st.supervisor.status().model.map(|m| m.sha256),
+        ),
+    };
     let mut base = Event::new("request.received")
         .request_id(uuid::Uuid::new_v4().simple().to_string())
         .role(who.role().as_str())
-        .model(audit_label(&st.model_id));
-    if let Some(m) = st.supervisor.status().model {
-        base = base.model_sha256(m.sha256);
+        .model(audit_label(&model));
+    if let Some(sha) = sha {
+        base = base.model_sha256(sha);
     }
     if let Some(audit) = &st.audit {
         base.user = Some(audit.who(&who));

@@ -166,6 +166,78 @@ impl From<GenerationError> for ApiError {
     }
 }
 
+impl From<civia_supervisor::SpeechError> for ApiError {
+    fn from(e: civia_supervisor::SpeechError) -> Self {
+        use civia_ipc::speech::SpeechFailure as F;
+        use civia_supervisor::SpeechError as S;
+        let bad = |code, message: String| {
+            Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                code,
+                message,
+            )
+        };
+        let unavailable = |code, message: String, retry| {
+            let mut e = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                code,
+                message,
+            );
+            e.retry_after_secs = Some(retry);
+            e
+        };
+        match e {
+            S::Unavailable(why) => unavailable(
+                "speech_unavailable",
+                format!("La transcription n'est pas disponible pour le moment ({why}). Réessayez dans un instant."),
+                5,
+            ),
+            S::Busy(n) => unavailable(
+                "speech_busy",
+                format!("Le service de transcription est occupé ({n} enregistrement(s) en attente). Réessayez plus tard."),
+                30,
+            ),
+            S::WorkerCrashed(why) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "speech_failed",
+                format!(
+                    "Le service de transcription s'est arrêté pendant le traitement ({why}) ; il \
+                     redémarre. Si cela se reproduit avec ce fichier, il est sans doute endommagé."
+                ),
+            ),
+            S::Job { kind, message } => match kind {
+                F::Unsupported => bad(
+                    "audio_unsupported",
+                    format!(
+                        "Format audio non pris en charge ({message}). Formats acceptés : WAV, \
+                         MP3, OGG (Vorbis ou Opus), FLAC, M4A/AAC."
+                    ),
+                ),
+                F::Corrupt => bad(
+                    "audio_corrupt",
+                    format!("Le fichier audio est endommagé ou illisible ({message})."),
+                ),
+                F::Empty => bad("audio_empty", "Le fichier ne contient aucun son.".into()),
+                F::TooLong => bad(
+                    "audio_too_long",
+                    format!("L'enregistrement est trop long : {message}."),
+                ),
+                F::InvalidRequest => bad("invalid_value", message),
+                F::Cancelled => unavailable("speech_cancelled", message, 1),
+                F::Internal => Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "speech_failed",
+                    format!("La transcription a échoué : {message}"),
+                ),
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, Json(self.body())).into_response();

@@ -11,6 +11,7 @@
 //! text, or talk to the model other than through `civia-supervisor`.
 
 mod admin;
+mod audio;
 pub mod audit;
 mod auth;
 mod charter;
@@ -18,6 +19,7 @@ mod compliance;
 mod documents;
 mod error;
 mod host;
+mod meetings;
 mod openai;
 pub mod privacy;
 mod updates;
@@ -36,7 +38,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use civia_config::ApiConfig;
-use civia_supervisor::{Phase, Supervisor};
+use civia_supervisor::{Phase, SpeechSupervisor, Supervisor};
 use http_body_util::BodyExt;
 use serde_json::json;
 use std::sync::Arc;
@@ -45,6 +47,8 @@ use std::time::Instant;
 /// Everything the handlers need.
 pub struct ApiState {
     pub supervisor: Supervisor,
+    /// The speech worker (meeting transcription); None when `[speech] path` is not set.
+    pub speech: Option<SpeechSupervisor>,
     /// The id clients name; from the configuration, known before the model loads.
     pub model_id: String,
     pub limits: ApiConfig,
@@ -72,6 +76,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let generate = Router::new()
         .route("/chat/completions", post(openai::chat_completions))
         .route("/completions", post(openai::completions))
+        .route("/audio/transcriptions", post(audio::transcriptions))
+        .route("/meetings/minutes", post(meetings::minutes))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::meter));
     let v1 = Router::new()
         .route("/models", get(list_models))
@@ -218,22 +224,32 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-fn model_object(st: &ApiState) -> serde_json::Value {
+fn model_object(st: &ApiState, id: &str) -> serde_json::Value {
     json!({
-        "id": st.model_id,
+        "id": id,
         "object": "model",
         "created": st.started_at,
         "owned_by": "civia",
     })
 }
 
+/// The language model, then the speech model when transcription is on.
+pub(crate) fn model_ids(st: &ApiState) -> Vec<String> {
+    let speech = st.speech.as_ref().and(st.config.speech_model_id());
+    std::iter::once(st.model_id.clone()).chain(speech).collect()
+}
+
 async fn list_models(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {
-    Json(json!({ "object": "list", "data": [model_object(&st)] }))
+    let data: Vec<_> = model_ids(&st)
+        .iter()
+        .map(|id| model_object(&st, id))
+        .collect();
+    Json(json!({ "object": "list", "data": data }))
 }
 
 async fn get_model(State(st): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
-    if id == st.model_id {
-        Json(model_object(&st)).into_response()
+    if model_ids(&st).contains(&id) {
+        Json(model_object(&st, &id)).into_response()
     } else {
         ApiError::model_not_found(&id, &st.model_id).into_response()
     }
@@ -388,6 +404,7 @@ async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {
             "context_length": s.model.as_ref().map(|m| m.n_ctx),
             "chat_template": s.model.as_ref().map(|m| m.template),
         },
+        "speech": audio::status_json(&st),
     }))
 }
 
@@ -410,8 +427,8 @@ async fn ready(State(st): State<Arc<ApiState>>) -> Response {
 
 /// How much of an oversized body is read and thrown away before answering 413, so that the
 /// client finishes sending and reads the answer instead of a broken pipe (lingering close).
-const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
-const OVERSIZE_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const OVERSIZE_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads a JSON request body with clear errors: 413 when larger than `limit`, 400 when empty
 /// or not UTF-8.

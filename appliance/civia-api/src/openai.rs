@@ -133,7 +133,7 @@ fn check_model(st: &ApiState, ext: &Extensions, model: &str) -> Result<(), ApiEr
 }
 
 /// Records a stream's usage as "client closed" if it is dropped before its end.
-struct StreamGuard(Option<Arc<UsageTicket>>);
+pub(crate) struct StreamGuard(pub(crate) Option<Arc<UsageTicket>>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
@@ -366,7 +366,7 @@ fn check_prompt_length<'a>(
 }
 
 /// The commune's system prompt goes first, before the request's own system message.
-fn with_system_prompt(st: &ApiState, mut messages: Vec<ChatMessage>) -> Prompt {
+pub(crate) fn with_system_prompt(st: &ApiState, mut messages: Vec<ChatMessage>) -> Prompt {
     let box_prompt = st.config.guard.system_prompt.trim();
     if !box_prompt.is_empty() {
         match messages.first_mut() {
@@ -436,7 +436,7 @@ fn finish_str(r: FinishReason) -> &'static str {
     }
 }
 
-fn usage(u: &Usage) -> Value {
+pub(crate) fn usage(u: &Usage) -> Value {
     json!({
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
@@ -469,10 +469,10 @@ fn on_prompt(e: ApiError, param: &str) -> ApiError {
     }
 }
 
-struct Collected {
-    text: String,
+pub(crate) struct Collected {
+    pub(crate) text: String,
     reason: FinishReason,
-    usage: Usage,
+    pub(crate) usage: Usage,
     /// Stopped by the leak filter.
     leaked: bool,
 }
@@ -493,7 +493,7 @@ fn leak_warning(marking: &mut Value) {
 
 /// Collects the answer; stops it as soon as it repeats the protected system prompt, and
 /// then returns the guard's notice in its place.
-async fn collect(
+pub(crate) async fn collect(
     mut generation: Generation,
     leak: Option<&civia_guard::LeakGuard>,
 ) -> Result<Collected, ApiError> {
@@ -590,7 +590,11 @@ fn not_kept(marking: &mut Value) {
 
 /// The `civia` object: AI-generated marking, and the guard's warning when the prompt held
 /// personal data (kinds only).
-fn civia_marking(st: &ApiState, pii: &[civia_guard::PiiKind], kept: Option<&str>) -> Value {
+pub(crate) fn civia_marking(
+    st: &ApiState,
+    pii: &[civia_guard::PiiKind],
+    kept: Option<&str>,
+) -> Value {
     let mut v = json!({
         "ai_generated": true,
         "model": st.model_id,
@@ -614,7 +618,11 @@ fn civia_marking(st: &ApiState, pii: &[civia_guard::PiiKind], kept: Option<&str>
     v
 }
 
-fn marked(mut resp: Response, pii: &[civia_guard::PiiKind], kept: Option<&str>) -> Response {
+pub(crate) fn marked(
+    mut resp: Response,
+    pii: &[civia_guard::PiiKind],
+    kept: Option<&str>,
+) -> Response {
     resp.headers_mut().insert(
         AI_GENERATED_HEADER,
         axum::http::HeaderValue::from_static("true"),

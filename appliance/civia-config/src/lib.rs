@@ -67,6 +67,60 @@ pub struct Config {
     pub guard: GuardConfig,
     #[serde(default)]
     pub commune: CommuneConfig,
+    #[serde(default)]
+    pub speech: SpeechConfig,
+}
+
+/// Meeting transcription: the speech worker (whisper.cpp) and its limits. Off unless `path`
+/// names a whisper.cpp (ggml) model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpeechConfig {
+    /// whisper.cpp model file (ggml); setting it starts the speech worker.
+    pub path: Option<PathBuf>,
+    /// Model id clients name; default: the file name without `ggml-` and `.bin`.
+    pub id: Option<String>,
+    /// Expected SHA-256 of the model file (hex).
+    pub sha256: Option<String>,
+    /// Language of the recordings (ISO 639-1), or `auto` to detect it.
+    pub language: String,
+    /// CPU threads for the speech worker; 0: all available cores.
+    pub threads: u32,
+    /// Run whisper on the GPU when the worker is built with GPU support.
+    pub gpu: bool,
+    /// Transcriptions waiting behind the one running; beyond, HTTP 503 `speech_busy`.
+    pub queue_depth: usize,
+    /// Largest uploaded recording, in bytes.
+    pub max_upload_bytes: u64,
+    /// Longest recording, in seconds.
+    pub max_duration_secs: u64,
+    /// Length of the windows a recording is transcribed in (cut at the quietest moment near
+    /// the end), in seconds: progress is reported at least once per window.
+    pub window_secs: u32,
+    /// Where uploaded recordings wait while being transcribed (default
+    /// `<state_dir>/spool/speech`); each file is deleted when its transcription ends.
+    pub spool_dir: Option<PathBuf>,
+    /// The speech worker program (default: `civia-speech-worker` next to civiad).
+    pub worker: Option<PathBuf>,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            id: None,
+            sha256: None,
+            language: "fr".into(),
+            threads: 0,
+            gpu: true,
+            queue_depth: 4,
+            max_upload_bytes: 512 * 1024 * 1024,
+            max_duration_secs: 4 * 3600,
+            window_secs: 300,
+            spool_dir: None,
+            worker: None,
+        }
+    }
 }
 
 /// Conversation history kept for the agents who ask for it (owner-only).
@@ -602,6 +656,7 @@ impl Config {
                 return bad(key, "at most 200 printable characters".into());
             }
         }
+        self.validate_speech()?;
         if !matches!(self.update.booted_slot.as_str(), "a" | "b" | "auto") {
             return bad("update.booted_slot", "must be a, b or auto".into());
         }
@@ -668,6 +723,74 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    fn validate_speech(&self) -> Result<(), ConfigError> {
+        let bad = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        let s = &self.speech;
+        if s.sha256
+            .as_ref()
+            .is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return bad("speech.sha256", "must be 64 hexadecimal digits");
+        }
+        if s.id
+            .as_ref()
+            .is_some_and(|id| id.is_empty() || id.len() > 128 || id.chars().any(char::is_control))
+        {
+            return bad("speech.id", "must be 1 to 128 printable characters");
+        }
+        if s.id.as_deref().is_some_and(|id| id == self.model_id()) {
+            return bad("speech.id", "must differ from the language model's id");
+        }
+        let lang_ok = s.language == "auto"
+            || (s.language.len() == 2 && s.language.bytes().all(|b| b.is_ascii_lowercase()));
+        if !lang_ok {
+            return bad(
+                "speech.language",
+                "must be a two-letter ISO 639-1 code (fr, en…) or auto",
+            );
+        }
+        if s.queue_depth == 0 || s.queue_depth > 64 {
+            return bad("speech.queue_depth", "must be between 1 and 64");
+        }
+        if s.max_upload_bytes < 1024 {
+            return bad("speech.max_upload_bytes", "must be at least 1024");
+        }
+        if s.max_duration_secs == 0 || s.max_duration_secs > 24 * 3600 {
+            return bad("speech.max_duration_secs", "must be between 1 and 86400");
+        }
+        if !(30..=1800).contains(&s.window_secs) {
+            return bad("speech.window_secs", "must be between 30 and 1800");
+        }
+        Ok(())
+    }
+
+    /// The id clients use for the speech model (None: transcription is off).
+    pub fn speech_model_id(&self) -> Option<String> {
+        let path = self.speech.path.as_ref()?;
+        if let Some(id) = &self.speech.id {
+            return Some(id.clone());
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "speech".into());
+        let name = name.strip_suffix(".bin").unwrap_or(&name);
+        Some(name.strip_prefix("ggml-").unwrap_or(name).to_string())
+    }
+
+    /// Where uploaded recordings wait while being transcribed.
+    pub fn speech_spool_dir(&self) -> PathBuf {
+        self.speech
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("spool").join("speech"))
     }
 
     /// Whether the API listener uses TLS: forced by `api.tls`, always on a non-loopback address.

@@ -1,4 +1,5 @@
-//! The protocol between the supervisor (`civiad`) and a runtime worker process.
+//! The protocol between the supervisor (`civiad`) and its worker processes: the runtime
+//! worker (language model) here, the speech worker in [`speech`].
 //!
 //! Owns: the typed messages both sides exchange, the protocol version, and the framing
 //! (a 4-byte big-endian length followed by one JSON document) in blocking and async form.
@@ -6,6 +7,8 @@
 //! Must never: carry anything but what one generation needs (no config files, no secrets),
 //! accept a frame larger than [`MAX_FRAME_BYTES`], or log message contents (prompts are
 //! personal data).
+
+pub mod speech;
 
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -210,6 +213,24 @@ fn map_eof(e: std::io::Error) -> IpcError {
     } else {
         IpcError::Io(e)
     }
+}
+
+/// The file descriptor on which the supervisor hands a worker its end of the socket pair.
+pub const INHERITED_FD: i32 = 3;
+
+/// The IPC socket a worker process inherited from the supervisor on [`INHERITED_FD`]; None
+/// when that descriptor is not a socket (the worker was started by hand). Call it once.
+pub fn inherited_socket() -> Option<std::os::unix::net::UnixStream> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fstat only reads the metadata of the descriptor into a zeroed, properly sized
+    // struct.
+    let is_socket = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(INHERITED_FD, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    };
+    // SAFETY: the descriptor is a socket (checked above) that the supervisor handed to this
+    // process alone; the UnixStream owns it from here on.
+    is_socket.then(|| unsafe { std::os::unix::net::UnixStream::from_raw_fd(INHERITED_FD) })
 }
 
 /// Writes one frame (blocking).

@@ -1,6 +1,7 @@
-//! Supervision of the runtime worker process.
+//! Supervision of the worker processes: the runtime worker (language model) and the speech
+//! worker ([`SpeechSupervisor`], whisper).
 //!
-//! Owns: spawning the worker with one end of a Unix socket pair as its fd 3 (and a parent-death
+//! Owns: spawning a worker with one end of a Unix socket pair as its fd 3 (and a parent-death
 //! signal so it never outlives us), the handshake and model load, routing generation requests
 //! and their streamed events by id, cancellation when a caller goes away, and restarting the
 //! worker with exponential backoff when it dies. Every request in flight when the worker dies
@@ -10,8 +11,10 @@
 //! worker failure take down the supervisor, or log prompts and outputs.
 
 mod admission;
+mod speech;
 
 pub use admission::Metrics;
+pub use speech::{SpeechError, SpeechEvent, SpeechJob, SpeechSpec, SpeechStatus, SpeechSupervisor};
 
 use admission::{FairQueue, Queued};
 use civia_ipc::{
@@ -388,12 +391,16 @@ async fn manage(
     }
 }
 
-fn spawn_child(spec: &WorkerSpec) -> Result<(Child, tokio::net::UnixStream), String> {
+/// Starts `program` with one end of a fresh socket pair as its fd 3 and a parent-death signal.
+pub(crate) fn spawn_child(
+    program: &std::path::Path,
+    args: &[String],
+) -> Result<(Child, tokio::net::UnixStream), String> {
     let (ours, theirs) =
         std::os::unix::net::UnixStream::pair().map_err(|e| format!("socketpair failed: {e}"))?;
     let their_fd = theirs.as_raw_fd();
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args)
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     // The service manager's protocol is civiad's, not the worker's.
@@ -426,7 +433,7 @@ fn spawn_child(spec: &WorkerSpec) -> Result<(Child, tokio::net::UnixStream), Str
     }
     let child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", spec.program.display()))?;
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
     drop(theirs);
     ours.set_nonblocking(true)
         .map_err(|e| format!("socket setup failed: {e}"))?;
@@ -435,7 +442,7 @@ fn spawn_child(spec: &WorkerSpec) -> Result<(Child, tokio::net::UnixStream), Str
     Ok((child, ours))
 }
 
-fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
+pub(crate) fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     match status {
         Ok(s) => match (s.code(), s.signal()) {
             (Some(code), _) => format!("worker exited with status {code}"),
@@ -463,24 +470,14 @@ async fn run_worker_once(
     commands: &mut mpsc::UnboundedReceiver<Command_>,
     waiting: &mut Option<SwitchReply>,
 ) -> End {
-    let (mut child, sock) = match spawn_child(spec) {
+    let (mut child, sock) = match spawn_child(&spec.program, &spec.args) {
         Ok(x) => x,
         Err(e) => return End::Failed(e),
     };
     let pid = child.id();
     inner.status.send_modify(|s| s.worker_pid = pid);
-    let (mut rd, mut wr) = sock.into_split();
-    // Frames are read by their own task: reading is not cancel-safe inside select!.
-    let (frames_tx, mut frames) = mpsc::unbounded_channel();
-    let reader = tokio::spawn(async move {
-        loop {
-            let f = read_frame_async::<FromWorker>(&mut rd).await;
-            let stop = f.is_err();
-            if frames_tx.send(f).is_err() || stop {
-                return;
-            }
-        }
-    });
+    let (rd, mut wr) = sock.into_split();
+    let (reader, mut frames) = read_frames::<FromWorker>(rd);
     let end = drive(
         inner,
         spec,
@@ -528,7 +525,12 @@ async fn drive(
             status = child.wait() => {
                 // A worker that refused the model says why before exiting: read its last words.
                 let exit = describe_exit(status);
-                return End::Failed(load_failure(frames).await.unwrap_or(exit));
+                return End::Failed(last_words(frames, |f| match f {
+                    FromWorker::LoadFailed { message } => Some(message),
+                    _ => None,
+                })
+                .await
+                .unwrap_or(exit));
             }
             f = frames.recv() => match f {
                 Some(Ok(FromWorker::Hello { version, pid })) => {
@@ -711,13 +713,35 @@ async fn admit(
     Ok(())
 }
 
-/// The `LoadFailed` reason still in flight from a worker that has exited, if any.
-async fn load_failure(
-    frames: &mut mpsc::UnboundedReceiver<Result<FromWorker, civia_ipc::IpcError>>,
+/// Frames from a worker, read by their own task (reading is not cancel-safe inside
+/// `select!`); the channel ends after the first error.
+pub(crate) fn read_frames<T: for<'de> serde::Deserialize<'de> + Send + 'static>(
+    mut rd: tokio::net::unix::OwnedReadHalf,
+) -> (
+    tokio::task::JoinHandle<()>,
+    mpsc::UnboundedReceiver<Result<T, civia_ipc::IpcError>>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        loop {
+            let f = read_frame_async::<T>(&mut rd).await;
+            let stop = f.is_err();
+            if tx.send(f).is_err() || stop {
+                return;
+            }
+        }
+    });
+    (task, rx)
+}
+
+/// The load failure reason (`pick`) still in flight from a worker that has exited, if any.
+pub(crate) async fn last_words<T>(
+    frames: &mut mpsc::UnboundedReceiver<Result<T, civia_ipc::IpcError>>,
+    pick: impl Fn(T) -> Option<String>,
 ) -> Option<String> {
     let drain = async {
         while let Some(f) = frames.recv().await {
-            if let Ok(FromWorker::LoadFailed { message }) = f {
+            if let Some(message) = f.ok().and_then(&pick) {
                 return Some(message);
             }
         }

@@ -16,9 +16,8 @@ mod serve;
 
 use civia_api::{admin_router, router, ApiState, Auth};
 use civia_config::Config;
-use civia_supervisor::{Phase, Supervisor, WorkerSpec};
+use civia_supervisor::{Phase, SpeechSpec, SpeechSupervisor, Supervisor, WorkerSpec};
 use clap::{Parser, Subcommand};
-use std::os::fd::FromRawFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +66,18 @@ enum DaemonError {
     },
     #[error("cannot find civiad's own executable to start the worker: {0}")]
     SelfExe(std::io::Error),
+    #[error("speech.path: {path} cannot be read: {source}")]
+    SpeechModel {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the speech worker program {0} is missing (build it with `cargo build --release -p civia-speech`, or set speech.worker)")]
+    SpeechWorker(PathBuf),
+    #[error("speech spool directory {path}: {source}")]
+    Spool {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -138,18 +149,10 @@ fn main() -> ExitCode {
 
 fn worker_main() -> ExitCode {
     logging::init(&std::env::var("CIVIA_LOG_LEVEL").unwrap_or_else(|_| "info".into()));
-    // SAFETY: fstat only reads metadata of fd 3 into a zeroed, properly sized struct.
-    let is_socket = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstat(3, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
-    };
-    if !is_socket {
+    let Some(stream) = civia_ipc::inherited_socket() else {
         eprintln!("civiad runtime-worker is started by civiad itself (IPC socket on fd 3)");
         return ExitCode::from(2);
-    }
-    // SAFETY: fd 3 is a socket (checked above) handed to us by the supervisor, and nothing
-    // else in this process owns it.
-    let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(3) };
+    };
     match civia_runtime::run_worker(stream) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -210,6 +213,7 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
     // The worker reads its log level from the environment it inherits.
     std::env::set_var("CIVIA_LOG_LEVEL", &cfg.log.level);
     let supervisor = Supervisor::start(spec);
+    let speech = start_speech(&cfg)?;
 
     // STATUS= from now on; READY=1 once the model is loaded and the listeners are bound.
     let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
@@ -306,6 +310,7 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
 
     let state = Arc::new(ApiState {
         supervisor: supervisor.clone(),
+        speech: speech.clone(),
         model_id: cfg.model_id(),
         limits: cfg.api.clone(),
         config: Arc::new(cfg.clone()),
@@ -391,7 +396,75 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
     log::info!("stopping");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     supervisor.shutdown().await;
+    if let Some(s) = speech {
+        s.shutdown().await;
+    }
     Ok(())
+}
+
+/// The speech worker, when `[speech] path` is set: its spool directory is created (0700)
+/// and emptied of recordings a previous run left behind (a crash must not keep them).
+fn start_speech(cfg: &Config) -> Result<Option<SpeechSupervisor>, DaemonError> {
+    let Some(path) = &cfg.speech.path else {
+        return Ok(None);
+    };
+    std::fs::File::open(path).map_err(|source| DaemonError::SpeechModel {
+        path: path.clone(),
+        source,
+    })?;
+    let program = match &cfg.speech.worker {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(DaemonError::SelfExe)?
+            .with_file_name("civia-speech-worker"),
+    };
+    if !program.is_file() {
+        return Err(DaemonError::SpeechWorker(program));
+    }
+    let spool = cfg.speech_spool_dir();
+    let err = |source| DaemonError::Spool {
+        path: spool.clone(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&spool)
+        .map_err(err)?;
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    let mut purged = 0;
+    for entry in std::fs::read_dir(&spool).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        if entry.file_type().map_err(err)?.is_file() {
+            std::fs::remove_file(entry.path()).map_err(err)?;
+            purged += 1;
+        }
+    }
+    if purged > 0 {
+        log::warn!(
+            "deleted {purged} recording(s) left in {} by a previous run",
+            spool.display()
+        );
+    }
+    let threads = match cfg.speech.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        n => n,
+    };
+    Ok(Some(SpeechSupervisor::start(SpeechSpec {
+        program,
+        args: Vec::new(),
+        load: civia_ipc::speech::SpeechLoadSpec {
+            path: path.to_string_lossy().into_owned(),
+            sha256: cfg.speech.sha256.clone(),
+            threads,
+            gpu: cfg.speech.gpu,
+        },
+        backoff_initial: Duration::from_millis(cfg.runtime.restart_backoff_initial_ms),
+        backoff_max: Duration::from_millis(cfg.runtime.restart_backoff_max_ms),
+        backoff_reset_after: Duration::from_secs(cfg.runtime.restart_backoff_reset_secs),
+        load_timeout: Duration::from_secs(cfg.runtime.load_timeout_secs),
+        queue_depth: cfg.speech.queue_depth,
+    })))
 }
 
 /// A trial boot is healthy when the daemon runs and the model loads within the load

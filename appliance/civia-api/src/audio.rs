@@ -1,0 +1,688 @@
+//! `POST /v1/audio/transcriptions`: OpenAI-compatible meeting transcription on the box.
+//!
+//! The recording is streamed to a private spool file (never held in memory, never kept): the
+//! speech worker reads it from there, and the file is deleted as soon as the transcription
+//! ends, fails, or the client leaves. Answers in OpenAI's formats (json, text, srt, vtt,
+//! verbose_json), or as server-sent events with progress when `stream=true`.
+
+use crate::auth::UsageTicket;
+use crate::{ApiError, ApiState};
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civia_ipc::speech::{Segment, TranscribeRequest};
+use civia_supervisor::{SpeechEvent, SpeechJob};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+
+/// Longest text field of the form (`prompt` included).
+const MAX_FIELD_BYTES: usize = 16 * 1024;
+const MAX_FIELDS: usize = 32;
+/// Longest `prompt` (whisper keeps about 224 tokens of it anyway).
+const MAX_PROMPT_CHARS: usize = 2000;
+/// The name OpenAI's tools default to; accepted for the box's speech model.
+const OPENAI_ALIAS: &str = "whisper-1";
+
+/// An uploaded recording in the spool directory, deleted when dropped.
+struct SpoolFile {
+    path: PathBuf,
+}
+
+impl SpoolFile {
+    fn create(dir: &std::path::Path) -> Result<(Self, std::fs::File), ApiError> {
+        let path = dir.join(format!("{}.upload", uuid::Uuid::new_v4().simple()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| {
+                log::error!("cannot create a spool file in {}: {e}", dir.display());
+                ApiError::internal("Impossible d'enregistrer le fichier pour sa transcription.")
+            })?;
+        Ok((Self { path }, file))
+    }
+
+    /// Deletes the recording now; true when it is gone.
+    fn remove(&self) -> bool {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => {
+                log::error!("cannot delete the recording {}: {e}", self.path.display());
+                false
+            }
+        }
+    }
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+struct Upload {
+    file: SpoolFile,
+    filename: Option<String>,
+    fields: HashMap<String, String>,
+}
+
+fn multipart_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(
+        format!("Formulaire multipart invalide : {e}. Envoyez l'enregistrement dans le champ `file` (multipart/form-data)."),
+        None,
+    )
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request_error",
+        "audio_too_large",
+        format!(
+            "Le fichier dépasse la taille maximale de {:.1} Mo ({limit} octets).",
+            limit as f64 / (1024.0 * 1024.0)
+        ),
+    )
+}
+
+/// Streams the form: the file to the spool directory, the other fields into memory.
+async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
+    let limit = st.config.speech.max_upload_bytes;
+    let mut form = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| multipart_error(e.body_text()))?;
+    let mut file: Option<(SpoolFile, Option<String>)> = None;
+    let mut fields = HashMap::new();
+    while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            if file.is_some() {
+                return Err(ApiError::bad_request(
+                    "Un seul fichier par demande (champ `file`).",
+                    Some("file".into()),
+                ));
+            }
+            let filename = field
+                .file_name()
+                .map(|n| n.chars().filter(|c| !c.is_control()).take(255).collect());
+            let (spool, out) = SpoolFile::create(&st.config.speech_spool_dir())?;
+            let mut out = tokio::fs::File::from_std(out);
+            let mut total = 0u64;
+            // Past the limit the rest is read and thrown away (bounded), so that the client
+            // finishes sending and reads the 413.
+            let mut drain_until: Option<Instant> = None;
+            loop {
+                let chunk = match drain_until {
+                    None => field.chunk().await.map_err(multipart_error)?,
+                    Some(until) => match tokio::time::timeout_at(until.into(), field.chunk()).await
+                    {
+                        Ok(Ok(c)) => c,
+                        _ => None,
+                    },
+                };
+                let Some(chunk) = chunk else { break };
+                total += chunk.len() as u64;
+                if total > limit {
+                    if drain_until.is_none() {
+                        spool.remove();
+                        drain_until = Some(Instant::now() + crate::OVERSIZE_DRAIN_TIME);
+                    }
+                    if total > limit + crate::OVERSIZE_DRAIN_BYTES as u64 {
+                        break;
+                    }
+                    continue;
+                }
+                out.write_all(&chunk).await.map_err(|e| {
+                    log::error!("cannot write the spool file: {e}");
+                    ApiError::internal("Impossible d'enregistrer le fichier (disque plein ?).")
+                })?;
+            }
+            if drain_until.is_some() {
+                return Err(too_large(limit));
+            }
+            out.flush().await.map_err(|e| {
+                log::error!("cannot write the spool file: {e}");
+                ApiError::internal("Impossible d'enregistrer le fichier (disque plein ?).")
+            })?;
+            file = Some((spool, filename));
+        } else {
+            if fields.len() >= MAX_FIELDS {
+                return Err(ApiError::bad_request(
+                    "Trop de champs dans le formulaire.",
+                    None,
+                ));
+            }
+            let mut text = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                if text.len() + chunk.len() > MAX_FIELD_BYTES {
+                    return Err(ApiError::bad_request(
+                        format!("Le champ `{name}` est trop long."),
+                        Some(name),
+                    ));
+                }
+                text.extend_from_slice(&chunk);
+            }
+            let text = String::from_utf8(text).map_err(|_| {
+                ApiError::bad_request(
+                    format!("Le champ `{name}` n'est pas en UTF-8."),
+                    Some(name.clone()),
+                )
+            })?;
+            // A repeated field (timestamp_granularities[]) keeps every value.
+            fields
+                .entry(name)
+                .and_modify(|v: &mut String| {
+                    v.push(',');
+                    v.push_str(&text);
+                })
+                .or_insert(text);
+        }
+    }
+    let Some((file, filename)) = file else {
+        return Err(ApiError::bad_request(
+            "Aucun fichier reçu : envoyez l'enregistrement dans le champ `file`.",
+            Some("file".into()),
+        ));
+    };
+    Ok(Upload {
+        file,
+        filename,
+        fields,
+    })
+}
+
+/// The validated parameters of a transcription.
+struct Params {
+    model: String,
+    language: Option<String>,
+    prompt: Option<String>,
+    format: Format,
+    temperature: f32,
+    stream: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    Text,
+    Srt,
+    Vtt,
+    VerboseJson,
+}
+
+fn params(st: &ApiState, speech_id: &str, f: &HashMap<String, String>) -> Result<Params, ApiError> {
+    let model = f
+        .get("model")
+        .map(|m| m.trim().to_string())
+        .unwrap_or_default();
+    if model.is_empty() {
+        return Err(ApiError::bad_request(
+            format!("Le champ `model` est obligatoire (modèle de transcription : `{speech_id}`)."),
+            Some("model".into()),
+        ));
+    }
+    if model != speech_id && model != OPENAI_ALIAS {
+        return Err(ApiError::model_not_found(&model, speech_id));
+    }
+    let language = match f.get("language").map(|l| l.trim().to_ascii_lowercase()) {
+        None => Some(st.config.speech.language.clone()),
+        Some(l) if l.is_empty() => Some(st.config.speech.language.clone()),
+        Some(l) => Some(l),
+    }
+    .filter(|l| l != "auto");
+    if let Some(l) = &language {
+        if l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(ApiError::bad_request(
+                "`language` doit être un code ISO 639-1 à deux lettres (fr, en…) ou `auto`.",
+                Some("language".into()),
+            ));
+        }
+    }
+    let prompt = f.get("prompt").filter(|p| !p.trim().is_empty()).cloned();
+    if prompt
+        .as_ref()
+        .is_some_and(|p| p.chars().count() > MAX_PROMPT_CHARS)
+    {
+        return Err(ApiError::bad_request(
+            format!("`prompt` dépasse {MAX_PROMPT_CHARS} caractères."),
+            Some("prompt".into()),
+        ));
+    }
+    let format =
+        match f.get("response_format").map(|s| s.trim()).unwrap_or("json") {
+            "json" | "" => Format::Json,
+            "text" => Format::Text,
+            "srt" => Format::Srt,
+            "vtt" => Format::Vtt,
+            "verbose_json" => Format::VerboseJson,
+            other => return Err(ApiError::bad_request(
+                format!(
+                    "`response_format` « {other} » inconnu : json, text, srt, vtt ou verbose_json."
+                ),
+                Some("response_format".into()),
+            )),
+        };
+    let temperature = match f.get("temperature").map(|t| t.trim()) {
+        None | Some("") => 0.0,
+        Some(t) => t
+            .parse::<f32>()
+            .ok()
+            .filter(|t| t.is_finite() && (0.0..=1.0).contains(t))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "`temperature` doit être un nombre entre 0 et 1.",
+                    Some("temperature".into()),
+                )
+            })?,
+    };
+    let stream = match f.get("stream").map(|s| s.trim()) {
+        None | Some("" | "false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`stream` vaut true ou false.",
+                Some("stream".into()),
+            ))
+        }
+    };
+    for (key, value) in f {
+        if key.starts_with("timestamp_granularities")
+            && value.split(',').any(|v| v.trim() == "word")
+        {
+            return Err(ApiError::unsupported(
+                key,
+                "Les horodatages par mot ne sont pas disponibles : seuls les segments sont horodatés.",
+            ));
+        }
+    }
+    if stream && format != Format::Json && format != Format::Text {
+        return Err(ApiError::unsupported(
+            "stream",
+            "Le mode `stream` répond en événements : utilisez response_format json ou text.",
+        ));
+    }
+    Ok(Params {
+        model,
+        language,
+        prompt,
+        format,
+        temperature,
+        stream,
+    })
+}
+
+pub async fn transcriptions(
+    State(st): State<Arc<ApiState>>,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let (Some(speech), Some(speech_id)) = (st.speech.clone(), st.config.speech_model_id()) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "speech_disabled",
+            "La transcription n'est pas activée sur ce boîtier (section [speech] de la configuration).",
+        ));
+    };
+    let ext = req.extensions().clone();
+    let upload = receive(&st, req).await?;
+    let p = params(&st, &speech_id, &upload.fields)?;
+    if let Some(who) = ext.get::<civia_auth::Principal>() {
+        who.check_model(&speech_id)?;
+    }
+    let job = speech.transcribe(TranscribeRequest {
+        id: 0,
+        audio_path: upload.file.path.to_string_lossy().into_owned(),
+        filename_hint: upload.filename.clone(),
+        language: p.language.clone(),
+        prompt: p.prompt.clone(),
+        temperature: p.temperature,
+        max_duration_secs: st.config.speech.max_duration_secs,
+        window_secs: st.config.speech.window_secs,
+    })?;
+    let ticket = ext.get::<Arc<UsageTicket>>().cloned();
+    let marking = marking(&st, &speech_id);
+    let run = Run {
+        job,
+        file: upload.file,
+        segments: Vec::new(),
+        started: Instant::now(),
+    };
+    if p.stream {
+        return Ok(stream(run, ticket, marking, p));
+    }
+    let done = run.collect().await?;
+    if let Some(t) = &ticket {
+        t.finish(0, 0, 200, Some(sha256(&done.text))).await?;
+    }
+    Ok(crate::openai::marked(render(&p, &done, marking), &[], None))
+}
+
+/// What `/health` and `/admin/status` say about transcription (null when it is off).
+pub(crate) fn status_json(st: &ApiState) -> Value {
+    let (Some(speech), Some(id)) = (&st.speech, st.config.speech_model_id()) else {
+        return Value::Null;
+    };
+    let s = speech.status();
+    json!({
+        "id": id,
+        "loaded": s.phase == civia_supervisor::Phase::Ready,
+        "phase": s.phase.as_str(),
+        "restarts": s.restarts,
+        "last_error": s.last_error,
+        "sha256": s.model.as_ref().map(|m| m.sha256.clone()),
+        "kind": s.model.as_ref().map(|m| m.kind.clone()),
+        "gpu": s.model.as_ref().map(|m| m.gpu),
+        "jobs": s.jobs,
+        "queue_depth": st.config.speech.queue_depth,
+    })
+}
+
+/// The AI marking of a transcript (AI Act art. 50).
+fn marking(st: &ApiState, speech_id: &str) -> Value {
+    json!({
+        "ai_generated": true,
+        "model": speech_id,
+        "model_sha256": st.speech.as_ref().and_then(|s| s.status().model).map(|m| m.sha256),
+    })
+}
+
+fn sha256(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// One transcription in progress with its recording.
+struct Run {
+    job: SpeechJob,
+    file: SpoolFile,
+    segments: Vec<Segment>,
+    started: Instant,
+}
+
+/// A finished transcription.
+struct Done {
+    text: String,
+    segments: Vec<Segment>,
+    language: String,
+    duration_secs: f64,
+    audio_deleted: bool,
+}
+
+fn join_text(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| s.text.trim())
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Run {
+    /// The next event, with the recording deleted once the job has ended.
+    async fn step(&mut self) -> Option<Result<Step, ApiError>> {
+        let ev = self.job.next().await?;
+        Some(match ev {
+            SpeechEvent::Probed(format) => {
+                log::info!(
+                    "transcribing a {} recording ({}, {} Hz, {} channel(s), {})",
+                    format.container,
+                    format.codec,
+                    format.sample_rate,
+                    format.channels,
+                    format
+                        .duration_secs
+                        .map_or("duration unknown".into(), |d| format!("{d:.0} s"))
+                );
+                Ok(Step::Progress {
+                    processed: 0.0,
+                    duration: format.duration_secs,
+                })
+            }
+            SpeechEvent::Progress {
+                processed_secs,
+                duration_secs,
+            } => Ok(Step::Progress {
+                processed: processed_secs,
+                duration: duration_secs,
+            }),
+            SpeechEvent::Segment(s) => {
+                self.segments.push(s.clone());
+                Ok(Step::Segment(s))
+            }
+            SpeechEvent::Finished {
+                language,
+                duration_secs,
+                silent_secs,
+            } => {
+                let audio_deleted = self.file.remove();
+                let secs = self.started.elapsed().as_secs_f64();
+                log::info!(
+                    "transcribed {duration_secs:.1} s of audio in {secs:.1} s (real-time factor {:.2}; {silent_secs:.0} s of silence skipped)",
+                    secs / duration_secs.max(0.001)
+                );
+                Ok(Step::Done(Done {
+                    text: join_text(&self.segments),
+                    segments: std::mem::take(&mut self.segments),
+                    language,
+                    duration_secs,
+                    audio_deleted,
+                }))
+            }
+            SpeechEvent::Failed(e) => {
+                self.file.remove();
+                Err(e.into())
+            }
+        })
+    }
+
+    async fn collect(mut self) -> Result<Done, ApiError> {
+        while let Some(step) = self.step().await {
+            if let Step::Done(d) = step? {
+                return Ok(d);
+            }
+        }
+        Err(ApiError::internal("La transcription s'est interrompue."))
+    }
+}
+
+enum Step {
+    Progress {
+        processed: f64,
+        duration: Option<f64>,
+    },
+    Segment(Segment),
+    Done(Done),
+}
+
+fn segments_json(segments: &[Segment]) -> Value {
+    Value::Array(
+        segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                json!({
+                    "id": i,
+                    "seek": (s.start * 100.0).round() as u64,
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "tokens": s.tokens,
+                    "temperature": 0.0,
+                    "avg_logprob": s.avg_logprob,
+                    "no_speech_prob": s.no_speech_prob,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn usage(done: &Done) -> Value {
+    json!({ "type": "duration", "seconds": done.duration_secs.ceil() as u64 })
+}
+
+/// `hh:mm:ss,mmm` (SRT) or `hh:mm:ss.mmm` (WebVTT).
+fn timestamp(secs: f64, sep: char) -> String {
+    let ms = (secs.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+fn subtitles(segments: &[Segment], vtt: bool) -> String {
+    let mut out = String::new();
+    if vtt {
+        out.push_str("WEBVTT\n\n");
+    }
+    let sep = if vtt { '.' } else { ',' };
+    for (i, s) in segments.iter().enumerate() {
+        if !vtt {
+            out.push_str(&format!("{}\n", i + 1));
+        }
+        // A cue's text never holds a blank line (it would end the cue) or "-->".
+        let text = s.text.trim().replace("-->", "→").replace('\n', " ");
+        out.push_str(&format!(
+            "{} --> {}\n{text}\n\n",
+            timestamp(s.start, sep),
+            timestamp(s.end, sep)
+        ));
+    }
+    out
+}
+
+fn render(p: &Params, done: &Done, marking: Value) -> Response {
+    let text_response =
+        |ctype: &'static str, body: String| ([(header::CONTENT_TYPE, ctype)], body).into_response();
+    match p.format {
+        Format::Json => Json(json!({
+            "text": done.text,
+            "usage": usage(done),
+            "civia": civia_done(done, marking),
+        }))
+        .into_response(),
+        Format::VerboseJson => Json(json!({
+            "task": "transcribe",
+            "language": done.language,
+            "duration": done.duration_secs,
+            "text": done.text,
+            "segments": segments_json(&done.segments),
+            "usage": usage(done),
+            "civia": civia_done(done, marking),
+        }))
+        .into_response(),
+        Format::Text => text_response("text/plain; charset=utf-8", format!("{}\n", done.text)),
+        Format::Srt => text_response(
+            "application/x-subrip; charset=utf-8",
+            subtitles(&done.segments, false),
+        ),
+        Format::Vtt => text_response("text/vtt; charset=utf-8", subtitles(&done.segments, true)),
+    }
+}
+
+fn civia_done(done: &Done, mut marking: Value) -> Value {
+    marking["language"] = json!(done.language);
+    marking["duration_seconds"] = json!(done.duration_secs);
+    marking["audio_deleted"] = json!(done.audio_deleted);
+    marking
+}
+
+/// Server-sent events: a `transcript.text.delta` per segment (and for progress alone, with
+/// an empty delta), then `transcript.text.done` with the whole text and the segments.
+fn stream(mut run: Run, ticket: Option<Arc<UsageTicket>>, marking: Value, p: Params) -> Response {
+    let _ = p.model;
+    let events = async_stream::stream! {
+        let guard = crate::openai::StreamGuard(ticket);
+        let mut last_progress = json!({ "processed_seconds": 0.0, "duration_seconds": null });
+        while let Some(step) = run.step().await {
+            let data = match step {
+                Ok(Step::Progress { processed, duration }) => {
+                    last_progress = json!({ "processed_seconds": processed, "duration_seconds": duration });
+                    json!({ "type": "transcript.text.delta", "delta": "",
+                            "civia": { "progress": last_progress } })
+                }
+                Ok(Step::Segment(s)) => {
+                    last_progress["processed_seconds"] = json!(s.end);
+                    json!({ "type": "transcript.text.delta", "delta": format!("{} ", s.text.trim()),
+                            "civia": { "progress": last_progress,
+                                       "segment": { "start": s.start, "end": s.end, "text": s.text } } })
+                }
+                Ok(Step::Done(done)) => {
+                    if let Some(t) = &guard.0 {
+                        if let Err(e) = t.finish(0, 0, 200, Some(sha256(&done.text))).await {
+                            yield Ok::<_, Infallible>(SseEvent::default().data(e.body().to_string()));
+                            return;
+                        }
+                    }
+                    let mut civia = civia_done(&done, marking.clone());
+                    civia["segments"] = segments_json(&done.segments);
+                    let data = json!({ "type": "transcript.text.done", "text": done.text,
+                                       "usage": usage(&done), "civia": civia });
+                    yield Ok(SseEvent::default().data(data.to_string()));
+                    yield Ok(SseEvent::default().data("[DONE]"));
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("transcription stream ended with an error: {}", e.message);
+                    if let Some(t) = &guard.0 {
+                        let _ = t.finish(0, 0, e.status.as_u16(), None).await;
+                    }
+                    yield Ok(SseEvent::default().data(e.body().to_string()));
+                    return;
+                }
+            };
+            yield Ok(SseEvent::default().data(data.to_string()));
+        }
+    };
+    crate::openai::marked(
+        Sse::new(events)
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+        &[],
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(start: f64, end: f64, text: &str) -> Segment {
+        Segment {
+            start,
+            end,
+            text: text.into(),
+            avg_logprob: -0.2,
+            no_speech_prob: 0.0,
+            tokens: vec![],
+        }
+    }
+
+    #[test]
+    fn subtitles_follow_srt_and_webvtt() {
+        let s = [
+            seg(0.0, 1.5, " Bonjour."),
+            seg(3661.25, 3662.0, " a --> b\n\nc"),
+        ];
+        assert_eq!(
+            subtitles(&s, false),
+            "1\n00:00:00,000 --> 00:00:01,500\nBonjour.\n\n2\n01:01:01,250 --> 01:01:02,000\na → b  c\n\n"
+        );
+        let vtt = subtitles(&s, true);
+        assert!(vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nBonjour.\n\n"));
+        assert_eq!(join_text(&s), "Bonjour. a --> b\n\nc");
+    }
+}

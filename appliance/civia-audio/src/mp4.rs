@@ -1,0 +1,165 @@
+//! A sanity pass over MP4/M4A box tables before symphonia reads them.
+//!
+//! symphonia's MP4 reader reserves memory from the entry counts a file announces (4 billion
+//! `stts` entries in a 1 kB file aborts the process on allocation). Each table's count is
+//! checked here against the bytes its box really holds, so a lying header is refused as
+//! corrupt instead.
+
+use std::io::{Read, Seek, SeekFrom};
+
+/// Boxes whose children are boxes, on the way to the sample tables.
+const CONTAINERS: [&[u8; 4]; 9] = [
+    b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"moof", b"traf", b"mvex",
+];
+/// Deepest nesting walked (moov/trak/mdia/minf/stbl is 5).
+const MAX_DEPTH: u32 = 8;
+/// Most boxes walked in one file.
+const MAX_BOXES: u32 = 100_000;
+
+/// Whether the stream starts like an ISO-BMFF file (`ftyp` first).
+pub fn looks_like_mp4(head: &[u8]) -> bool {
+    head.len() >= 8 && &head[4..8] == b"ftyp"
+}
+
+/// Checks every sample table's entry count against its box size; Err names the box.
+pub fn check<R: Read + Seek>(r: &mut R) -> Result<(), String> {
+    let end = r.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
+    let mut walked = 0;
+    walk(r, 0, end, 0, &mut walked)
+}
+
+fn walk<R: Read + Seek>(
+    r: &mut R,
+    mut pos: u64,
+    end: u64,
+    depth: u32,
+    walked: &mut u32,
+) -> Result<(), String> {
+    while pos + 8 <= end {
+        *walked += 1;
+        if *walked > MAX_BOXES {
+            return Err("trop de boîtes MP4".into());
+        }
+        r.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+        let mut head = [0u8; 8];
+        r.read_exact(&mut head).map_err(|e| e.to_string())?;
+        let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let kind: [u8; 4] = [head[4], head[5], head[6], head[7]];
+        let (size, header) = match size32 {
+            0 => (end - pos, 8),
+            1 => {
+                let mut big = [0u8; 8];
+                r.read_exact(&mut big).map_err(|e| e.to_string())?;
+                (u64::from_be_bytes(big), 16)
+            }
+            n => (u64::from(n), 8),
+        };
+        if size < header || pos + size > end {
+            // A truncated last box is common (recording cut short): stop walking there.
+            return Ok(());
+        }
+        let body = pos + header;
+        let body_len = size - header;
+        if CONTAINERS.contains(&&kind) && depth < MAX_DEPTH {
+            walk(r, body, body + body_len, depth + 1, walked)?;
+        } else {
+            table(r, &kind, body, body_len)?;
+        }
+        pos += size;
+    }
+    Ok(())
+}
+
+fn read_u32<R: Read>(r: &mut R) -> Result<u32, String> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b).map_err(|e| e.to_string())?;
+    Ok(u32::from_be_bytes(b))
+}
+
+/// The count of a table box must fit in its body.
+fn table<R: Read + Seek>(r: &mut R, kind: &[u8; 4], body: u64, len: u64) -> Result<(), String> {
+    // Full boxes: version (1) + flags (3), then the fields.
+    let entry: Option<(u64, u64)> = match kind {
+        b"stts" | b"ctts" | b"sbgp" => Some((8, 8)),
+        b"stsc" => Some((8, 12)),
+        b"stco" | b"stss" => Some((8, 4)),
+        b"co64" => Some((8, 8)),
+        b"stsd" => Some((8, 8)),
+        _ => None,
+    };
+    let bad = |what: &str| Err(format!("table MP4 « {what} » incohérente"));
+    let name = String::from_utf8_lossy(kind).into_owned();
+    if len < 8 && (entry.is_some() || matches!(kind, b"stsz" | b"elst" | b"trun")) {
+        return bad(&name);
+    }
+    r.seek(SeekFrom::Start(body)).map_err(|e| e.to_string())?;
+    let version_flags = read_u32(r)?;
+    let (count, offset, per) = match kind {
+        b"stsz" => {
+            let sample_size = read_u32(r)?;
+            let count = u64::from(read_u32(r)?);
+            (count, 12, if sample_size == 0 { 4 } else { 0 })
+        }
+        b"elst" => {
+            let count = u64::from(read_u32(r)?);
+            (count, 8, if version_flags >> 24 == 1 { 20 } else { 12 })
+        }
+        b"trun" => {
+            let flags = version_flags & 0x00ff_ffff;
+            let count = u64::from(read_u32(r)?);
+            let optional = 4 * u64::from((flags & 0x1 != 0) as u8 + (flags & 0x4 != 0) as u8);
+            let per = 4 * (0..4).filter(|i| flags & (0x100 << i) != 0).count() as u64;
+            (count, 8 + optional, per)
+        }
+        _ => match entry {
+            Some((offset, per)) => (u64::from(read_u32(r)?), offset, per),
+            None => return Ok(()),
+        },
+    };
+    if offset > len || count.saturating_mul(per) > len - offset {
+        return bad(&name);
+    }
+    // Even with zero-size entries a count beyond what a recording can hold is a lie.
+    if count > 100_000_000 {
+        return bad(&name);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(kind);
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn file(stts_count: u32, entries: usize) -> Vec<u8> {
+        let mut stts = vec![0, 0, 0, 0];
+        stts.extend_from_slice(&stts_count.to_be_bytes());
+        stts.extend(std::iter::repeat_n(1u8, entries * 8));
+        let stbl = mp4_box(b"stbl", &mp4_box(b"stts", &stts));
+        let minf = mp4_box(b"minf", &stbl);
+        let trak = mp4_box(b"trak", &mp4_box(b"mdia", &minf));
+        let mut f = mp4_box(b"ftyp", b"M4A \0\0\0\0");
+        f.extend(mp4_box(b"moov", &trak));
+        f
+    }
+
+    #[test]
+    fn honest_tables_pass_and_lying_counts_are_refused() {
+        assert!(looks_like_mp4(&file(2, 2)));
+        assert!(check(&mut Cursor::new(file(2, 2))).is_ok());
+        assert!(check(&mut Cursor::new(file(3, 2))).is_err());
+        assert!(check(&mut Cursor::new(file(u32::MAX, 2))).is_err());
+        // A box claiming more bytes than the file has ends the walk (truncated file).
+        let mut cut = file(2, 2);
+        cut.truncate(cut.len() - 4);
+        assert!(check(&mut Cursor::new(cut)).is_ok());
+        assert!(!looks_like_mp4(b"RIFF\0\0\0\0WAVE"));
+    }
+}
