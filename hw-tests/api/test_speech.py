@@ -320,7 +320,9 @@ def test_a_ten_minute_meeting_becomes_minutes_and_its_recording_is_gone(civiad):
     parts = []
     for s in MEETING:
         parts += [speak(s), silence(2.5)]
+    pause_from = sum(len(p) for p in parts) / 22050
     parts.append(silence(240))  # the suspension: four minutes of an empty room
+    pause_to = pause_from + 240
     for s in MEETING_END:
         parts += [speak(s), silence(2.5)]
     audio = np.concatenate(parts)
@@ -355,7 +357,9 @@ def test_a_ten_minute_meeting_becomes_minutes_and_its_recording_is_gone(civiad):
     transcript = done["text"]
     assert len(transcript.split()) >= 80, transcript
     segs = done["civia"]["segments"]
-    assert not any(240 < s["start"] < 330 for s in segs), "text invented in the silent suspension"
+    # (whisper's timestamps drift by a few seconds around a window's edges)
+    invented = [s for s in segs if s["start"] > pause_from + 20 and s["end"] < pause_to - 20]
+    assert not invented, f"text invented in the silent suspension ({pause_from:.0f}-{pause_to:.0f} s): {invented}"
     print(f"\n10-minute meeting: transcribed in {elapsed:.0f} s (real-time factor "
           f"{elapsed / duration:.2f}), {len(transcript.split())} words")
 

@@ -205,7 +205,6 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
 
 /// The validated parameters of a transcription.
 struct Params {
-    model: String,
     language: Option<String>,
     prompt: Option<String>,
     format: Format,
@@ -260,20 +259,21 @@ fn params(st: &ApiState, speech_id: &str, f: &HashMap<String, String>) -> Result
             Some("prompt".into()),
         ));
     }
-    let format =
-        match f.get("response_format").map(|s| s.trim()).unwrap_or("json") {
-            "json" | "" => Format::Json,
-            "text" => Format::Text,
-            "srt" => Format::Srt,
-            "vtt" => Format::Vtt,
-            "verbose_json" => Format::VerboseJson,
-            other => return Err(ApiError::bad_request(
+    let format = match f.get("response_format").map(|s| s.trim()).unwrap_or("json") {
+        "json" | "" => Format::Json,
+        "text" => Format::Text,
+        "srt" => Format::Srt,
+        "vtt" => Format::Vtt,
+        "verbose_json" => Format::VerboseJson,
+        other => {
+            return Err(ApiError::bad_request(
                 format!(
                     "`response_format` « {other} » inconnu : json, text, srt, vtt ou verbose_json."
                 ),
                 Some("response_format".into()),
-            )),
-        };
+            ))
+        }
+    };
     let temperature = match f.get("temperature").map(|t| t.trim()) {
         None | Some("") => 0.0,
         Some(t) => t
@@ -314,7 +314,6 @@ fn params(st: &ApiState, speech_id: &str, f: &HashMap<String, String>) -> Result
         ));
     }
     Ok(Params {
-        model,
         language,
         prompt,
         format,
@@ -360,7 +359,7 @@ pub async fn transcriptions(
         started: Instant::now(),
     };
     if p.stream {
-        return Ok(stream(run, ticket, marking, p));
+        return Ok(stream(run, ticket, marking));
     }
     let done = run.collect().await?;
     if let Some(t) = &ticket {
@@ -602,22 +601,25 @@ fn civia_done(done: &Done, mut marking: Value) -> Value {
 
 /// Server-sent events: a `transcript.text.delta` per segment (and for progress alone, with
 /// an empty delta), then `transcript.text.done` with the whole text and the segments.
-fn stream(mut run: Run, ticket: Option<Arc<UsageTicket>>, marking: Value, p: Params) -> Response {
-    let _ = p.model;
+fn stream(mut run: Run, ticket: Option<Arc<UsageTicket>>, marking: Value) -> Response {
     let events = async_stream::stream! {
         let guard = crate::openai::StreamGuard(ticket);
-        let mut last_progress = json!({ "processed_seconds": 0.0, "duration_seconds": null });
+        // Progress never goes back: whisper reports a window's progress before its segments.
+        let (mut processed, mut duration) = (0.0f64, None::<f64>);
         while let Some(step) = run.step().await {
             let data = match step {
-                Ok(Step::Progress { processed, duration }) => {
-                    last_progress = json!({ "processed_seconds": processed, "duration_seconds": duration });
+                Ok(Step::Progress { processed: p, duration: d }) => {
+                    processed = processed.max(p);
+                    duration = d.or(duration);
                     json!({ "type": "transcript.text.delta", "delta": "",
-                            "civia": { "progress": last_progress } })
+                            "civia": { "progress": { "processed_seconds": processed,
+                                                     "duration_seconds": duration } } })
                 }
                 Ok(Step::Segment(s)) => {
-                    last_progress["processed_seconds"] = json!(s.end);
+                    processed = processed.max(s.end);
                     json!({ "type": "transcript.text.delta", "delta": format!("{} ", s.text.trim()),
-                            "civia": { "progress": last_progress,
+                            "civia": { "progress": { "processed_seconds": processed,
+                                                     "duration_seconds": duration },
                                        "segment": { "start": s.start, "end": s.end, "text": s.text } } })
                 }
                 Ok(Step::Done(done)) => {
