@@ -238,11 +238,28 @@ def test_three_hour_and_500_mb_recordings(civiad, tmp_path):
         assert httpx.get(s.url + "/health").status_code == 200
 
 
-def speech_worker_pid(server) -> int:
-    out = subprocess.run(["pgrep", "-P", str(server.proc.pid), "-f", "civia-speech-worker"],
+def worker_pid(server, pattern: str = "civia-speech-worker") -> int:
+    out = subprocess.run(["pgrep", "-P", str(server.proc.pid), "-f", pattern],
                          capture_output=True, text=True).stdout.split()
     assert len(out) == 1, out
     return int(out[0])
+
+
+def speech_worker_pid(server) -> int:
+    return worker_pid(server)
+
+
+def test_workers_have_no_network(speech):
+    """Both workers live in their own, empty network namespace: only a loopback that is down."""
+    daemon_ns = os.readlink(f"/proc/{speech.proc.pid}/ns/net")
+    for pattern in ("civia-speech-worker", "runtime-worker"):
+        pid = worker_pid(speech, pattern)
+        assert os.readlink(f"/proc/{pid}/ns/net") != daemon_ns, pattern
+        with open(f"/proc/{pid}/net/dev") as f:
+            interfaces = [line.split(":")[0].strip() for line in f.readlines()[2:]]
+        assert interfaces == ["lo"], (pattern, interfaces)
+        with open(f"/proc/{pid}/net/tcp") as f:
+            assert len(f.readlines()) == 1, pattern  # header only: no socket at all
 
 
 def test_the_worker_is_restarted_after_a_crash_and_its_queue_is_bounded(civiad, french):

@@ -148,7 +148,12 @@ fn main() -> ExitCode {
 }
 
 fn worker_main() -> ExitCode {
+    // Before anything starts a thread: the worker has no business on any network.
+    let isolated = civia_ipc::isolate_network();
     logging::init(&std::env::var("CIVIA_LOG_LEVEL").unwrap_or_else(|_| "info".into()));
+    if let Err(e) = isolated {
+        log::warn!("runtime worker: cannot leave the network namespace ({e}); relying on the service manager's isolation");
+    }
     let Some(stream) = civia_ipc::inherited_socket() else {
         eprintln!("civiad runtime-worker is started by civiad itself (IPC socket on fd 3)");
         return ExitCode::from(2);
