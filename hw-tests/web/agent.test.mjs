@@ -91,7 +91,7 @@ test('login, charter, letter streamed, DOCX export, history, erase', { timeout: 
 
   // Home: the tasks.
   await expectTitleAndH1(page, 'Tâches', 'Que souhaitez-vous faire ?');
-  assert.equal(await page.locator('.grille-taches').first().locator('li').count(), 6);
+  assert.equal(await page.locator('.grille-taches').first().locator('li').count(), 7);
   await screenshot(page, '03-taches', { readme: true });
   await checkAxe(page, 'taches', axeResults);
 

@@ -58,7 +58,9 @@ test('agent: every page passes axe; unknown page; hostile model output stays tex
   await expectTitleAndH1(page, 'Tâches', 'Que souhaitez-vous faire ?');
   for (const [hash, title, h1] of [
     ['#/courrier', 'Rédiger un courrier', 'Rédiger un courrier'],
-    ['#/compte-rendu', 'Compte rendu de réunion', 'Compte rendu de réunion'],
+    ['#/compte-rendu', 'Compte rendu à partir de notes', 'Compte rendu à partir de notes'],
+    // No [speech] section here: the view explains that transcription is off.
+    ['#/reunion', 'Compte rendu de réunion', 'Compte rendu de réunion'],
     ['#/reponse', 'Réponse à un administré', 'Réponse à un administré'],
     ['#/publication', 'Publication', 'Publication'],
     ['#/synthese', 'Synthèse d\'un document', 'Synthèse d\'un document'],

@@ -182,9 +182,9 @@ test('extraction of data: the values come back, a Markdown table becomes an HTML
   await checkAxe(page, 'extraction-resultat', axeResults);
 });
 
-test('meeting minutes: a document fills the notes field', { timeout: 120_000 }, async () => {
+test('meeting minutes from notes: a document fills the notes field', { timeout: 120_000 }, async () => {
   await goto(page, '#/taches', 'Que souhaitez-vous faire ?');
-  await goto(page, '#/compte-rendu', 'Compte rendu de réunion');
+  await goto(page, '#/compte-rendu', 'Compte rendu à partir de notes');
   const notes = 'Réunion de la commission travaux.\n\nPrésents : M. Morel, Mme Petit.\n\nDécision : réfection du trottoir rue Haute.';
   await chooseFile({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from(notes, 'utf8') });
   await page.waitForFunction(() => document.querySelector('textarea[name="notes"]').value.includes('commission travaux'));

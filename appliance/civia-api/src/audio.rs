@@ -359,7 +359,15 @@ pub async fn transcriptions(
         started: Instant::now(),
     };
     if p.stream {
-        return Ok(stream(run, ticket, marking));
+        // The file is opened and probed before the 200: a file the box cannot read is an
+        // HTTP error, like without `stream`.
+        let mut run = run;
+        let first = match run.step().await {
+            Some(Ok(step)) => step,
+            Some(Err(e)) => return Err(e),
+            None => return Err(ApiError::internal("La transcription s'est interrompue.")),
+        };
+        return Ok(stream(run, first, ticket, marking));
     }
     let done = run.collect().await?;
     if let Some(t) = &ticket {
@@ -601,12 +609,20 @@ fn civia_done(done: &Done, mut marking: Value) -> Value {
 
 /// Server-sent events: a `transcript.text.delta` per segment (and for progress alone, with
 /// an empty delta), then `transcript.text.done` with the whole text and the segments.
-fn stream(mut run: Run, ticket: Option<Arc<UsageTicket>>, marking: Value) -> Response {
+fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: Value) -> Response {
     let events = async_stream::stream! {
         let guard = crate::openai::StreamGuard(ticket);
         // Progress never goes back: whisper reports a window's progress before its segments.
         let (mut processed, mut duration) = (0.0f64, None::<f64>);
-        while let Some(step) = run.step().await {
+        let mut first = Some(first);
+        loop {
+            let step = match first.take() {
+                Some(s) => Ok(s),
+                None => match run.step().await {
+                    Some(s) => s,
+                    None => break,
+                },
+            };
             let data = match step {
                 Ok(Step::Progress { processed: p, duration: d }) => {
                     processed = processed.max(p);

@@ -103,7 +103,10 @@ impl AudioStream {
             .map_err(|e| match e {
                 SymError::Unsupported(_) => unsupported("format audio non reconnu"),
                 SymError::IoError(_) => AudioError::Corrupt("fichier tronqué".into()),
-                other => AudioError::Corrupt(other.to_string()),
+                other => {
+                    log::debug!("probe failed: {other}");
+                    AudioError::Corrupt("en-tête illisible".into())
+                }
             })?;
         let reader = probed.format;
         let track = reader
@@ -130,7 +133,10 @@ impl AudioStream {
             .filter(|d| d.is_finite());
         let decoder = codecs()
             .make(params, &DecoderOptions::default())
-            .map_err(|e| unsupported(format!("codec {codec} : {e}")))?;
+            .map_err(|e| {
+                log::debug!("decoder for {codec} refused the stream: {e}");
+                unsupported(format!("variante du codec {codec} non prise en charge"))
+            })?;
         let track_id = track.id;
         let container = hint
             .and_then(|n| Path::new(n).extension())
@@ -196,7 +202,10 @@ impl AudioStream {
                 Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     return self.end(out);
                 }
-                Err(e) => return Err(AudioError::Corrupt(e.to_string())),
+                Err(e) => {
+                    log::debug!("decoding stopped: {e}");
+                    return Err(AudioError::Corrupt("données audio illisibles".into()));
+                }
             };
             let spec = *decoded.spec();
             let frames = decoded.frames();
@@ -231,7 +240,7 @@ impl AudioStream {
         log::debug!("skipping a damaged packet: {e}");
         if self.bad_packets > MAX_BAD_PACKETS {
             return Err(AudioError::Corrupt(format!(
-                "plus de {MAX_BAD_PACKETS} paquets audio illisibles ({e})"
+                "plus de {MAX_BAD_PACKETS} paquets audio illisibles"
             )));
         }
         Ok(())

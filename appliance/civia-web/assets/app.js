@@ -6,6 +6,7 @@ import { loginView } from './js/views/login.js';
 import { charterView } from './js/views/charter.js';
 import { homeView, taskView, TASK_ROUTES } from './js/views/tasks.js';
 import { chatView } from './js/views/chat.js';
+import { meetingView } from './js/views/meeting.js';
 import { historyView } from './js/views/history.js';
 import { myDataView } from './js/views/mydata.js';
 import { accessibilityView } from './js/views/accessibility.js';
@@ -17,6 +18,7 @@ const STAFF = ['admin', 'dpo', 'integrator'];
 // path pattern -> {title, view, roles}; `:x` matches one segment.
 const ROUTES = [
   { path: 'taches', title: 'Tâches', view: homeView, roles: MODEL_ROLES, nav: 'taches' },
+  { path: 'reunion', title: 'Compte rendu de réunion', view: meetingView, roles: MODEL_ROLES, nav: 'taches' },
   ...TASK_ROUTES.map((t) => ({ path: t.route, title: t.title, view: (m, c) => taskView(t, m, c), roles: MODEL_ROLES, nav: 'taches' })),
   { path: 'discussion', title: 'Discussion libre', view: chatView, roles: MODEL_ROLES, nav: 'discussion' },
   { path: 'discussion/:id', title: 'Discussion', view: chatView, roles: MODEL_ROLES, nav: 'discussion' },

@@ -11,6 +11,8 @@ export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const MODEL_DIR = process.env.CIVIA_MODEL_DIR || path.join(REPO, '.cache', 'models');
 export const SMOL = 'SmolLM2-135M-Instruct.Q4_1';
 export const DEV_KEY = 'test-dev-key-0123456789';
+/** The whisper.cpp model of the transcription tests (appliance/scripts/install-models.sh). */
+export const WHISPER = 'ggml-whisper-base.bin';
 const READY_TIMEOUT_MS = 120_000;
 
 export function civiadBin() {
@@ -27,6 +29,18 @@ export function modelPath(model = SMOL) {
   return p;
 }
 
+/** The speech model's path ($CIVIA_WHISPER_MODEL or <model dir>/ggml-whisper-base.bin). */
+export function speechModelPath() {
+  const p = process.env.CIVIA_WHISPER_MODEL || path.join(MODEL_DIR, WHISPER);
+  if (!fs.existsSync(p)) throw new Error(`speech model ${p} is missing: run appliance/scripts/install-models.sh (or set CIVIA_WHISPER_MODEL)`);
+  return p;
+}
+
+/** A TOML value: strings quoted (JSON escapes are valid TOML basic strings), numbers and booleans as is. */
+function tomlValue(v) {
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -40,10 +54,20 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Starts civiad; resolves {url, port, dir, log, stop(), logTail(), api(method, path, body)}. */
-export async function startCiviad({ model = SMOL, extraToml = '' } = {}) {
+/**
+ * Starts civiad; resolves {url, port, dir, log, stop(), logTail(), api(method, path, body)}.
+ * extraToml: configuration text added as is (start it with its own `[section]` header);
+ * speech: true, or an object of extra `[speech]` keys ({max_upload_bytes: 4194304}), adds a
+ * `[speech]` section with the whisper model (the worker `civia-speech-worker` is taken from
+ * next to civiad).
+ */
+export async function startCiviad({ model = SMOL, extraToml = '', speech = null } = {}) {
   const binary = civiadBin();
   const mpath = modelPath(model);
+  if (speech) {
+    const keys = { path: speechModelPath(), ...(speech === true ? {} : speech) };
+    extraToml = [extraToml, '[speech]', ...Object.entries(keys).map(([k, v]) => `${k} = ${tomlValue(v)}`)].join('\n');
+  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'civia-web-'));
   const port = await freePort();
   const config = path.join(dir, 'civiad.toml');

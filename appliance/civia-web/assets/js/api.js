@@ -1,5 +1,6 @@
 // The API client: JSON calls with the session cookie and the CSRF token, errors as
-// ApiError with a French message, and the streamed chat completion (SSE over fetch).
+// ApiError with a French message, and the streamed answers (SSE over fetch): the chat
+// completion, and the JSON event streams of the transcription and the meeting minutes.
 
 let csrfToken = null;
 let onUnauthorized = null;
@@ -12,6 +13,9 @@ export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
 const SERVER_FRENCH = new Set([
   'document_unsupported', 'document_invalid', 'document_encrypted', 'document_without_text',
   'request_too_large',
+  // Transcription of recordings (civia-speech): the box writes these in French.
+  'audio_unsupported', 'audio_corrupt', 'audio_empty', 'audio_too_long', 'audio_too_large',
+  'speech_busy', 'speech_unavailable', 'speech_disabled',
 ]);
 
 const FRENCH = {
@@ -52,7 +56,20 @@ const FRENCH = {
   invalid_json: 'Demande mal formée.',
   updates_off: 'Les mises à jour sont désactivées sur cette box.',
   update_in_progress: 'Une mise à jour est déjà en cours.',
+  // Used when the box sent no message for these codes.
+  audio_unsupported: 'Ce format de fichier audio n\'est pas pris en charge. Formats acceptés : WAV, MP3, OGG, Opus, FLAC, M4A ou AAC.',
+  audio_corrupt: 'Le fichier audio est endommagé ou illisible.',
+  audio_empty: 'Le fichier audio ne contient aucun son.',
+  audio_too_long: 'L\'enregistrement est trop long pour être transcrit par la box.',
+  audio_too_large: 'Le fichier audio est trop volumineux.',
+  speech_busy: 'La box transcrit déjà d\'autres enregistrements.',
+  speech_unavailable: 'Le module de transcription est en cours de démarrage ou de redémarrage.',
+  speech_disabled: 'La transcription des enregistrements n\'est pas activée sur cette box.',
+  stream_interrupted: 'La connexion avec la box a été interrompue avant la fin. Veuillez réessayer.',
 };
+
+// The HTTP status a code stands for when it arrives inside a stream (no status of its own).
+const STREAM_STATUS = { queue_full: 429, rate_limit_exceeded: 429, daily_quota_exceeded: 429, speech_busy: 503, speech_unavailable: 503, model_unavailable: 503 };
 
 /** "dans 2 minutes" from a Retry-After in seconds. */
 export function frenchDelay(secs) {
@@ -99,14 +116,21 @@ async function errorFrom(resp) {
   return new ApiError(resp.status, body, resp.headers.get('retry-after'));
 }
 
+/** An ApiError for an `{"error": …}` event received inside a stream. */
+export function streamError(json) {
+  const code = json && json.error && json.error.code;
+  return new ApiError(STREAM_STATUS[code] || 500, json, null);
+}
+
 /**
  * Low-level call: returns the Response when ok, throws ApiError otherwise.
- * body: a plain object (sent as JSON), a Blob/File (sent raw), or undefined.
+ * body: a plain object (sent as JSON), a Blob/File (sent raw), a FormData (sent as
+ * multipart/form-data, the browser writes the boundary), or undefined.
  */
 export async function request(method, path, body, { headers = {}, signal, login = false } = {}) {
   const h = { ...headers };
   let payload;
-  if (body instanceof Blob) {
+  if (body instanceof Blob || body instanceof FormData) {
     payload = body;
   } else if (body !== undefined) {
     h['Content-Type'] = 'application/json';
@@ -153,6 +177,66 @@ export async function fetchFile(method, path, body, fallbackName) {
 }
 
 /**
+ * Reads a `text/event-stream` answer: calls onData(data) with each event's data (the
+ * `data:` lines joined), until the stream ends or onData returns true. Whatever onData
+ * throws, and an AbortError when the request is stopped, propagate to the caller.
+ */
+export async function readSse(resp, onData) {
+  const reader = resp.body.getReader();
+  const decoder = new TextDecoder('utf-8');
+  let buffer = '';
+  let done = false;
+  let ended = false;
+  try {
+    while (!done) {
+      const { value, done: end } = await reader.read();
+      if (end) { ended = true; break; }
+      buffer += decoder.decode(value, { stream: true });
+      // Events are separated by a blank line; lines may end with \r\n.
+      let idx;
+      while ((idx = buffer.search(/\r?\n\r?\n/)) >= 0) {
+        const raw = buffer.slice(0, idx);
+        buffer = buffer.slice(idx).replace(/^\r?\n\r?\n/, '');
+        const data = raw.split(/\r?\n/)
+          .filter((l) => l.startsWith('data:'))
+          .map((l) => l.slice(5).replace(/^ /, ''))
+          .join('\n');
+        if (data && onData(data)) { done = true; break; }
+      }
+    }
+  } finally {
+    // Stopped early ([DONE] or an error event): let the connection go.
+    if (!ended) reader.cancel().catch(() => {});
+    try { reader.releaseLock(); } catch { /* already released */ }
+  }
+}
+
+/**
+ * POSTs `body` (JSON object or FormData) to a route that answers a stream of JSON events
+ * (`data: {…}` … `data: [DONE]`), calling onEvent(json) for each. Resolves {aborted, complete}:
+ * complete is false when the stream ended without `[DONE]`. Throws ApiError on a refusal,
+ * before the stream (HTTP error) or inside it (`data: {"error": …}`).
+ */
+export async function streamEvents(path, body, { signal, onEvent }) {
+  const out = { aborted: false, complete: false };
+  try {
+    const resp = await request('POST', path, body, { signal });
+    await readSse(resp, (data) => {
+      if (data === '[DONE]') { out.complete = true; return true; }
+      let json;
+      try { json = JSON.parse(data); } catch { return false; }
+      if (json && json.error) throw streamError(json);
+      onEvent(json);
+      return false;
+    });
+  } catch (e) {
+    if (e && e.name === 'AbortError') { out.aborted = true; return out; }
+    throw e;
+  }
+  return out;
+}
+
+/**
  * Streams a chat completion. opts: {model, messages, maxTokens, temperature, civia, signal,
  * onDelta(text, full)}. Resolves {text, finishReason, civia, conversationId, aborted}.
  * Throws ApiError on a refusal (before or during the stream).
@@ -175,15 +259,11 @@ export async function streamChat(opts) {
     throw e;
   }
   result.conversationId = resp.headers.get('x-civia-conversation-id');
-  const reader = resp.body.getReader();
-  const decoder = new TextDecoder('utf-8');
-  let buffer = '';
-  let done = false;
   const handleEvent = (data) => {
-    if (data === '[DONE]') { done = true; return; }
+    if (data === '[DONE]') return true;
     let json;
-    try { json = JSON.parse(data); } catch { return; }
-    if (json.error) throw new ApiError(json.error.code === 'queue_full' ? 429 : 500, json, null);
+    try { json = JSON.parse(data); } catch { return false; }
+    if (json.error) throw streamError(json);
     const choice = (json.choices || [])[0];
     if (choice && choice.delta && typeof choice.delta.content === 'string' && choice.delta.content) {
       result.text += choice.delta.content;
@@ -194,30 +274,13 @@ export async function streamChat(opts) {
       result.civia = json.civia;
       if (json.civia.conversation_id) result.conversationId = json.civia.conversation_id;
     }
+    return false;
   };
   try {
-    while (!done) {
-      const { value, done: end } = await reader.read();
-      if (end) break;
-      buffer += decoder.decode(value, { stream: true });
-      // Events are separated by a blank line; lines may end with \r\n.
-      let idx;
-      while ((idx = buffer.search(/\r?\n\r?\n/)) >= 0) {
-        const raw = buffer.slice(0, idx);
-        buffer = buffer.slice(idx).replace(/^\r?\n\r?\n/, '');
-        const data = raw.split(/\r?\n/)
-          .filter((l) => l.startsWith('data:'))
-          .map((l) => l.slice(5).replace(/^ /, ''))
-          .join('\n');
-        if (data) handleEvent(data);
-        if (done) break;
-      }
-    }
+    await readSse(resp, handleEvent);
   } catch (e) {
     if (e && e.name === 'AbortError') { result.aborted = true; return result; }
     throw e;
-  } finally {
-    try { reader.releaseLock(); } catch { /* already released */ }
   }
   return result;
 }

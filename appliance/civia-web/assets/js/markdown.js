@@ -3,14 +3,25 @@
 // whatever the model writes stays text.
 import { h, append } from './dom.js';
 
+// *emphasis* (not a list marker, not bold): opening star after a start or a space, closing
+// star before an end, a space or punctuation.
+const EMPHASIS = /(^|[\s(«])\*(?=\S)([^*\n]*?\S)\*(?=$|[\s).,;:!?»])/g;
+
 function inline(text) {
-  // **bold** -> <strong>; everything else is text. Backticks are dropped.
+  // **bold** -> <strong>, *emphasis* -> <em>; everything else is text. Backticks are dropped.
   const out = [];
   const parts = text.replace(/`/g, '').split(/(\*\*[^*]+\*\*)/g);
   for (const p of parts) {
     if (!p) continue;
-    if (p.startsWith('**') && p.endsWith('**') && p.length > 4) out.push(h('strong', { text: p.slice(2, -2) }));
-    else out.push(document.createTextNode(p));
+    if (p.startsWith('**') && p.endsWith('**') && p.length > 4) { out.push(h('strong', { text: p.slice(2, -2) })); continue; }
+    let last = 0;
+    for (const m of p.matchAll(EMPHASIS)) {
+      const start = m.index + m[1].length;
+      if (start > last) out.push(document.createTextNode(p.slice(last, start)));
+      out.push(h('em', { text: m[2] }));
+      last = m.index + m[0].length;
+    }
+    if (last < p.length) out.push(document.createTextNode(p.slice(last)));
   }
   return out;
 }
@@ -117,7 +128,7 @@ export function plainText(md) {
   return md
     .replace(/\r\n/g, '\n')
     .split('\n')
-    .map((l) => l.replace(/^(\s*)#{1,6}\s+/, '$1').replace(/\*\*([^*]+)\*\*/g, '$1').replace(/`/g, ''))
+    .map((l) => l.replace(/^(\s*)#{1,6}\s+/, '$1').replace(/\*\*([^*]+)\*\*/g, '$1').replace(EMPHASIS, '$1$2').replace(/`/g, ''))
     .join('\n')
     .replace(/\n{3,}/g, '\n\n')
     .trim();

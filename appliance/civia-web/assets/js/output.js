@@ -20,6 +20,58 @@ export function warningNodes(civia) {
   return out;
 }
 
+/** The "Brouillon IA — à vérifier" badge shown on every AI output. */
+export function aiBadge() {
+  return h('p', { class: 'badge-ia' }, h('span', { class: 'badge-ia-icone', 'aria-hidden': 'true', text: '⚠' }), ` ${AI_BADGE}`);
+}
+
+/** The AI marking line under an output ("Texte généré par intelligence artificielle…"). */
+export function aiMarking(civia, what = 'Texte généré') {
+  if (!civia || !civia.model) return '';
+  return `${what} par intelligence artificielle (modèle ${civia.model}) le ${formatDate(Date.now() / 1000)}.`;
+}
+
+const EXPORT_LABELS = { docx: 'DOCX (Word)', odt: 'ODT (LibreOffice)', txt: 'texte' };
+
+/**
+ * Downloads `markdown` as a DOCX, ODT or text file made by the box (`POST /v1/exports/…`),
+ * which carries the AI marking. Resolves the file name; throws ApiError on a refusal.
+ */
+export async function exportDraft(format, title, markdown) {
+  const t = (title || 'Brouillon Civia').slice(0, 200);
+  const { blob, filename } = await fetchFile('POST', `/v1/exports/${format}`, { title: t, text: plainText(markdown), notice: true }, `brouillon-civia.${format}`);
+  downloadBlob(blob, filename);
+  return filename;
+}
+
+/**
+ * The copy and download buttons of a draft. opts: {text: () => markdown, title: () => string,
+ * status: the element (role=status) that tells what happened, onError(frenchMessage),
+ * subject: what the buttons name, e.g. 'le compte rendu' (default: 'le texte', and the
+ * download buttons say only the format)}. Returns the buttons.
+ */
+export function draftActions({ text, title, status, onError, subject }) {
+  const copyLabel = `Copier ${subject || 'le texte'}`;
+  const dlLabel = (f) => `Télécharger ${subject ? `${subject} ` : ''}en ${EXPORT_LABELS[f]}`;
+  const exportAs = async (format) => {
+    status.textContent = `Préparation du fichier ${EXPORT_LABELS[format]}…`;
+    try {
+      const filename = await exportDraft(format, title(), text());
+      status.textContent = `Le fichier « ${filename} » a été téléchargé.`;
+    } catch (e) {
+      status.textContent = '';
+      onError(e instanceof ApiError ? e.french : 'Le téléchargement a échoué.');
+    }
+  };
+  return [
+    h('button', { type: 'button', class: 'bouton bouton-secondaire', on: { click: async () => {
+      const ok = await copyText(plainText(text()));
+      status.textContent = ok ? 'Le texte a été copié dans le presse-papiers.' : 'La copie a échoué : sélectionnez le texte et copiez-le avec Ctrl+C.';
+    } } }, copyLabel),
+    ...['docx', 'odt', 'txt'].map((f) => h('button', { type: 'button', class: 'bouton bouton-secondaire', on: { click: () => exportAs(f) } }, dlLabel(f))),
+  ];
+}
+
 /**
  * outputPanel({exportTitle: () => string, tableCaption})
  * Returns {el, begin(), progress(msg), delta(full), finish(result, messages), fail(err), running}.
@@ -27,7 +79,7 @@ export function warningNodes(civia) {
 export function outputPanel({ exportTitle, tableCaption = 'Valeurs extraites' }) {
   const headingId = newId('resultat');
   const heading = h('h2', { id: headingId, tabindex: '-1', text: 'Résultat' });
-  const badge = h('p', { class: 'badge-ia' }, h('span', { class: 'badge-ia-icone', 'aria-hidden': 'true', text: '⚠' }), ` ${AI_BADGE}`);
+  const badge = aiBadge();
   const status = h('p', { class: 'statut', role: 'status', 'aria-live': 'polite' });
   const alerts = h('div', { class: 'zone-alerte', role: 'alert' });
   const text = h('div', { class: 'sortie', 'aria-labelledby': headingId });
@@ -55,32 +107,18 @@ export function outputPanel({ exportTitle, tableCaption = 'Valeurs extraites' })
     append(text, renderMarkdown(raw, { headingBase: 3, tableCaption }));
   }
 
-  async function exportAs(format) {
-    const labels = { docx: 'DOCX (Word)', odt: 'ODT (LibreOffice)', txt: 'texte' };
-    actionStatus.textContent = `Préparation du fichier ${labels[format]}…`;
-    try {
-      const title = (exportTitle() || 'Brouillon Civia').slice(0, 200);
-      const { blob, filename } = await fetchFile('POST', `/v1/exports/${format}`, { title, text: plainText(raw), notice: true }, `brouillon-civia.${format}`);
-      downloadBlob(blob, filename);
-      actionStatus.textContent = `Le fichier « ${filename} » a été téléchargé.`;
-    } catch (e) {
-      actionStatus.textContent = '';
-      clear(alerts);
-      append(alerts, h('p', { class: 'alerte alerte-erreur' }, h('strong', { text: 'Erreur : ' }),
-        e instanceof ApiError ? e.french : 'Le téléchargement a échoué.'));
-    }
-  }
-
   function buildActions() {
     clear(actions);
-    append(actions, 
-      h('button', { type: 'button', class: 'bouton bouton-secondaire', on: { click: async () => {
-        const ok = await copyText(plainText(raw));
-        actionStatus.textContent = ok ? 'Le texte a été copié dans le presse-papiers.' : 'La copie a échoué : sélectionnez le texte et copiez-le avec Ctrl+C.';
-      } } }, 'Copier le texte'),
-      h('button', { type: 'button', class: 'bouton bouton-secondaire', on: { click: () => exportAs('docx') } }, 'Télécharger en DOCX (Word)'),
-      h('button', { type: 'button', class: 'bouton bouton-secondaire', on: { click: () => exportAs('odt') } }, 'Télécharger en ODT (LibreOffice)'),
-      h('button', { type: 'button', class: 'bouton bouton-secondaire', on: { click: () => exportAs('txt') } }, 'Télécharger en texte'),
+    append(actions,
+      draftActions({
+        text: () => raw,
+        title: exportTitle,
+        status: actionStatus,
+        onError: (msg) => {
+          clear(alerts);
+          append(alerts, h('p', { class: 'alerte alerte-erreur' }, h('strong', { text: 'Erreur : ' }), msg));
+        },
+      }),
       h('button', { type: 'button', class: 'bouton bouton-secondaire', on: { click: () => {
         handoff.chat = {
           messages: [...(messages || []), { role: 'assistant', content: raw }],
@@ -137,9 +175,7 @@ export function outputPanel({ exportTitle, tableCaption = 'Valeurs extraites' })
     else if (result.finishReason === 'content_filter') status.textContent = 'La réponse a été interrompue par le filtre de sécurité de la box.';
     else if (result.finishReason === 'length') status.textContent = 'Rédaction terminée (longueur maximale atteinte : le texte peut être incomplet). Relisez et vérifiez le brouillon.';
     else status.textContent = 'Rédaction terminée. Relisez et vérifiez le brouillon avant de l\'utiliser.';
-    if (civia && civia.model) {
-      meta.textContent = `Texte généré par intelligence artificielle (modèle ${civia.model}) le ${formatDate(Date.now() / 1000)}.`;
-    }
+    meta.textContent = aiMarking(civia);
     if (raw.trim()) { buildActions(); actions.hidden = false; }
     const active = document.activeElement;
     if (!active || active === document.body || active === stop || el.contains(active)) heading.focus();

@@ -5,6 +5,7 @@ import { streamChat, ApiError } from '../api.js';
 import { limits } from '../state.js';
 import { outputPanel } from '../output.js';
 import { documentPicker, budgetChars, answerTokens, splitText } from '../documents.js';
+import { meetingSummary } from './meeting.js';
 
 const BASE_SYSTEM = [
   'Vous êtes l\'assistant de rédaction des agents d\'une mairie française.',
@@ -41,8 +42,8 @@ export const TASKS = [
     }),
   },
   {
-    id: 'compte-rendu', route: 'compte-rendu', title: 'Compte rendu de réunion',
-    summary: 'Transformer des notes ou une transcription en compte rendu structuré.',
+    id: 'compte-rendu', route: 'compte-rendu', title: 'Compte rendu à partir de notes',
+    summary: 'Transformer des notes écrites ou une transcription en compte rendu structuré.',
     action: 'Rédiger le compte rendu', maxTokens: 900, document: 'optional', documentInto: 'notes',
     fields: [
       { name: 'reunion', label: 'Réunion', placeholder: 'Ex. : Conseil d\'école du 12 mars', hint: 'Facultatif : intitulé, date et lieu.' },
@@ -131,10 +132,13 @@ export const TASK_ROUTES = TASKS;
 
 export function homeView(main) {
   const l = limits();
+  // The minutes from a recording come right after the letter, before the minutes from notes.
+  const cards = [...TASKS];
+  cards.splice(1, 0, { id: 'reunion', route: 'reunion', title: 'Compte rendu de réunion', summary: meetingSummary() });
   append(main, 
     h('h1', { text: 'Que souhaitez-vous faire ?' }),
     h('p', { class: 'introduction', text: 'Choisissez une tâche : remplissez quelques champs, Civia rédige un brouillon que vous relisez, corrigez et vérifiez avant de l\'utiliser.' }),
-    h('ul', { class: 'grille-taches' }, TASKS.map((t) => h('li', { class: 'carte-tache' },
+    h('ul', { class: 'grille-taches' }, cards.map((t) => h('li', { class: 'carte-tache', dataset: { tache: t.id } },
       h('h2', {}, h('a', { href: `#/${t.route}` }, t.title)),
       h('p', { text: t.summary })))),
     h('h2', { text: 'Autres outils' }),
