@@ -299,6 +299,21 @@ def test_the_worker_is_restarted_after_a_crash_and_its_queue_is_bounded(civiad, 
     assert speech_worker_pid(server) != pid
     assert transcribe(server, "c.wav", audio).status_code == 200
     assert spool(server) == []
+    # The agent closes the page in the middle: the job stops, the recording is deleted.
+    with httpx.stream("POST", server.url + "/v1/audio/transcriptions", headers=server.headers(),
+                      files={"file": ("c.wav", audio)}, data={"model": SPEECH_ID, "stream": "true"},
+                      timeout=TIMEOUT) as r:
+        assert r.status_code == 200
+        next(r.iter_lines())
+    deadline = time.monotonic() + 30
+    while (spool(server) or speech_health(server)["jobs"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert spool(server) == [] and speech_health(server)["jobs"] == 0
+    assert transcribe(server, "c.wav", audio).status_code == 200
+    # A control character in the prompt is refused before it reaches whisper.
+    r = transcribe(server, "c.wav", audio, prompt="Conseil\x00municipal")
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt", r.text
+    assert speech_health(server)["restarts"] == 1
     # The language model never noticed.
     assert httpx.get(server.url + "/health").json()["worker"]["restarts"] == 0
 

@@ -16,7 +16,6 @@ use axum::Json;
 use civia_ipc::speech::{Segment, TranscribeRequest};
 use civia_supervisor::{SpeechEvent, SpeechJob};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::os::unix::fs::OpenOptionsExt;
@@ -25,9 +24,13 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 
-/// Longest text field of the form (`prompt` included).
+/// Longest text field of the form (`prompt` included), and all of them together.
 const MAX_FIELD_BYTES: usize = 16 * 1024;
+const MAX_FIELDS_BYTES: usize = 64 * 1024;
+/// Most parts in the form.
 const MAX_FIELDS: usize = 32;
+/// What the form may hold besides the recording (fields, part headers, boundaries).
+const MAX_FORM_OVERHEAD: u64 = 1024 * 1024;
 /// Longest `prompt` (whisper keeps about 224 tokens of it anyway).
 const MAX_PROMPT_CHARS: usize = 2000;
 /// The name OpenAI's tools default to; accepted for the box's speech model.
@@ -100,12 +103,22 @@ fn too_large(limit: u64) -> ApiError {
 /// Streams the form: the file to the spool directory, the other fields into memory.
 async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
     let limit = st.config.speech.max_upload_bytes;
+    // The whole stream is bounded too: part headers or fields that never end cannot grow
+    // civiad's memory past it (the file itself goes to disk and has its own limit).
+    let bound = limit as usize + crate::OVERSIZE_DRAIN_BYTES + MAX_FORM_OVERHEAD as usize;
+    let (parts, body) = req.into_parts();
+    let req = Request::from_parts(parts, Body::new(http_body_util::Limited::new(body, bound)));
     let mut form = Multipart::from_request(req, &())
         .await
         .map_err(|e| multipart_error(e.body_text()))?;
     let mut file: Option<(SpoolFile, Option<String>)> = None;
     let mut fields = HashMap::new();
+    let (mut parts_seen, mut text_bytes) = (0usize, 0usize);
     while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
+        parts_seen += 1;
+        if parts_seen > MAX_FIELDS {
+            return Err(ApiError::bad_request("Trop de champs dans le formulaire.", None));
+        }
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
             if file.is_some() {
@@ -158,15 +171,10 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
             })?;
             file = Some((spool, filename));
         } else {
-            if fields.len() >= MAX_FIELDS {
-                return Err(ApiError::bad_request(
-                    "Trop de champs dans le formulaire.",
-                    None,
-                ));
-            }
             let mut text = Vec::new();
             while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-                if text.len() + chunk.len() > MAX_FIELD_BYTES {
+                text_bytes += chunk.len();
+                if text.len() + chunk.len() > MAX_FIELD_BYTES || text_bytes > MAX_FIELDS_BYTES {
                     return Err(ApiError::bad_request(
                         format!("Le champ `{name}` est trop long."),
                         Some(name),
@@ -252,6 +260,15 @@ fn params(st: &ApiState, speech_id: &str, f: &HashMap<String, String>) -> Result
     let prompt = f.get("prompt").filter(|p| !p.trim().is_empty()).cloned();
     if prompt
         .as_ref()
+        .is_some_and(|p| p.chars().any(|c| c.is_control() && c != '\n' && c != '\t'))
+    {
+        return Err(ApiError::bad_request(
+            "`prompt` contient des caractères de contrôle.",
+            Some("prompt".into()),
+        ));
+    }
+    if prompt
+        .as_ref()
         .is_some_and(|p| p.chars().count() > MAX_PROMPT_CHARS)
     {
         return Err(ApiError::bad_request(
@@ -335,12 +352,23 @@ pub async fn transcriptions(
         ));
     };
     let ext = req.extensions().clone();
-    let upload = receive(&st, req).await?;
-    let p = params(&st, &speech_id, &upload.fields)?;
+    // Cheap refusals first: nothing is uploaded without a place in the queue.
     if let Some(who) = ext.get::<civia_auth::Principal>() {
         who.check_model(&speech_id)?;
     }
-    let job = speech.transcribe(TranscribeRequest {
+    let limit = st.config.speech.max_upload_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit + MAX_FORM_OVERHEAD) {
+        return Err(too_large(limit));
+    }
+    let slot = speech.reserve()?;
+    let upload = receive(&st, req).await?;
+    let p = params(&st, &speech_id, &upload.fields)?;
+    let job = speech.transcribe(slot, TranscribeRequest {
         id: 0,
         audio_path: upload.file.path.to_string_lossy().into_owned(),
         filename_hint: upload.filename.clone(),
@@ -354,6 +382,7 @@ pub async fn transcriptions(
     let marking = marking(&st, &speech_id);
     let run = Run {
         job,
+        temperature: p.temperature,
         file: upload.file,
         segments: Vec::new(),
         started: Instant::now(),
@@ -371,7 +400,7 @@ pub async fn transcriptions(
     }
     let done = run.collect().await?;
     if let Some(t) = &ticket {
-        t.finish(0, 0, 200, Some(sha256(&done.text))).await?;
+        t.finish(0, 0, 200, Some(crate::audit::sha256_hex(done.text.as_bytes()))).await?;
     }
     Ok(crate::openai::marked(render(&p, &done, marking), &[], None))
 }
@@ -405,13 +434,10 @@ fn marking(st: &ApiState, speech_id: &str) -> Value {
     })
 }
 
-fn sha256(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
 /// One transcription in progress with its recording.
 struct Run {
     job: SpeechJob,
+    temperature: f32,
     file: SpoolFile,
     segments: Vec<Segment>,
     started: Instant,
@@ -419,6 +445,7 @@ struct Run {
 
 /// A finished transcription.
 struct Done {
+    temperature: f32,
     text: String,
     segments: Vec<Segment>,
     language: String,
@@ -441,9 +468,10 @@ impl Run {
         let ev = self.job.next().await?;
         Some(match ev {
             SpeechEvent::Probed(format) => {
+                let known = ["wav", "mp3", "ogg", "opus", "oga", "flac", "m4a", "mp4", "aac"];
                 log::info!(
                     "transcribing a {} recording ({}, {} Hz, {} channel(s), {})",
-                    format.container,
+                    if known.contains(&format.container.as_str()) { format.container.as_str() } else { "other" },
                     format.codec,
                     format.sample_rate,
                     format.channels,
@@ -479,6 +507,7 @@ impl Run {
                     secs / duration_secs.max(0.001)
                 );
                 Ok(Step::Done(Done {
+                    temperature: self.temperature,
                     text: join_text(&self.segments),
                     segments: std::mem::take(&mut self.segments),
                     language,
@@ -512,7 +541,8 @@ enum Step {
     Done(Done),
 }
 
-fn segments_json(segments: &[Segment]) -> Value {
+/// OpenAI's segment objects (the request's temperature: whisper's fallback is not reported).
+fn segments_json(segments: &[Segment], temperature: f32) -> Value {
     Value::Array(
         segments
             .iter()
@@ -525,7 +555,7 @@ fn segments_json(segments: &[Segment]) -> Value {
                     "end": s.end,
                     "text": s.text,
                     "tokens": s.tokens,
-                    "temperature": 0.0,
+                    "temperature": temperature,
                     "avg_logprob": s.avg_logprob,
                     "no_speech_prob": s.no_speech_prob,
                 })
@@ -586,7 +616,7 @@ fn render(p: &Params, done: &Done, marking: Value) -> Response {
             "language": done.language,
             "duration": done.duration_secs,
             "text": done.text,
-            "segments": segments_json(&done.segments),
+            "segments": segments_json(&done.segments, done.temperature),
             "usage": usage(done),
             "civia": civia_done(done, marking),
         }))
@@ -640,13 +670,13 @@ fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: 
                 }
                 Ok(Step::Done(done)) => {
                     if let Some(t) = &guard.0 {
-                        if let Err(e) = t.finish(0, 0, 200, Some(sha256(&done.text))).await {
+                        if let Err(e) = t.finish(0, 0, 200, Some(crate::audit::sha256_hex(done.text.as_bytes()))).await {
                             yield Ok::<_, Infallible>(SseEvent::default().data(e.body().to_string()));
                             return;
                         }
                     }
                     let mut civia = civia_done(&done, marking.clone());
-                    civia["segments"] = segments_json(&done.segments);
+                    civia["segments"] = segments_json(&done.segments, done.temperature);
                     let data = json!({ "type": "transcript.text.done", "text": done.text,
                                        "usage": usage(&done), "civia": civia });
                     yield Ok(SseEvent::default().data(data.to_string()));

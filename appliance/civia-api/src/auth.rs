@@ -113,6 +113,8 @@ pub(crate) struct UsageTicket {
     done: AtomicBool,
     /// The request's audit fields (request id, pseudonym, role, model, weights hash).
     audit: Event,
+    /// The model the request is served by (the speech model for transcriptions).
+    model: String,
     prompt_sha256: std::sync::Mutex<Option<String>>,
     /// Kinds of personal data found in the prompt (never the data).
     pii: std::sync::Mutex<Vec<civia_guard::PiiKind>>,
@@ -190,7 +192,7 @@ impl UsageTicket {
         self.st.auth.record_usage(UsageRecord {
             user_id: self.user_id,
             key_id: self.key_id,
-            model: self.st.model_id.clone(),
+            model: self.model.clone(),
             prompt_tokens: ev.prompt_tokens.unwrap_or(0),
             completion_tokens: ev.completion_tokens.unwrap_or(0),
             duration_ms,
@@ -290,6 +292,7 @@ pub(crate) async fn meter(
         .request_id(uuid::Uuid::new_v4().simple().to_string())
         .role(who.role().as_str())
         .model(audit_label(&model));
+    let served_by = model.clone();
     if let Some(sha) = sha {
         base = base.model_sha256(sha);
     }
@@ -306,6 +309,7 @@ pub(crate) async fn meter(
         started: Instant::now(),
         done: AtomicBool::new(false),
         audit: base.clone(),
+        model: served_by,
         prompt_sha256: std::sync::Mutex::new(None),
         pii: std::sync::Mutex::new(Vec::new()),
         output_flags: std::sync::Mutex::new(Vec::new()),

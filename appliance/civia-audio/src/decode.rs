@@ -1,12 +1,14 @@
 //! Opening a recording and decoding it, packet by packet, into 16 kHz mono samples.
 //!
-//! symphonia parses the containers (WAV, MP3, OGG, FLAC, MP4/M4A, MKV/WebM) and decodes PCM,
-//! MP3, Vorbis, FLAC, AAC-LC, ALAC and ADPCM in Rust; Opus goes through libopus (symphonia has
-//! no Opus decoder of its own). Everything here treats the file as hostile: sizes are bounded
+//! symphonia parses the containers (WAV, MP3, OGG, FLAC, MP4/M4A) and decodes PCM, ADPCM,
+//! MP3, Vorbis, FLAC and AAC-LC in Rust; Opus goes through libopus (symphonia has no Opus
+//! decoder of its own). WebM/Matroska and ALAC are left out (less parser surface; meeting
+//! recorders produce the formats above). Everything here treats the file as hostile: sizes are bounded
 //! before allocating, decoder panics are caught by the caller.
 
 use crate::resample::{Resampler, TARGET_RATE};
 use crate::AudioError;
+use std::io::{Read, Seek};
 use std::path::Path;
 use std::sync::OnceLock;
 use symphonia::core::audio::SampleBuffer;
@@ -253,14 +255,17 @@ impl AudioStream {
     }
 }
 
-/// MP4 files have their sample tables checked before symphonia trusts their counts.
-fn check_mp4<R: std::io::Read + std::io::Seek>(r: &mut R) -> Result<(), AudioError> {
-    let mut head = [0u8; 8];
-    let n = r
-        .read(&mut head)
-        .map_err(|e| AudioError::Io(e.to_string()))?;
-    if crate::mp4::looks_like_mp4(&head[..n]) {
-        crate::mp4::check(r).map_err(AudioError::Corrupt)?;
+/// MP4 files have their sample tables checked before symphonia trusts their counts, wherever
+/// in the first megabyte the probe would find their `ftyp`.
+fn check_mp4<R: Read + Seek>(r: &mut R) -> Result<(), AudioError> {
+    let mut head = Vec::with_capacity(crate::mp4::PROBE_BYTES);
+    let read = r
+        .by_ref()
+        .take(crate::mp4::PROBE_BYTES as u64)
+        .read_to_end(&mut head);
+    read.map_err(|e| AudioError::Io(e.to_string()))?;
+    if let Some(start) = crate::mp4::mp4_start(&head) {
+        crate::mp4::check(r, start).map_err(AudioError::Corrupt)?;
     }
     r.seek(std::io::SeekFrom::Start(0))
         .map_err(|e| AudioError::Io(e.to_string()))?;

@@ -16,16 +16,24 @@ const MAX_DEPTH: u32 = 8;
 /// Most boxes walked in one file.
 const MAX_BOXES: u32 = 100_000;
 
-/// Whether the stream starts like an ISO-BMFF file (`ftyp` first).
-pub fn looks_like_mp4(head: &[u8]) -> bool {
-    head.len() >= 8 && &head[4..8] == b"ftyp"
+/// How far into a file symphonia's probe looks for a container's signature.
+pub const PROBE_BYTES: usize = 1 << 20;
+
+/// Where an ISO-BMFF file starts in `head` (the first bytes of the file): the box before the
+/// first `ftyp`, wherever the probe would find it (after an ID3 tag, junk…).
+pub fn mp4_start(head: &[u8]) -> Option<u64> {
+    head.windows(4)
+        .enumerate()
+        .skip(4)
+        .find(|(_, w)| *w == b"ftyp")
+        .map(|(i, _)| (i - 4) as u64)
 }
 
-/// Checks every sample table's entry count against its box size; Err names the box.
-pub fn check<R: Read + Seek>(r: &mut R) -> Result<(), String> {
+/// Checks every sample table's entry count against its box size, from `start`.
+pub fn check<R: Read + Seek>(r: &mut R, start: u64) -> Result<(), String> {
     let end = r.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
     let mut walked = 0;
-    walk(r, 0, end, 0, &mut walked)
+    walk(r, start, end, 0, &mut walked)
 }
 
 fn walk<R: Read + Seek>(
@@ -54,7 +62,7 @@ fn walk<R: Read + Seek>(
             }
             n => (u64::from(n), 8),
         };
-        if size < header || pos + size > end {
+        if size < header || pos.checked_add(size).is_none_or(|e| e > end) {
             // A truncated last box is common (recording cut short): stop walking there.
             return Ok(());
         }
@@ -87,9 +95,12 @@ fn table<R: Read + Seek>(r: &mut R, kind: &[u8; 4], body: u64, len: u64) -> Resu
         b"stsd" => Some((8, 8)),
         _ => None,
     };
+    if entry.is_none() && !matches!(kind, b"stsz" | b"elst" | b"trun") {
+        return Ok(());
+    }
     let bad = |what: &str| Err(format!("table MP4 « {what} » incohérente"));
     let name = String::from_utf8_lossy(kind).into_owned();
-    if len < 8 && (entry.is_some() || matches!(kind, b"stsz" | b"elst" | b"trun")) {
+    if len < 8 {
         return bad(&name);
     }
     r.seek(SeekFrom::Start(body)).map_err(|e| e.to_string())?;
@@ -152,14 +163,26 @@ mod tests {
 
     #[test]
     fn honest_tables_pass_and_lying_counts_are_refused() {
-        assert!(looks_like_mp4(&file(2, 2)));
-        assert!(check(&mut Cursor::new(file(2, 2))).is_ok());
-        assert!(check(&mut Cursor::new(file(3, 2))).is_err());
-        assert!(check(&mut Cursor::new(file(u32::MAX, 2))).is_err());
+        assert_eq!(mp4_start(&file(2, 2)), Some(0));
+        assert!(check(&mut Cursor::new(file(2, 2)), 0).is_ok());
+        assert!(check(&mut Cursor::new(file(3, 2)), 0).is_err());
+        assert!(check(&mut Cursor::new(file(u32::MAX, 2)), 0).is_err());
+        // Junk or a tag in front does not hide the tables.
+        let mut prefixed = vec![0u8; 4];
+        prefixed.extend(file(u32::MAX, 2));
+        assert_eq!(mp4_start(&prefixed), Some(4));
+        assert!(check(&mut Cursor::new(prefixed), 4).is_err());
         // A box claiming more bytes than the file has ends the walk (truncated file).
         let mut cut = file(2, 2);
         cut.truncate(cut.len() - 4);
-        assert!(check(&mut Cursor::new(cut)).is_ok());
-        assert!(!looks_like_mp4(b"RIFF\0\0\0\0WAVE"));
+        assert!(check(&mut Cursor::new(cut), 0).is_ok());
+        // An empty non-table box at the end is fine; a 64-bit size does not overflow.
+        let mut tail = file(2, 2);
+        tail.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e']);
+        assert!(check(&mut Cursor::new(tail), 0).is_ok());
+        let mut huge = file(2, 2);
+        huge.extend_from_slice(&[0, 0, 0, 1, b'm', b'd', b'a', b't', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0]);
+        assert!(check(&mut Cursor::new(huge), 0).is_ok());
+        assert_eq!(mp4_start(b"RIFF\0\0\0\0WAVE"), None);
     }
 }

@@ -4,8 +4,10 @@ use crate::decode::RATE;
 
 /// Frame used to measure loudness: 100 ms.
 const FRAME: usize = RATE / 10;
-/// Below this RMS level (about -50 dBFS) a window is silence and is not transcribed.
+/// Below this RMS level (about -50 dBFS) a 100 ms frame is silence.
 pub const SILENCE_RMS: f32 = 0.0032;
+/// A window with fewer loud frames than this (300 ms) is silence and is not transcribed.
+const MIN_LOUD_FRAMES: usize = 3;
 
 pub fn rms(x: &[f32]) -> f32 {
     if x.is_empty() {
@@ -14,9 +16,14 @@ pub fn rms(x: &[f32]) -> f32 {
     (x.iter().map(|s| s * s).sum::<f32>() / x.len() as f32).sqrt()
 }
 
-/// Whether a window holds nothing worth transcribing.
+/// Whether a window holds nothing worth transcribing: fewer than 300 ms of frames above
+/// -50 dBFS (a short sentence in a long quiet window still counts).
 pub fn is_silent(x: &[f32]) -> bool {
-    rms(x) < SILENCE_RMS
+    x.chunks(FRAME)
+        .filter(|f| rms(f) >= SILENCE_RMS)
+        .take(MIN_LOUD_FRAMES)
+        .count()
+        < MIN_LOUD_FRAMES
 }
 
 /// Where to end a window of `buf` (at most `buf.len()` samples): the middle of the quietest
@@ -69,5 +76,15 @@ mod tests {
         let quiet: Vec<f32> = (0..RATE).map(|i| 0.02 * (i as f32 * 0.05).sin()).collect();
         assert!(!is_silent(&quiet));
         assert!(is_silent(&[]));
+        // One second of speech at -30 dBFS in five minutes of silence is not skipped…
+        let mut window = vec![0.0f32; 300 * RATE];
+        for (i, s) in window[100 * RATE..101 * RATE].iter_mut().enumerate() {
+            *s = 0.045 * (i as f32 * 0.05).sin();
+        }
+        assert!(!is_silent(&window));
+        // …a click is.
+        let mut click = vec![0.0f32; 300 * RATE];
+        click[1000] = 1.0;
+        assert!(is_silent(&click));
     }
 }

@@ -18,12 +18,9 @@ use civia_ipc::speech::SpeechFailure;
 /// Why a job (or the worker) failed; job failures travel to civiad as [`SpeechFailure`].
 #[derive(Debug, thiserror::Error)]
 pub enum SpeechError {
-    #[error("format non pris en charge : {0}")]
-    Unsupported(String),
-    #[error("fichier audio endommagé : {0}")]
-    Corrupt(String),
-    #[error("le fichier ne contient aucun son")]
-    Empty,
+    /// The recording cannot be read (French message from `civia-audio`).
+    #[error(transparent)]
+    Audio(#[from] civia_audio::AudioError),
     #[error("enregistrement plus long que la limite de {0} s")]
     TooLong(u64),
     #[error("{0}")]
@@ -36,28 +33,19 @@ pub enum SpeechError {
     Ipc(#[from] civia_ipc::IpcError),
 }
 
-impl From<civia_audio::AudioError> for SpeechError {
-    fn from(e: civia_audio::AudioError) -> Self {
-        use civia_audio::AudioError as A;
-        match e {
-            A::Unsupported(m) => SpeechError::Unsupported(m),
-            A::Corrupt(m) => SpeechError::Corrupt(m),
-            A::Empty => SpeechError::Empty,
-            A::Io(m) => SpeechError::Internal(format!("lecture de l'enregistrement : {m}")),
-        }
-    }
-}
-
 impl SpeechError {
     pub fn failure(&self) -> SpeechFailure {
+        use civia_audio::AudioError as A;
         match self {
-            SpeechError::Unsupported(_) => SpeechFailure::Unsupported,
-            SpeechError::Corrupt(_) => SpeechFailure::Corrupt,
-            SpeechError::Empty => SpeechFailure::Empty,
+            SpeechError::Audio(A::Unsupported(_)) => SpeechFailure::Unsupported,
+            SpeechError::Audio(A::Corrupt(_)) => SpeechFailure::Corrupt,
+            SpeechError::Audio(A::Empty) => SpeechFailure::Empty,
             SpeechError::TooLong(_) => SpeechFailure::TooLong,
             SpeechError::InvalidRequest(_) => SpeechFailure::InvalidRequest,
             SpeechError::Cancelled => SpeechFailure::Cancelled,
-            SpeechError::Internal(_) | SpeechError::Ipc(_) => SpeechFailure::Internal,
+            SpeechError::Audio(A::Io(_)) | SpeechError::Internal(_) | SpeechError::Ipc(_) => {
+                SpeechFailure::Internal
+            }
         }
     }
 }

@@ -115,10 +115,8 @@ pub fn run_worker(stream: UnixStream) -> Result<(), SpeechError> {
             })
             .map_err(IpcError::Io)?;
     }
-    let threads = match spec.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n as usize,
-    };
+    // civiad resolves `threads = 0` (all cores) before sending the load request.
+    let threads = spec.threads.max(1) as usize;
     while let Ok(Some(msg)) = rx.recv() {
         match msg {
             ToSpeech::Transcribe(req) => {
@@ -308,7 +306,7 @@ impl Job<'_> {
             }
         }
         if offset == 0 {
-            return Err(SpeechError::Empty);
+            return Err(civia_audio::AudioError::Empty.into());
         }
         let language = language.unwrap_or_else(|| "fr".into());
         Ok((
@@ -336,6 +334,8 @@ impl Job<'_> {
         } else {
             samples
         };
+        // (whisper-rs's FullParams never frees its C strings and progress closure: a few
+        // hundred bytes per window, bounded by the recording's length.)
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(i32::try_from(self.threads).unwrap_or(1).max(1));
         params.set_language(Some(req.language.as_deref().unwrap_or("auto")));
@@ -344,7 +344,9 @@ impl Job<'_> {
         params.set_print_special(false);
         params.set_print_timestamps(false);
         params.set_temperature(req.temperature);
-        if let Some(p) = req.prompt.as_deref().filter(|p| !p.is_empty()) {
+        // whisper-rs panics on an interior NUL (civiad refuses control characters already).
+        let prompt = req.prompt.as_deref().map(|p| p.replace('\0', ""));
+        if let Some(p) = prompt.as_deref().filter(|p| !p.is_empty()) {
             params.set_initial_prompt(p);
         }
         let start = offset as f64 / RATE as f64;
@@ -364,6 +366,8 @@ impl Job<'_> {
                 );
             }
         });
+        // whisper-rs 0.16's `set_abort_callback_safe` casts its boxed closure to the wrong
+        // type in its trampoline (undefined behaviour): the raw callback is used instead.
         // SAFETY: `abort_flag` points into the Arc held by `self.cancel`, which outlives this
         // call to `full` (the job borrows it); the callback only reads the atomic.
         unsafe {

@@ -1,10 +1,11 @@
 //! Supervision of the speech worker (`civia-speech-worker`, whisper.cpp).
 //!
 //! One transcription runs at a time (whisper uses every core, or the GPU); up to
-//! `queue_depth` more wait in order; beyond, callers get [`SpeechError::Busy`] at once. The
-//! worker is restarted with exponential backoff when it dies; the job it was running and
-//! those waiting fail with a clear error (a recording that crashes the decoder does not take
-//! the queue down with it twice).
+//! `queue_depth` more wait in order; beyond, callers get [`SpeechError::Busy`] at once — a
+//! caller reserves its place ([`SpeechSupervisor::reserve`]) before it accepts an upload, so
+//! uploads are bounded too. The worker is restarted with exponential backoff when it dies:
+//! the job it was running fails with a clear error, the waiting ones run on the new worker
+//! (or fail if it cannot load its model).
 
 use crate::{describe_exit, last_words, read_frames, spawn_child, Phase};
 use civia_ipc::speech::{
@@ -116,6 +117,21 @@ pub struct SpeechSupervisor {
     inner: Arc<Inner>,
 }
 
+/// A place in the speech queue, held while the recording uploads; given back when dropped
+/// unless a transcription used it.
+pub struct SpeechSlot {
+    inner: Arc<Inner>,
+    used: bool,
+}
+
+impl Drop for SpeechSlot {
+    fn drop(&mut self) {
+        if !self.used {
+            self.inner.job_ended();
+        }
+    }
+}
+
 /// One transcription in progress. Dropping it before its end cancels it.
 pub struct SpeechJob {
     id: u64,
@@ -180,14 +196,16 @@ impl SpeechSupervisor {
         self.inner.status.subscribe()
     }
 
-    /// Queues a transcription (its `id` is assigned here), or refuses at once when the
-    /// worker is not ready or the queue is full.
-    pub fn transcribe(&self, mut req: TranscribeRequest) -> Result<SpeechJob, SpeechError> {
+    /// Reserves a place for one transcription, or refuses at once when the worker is not
+    /// ready or `queue_depth` jobs already wait behind the running one.
+    pub fn reserve(&self) -> Result<SpeechSlot, SpeechError> {
         let status = self.status();
         if status.phase != Phase::Ready {
-            return Err(SpeechError::Unavailable(status.last_error.unwrap_or_else(
-                || format!("speech worker {}", status.phase.as_str()),
-            )));
+            return Err(SpeechError::Unavailable(
+                status
+                    .last_error
+                    .unwrap_or_else(|| format!("speech worker {}", status.phase.as_str())),
+            ));
         }
         let limit = self.inner.queue_depth + 1;
         self.inner
@@ -198,6 +216,19 @@ impl SpeechSupervisor {
             .map_err(|n| SpeechError::Busy(n.saturating_sub(1)))?;
         let n = self.inner.jobs.load(Ordering::SeqCst);
         self.inner.status.send_modify(|s| s.jobs = n);
+        Ok(SpeechSlot {
+            inner: self.inner.clone(),
+            used: false,
+        })
+    }
+
+    /// Queues a transcription in its reserved place (its `id` is assigned here).
+    pub fn transcribe(
+        &self,
+        mut slot: SpeechSlot,
+        mut req: TranscribeRequest,
+    ) -> Result<SpeechJob, SpeechError> {
+        slot.used = true;
         req.id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let id = req.id;
@@ -232,10 +263,10 @@ impl SpeechSupervisor {
 
 type Waiting = (TranscribeRequest, mpsc::UnboundedSender<SpeechEvent>);
 
-/// The jobs of one worker life.
+/// The jobs: the waiting queue outlives a worker, the running job does not.
 struct Jobs<'a> {
     inner: &'a Inner,
-    queue: VecDeque<Waiting>,
+    queue: &'a mut VecDeque<Waiting>,
     current: Option<(u64, mpsc::UnboundedSender<SpeechEvent>)>,
 }
 
@@ -245,12 +276,31 @@ impl Jobs<'_> {
         self.inner.job_ended();
     }
 
-    fn fail_all(&mut self, err: &SpeechError) {
+    fn fail_current(&mut self, err: &SpeechError) {
         if let Some((_, tx)) = self.current.take() {
             self.fail(&tx, err.clone());
         }
+    }
+
+    fn fail_all(&mut self, err: &SpeechError) {
+        self.fail_current(err);
         while let Some((_, tx)) = self.queue.pop_front() {
             self.fail(&tx, err.clone());
+        }
+    }
+
+    /// A cancelled job leaves the queue (the running one is cancelled by the caller).
+    fn cancel_waiting(&mut self, id: u64) {
+        if let Some(pos) = self.queue.iter().position(|(r, _)| r.id == id) {
+            if let Some((_, tx)) = self.queue.remove(pos) {
+                self.fail(
+                    &tx,
+                    SpeechError::Job {
+                        kind: SpeechFailure::Cancelled,
+                        message: "transcription annulée".into(),
+                    },
+                );
+            }
         }
     }
 
@@ -325,18 +375,22 @@ impl Jobs<'_> {
 
 enum End {
     Shutdown,
+    /// The worker died or broke the protocol while serving.
     Failed(String),
+    /// The worker could not start or load its model.
+    LoadFailed(String),
 }
 
 async fn manage(inner: Arc<Inner>, spec: SpeechSpec, mut commands: mpsc::UnboundedReceiver<Cmd>) {
     let mut backoff = spec.backoff_initial;
+    let mut queue = VecDeque::new();
     loop {
         inner.status.send_modify(|s| {
             s.phase = Phase::Starting;
             s.worker_pid = None;
         });
         let started = Instant::now();
-        let why = match run_once(&inner, &spec, &mut commands).await {
+        let why = match run_once(&inner, &spec, &mut commands, &mut queue).await {
             End::Shutdown => {
                 inner.status.send_modify(|s| {
                     s.phase = Phase::Stopped;
@@ -344,7 +398,7 @@ async fn manage(inner: Arc<Inner>, spec: SpeechSpec, mut commands: mpsc::Unbound
                 });
                 return;
             }
-            End::Failed(why) => why,
+            End::Failed(why) | End::LoadFailed(why) => why,
         };
         if started.elapsed() >= spec.backoff_reset_after {
             backoff = spec.backoff_initial;
@@ -359,19 +413,19 @@ async fn manage(inner: Arc<Inner>, spec: SpeechSpec, mut commands: mpsc::Unbound
             s.restarts += 1;
             s.last_error = Some(why.clone());
         });
+        // Jobs reserved before the crash may still arrive: they wait for the next worker.
         let deadline = tokio::time::sleep(backoff);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
                 _ = &mut deadline => break,
                 cmd = commands.recv() => match cmd {
-                    Some(Cmd::Transcribe { events, .. }) => {
-                        let _ = events.send(SpeechEvent::Failed(SpeechError::Unavailable(
-                            format!("speech worker restarting: {why}"))));
-                        inner.job_ended();
-                    }
-                    Some(Cmd::Cancel { .. }) => {}
+                    Some(Cmd::Transcribe { req, events }) => queue.push_back((req, events)),
+                    Some(Cmd::Cancel { id }) => Jobs { inner: &inner, queue: &mut queue, current: None }
+                        .cancel_waiting(id),
                     Some(Cmd::Shutdown) | None => {
+                        Jobs { inner: &inner, queue: &mut queue, current: None }
+                            .fail_all(&SpeechError::Unavailable("civiad is shutting down".into()));
                         inner.status.send_modify(|s| s.phase = Phase::Stopped);
                         return;
                     }
@@ -386,31 +440,31 @@ async fn run_once(
     inner: &Inner,
     spec: &SpeechSpec,
     commands: &mut mpsc::UnboundedReceiver<Cmd>,
+    queue: &mut VecDeque<Waiting>,
 ) -> End {
+    let mut jobs = Jobs {
+        inner,
+        queue,
+        current: None,
+    };
     let (mut child, sock) = match spawn_child(&spec.program, &spec.args) {
         Ok(x) => x,
-        Err(e) => return End::Failed(e),
+        Err(e) => {
+            jobs.fail_all(&SpeechError::Unavailable(e.clone()));
+            return End::LoadFailed(e);
+        }
     };
     inner.status.send_modify(|s| s.worker_pid = child.id());
     let (rd, mut wr) = sock.into_split();
     let (reader, mut frames) = read_frames::<FromSpeech>(rd);
-    let mut jobs = Jobs {
-        inner,
-        queue: VecDeque::new(),
-        current: None,
-    };
-    let end = drive(
-        inner,
-        spec,
-        &mut child,
-        &mut wr,
-        &mut frames,
-        commands,
-        &mut jobs,
-    )
-    .await;
-    if let End::Failed(why) = &end {
-        jobs.fail_all(&SpeechError::WorkerCrashed(why.clone()));
+    let end = drive(inner, spec, &mut child, &mut wr, &mut frames, commands, &mut jobs).await;
+    match &end {
+        // The running job's recording may be what killed the worker: it fails; the others
+        // wait for the next worker.
+        End::Failed(why) => jobs.fail_current(&SpeechError::WorkerCrashed(why.clone())),
+        // A worker that cannot load will not serve them soon.
+        End::LoadFailed(why) => jobs.fail_all(&SpeechError::Unavailable(why.clone())),
+        End::Shutdown => {}
     }
     reader.abort();
     let _ = child.start_kill();
@@ -433,20 +487,20 @@ async fn drive(
         version: SPEECH_PROTOCOL_VERSION,
     };
     if let Err(e) = write_frame_async(wr, &hello).await {
-        return End::Failed(format!("handshake failed: {e}"));
+        return End::LoadFailed(format!("handshake failed: {e}"));
     }
     let load_deadline = tokio::time::sleep(spec.load_timeout);
     tokio::pin!(load_deadline);
-    // Handshake and load; transcriptions cannot arrive yet (the phase is not Ready).
+    // Handshake and load; jobs reserved before a restart wait in the queue meanwhile.
     loop {
         tokio::select! {
             _ = &mut load_deadline => {
-                return End::Failed(format!(
+                return End::LoadFailed(format!(
                     "speech model not loaded within {} s", spec.load_timeout.as_secs()));
             }
             status = child.wait() => {
                 let exit = describe_exit(status);
-                return End::Failed(last_words(frames, |f| match f {
+                return End::LoadFailed(last_words(frames, |f| match f {
                     FromSpeech::LoadFailed { message } => Some(message),
                     _ => None,
                 })
@@ -456,12 +510,12 @@ async fn drive(
             f = frames.recv() => match f {
                 Some(Ok(FromSpeech::Hello { version, pid })) => {
                     if version != SPEECH_PROTOCOL_VERSION {
-                        return End::Failed(format!(
+                        return End::LoadFailed(format!(
                             "speech worker speaks protocol {version}, civiad {SPEECH_PROTOCOL_VERSION}"));
                     }
                     log::info!("speech worker {pid} started; loading {}", spec.load.path);
                     if let Err(e) = write_frame_async(wr, &ToSpeech::Load(spec.load.clone())).await {
-                        return End::Failed(format!("cannot send the load request: {e}"));
+                        return End::LoadFailed(format!("cannot send the load request: {e}"));
                     }
                 }
                 Some(Ok(FromSpeech::Loaded(info))) => {
@@ -474,18 +528,20 @@ async fn drive(
                     });
                     break;
                 }
-                Some(Ok(FromSpeech::LoadFailed { message })) => return End::Failed(message),
-                Some(Ok(_)) => return End::Failed("speech worker sent a message out of order".into()),
-                Some(Err(e)) => return End::Failed(format!("speech worker connection lost during load: {e}")),
-                None => return End::Failed("speech worker connection lost during load".into()),
+                Some(Ok(FromSpeech::LoadFailed { message })) => return End::LoadFailed(message),
+                Some(Ok(_)) => return End::LoadFailed("speech worker sent a message out of order".into()),
+                Some(Err(e)) => return End::LoadFailed(format!("speech worker connection lost during load: {e}")),
+                None => return End::LoadFailed("speech worker connection lost during load".into()),
             },
             cmd = commands.recv() => match cmd {
-                Some(Cmd::Transcribe { events, .. }) => jobs.fail(&events,
-                    SpeechError::Unavailable("speech worker starting".into())),
-                Some(Cmd::Cancel { .. }) => {}
+                Some(Cmd::Transcribe { req, events }) => jobs.queue.push_back((req, events)),
+                Some(Cmd::Cancel { id }) => jobs.cancel_waiting(id),
                 Some(Cmd::Shutdown) | None => return End::Shutdown,
             },
         }
+    }
+    if let Err(e) = jobs.start_next(wr).await {
+        return End::Failed(format!("cannot send a job to the speech worker: {e}"));
     }
     loop {
         tokio::select! {
@@ -518,13 +574,8 @@ async fn drive(
                         if let Err(e) = write_frame_async(wr, &ToSpeech::Cancel { id }).await {
                             return End::Failed(format!("cannot send cancel to the speech worker: {e}"));
                         }
-                    } else if let Some(pos) = jobs.queue.iter().position(|(r, _)| r.id == id) {
-                        if let Some((_, tx)) = jobs.queue.remove(pos) {
-                            jobs.fail(&tx, SpeechError::Job {
-                                kind: SpeechFailure::Cancelled,
-                                message: "transcription annulée".into(),
-                            });
-                        }
+                    } else {
+                        jobs.cancel_waiting(id);
                     }
                 }
                 Some(Cmd::Shutdown) | None => {
