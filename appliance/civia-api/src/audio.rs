@@ -117,7 +117,10 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
     while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
         parts_seen += 1;
         if parts_seen > MAX_FIELDS {
-            return Err(ApiError::bad_request("Trop de champs dans le formulaire.", None));
+            return Err(ApiError::bad_request(
+                "Trop de champs dans le formulaire.",
+                None,
+            ));
         }
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
@@ -368,16 +371,19 @@ pub async fn transcriptions(
     let slot = speech.reserve()?;
     let upload = receive(&st, req).await?;
     let p = params(&st, &speech_id, &upload.fields)?;
-    let job = speech.transcribe(slot, TranscribeRequest {
-        id: 0,
-        audio_path: upload.file.path.to_string_lossy().into_owned(),
-        filename_hint: upload.filename.clone(),
-        language: p.language.clone(),
-        prompt: p.prompt.clone(),
-        temperature: p.temperature,
-        max_duration_secs: st.config.speech.max_duration_secs,
-        window_secs: st.config.speech.window_secs,
-    })?;
+    let job = speech.transcribe(
+        slot,
+        TranscribeRequest {
+            id: 0,
+            audio_path: upload.file.path.to_string_lossy().into_owned(),
+            filename_hint: upload.filename.clone(),
+            language: p.language.clone(),
+            prompt: p.prompt.clone(),
+            temperature: p.temperature,
+            max_duration_secs: st.config.speech.max_duration_secs,
+            window_secs: st.config.speech.window_secs,
+        },
+    )?;
     let ticket = ext.get::<Arc<UsageTicket>>().cloned();
     let marking = marking(&st, &speech_id);
     let run = Run {
@@ -400,7 +406,13 @@ pub async fn transcriptions(
     }
     let done = run.collect().await?;
     if let Some(t) = &ticket {
-        t.finish(0, 0, 200, Some(crate::audit::sha256_hex(done.text.as_bytes()))).await?;
+        t.finish(
+            0,
+            0,
+            200,
+            Some(crate::audit::sha256_hex(done.text.as_bytes())),
+        )
+        .await?;
     }
     Ok(crate::openai::marked(render(&p, &done, marking), &[], None))
 }
@@ -468,10 +480,16 @@ impl Run {
         let ev = self.job.next().await?;
         Some(match ev {
             SpeechEvent::Probed(format) => {
-                let known = ["wav", "mp3", "ogg", "opus", "oga", "flac", "m4a", "mp4", "aac"];
+                let known = [
+                    "wav", "mp3", "ogg", "opus", "oga", "flac", "m4a", "mp4", "aac",
+                ];
                 log::info!(
                     "transcribing a {} recording ({}, {} Hz, {} channel(s), {})",
-                    if known.contains(&format.container.as_str()) { format.container.as_str() } else { "other" },
+                    if known.contains(&format.container.as_str()) {
+                        format.container.as_str()
+                    } else {
+                        "other"
+                    },
                     format.codec,
                     format.sample_rate,
                     format.channels,

@@ -181,7 +181,9 @@ mod tests {
         tail.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e']);
         assert!(check(&mut Cursor::new(tail), 0).is_ok());
         let mut huge = file(2, 2);
-        huge.extend_from_slice(&[0, 0, 0, 1, b'm', b'd', b'a', b't', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0]);
+        huge.extend_from_slice(&[
+            0, 0, 0, 1, b'm', b'd', b'a', b't', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0,
+        ]);
         assert!(check(&mut Cursor::new(huge), 0).is_ok());
         assert_eq!(mp4_start(b"RIFF\0\0\0\0WAVE"), None);
     }

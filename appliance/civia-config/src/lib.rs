@@ -745,7 +745,10 @@ impl Config {
         {
             return bad("speech.id", "must be 1 to 128 printable characters");
         }
-        if self.speech_model_id().is_some_and(|id| id == self.model_id()) {
+        if self
+            .speech_model_id()
+            .is_some_and(|id| id == self.model_id())
+        {
             return bad("speech.id", "must differ from the language model's id");
         }
         let lang_ok = s.language == "auto"

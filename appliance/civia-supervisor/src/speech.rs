@@ -201,11 +201,9 @@ impl SpeechSupervisor {
     pub fn reserve(&self) -> Result<SpeechSlot, SpeechError> {
         let status = self.status();
         if status.phase != Phase::Ready {
-            return Err(SpeechError::Unavailable(
-                status
-                    .last_error
-                    .unwrap_or_else(|| format!("speech worker {}", status.phase.as_str())),
-            ));
+            return Err(SpeechError::Unavailable(status.last_error.unwrap_or_else(
+                || format!("speech worker {}", status.phase.as_str()),
+            )));
         }
         let limit = self.inner.queue_depth + 1;
         self.inner
@@ -457,7 +455,16 @@ async fn run_once(
     inner.status.send_modify(|s| s.worker_pid = child.id());
     let (rd, mut wr) = sock.into_split();
     let (reader, mut frames) = read_frames::<FromSpeech>(rd);
-    let end = drive(inner, spec, &mut child, &mut wr, &mut frames, commands, &mut jobs).await;
+    let end = drive(
+        inner,
+        spec,
+        &mut child,
+        &mut wr,
+        &mut frames,
+        commands,
+        &mut jobs,
+    )
+    .await;
     match &end {
         // The running job's recording may be what killed the worker: it fails; the others
         // wait for the next worker.

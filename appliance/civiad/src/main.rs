@@ -443,9 +443,10 @@ fn start_speech(cfg: &Config) -> Result<Option<SpeechSupervisor>, DaemonError> {
         // Only what civiad itself put there (<uuid>.upload): a spool_dir pointed at a shared
         // directory by mistake loses nothing else.
         let name = entry.file_name();
-        let ours = name.to_str().and_then(|n| n.strip_suffix(".upload")).is_some_and(|stem| {
-            stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit())
-        });
+        let ours = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".upload"))
+            .is_some_and(|stem| stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()));
         if ours && entry.file_type().map_err(err)?.is_file() {
             std::fs::remove_file(entry.path()).map_err(err)?;
             purged += 1;
