@@ -480,8 +480,8 @@ mod tests {
     #[test]
     fn parts_end_at_sentences_and_cover_the_text() {
         let text = "Première phrase. Deuxième phrase un peu plus longue ! Troisième ? Quatrième.";
-        let parts = split(text, 30);
-        assert!(parts.iter().all(|p| p.chars().count() <= 30), "{parts:?}");
+        let parts = split(text, 25);
+        assert!(parts.iter().all(|p| p.chars().count() <= 25), "{parts:?}");
         assert_eq!(parts[0], "Première phrase.");
         let joined: String = parts.join(" ");
         assert_eq!(
