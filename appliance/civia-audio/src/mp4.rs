@@ -88,19 +88,19 @@ fn read_u32<R: Read>(r: &mut R) -> Result<u32, String> {
 fn table<R: Read + Seek>(r: &mut R, kind: &[u8; 4], body: u64, len: u64) -> Result<(), String> {
     // Full boxes: version (1) + flags (3), then the fields.
     let entry: Option<(u64, u64)> = match kind {
-        b"stts" | b"ctts" | b"sbgp" => Some((8, 8)),
+        b"stts" | b"ctts" => Some((8, 8)),
         b"stsc" => Some((8, 12)),
         b"stco" | b"stss" => Some((8, 4)),
         b"co64" => Some((8, 8)),
         b"stsd" => Some((8, 8)),
         _ => None,
     };
-    if entry.is_none() && !matches!(kind, b"stsz" | b"elst" | b"trun") {
+    if entry.is_none() && !matches!(kind, b"stsz" | b"elst" | b"trun" | b"sbgp") {
         return Ok(());
     }
     let bad = |what: &str| Err(format!("table MP4 « {what} » incohérente"));
     let name = String::from_utf8_lossy(kind).into_owned();
-    if len < 8 {
+    if len < 16 && kind == b"sbgp" || len < 8 {
         return bad(&name);
     }
     r.seek(SeekFrom::Start(body)).map_err(|e| e.to_string())?;
@@ -110,6 +110,16 @@ fn table<R: Read + Seek>(r: &mut R, kind: &[u8; 4], body: u64, len: u64) -> Resu
             let sample_size = read_u32(r)?;
             let count = u64::from(read_u32(r)?);
             (count, 12, if sample_size == 0 { 4 } else { 0 })
+        }
+        b"sbgp" => {
+            // grouping_type, then (version 1) grouping_type_parameter, then the count.
+            let v1 = version_flags >> 24 == 1;
+            read_u32(r)?;
+            if v1 {
+                read_u32(r)?;
+            }
+            let count = u64::from(read_u32(r)?);
+            (count, if v1 { 16 } else { 12 }, 8)
         }
         b"elst" => {
             let count = u64::from(read_u32(r)?);
@@ -186,5 +196,20 @@ mod tests {
         ]);
         assert!(check(&mut Cursor::new(huge), 0).is_ok());
         assert_eq!(mp4_start(b"RIFF\0\0\0\0WAVE"), None);
+        // sbgp: grouping type before the count (FFmpeg writes one for AAC priming).
+        let mut sbgp = vec![0, 0, 0, 0];
+        sbgp.extend_from_slice(b"roll");
+        sbgp.extend_from_slice(&1u32.to_be_bytes());
+        sbgp.extend_from_slice(&[0, 0, 0, 23, 0, 0, 0, 1]);
+        let stbl = mp4_box(b"stbl", &mp4_box(b"sbgp", &sbgp));
+        let mut f = mp4_box(b"ftyp", b"M4A \0\0\0\0");
+        f.extend(mp4_box(
+            b"moov",
+            &mp4_box(b"trak", &mp4_box(b"mdia", &mp4_box(b"minf", &stbl))),
+        ));
+        assert!(check(&mut Cursor::new(f.clone()), 0).is_ok());
+        let n = f.len();
+        f[n - 12..n - 8].copy_from_slice(&1000u32.to_be_bytes());
+        assert!(check(&mut Cursor::new(f), 0).is_err());
     }
 }

@@ -34,6 +34,16 @@ pub enum SpeechError {
 }
 
 impl SpeechError {
+    /// The message for civiad, which puts it after its own French sentence for the kind
+    /// (« Le fichier audio est endommagé ou illisible (…) »): the decoder's detail alone.
+    pub fn detail(&self) -> String {
+        use civia_audio::AudioError as A;
+        match self {
+            SpeechError::Audio(A::Unsupported(d) | A::Corrupt(d)) => d.clone(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn failure(&self) -> SpeechFailure {
         use civia_audio::AudioError as A;
         match self {

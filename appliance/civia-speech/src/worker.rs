@@ -141,7 +141,7 @@ pub fn run_worker(stream: UnixStream) -> Result<(), SpeechError> {
                         FromSpeech::Failed {
                             id,
                             kind: e.failure(),
-                            message: e.to_string(),
+                            message: e.detail(),
                         }
                     }
                 };
