@@ -280,9 +280,11 @@ async fn a_burst_from_one_client_does_not_delay_another_past_its_turn() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let after = done.load(Ordering::SeqCst);
-    // Round-robin: at most the request in progress and one of the burst go before it.
+    // Round-robin: it goes right after the request in progress, where FIFO would put it
+    // behind the ~40 waiting. Until it is queued (HTTP, authentication, the audit's fsync) a
+    // few of the short burst requests can still finish on a loaded machine: allow 6.
     assert!(
-        after - before <= 2,
+        after - before <= 6,
         "{} of the burst finished first",
         after - before
     );
