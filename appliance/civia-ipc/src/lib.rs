@@ -255,6 +255,48 @@ pub fn isolate_network() -> std::io::Result<()> {
     Ok(())
 }
 
+/// A worker's check of the model file it is asked to load: `magic` judges the first four
+/// bytes (the format), then the whole file is hashed and compared with `expected` (hex)
+/// when given. Returns the SHA-256 (lowercase hex) or a message naming the file.
+pub fn verify_model_file(
+    path: &str,
+    magic: impl Fn([u8; 4]) -> Result<(), String>,
+    expected: Option<&str>,
+) -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    let mut f =
+        std::fs::File::open(path).map_err(|e| format!("cannot open model file {path}: {e}"))?;
+    let mut head = [0u8; 4];
+    f.read_exact(&mut head)
+        .map_err(|_| format!("{path} is not a model file (too short)"))?;
+    magic(head)?;
+    let mut hasher = Sha256::new();
+    hasher.update(head);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read model file {path}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Some(want) = expected {
+        if !want.eq_ignore_ascii_case(&digest) {
+            return Err(format!(
+                "SHA-256 of {path} is {digest}, the configuration expects {want}: refusing to load"
+            ));
+        }
+    }
+    Ok(digest)
+}
+
 /// Writes one frame (blocking).
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), IpcError> {
     w.write_all(&encode(msg)?)?;

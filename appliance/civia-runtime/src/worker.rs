@@ -10,11 +10,8 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::num::NonZeroU32;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::sync::mpsc::channel;
 
 #[derive(Debug, thiserror::Error)]
@@ -175,42 +172,16 @@ pub fn run_worker(stream: UnixStream) -> Result<(), WorkerError> {
 
 /// Checks the file is GGUF and hashes it (comparing with the expected hash when given).
 fn verify_file(spec: &LoadSpec) -> Result<String, String> {
-    let path = Path::new(&spec.path);
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| format!("cannot open model file {}: {e}", spec.path))?;
-    let mut magic = [0u8; 4];
-    f.read_exact(&mut magic)
-        .map_err(|_| format!("{} is not a GGUF model file (too short)", spec.path))?;
-    if &magic != b"GGUF" {
-        return Err(format!(
-            "{} is not a GGUF model file (Civia serves GGUF only; convert the model with llama.cpp's tools)",
-            spec.path
-        ));
-    }
-    let mut hasher = Sha256::new();
-    hasher.update(magic);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| format!("cannot read model file {}: {e}", spec.path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if let Some(expected) = &spec.sha256 {
-        if !expected.eq_ignore_ascii_case(&digest) {
-            return Err(format!(
-                "SHA-256 of {} is {digest}, the configuration expects {expected}: refusing to load",
-                spec.path
-            ));
-        }
-    }
-    Ok(digest)
+    civia_ipc::verify_model_file(
+        &spec.path,
+        |magic| {
+            (&magic == b"GGUF").then_some(()).ok_or_else(|| {
+                format!(
+                    "{} is not a GGUF model file (Civia serves GGUF only; convert the model with llama.cpp's tools)",
+                    spec.path
+                )
+            })
+        },
+        spec.sha256.as_deref(),
+    )
 }

@@ -8,8 +8,6 @@ use civia_ipc::speech::{
     SPEECH_PROTOCOL_VERSION,
 };
 use civia_ipc::{read_frame, write_frame, IpcError};
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -158,43 +156,16 @@ pub fn run_worker(stream: UnixStream) -> Result<(), SpeechError> {
 
 /// Checks the file (whisper.cpp magic, SHA-256) and loads it.
 fn load(spec: &SpeechLoadSpec) -> Result<(WhisperContext, SpeechModelInfo), String> {
-    let path = Path::new(&spec.path);
-    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", spec.path))?;
-    let size_bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut magic = [0u8; 4];
-    f.read_exact(&mut magic)
-        .map_err(|_| format!("{} is not a whisper.cpp model (too short)", spec.path))?;
-    if u32::from_le_bytes(magic) != 0x6767_6d6c {
-        return Err(format!(
-            "{} is not a whisper.cpp (ggml) model file",
-            spec.path
-        ));
-    }
-    let mut hasher = Sha256::new();
-    hasher.update(magic);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| format!("cannot read {}: {e}", spec.path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let sha256: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if let Some(want) = &spec.sha256 {
-        if !want.eq_ignore_ascii_case(&sha256) {
-            return Err(format!(
-                "SHA-256 of {} is {sha256}, the configuration expects {want}: refusing to load",
-                spec.path
-            ));
-        }
-    }
+    let size_bytes = std::fs::metadata(&spec.path).map(|m| m.len()).unwrap_or(0);
+    let sha256 = civia_ipc::verify_model_file(
+        &spec.path,
+        |magic| {
+            (u32::from_le_bytes(magic) == 0x6767_6d6c)
+                .then_some(())
+                .ok_or_else(|| format!("{} is not a whisper.cpp (ggml) model file", spec.path))
+        },
+        spec.sha256.as_deref(),
+    )?;
     whisper_rs::install_logging_hooks();
     let gpu = spec.gpu && cfg!(feature = "cuda");
     let mut params = WhisperContextParameters::default();
