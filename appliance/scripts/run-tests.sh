@@ -36,4 +36,10 @@ step "API client tests (openai package)"
 CIVIAD_BIN="$REPO/target/release/civiad" .cache/venv/bin/python -m pytest hw-tests/api -q
 step "web application in headless Chromium (Playwright, axe-core)"
 CIVIAD_BIN="$REPO/target/release/civiad" bash hw-tests/web/run.sh
+step "appliance image: build (Debian 13 via mmdebstrap, cached under image/out/cache) and check"
+bash appliance/scripts/image-deps.sh
+image/build --no-cargo
+bash hw-tests/image/check-image.sh
+step "emulated box: QEMU (TCG) + OVMF + swtpm, core scenarios (hw-tests/emulated --all runs every one)"
+hw-tests/emulated
 step "all tests passed"

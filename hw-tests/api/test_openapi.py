@@ -8,6 +8,7 @@ operation. Mostly the random-weight tiny-mistral model, with [api] max_tokens = 
 import copy
 import json
 import os
+import socket
 import time
 
 import httpx
@@ -141,6 +142,7 @@ def test_spec_describes_every_endpoint():
         "/admin/users/{name}/quota": {"parameters", "get", "put"},
         "/admin/keys": {"get", "post"}, "/admin/keys/{id}": {"parameters", "delete"},
         "/admin/usage": {"get"}, "/admin/status": {"get"},
+        "/admin/system": {"get"}, "/admin/system/egress-probe": {"post"},
         "/auth/login": {"post"}, "/auth/logout": {"post"}, "/auth/me": {"get"},
         "/admin/updates": {"get"}, "/admin/updates/system": {"post"}, "/admin/updates/model": {"post"},
         "/admin/updates/install-path": {"post"}, "/admin/audit/verify": {"get"},
@@ -254,6 +256,30 @@ def test_transcription_off(tiny):
     expect_error(call(tiny, "POST", path, path, json={"model": "whisper-1"}), 404, "speech_disabled", None)
     assert call(tiny, "GET", "/auth/me", "/auth/me").json()["limits"]["speech_model"] is None
     assert call(tiny, "GET", "/health", "/health").json()["speech"] is None
+
+
+def test_system_facts_and_egress_probe(tiny):
+    facts = call(tiny, "GET", "/admin/system", "/admin/system").json()
+    assert "pairing_code" not in facts, "the pairing code is for the local admin socket only"
+    port = int(tiny.url.rsplit(":", 1)[1])
+    assert {"protocol": "tcp", "address": "127.0.0.1", "port": port} in facts["listening"], facts["listening"]
+    assert facts["kernel"]["release"] and facts["civiad_version"]
+    path = "/admin/system/egress-probe"
+    r = call(tiny, "POST", path, path, json={"address": f"127.0.0.1:{port}", "timeout_ms": 1000})
+    assert r.json() == {"connected": True, "error": None}
+    with socket.socket() as s:  # bound, never listening: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+        r = call(tiny, "POST", path, path, json={"address": f"127.0.0.1:{closed}", "timeout_ms": 1000})
+    assert r.json() == {"connected": False, "error": "connection_refused"}
+    for body, param in (({}, "address"), ({"address": "example.org:443"}, "address"),
+                        ({"address": "0.0.0.0:80"}, "address"), ({"address": "127.0.0.1:80", "timeout_ms": 0}, "timeout_ms"),
+                        ({"address": "127.0.0.1:80", "timeout_ms": 5001}, "timeout_ms"), ({"address": "127.0.0.1:80", "x": 1}, "x")):
+        expect_error(call(tiny, "POST", path, path, json=body), 400, "invalid_value", param)
+    headers = {"content-type": "application/json", **tiny.headers()}
+    expect_error(call(tiny, "POST", path, path, content=b"{bad", headers=headers), 400, "invalid_json", None)
+    for url, method, p in (("/admin/system", "GET", "/admin/system"), (path, "POST", path)):
+        expect_error(call(tiny, method, url, p, headers={}, json={"address": f"127.0.0.1:{port}"}), 401, "invalid_api_key")
 
 
 # --- Errors ------------------------------------------------------------------------------------
@@ -451,8 +477,11 @@ def fuzz_spec() -> dict:
 
 
 # Publishing a charter would bar the trial admin from the model until it accepts the new
-# version: that operation is tested in test_privacy.py, not fuzzed.
-FUZZ = schemathesis.openapi.from_dict(fuzz_spec()).exclude(method="PUT", path="/admin/charter")
+# version: that operation is tested in test_privacy.py, not fuzzed. The egress probe would
+# connect to whatever addresses the fuzzer invents: tested in test_system_facts_and_egress_probe.
+FUZZ = (schemathesis.openapi.from_dict(fuzz_spec())
+        .exclude(method="PUT", path="/admin/charter")
+        .exclude(method="POST", path="/admin/system/egress-probe"))
 
 
 @FUZZ.auth()

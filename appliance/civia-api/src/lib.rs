@@ -22,13 +22,14 @@ mod host;
 mod meetings;
 mod openai;
 pub mod privacy;
+mod system;
 mod updates;
 mod web;
 
 pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use civia_auth::{Auth, Principal};
 pub use error::ApiError;
-pub use updates::Updates;
+pub use updates::{TrialOutcome, Updates};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -152,6 +153,8 @@ fn admin_routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/keys/{id}", delete(admin::revoke_key))
         .route("/usage", get(admin::usage))
         .route("/status", get(admin::status))
+        .route("/system", get(system::facts))
+        .route("/system/egress-probe", post(system::egress_probe))
         .route("/users/{name}/data", get(privacy::dsr_export))
         .route("/users/{name}/erase", post(privacy::dsr_erase))
         .route("/charter", get(charter::get).put(charter::put))

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::{Principal, Role};
 use civia_update::{
-    AuditEvent, ModelStore, Observer, Slot, SlotPaths, SystemConfig, SystemUpdater, UpdateError,
-    Version,
+    partition, AuditEvent, ModelStore, Observer, Slot, SlotPaths, SystemConfig, SystemUpdater,
+    UpdateError, Version,
 };
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -66,13 +66,6 @@ fn image_version(os_release: &str) -> Option<String> {
     })
 }
 
-/// `civia.slot=` of a kernel command line.
-fn cmdline_slot(cmdline: &str) -> Option<String> {
-    cmdline
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("civia.slot=").map(str::to_string))
-}
-
 fn system_config(cfg: &civia_config::Config) -> Result<SystemConfig, String> {
     let u = &cfg.update;
     if !u.image_root.is_file() {
@@ -81,14 +74,19 @@ fn system_config(cfg: &civia_config::Config) -> Result<SystemConfig, String> {
             u.image_root.display()
         ));
     }
-    let slot = match u.booted_slot.as_str() {
-        "auto" => std::fs::read_to_string("/proc/cmdline")
-            .ok()
-            .and_then(|c| cmdline_slot(&c))
-            .ok_or("the kernel command line has no civia.slot= (update.booted_slot = auto)")?,
-        s => s.to_string(),
-    };
-    let booted = match slot.as_str() {
+    let booted = match u.booted_slot.as_str() {
+        // `civia.slot=`, else the slot whose /usr partition matches `roothash=`
+        "auto" => {
+            let cmdline = std::fs::read_to_string("/proc/cmdline")
+                .map_err(|e| format!("reading /proc/cmdline: {e}"))?;
+            partition::booted_slot(
+                &cmdline,
+                &u.slot_a_usr,
+                &u.slot_b_usr,
+                &partition::SystemLookup,
+            )
+            .map_err(|e| e.to_string())?
+        }
         "a" => Slot::A,
         "b" => Slot::B,
         other => return Err(format!("unknown booted slot `{other}`")),
@@ -192,24 +190,47 @@ impl Updates {
         }
     }
 
-    /// Blesses the trial slot when `healthy`, else marks it bad (the next reboot falls back).
-    pub fn health_check(&self, healthy: Result<(), String>) {
-        let Ok(u) = self.system_updater() else { return };
+    /// Blesses the trial slot when `healthy`, else marks it bad. On
+    /// [`TrialOutcome::MarkedBad`] the daemon must exit with
+    /// [`civia_update::EXIT_TRIAL_UNHEALTHY`]: the service unit then reboots and systemd-boot
+    /// falls back to the previous slot.
+    pub fn health_check(&self, healthy: Result<(), String>) -> TrialOutcome {
+        let Ok(u) = self.system_updater() else {
+            return TrialOutcome::Unchanged;
+        };
         match healthy {
             Ok(()) => match u.bless() {
-                Ok(v) => log::info!("update: trial boot of {v} healthy, slot blessed"),
-                Err(e) => log::error!("update: blessing the slot failed: {e}"),
-            },
-            Err(why) => {
-                log::error!(
-                    "update: trial boot unhealthy ({why}); slot marked bad, reboot to fall back"
-                );
-                if let Err(e) = u.mark_bad(&why) {
-                    log::error!("update: marking the slot bad failed: {e}");
+                Ok(v) => {
+                    log::info!("update: trial boot of {v} healthy, slot blessed");
+                    TrialOutcome::Blessed
                 }
-            }
+                Err(e) => {
+                    log::error!("update: blessing the slot failed: {e}");
+                    TrialOutcome::Unchanged
+                }
+            },
+            Err(why) => match u.mark_bad(&why) {
+                Ok(()) => TrialOutcome::MarkedBad { reason: why },
+                Err(e) => {
+                    log::error!(
+                        "update: trial boot unhealthy ({why}), and marking the slot bad failed: {e}"
+                    );
+                    TrialOutcome::Unchanged
+                }
+            },
         }
     }
+}
+
+/// What the health check after a trial boot did ([`Updates::health_check`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrialOutcome {
+    /// Healthy: the slot is blessed.
+    Blessed,
+    /// Unhealthy: the slot is marked bad (no tries left); the box must reboot to fall back.
+    MarkedBad { reason: String },
+    /// Nothing changed: system updates are off, or blessing or marking failed (logged).
+    Unchanged,
 }
 
 fn update_error(e: UpdateError) -> ApiError {
@@ -543,16 +564,12 @@ pub(crate) async fn install_path(
 #[cfg(test)]
 mod tests {
     #[test]
-    fn os_release_and_cmdline() {
+    fn os_release() {
         assert_eq!(
             super::image_version("NAME=Civia\nIMAGE_VERSION=\"2.1.0\"\n").as_deref(),
             Some("2.1.0")
         );
         assert_eq!(super::image_version("NAME=Civia\n"), None);
-        assert_eq!(
-            super::cmdline_slot("quiet civia.slot=b rw").as_deref(),
-            Some("b")
-        );
-        assert_eq!(super::cmdline_slot("quiet"), None);
+        // the kernel command line (civia.slot=, roothash=): civia_update::partition's tests
     }
 }

@@ -42,6 +42,9 @@ pub enum Command {
     },
     /// civiad's state
     Status,
+    /// The box's state for its console, in French: version, slot, IP addresses, /var
+    /// encryption, TPM, Secure Boot, pairing code (one `Libellé : valeur` line each)
+    ConsoleStatus,
     /// Signed updates (system and model bundles)
     #[command(subcommand)]
     Update(UpdateCommand),
@@ -420,6 +423,8 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
         let e = Cli::try_parse_from(["civia", "quota", "set", "a", "--rpm", "lots"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        let cli = Cli::try_parse_from(["civia", "--socket", "/s", "console-status"]).unwrap();
+        assert!(matches!(cli.command, Command::ConsoleStatus));
         let cli = Cli::try_parse_from(["civia", "usage"]).unwrap();
         assert!(matches!(
             cli.command,

@@ -23,7 +23,26 @@
 //! civia ... quota show NAME | set NAME [--rpm N|default] [--tokens-per-day N|default]
 //! civia ... usage [--days N] [--by model|service]
 //! civia ... status
+//! civia ... console-status
 //! ```
+//!
+//! `console-status` prints the box's state for its console (and the acceptance suite, which
+//! reads the serial console), in French, one `Libellé : valeur` line each, labels stable:
+//!
+//! ```text
+//! Civia — état de la box
+//! Version : 1.4.2 (civiad 0.1.0)
+//! Emplacement démarré : a
+//! Adresse IP : 192.168.1.20
+//! Chiffrement /var : oui (LUKS2)
+//! Déverrouillage /var : TPM2
+//! TPM : oui (TPM 2.0)
+//! Démarrage sécurisé : oui
+//! Code d'appairage : K7QM-3XPA
+//! ```
+//!
+//! One `Adresse IP` line per address (`aucune` without one). Unknown values read `inconnu`;
+//! `Code d'appairage : aucun (box déjà appairée)` once the box has an account.
 //!
 //! The socket is `admin.socket` of the configuration (`--config FILE`), or `--socket PATH`.
 //! `--json` prints the raw answer. A generated password or a new key is always alone on the
@@ -230,6 +249,12 @@ pub fn run_at<R: BufRead, W: Write>(
             let body = api.call("GET", "/admin/status", None)?;
             if api.raw(out, &body)? {
                 print_status(out, &parse(&body)?)?;
+            }
+        }
+        Command::ConsoleStatus => {
+            let body = api.call("GET", "/admin/system", None)?;
+            if api.raw(out, &body)? {
+                print_console_status(out, &parse(&body)?)?;
             }
         }
         Command::Audit(AuditCommand::Verify) => {
@@ -887,6 +912,74 @@ fn print_status<W: Write>(out: &mut W, status: &Value) -> io::Result<()> {
     pairs.sort();
     let pairs: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     fields(out, &pairs)
+}
+
+/// The console block of `console-status` from `GET /admin/system` (see the crate docs).
+fn print_console_status<W: Write>(out: &mut W, v: &Value) -> io::Result<()> {
+    /// A JSON string fit for a console: no control characters (escape sequences).
+    fn text(v: &Value) -> Option<String> {
+        let s: String = v.as_str()?.chars().filter(|c| !c.is_control()).collect();
+        let s = s.trim();
+        (!s.is_empty()).then(|| s.to_string())
+    }
+    const UNKNOWN: &str = "inconnu";
+    writeln!(out, "Civia — état de la box")?;
+    let version = text(&v["image"]["version"])
+        .or_else(|| text(&v["running_version"]))
+        .unwrap_or_else(|| "inconnue".into());
+    match text(&v["civiad_version"]) {
+        Some(d) => writeln!(out, "Version : {version} (civiad {d})")?,
+        None => writeln!(out, "Version : {version}")?,
+    }
+    let slot = text(&v["booted_slot"]).unwrap_or_else(|| UNKNOWN.into());
+    writeln!(out, "Emplacement démarré : {slot}")?;
+    let addresses: Vec<String> = v["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(text)
+        .collect();
+    if addresses.is_empty() {
+        writeln!(out, "Adresse IP : aucune")?;
+    }
+    for a in addresses {
+        writeln!(out, "Adresse IP : {a}")?;
+    }
+    let var = &v["var"];
+    let encrypted = match var["luks2"].as_bool() {
+        Some(true) => "oui (LUKS2)",
+        Some(false) => "non",
+        None => UNKNOWN,
+    };
+    writeln!(out, "Chiffrement /var : {encrypted}")?;
+    let unlock = match var["unlock_method"].as_str() {
+        Some("tpm2") => "TPM2",
+        Some("recovery-key") => "clé de récupération",
+        _ => UNKNOWN,
+    };
+    writeln!(out, "Déverrouillage /var : {unlock}")?;
+    let tpm = match (
+        v["tpm"]["present"].as_bool(),
+        v["tpm"]["version_major"].as_u64(),
+    ) {
+        (Some(true), Some(major)) => format!("oui (TPM {major}.0)"),
+        (Some(true), None) => "oui".into(),
+        (Some(false), _) => "non".into(),
+        (None, _) => UNKNOWN.into(),
+    };
+    writeln!(out, "TPM : {tpm}")?;
+    let secure_boot = match v["secure_boot"].as_bool() {
+        Some(true) => "oui",
+        Some(false) => "non",
+        None => UNKNOWN,
+    };
+    writeln!(out, "Démarrage sécurisé : {secure_boot}")?;
+    let pairing = match v.get("pairing_code") {
+        Some(Value::Null) => "aucun (box déjà appairée)".to_string(),
+        Some(code) => text(code).unwrap_or_else(|| UNKNOWN.into()),
+        None => UNKNOWN.into(),
+    };
+    writeln!(out, "Code d'appairage : {pairing}")
 }
 
 #[cfg(test)]

@@ -400,6 +400,83 @@ worker.started_at: 2023-11-14 22:13:20 UTC
     );
 }
 
+/// `GET /admin/system` of a provisioned box as civiad answers it on the admin socket.
+const SYSTEM_FACTS: &str = r#"{"civiad_version":"0.1.0","booted_slot":"b","running_version":"1.4.2",
+"listening":[{"protocol":"tcp","address":"0.0.0.0","port":443}],
+"addresses":["192.168.1.20","fd00::14"],
+"root":{"mount_point":"/","source":"/dev/mapper/root","fs_type":"erofs","device":"dm-0","dm_name":"root","read_only":true,"verity":true,"luks2":false},
+"usr":{"mount_point":"/usr","source":"/dev/mapper/usr","fs_type":"erofs","device":"dm-1","dm_name":"usr","read_only":true,"verity":true,"luks2":false},
+"var":{"path":"/var/lib/civia","mount_point":"/var","source":"/dev/mapper/civia-var","fs_type":"ext4","device":"dm-2","dm_name":"civia-var","read_only":false,"verity":false,"luks2":true,"unlock_method":"tpm2"},
+"tpm":{"present":true,"version_major":2},"secure_boot":true,
+"kernel":{"release":"6.12.43","cmdline_roothash":false,"cmdline_usrhash":true,"lockdown":"integrity"},
+"gpu":[],"image":{"id":"civia","version":"1.4.2"},"pairing_code":"K7QM-3XPA"}"#;
+
+#[test]
+fn console_status_is_a_stable_french_block() {
+    let civiad = FakeCiviad::start(vec![ok("200 OK", SYSTEM_FACTS)]);
+    let out = civia(&civiad.socket, &["console-status"], "").unwrap();
+    assert_eq!(
+        out,
+        "\
+Civia — état de la box
+Version : 1.4.2 (civiad 0.1.0)
+Emplacement démarré : b
+Adresse IP : 192.168.1.20
+Adresse IP : fd00::14
+Chiffrement /var : oui (LUKS2)
+Déverrouillage /var : TPM2
+TPM : oui (TPM 2.0)
+Démarrage sécurisé : oui
+Code d'appairage : K7QM-3XPA
+"
+    );
+    assert_eq!(
+        civiad.requests()[0].request_line,
+        "GET /admin/system HTTP/1.1"
+    );
+}
+
+#[test]
+fn console_status_says_what_it_does_not_know() {
+    // A development machine: no image, no updates, no EFI, no TPM, a paired box.
+    let facts = r#"{"civiad_version":"0.1.0","booted_slot":null,"running_version":null,
+"addresses":[],"var":{"luks2":false,"unlock_method":null},"tpm":{"present":false,"version_major":null},
+"secure_boot":null,"image":{"id":null,"version":null},"pairing_code":null}"#;
+    let civiad = FakeCiviad::start(vec![ok("200 OK", facts), ok("200 OK", "{}")]);
+    let out = civia(&civiad.socket, &["console-status"], "").unwrap();
+    assert_eq!(
+        out,
+        "\
+Civia — état de la box
+Version : inconnue (civiad 0.1.0)
+Emplacement démarré : inconnu
+Adresse IP : aucune
+Chiffrement /var : non
+Déverrouillage /var : inconnu
+TPM : non
+Démarrage sécurisé : inconnu
+Code d'appairage : aucun (box déjà appairée)
+"
+    );
+    // An answer without the facts (another civiad): everything unknown, nothing invented.
+    let out = civia(&civiad.socket, &["console-status"], "").unwrap();
+    assert!(out.contains("Chiffrement /var : inconnu\n"), "{out}");
+    assert!(out.contains("TPM : inconnu\n"), "{out}");
+    assert!(out.contains("Code d'appairage : inconnu\n"), "{out}");
+}
+
+#[test]
+fn console_status_json_and_no_escape_sequences() {
+    let hostile = r#"{"image":{"version":"1.0\u001b[2J"},"addresses":["10.0.0.1\u0007"],"pairing_code":"AB\nCD"}"#;
+    let civiad = FakeCiviad::start(vec![ok("200 OK", hostile), ok("200 OK", SYSTEM_FACTS)]);
+    let out = civia(&civiad.socket, &["console-status"], "").unwrap();
+    assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+    assert!(out.contains("Version : 1.0[2J\n"), "{out}");
+    assert!(out.contains("Code d'appairage : ABCD\n"), "{out}");
+    let out = civia(&civiad.socket, &["--json", "console-status"], "").unwrap();
+    assert_eq!(out, format!("{SYSTEM_FACTS}\n"));
+}
+
 #[test]
 fn refusal_is_exit_1_with_message_and_code() {
     let civiad = FakeCiviad::start(vec![

@@ -5,8 +5,9 @@
 //! the feature, [`hit`] compiles to nothing.
 //!
 //! Points: `after_verify`, `after_mark`, `write:<payload>` (once per chunk written),
-//! `after_write:<payload>`, `readback:<payload>`, `before_uki_rename`, `after_uki_rename`,
-//! `bless:after_rename`, `bad:after_rename`, `model:after_stage`, `model:after_dir_rename`.
+//! `after_write:<payload>`, `readback:<payload>`, `partuuid` (before the partition UUIDs are
+//! set), `before_uki_rename`, `after_uki_rename`, `bless:after_rename`, `bad:after_rename`,
+//! `model:after_stage`, `model:after_dir_rename`.
 
 #[cfg(feature = "failpoints")]
 mod imp {

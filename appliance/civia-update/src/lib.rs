@@ -14,7 +14,10 @@
 //!   kept for rollback ([`model`]);
 //! - the agent's persistent state (floor, reference time, slot status, root rotations) under
 //!   its state directory, written atomically ([`state`]);
-//! - the events it emits for the audit log and for progress ([`events`]).
+//! - the events it emits for the audit log and for progress ([`events`]);
+//! - the GPT partition UUIDs of a written slot, derived from its dm-verity root hash so that
+//!   `systemd-veritysetup-generator` finds the slot from `roothash=` alone, and the booted slot
+//!   from the kernel command line ([`partition`]).
 //!
 //! It must never: write to the running (active) slot or its UKI; write a byte of a payload
 //! anywhere before the whole bundle verified; lower the floor or the reference time; trust a
@@ -27,6 +30,7 @@ pub mod esp;
 pub mod events;
 pub mod failpoint;
 pub mod model;
+pub mod partition;
 pub mod state;
 pub mod system;
 pub mod trust;
@@ -39,6 +43,12 @@ pub use events::{AuditEvent, NullObserver, Observer, Phase, Progress, RecordingO
 pub use model::{ModelInstalled, ModelStore};
 pub use system::{BootStatus, Slot, SlotPaths, SystemConfig, SystemUpdater};
 pub use trust::TrustStore;
+
+/// The exit status of `civiad` once a trial boot failed its health check and its slot was
+/// marked bad ([`SystemUpdater::mark_bad`]): the image's service unit reboots when the daemon
+/// exits with it, and systemd-boot then falls back to the previous slot. Nothing else in
+/// `civiad` exits with this status (76 is `EX_PROTOCOL` in sysexits.h, otherwise unused here).
+pub const EXIT_TRIAL_UNHEALTHY: u8 = 76;
 
 /// Everything the agent can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +80,13 @@ pub enum UpdateError {
     Trust(String),
     #[error("update state: {0}")]
     State(String),
+    /// Setting (or reading back) the GPT partition UUID of a slot's partition failed; the
+    /// message carries `sfdisk`'s standard error.
+    #[error("partition UUID of {device}: {message}")]
+    PartUuid { device: PathBuf, message: String },
+    /// `booted_slot = auto` could not tell the booted slot from the kernel command line.
+    #[error("booted slot: {0}")]
+    BootedSlot(String),
     #[error("failpoint '{0}' fired")]
     Injected(String),
 }
@@ -84,6 +101,8 @@ impl UpdateError {
             UpdateError::Io { .. } => "io",
             UpdateError::Trust(_) => "trust",
             UpdateError::State(_) => "state",
+            UpdateError::PartUuid { .. } => "partuuid",
+            UpdateError::BootedSlot(_) => "booted_slot",
             UpdateError::Injected(_) => "injected",
         }
     }

@@ -8,7 +8,11 @@
 //! 2. mark the inactive slot `unusable` in the state file and remove its UKI from the ESP;
 //! 3. stream `usr` and `usr.verity` to the slot's partitions (hashing again while writing,
 //!    in case the source changed since step 1), fsync, drop the page cache, read back and
-//!    compare with the signed hash;
+//!    compare with the signed hash; then set the GPT partition UUIDs of the slot's two
+//!    partitions to those derived from the signed dm-verity root hash (first and last 128
+//!    bits, what `systemd-veritysetup-generator` looks for given `roothash=`), with
+//!    `sfdisk --part-uuid`, and read them back; skipped for slots that are regular files or
+//!    whole block devices ([`crate::partition`]);
 //! 4. write the UKI to a temporary name on the ESP, fsync, read back;
 //! 5. record the slot as `installed` and the pending update (with its signed floor);
 //! 6. rename the UKI to `civia-<version>-<slot>+<tries>.efi`: the commit point; systemd-boot
@@ -32,7 +36,7 @@ use sha2::{Digest, Sha256};
 use crate::events::{AuditEvent, Observer, Phase, Progress, Source};
 use crate::state::{self, Outcome, Pending, SlotStatus, State};
 use crate::trust::TrustStore;
-use crate::{esp, failpoint, io_err, UpdateError};
+use crate::{esp, failpoint, io_err, partition, UpdateError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
@@ -253,6 +257,16 @@ impl<'o> SystemUpdater<'o> {
                 .ok_or_else(|| UpdateError::Refused(FormatError::Malformed(format!("no {name}"))))
         };
         let (usr, verity, uki) = (info("usr")?, info("usr.verity")?, info("uki")?);
+        let uuids = m
+            .verity_root_hash
+            .as_deref()
+            .and_then(partition::uuids_from_root_hash)
+            .ok_or_else(|| {
+                UpdateError::Refused(FormatError::Malformed(
+                    "a system bundle needs a verity root hash".into(),
+                ))
+            })?;
+        let relabel = partition::plan_slot_uuids(paths, &uuids, Path::new(partition::SYSFS))?;
         for (p, t) in [(&usr, &paths.usr), (&verity, &paths.verity)] {
             let have = capacity(t)?;
             if have < p.size {
@@ -300,6 +314,8 @@ impl<'o> SystemUpdater<'o> {
             .map_err(io_err(format!("seeking {}", path.display())))?;
         self.write_partition(&mut f, &usr, &paths.usr)?;
         self.write_partition(&mut f, &verity, &paths.verity)?;
+        failpoint::hit("partuuid")?;
+        partition::set_slot_uuids(&relabel)?;
 
         // 4. UKI, staged
         let tmp = esp::stage_uki(

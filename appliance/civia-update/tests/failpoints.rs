@@ -139,6 +139,7 @@ const POINTS: &[&str] = &[
     "write:usr.verity",
     "after_write:usr.verity",
     "readback:usr.verity",
+    "partuuid",
     "write:uki",
     "readback:uki",
     "before_uki_rename",

@@ -1,8 +1,11 @@
-//! The same install on real block devices: a GPT disk image made with sfdisk, each partition
-//! attached as a loop device (offset + size limit: this host has no udev to create partition
-//! nodes), a real dm-verity hash tree made with `veritysetup format`, and `veritysetup verify`
-//! on the written slot. Skipped (with a message) where loop devices, sfdisk or veritysetup are
-//! missing; CI runs as root and has them (appliance/scripts/deps.sh).
+//! The same install on real block devices: a GPT disk image made with sfdisk, attached as a
+//! partitioned loop device (`losetup --partscan`, then `partx --add` for kernels that do not
+//! parse GPT themselves), a real dm-verity hash tree made with `veritysetup format`, and
+//! `veritysetup verify` on the written slot; the slot's GPT partition UUIDs must then be the
+//! ones derived from the root hash (`sfdisk --part-uuid`). Where the kernel creates no
+//! partition nodes, each partition is attached as its own loop device instead (offset + size
+//! limit: whole devices, so the partition UUIDs are left alone and not checked). Needs root,
+//! loop devices, sfdisk, partx and veritysetup; CI has them (appliance/scripts/deps.sh).
 
 mod common;
 
@@ -12,7 +15,7 @@ use std::process::Command;
 
 use civia_bundle::{build, sign_bundle, BuildSpec};
 use civia_bundle_format::BundleKind;
-use civia_update::{esp, BootStatus, NullObserver, Slot, SlotPaths, SystemUpdater};
+use civia_update::{esp, partition, BootStatus, NullObserver, Slot, SlotPaths, SystemUpdater};
 use common::*;
 
 struct Loops(Vec<String>);
@@ -44,6 +47,47 @@ fn tools_present() -> bool {
     })
 }
 
+/// The partition table as sfdisk prints it, as JSON.
+fn sfdisk_json(disk: &Path) -> serde_json::Value {
+    serde_json::from_str(&run(Command::new("sfdisk").arg("-J").arg(disk)).unwrap()).unwrap()
+}
+
+/// The current GPT partition UUID of partition `n` of `disk`, lowercase.
+fn part_uuid(disk: &Path, n: usize) -> String {
+    run(Command::new("sfdisk")
+        .arg("--part-uuid")
+        .arg(disk)
+        .arg(n.to_string()))
+    .unwrap()
+    .trim()
+    .to_ascii_lowercase()
+}
+
+/// Attaches the whole image with its partitions; `None` where no partition nodes appear.
+fn attach_partitioned(img: &Path, n: usize, loops: &mut Loops) -> Option<(PathBuf, Vec<PathBuf>)> {
+    let out = run(Command::new("losetup")
+        .args(["--find", "--show", "--partscan"])
+        .arg(img))?;
+    let disk = PathBuf::from(out.trim());
+    loops.0.push(out.trim().to_string());
+    let parts: Vec<PathBuf> = (1..=n)
+        .map(|i| PathBuf::from(format!("{}p{i}", disk.display())))
+        .collect();
+    for _ in 0..20 {
+        if parts.iter().all(|p| p.exists()) {
+            return Some((disk, parts));
+        }
+        // kernels built without GPT support: tell them about the partitions
+        let _ = Command::new("partx").arg("--add").arg(&disk).output();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!(
+        "no partition nodes for {}: attaching each partition on its own",
+        disk.display()
+    );
+    None
+}
+
 fn region_hash(img: &Path, start: u64, len: u64) -> Vec<u8> {
     let b = fs::read(img).unwrap();
     b[start as usize..(start + len) as usize].to_vec()
@@ -67,8 +111,8 @@ fn install_to_loop_device_partitions_with_real_verity() {
         .unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), table.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success());
-    let j: serde_json::Value =
-        serde_json::from_str(&run(Command::new("sfdisk").arg("-J").arg(&img)).unwrap()).unwrap();
+    let table_before = sfdisk_json(&img);
+    let j = &table_before;
     let parts: Vec<(String, u64, u64)> = j["partitiontable"]["partitions"]
         .as_array()
         .unwrap()
@@ -94,7 +138,13 @@ fn install_to_loop_device_partitions_with_real_verity() {
     }
     let mut loops = Loops(Vec::new());
     let mut dev = std::collections::HashMap::new();
-    for (name, start, size) in &parts {
+    let partitioned = attach_partitioned(&img, parts.len(), &mut loops);
+    if let Some((_, nodes)) = &partitioned {
+        for ((name, _, _), node) in parts.iter().zip(nodes) {
+            dev.insert(name.clone(), node.clone());
+        }
+    }
+    for (name, start, size) in parts.iter().filter(|_| partitioned.is_none()) {
         let Some(out) = run(Command::new("losetup")
             .args([
                 "--find",
@@ -191,7 +241,28 @@ fn install_to_loop_device_partitions_with_real_verity() {
         .map(|p| region_hash(&img, p.1, p.2))
         .collect();
     assert!(after == a_regions, "slot A changed");
-    assert!(region_hash(&img, 0, 1 << 20) == gpt_head, "GPT changed");
+    let uuids = partition::uuids_from_root_hash(&root_hash).unwrap();
+    if let Some((disk, _)) = &partitioned {
+        // slot B's partitions now carry the UUIDs systemd-veritysetup-generator looks for
+        // given roothash=; nothing else in the partition table changed
+        let n = |name: &str| parts.iter().position(|p| p.0 == name).unwrap() + 1;
+        assert_eq!(part_uuid(disk, n("usr-b")), uuids.data);
+        assert_eq!(part_uuid(disk, n("verity-b")), uuids.hash);
+        let mut expected = table_before.clone();
+        for p in expected["partitiontable"]["partitions"]
+            .as_array_mut()
+            .unwrap()
+        {
+            match p["name"].as_str().unwrap() {
+                "usr-b" => p["uuid"] = uuids.data.to_uppercase().into(),
+                "verity-b" => p["uuid"] = uuids.hash.to_uppercase().into(),
+                _ => {}
+            }
+        }
+        assert_eq!(sfdisk_json(&img), expected, "partition table");
+    } else {
+        assert!(region_hash(&img, 0, 1 << 20) == gpt_head, "GPT changed");
+    }
     assert_eq!(esp::firmware_boot(&f.esp).unwrap().unwrap().slot, "b");
     cfg.booted = Slot::B;
     cfg.running = v("2.0.0");

@@ -137,7 +137,9 @@ fn main() -> ExitCode {
                 }
             };
             match rt.block_on(daemon(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(Stop::Signal) => ExitCode::SUCCESS,
+                // The unit's ExecStopPost= reboots on this status: back to the previous slot.
+                Ok(Stop::TrialUnhealthy) => ExitCode::from(civia_update::EXIT_TRIAL_UNHEALTHY),
                 Err(e) => {
                     log::error!("{e}");
                     ExitCode::from(2)
@@ -185,7 +187,17 @@ fn prepare_state_dir(cfg: &Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-async fn daemon(cfg: Config) -> Result<(), DaemonError> {
+/// Why the daemon stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM or Ctrl-C: exit status 0.
+    Signal,
+    /// A trial boot failed its health check and its slot is marked bad: exit status
+    /// [`civia_update::EXIT_TRIAL_UNHEALTHY`], on which the service unit reboots the box.
+    TrialUnhealthy,
+}
+
+async fn daemon(cfg: Config) -> Result<Stop, DaemonError> {
     prepare_state_dir(&cfg)?;
     std::fs::File::open(&cfg.model.path).map_err(|source| DaemonError::Model {
         path: cfg.model.path.clone(),
@@ -291,6 +303,8 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
         ),
         Err(why) => log::info!("system updates off: {why}"),
     }
+    // Fires only when a trial boot's slot was marked bad; dropped (never fires) otherwise.
+    let (unhealthy_tx, mut unhealthy_rx) = tokio::sync::oneshot::channel::<String>();
     match updates.after_boot() {
         Some(civia_update::BootStatus::Trial { version }) => {
             log::warn!("trial boot of {version}: blessing it once the model is loaded");
@@ -298,6 +312,7 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
                 updates.clone(),
                 supervisor.clone(),
                 Duration::from_secs(cfg.runtime.load_timeout_secs),
+                unhealthy_tx,
             ));
         }
         Some(civia_update::BootStatus::RolledBack {
@@ -394,7 +409,18 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
         gate,
         stopped(),
     ));
-    shutdown_signal().await;
+    let stop = tokio::select! {
+        _ = shutdown_signal() => Stop::Signal,
+        Ok(reason) = &mut unhealthy_rx => {
+            log::error!(
+                "the new system failed its health check after the update ({reason}); its slot \
+                 is marked bad: exiting with status {} so that the box reboots into the \
+                 previous slot",
+                civia_update::EXIT_TRIAL_UNHEALTHY
+            );
+            Stop::TrialUnhealthy
+        }
+    };
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     let _ = std::fs::remove_file(&socket_path);
@@ -404,7 +430,7 @@ async fn daemon(cfg: Config) -> Result<(), DaemonError> {
     if let Some(s) = speech {
         s.shutdown().await;
     }
-    Ok(())
+    Ok(stop)
 }
 
 /// The speech worker, when `[speech] path` is set: its spool directory is created (0700)
@@ -480,11 +506,14 @@ fn start_speech(cfg: &Config) -> Result<Option<SpeechSupervisor>, DaemonError> {
 }
 
 /// A trial boot is healthy when the daemon runs and the model loads within the load
-/// timeout (twice, for a slow first read from disk); then the slot is blessed, else marked bad.
+/// timeout (twice, for a slow first read from disk); then the slot is blessed, else marked bad
+/// and `unhealthy` fires with the reason: the daemon then stops and exits with
+/// [`civia_update::EXIT_TRIAL_UNHEALTHY`] so that the box reboots into the previous slot.
 async fn trial_health_check(
     updates: Arc<civia_api::Updates>,
     supervisor: Supervisor,
     load_timeout: Duration,
+    unhealthy: tokio::sync::oneshot::Sender<String>,
 ) {
     let mut rx = supervisor.watch();
     let ready = tokio::time::timeout(load_timeout * 2, rx.wait_for(|s| s.phase == Phase::Ready))
@@ -498,9 +527,13 @@ async fn trial_health_check(
             .last_error
             .unwrap_or_else(|| "the model did not load".into()))
     };
-    tokio::task::spawn_blocking(move || updates.health_check(verdict))
-        .await
-        .unwrap_or_else(|e| log::error!("health check task failed: {e}"));
+    match tokio::task::spawn_blocking(move || updates.health_check(verdict)).await {
+        Ok(civia_api::TrialOutcome::MarkedBad { reason }) => {
+            let _ = unhealthy.send(reason);
+        }
+        Ok(civia_api::TrialOutcome::Blessed | civia_api::TrialOutcome::Unchanged) => {}
+        Err(e) => log::error!("health check task failed: {e}"),
+    }
 }
 
 /// READY=1 once the model is loaded and `listening` fired, STATUS= on every change, and

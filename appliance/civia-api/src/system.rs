@@ -1,0 +1,268 @@
+//! What the box says about itself, for the administrator and the acceptance suite (which has
+//! no shell on the box): `GET /admin/system` (facts read by `civia-system`) and
+//! `POST /admin/system/egress-probe` (one TCP connect from the box, to check that it cannot
+//! reach the Internet).
+//!
+//! Both need the `admin` role. The pairing code is part of the facts only on the local admin
+//! socket (the console, `civia console-status`), never on a network listener. A probe only
+//! connects and closes: no byte of data is sent, no name is resolved (that would itself be
+//! egress); it is audited (`admin.egress_probe`) and at most [`PARALLEL_PROBES`] run at once.
+
+use crate::admin::{audit_admin, require};
+use crate::{read_bytes, ApiError, ApiState};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Extensions;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civia_auth::{Principal, Role};
+use serde_json::{json, Map, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Handler = Result<Response, ApiError>;
+
+/// A probe body is a few dozen bytes.
+const PROBE_BODY_LIMIT: usize = 4 * 1024;
+/// Probes running at once; more wait their turn.
+pub(crate) const PARALLEL_PROBES: usize = 2;
+/// The probe's timeout when the body gives none.
+const DEFAULT_PROBE_TIMEOUT_MS: u64 = 3000;
+
+static PROBES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PARALLEL_PROBES);
+
+pub(crate) async fn facts(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
+    require(&ext, &[Role::Admin], "read the system facts")?;
+    let state_dir = st.config.state_dir.clone();
+    let facts = tokio::task::spawn_blocking(move || {
+        let var = std::fs::canonicalize(&state_dir).unwrap_or(state_dir);
+        civia_system::Collector::new("/")
+            .with_var_path(var)
+            .collect()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("system facts task failed: {e}")))?;
+    let mut v = serde_json::to_value(&facts)
+        .map_err(|e| ApiError::internal(format!("system facts: {e}")))?;
+    let system = st.updates.as_ref().and_then(|u| u.system.as_ref().ok());
+    v["civiad_version"] = json!(env!("CARGO_PKG_VERSION"));
+    v["booted_slot"] = json!(system.map(|c| c.booted.name()));
+    v["running_version"] = json!(system.map(|c| c.running.to_string()));
+    // Whoever can open the admin socket is root-equivalent on the box: the console shows the
+    // code there. A network caller never sees it, not even an administrator.
+    if matches!(ext.get::<Principal>(), Some(Principal::LocalAdmin)) {
+        v["pairing_code"] = json!(st.auth.pairing_code());
+    }
+    Ok(Json(v).into_response())
+}
+
+/// A validated probe request.
+#[derive(Debug, PartialEq, Eq)]
+struct Probe {
+    address: SocketAddr,
+    timeout_ms: u64,
+}
+
+fn invalid(param: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message, Some(param.to_string()))
+}
+
+/// `{"address": "IP:PORT", "timeout_ms": 1..=5000}`, with French messages naming the field.
+fn parse_probe(body: &[u8]) -> Result<Probe, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid_json(format!(
+            "Le corps de la requête n'est pas du JSON valide : {e}."
+        ))
+    })?;
+    let Value::Object(map) = v else {
+        return Err(ApiError::bad_request(
+            "Le corps de la requête doit être un objet JSON : {\"address\": \"IP:PORT\", \"timeout_ms\": 1 à 5000}.",
+            None,
+        ));
+    };
+    probe_fields(&map)
+}
+
+fn probe_fields(map: &Map<String, Value>) -> Result<Probe, ApiError> {
+    let max_ms = civia_system::MAX_PROBE_TIMEOUT.as_millis() as u64;
+    if let Some(k) = map
+        .keys()
+        .find(|k| !["address", "timeout_ms"].contains(&k.as_str()))
+    {
+        let shown: String = k.chars().filter(|c| !c.is_control()).take(64).collect();
+        return Err(invalid(
+            &shown,
+            format!("Champ inconnu `{shown}` : seuls `address` et `timeout_ms` sont acceptés."),
+        ));
+    }
+    let form = "`address` doit être une adresse IP suivie d'un port, par exemple \
+                192.0.2.10:443 ou [2001:db8::1]:443 (pas de nom : la box ne résout aucun nom \
+                pour une sonde).";
+    let address: SocketAddr = match map.get("address") {
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| invalid("address", form))?,
+        Some(_) => return Err(invalid("address", form)),
+        None => {
+            return Err(invalid(
+                "address",
+                "Le champ `address` (IP:PORT) est obligatoire.",
+            ))
+        }
+    };
+    civia_system::check_probe_target(address)
+        .map_err(|e| invalid("address", format!("Adresse refusée : {e}.")))?;
+    let timeout_ms = match map.get("timeout_ms") {
+        None | Some(Value::Null) => DEFAULT_PROBE_TIMEOUT_MS,
+        Some(v) => v
+            .as_u64()
+            .filter(|ms| (1..=max_ms).contains(ms))
+            .ok_or_else(|| {
+                invalid(
+                    "timeout_ms",
+                    format!("`timeout_ms` doit être un entier entre 1 et {max_ms}."),
+                )
+            })?,
+    };
+    Ok(Probe {
+        address,
+        timeout_ms,
+    })
+}
+
+pub(crate) async fn egress_probe(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    b: Body,
+) -> Handler {
+    require(&ext, &[Role::Admin], "probe egress from the box")?;
+    let probe = parse_probe(&read_bytes(b, PROBE_BODY_LIMIT).await?)?;
+    let result = {
+        let _turn = PROBES
+            .acquire()
+            .await
+            .map_err(|e| ApiError::internal(format!("egress probe: {e}")))?;
+        let (addr, timeout) = (probe.address, Duration::from_millis(probe.timeout_ms));
+        tokio::task::spawn_blocking(move || civia_system::probe_egress(addr, timeout))
+            .await
+            .map_err(|e| ApiError::internal(format!("egress probe task failed: {e}")))?
+    };
+    log::info!(
+        "egress probe to {} by {}: connected={} error={:?}",
+        probe.address,
+        crate::admin::principal(&ext)?.name(),
+        result.connected,
+        result.error
+    );
+    let detail = json!({
+        "address": probe.address.to_string(), "timeout_ms": probe.timeout_ms,
+        "connected": result.connected, "error": result.error,
+    });
+    audit_admin(&st, &ext, "admin.egress_probe", None, detail).await?;
+    Ok(Json(json!({"connected": result.connected, "error": result.error})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Probe, ApiError> {
+        parse_probe(body.as_bytes())
+    }
+
+    #[test]
+    fn probe_bodies() {
+        assert_eq!(
+            parse(r#"{"address": "192.0.2.10:443", "timeout_ms": 5000}"#).expect("valid"),
+            Probe {
+                address: "192.0.2.10:443".parse().expect("addr"),
+                timeout_ms: 5000
+            }
+        );
+        let p = parse(r#"{"address": " [2001:db8::1]:80 "}"#).expect("valid");
+        assert_eq!(p.timeout_ms, DEFAULT_PROBE_TIMEOUT_MS);
+        assert!(p.address.is_ipv6());
+
+        for (body, code, param) in [
+            ("", "invalid_json", None),
+            ("{bad", "invalid_json", None),
+            ("\u{ff}", "invalid_json", None),
+            ("[]", "invalid_value", None),
+            ("null", "invalid_value", None),
+            ("{}", "invalid_value", Some("address")),
+            (r#"{"address": 5}"#, "invalid_value", Some("address")),
+            (
+                r#"{"address": "example.org:443"}"#,
+                "invalid_value",
+                Some("address"),
+            ),
+            (
+                r#"{"address": "192.0.2.1"}"#,
+                "invalid_value",
+                Some("address"),
+            ),
+            (
+                r#"{"address": "192.0.2.1:70000"}"#,
+                "invalid_value",
+                Some("address"),
+            ),
+            (
+                r#"{"address": "192.0.2.1:0"}"#,
+                "invalid_value",
+                Some("address"),
+            ),
+            (
+                r#"{"address": "0.0.0.0:80"}"#,
+                "invalid_value",
+                Some("address"),
+            ),
+            (
+                r#"{"address": "224.0.0.1:80"}"#,
+                "invalid_value",
+                Some("address"),
+            ),
+            (
+                r#"{"address": "192.0.2.1:80", "timeout_ms": 0}"#,
+                "invalid_value",
+                Some("timeout_ms"),
+            ),
+            (
+                r#"{"address": "192.0.2.1:80", "timeout_ms": 5001}"#,
+                "invalid_value",
+                Some("timeout_ms"),
+            ),
+            (
+                r#"{"address": "192.0.2.1:80", "timeout_ms": -1}"#,
+                "invalid_value",
+                Some("timeout_ms"),
+            ),
+            (
+                r#"{"address": "192.0.2.1:80", "timeout_ms": 1.5}"#,
+                "invalid_value",
+                Some("timeout_ms"),
+            ),
+            (
+                r#"{"address": "192.0.2.1:80", "timeout_ms": "100"}"#,
+                "invalid_value",
+                Some("timeout_ms"),
+            ),
+            (
+                r#"{"address": "192.0.2.1:80", "port": 1}"#,
+                "invalid_value",
+                Some("port"),
+            ),
+        ] {
+            let e = parse(body).expect_err(body);
+            assert_eq!(e.status.as_u16(), 400, "{body}");
+            assert_eq!(e.code, code, "{body}");
+            assert_eq!(e.param.as_deref(), param, "{body}");
+            assert!(!e.message.is_empty());
+        }
+        // French for people.
+        let e = parse(r#"{"address": "example.org:443"}"#).expect_err("name");
+        assert!(
+            e.message.contains("doit être une adresse IP"),
+            "{}",
+            e.message
+        );
+    }
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Checks what image/build made (image/out/image.json), without booting it:
+# - the GPT: partition names, the root slot A's partition UUIDs derived from the verity root
+#   hash (what systemd-veritysetup-generator looks for), slot B empty;
+# - the root image against its hash tree (veritysetup verify);
+# - the UKI and systemd-boot signed with the Secure Boot key, the UKI's PCR 11 signature
+#   made with the PCR policy key and covering the four boot phases;
+# - the update bundle verified as a box would (civia-bundle verify);
+# - the command line: verity root, panic on corruption, hardening options;
+# - systemd-analyze security (offline) of civiad.service and civia-console.service under a
+#   maximum exposure, and civiad's key sandbox settings.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+J=$REPO/image/out/image.json
+[ -s "$J" ] || { echo "check-image: no $J (run image/build)" >&2; exit 2; }
+get() { python3 -c "import json,sys; print(json.load(open('$J'))['$1'])"; }
+DISK=$(get disk) BUNDLE=$(get bundle) ROOTHASH=$(get roothash) KEYS=$(get keys) PARTS=$(get parts)
+TOOLS=$(get tools) VERSION=$(get version) COMPATIBLE=$(get compatible)
+fails=0
+check() { # NAME COMMAND...
+    local name=$1; shift
+    if out=$("$@" 2>&1); then echo "ok   $name"; else echo "FAIL $name"; echo "$out" | tail -5 | sed 's/^/     /'; fails=$((fails + 1)); fi
+}
+uuid() { local h=$1; echo "${h:0:8}-${h:8:4}-${h:12:4}-${h:16:4}-${h:20:12}"; }
+
+parts_json=$(sfdisk --json "$DISK")
+has_part() { # NAME [UUID]
+    python3 - "$parts_json" "$@" <<'PY'
+import json, sys
+t = json.loads(sys.argv[1])["partitiontable"]["partitions"]
+p = [x for x in t if x.get("name") == sys.argv[2]]
+assert p, f"no partition {sys.argv[2]}"
+if len(sys.argv) > 3:
+    assert p[0]["uuid"].lower() == sys.argv[3].lower(), (p[0]["uuid"], sys.argv[3])
+PY
+}
+check "GPT: esp, usr-a/b, verity, civia-state, civia-var" bash -c \
+    "$(declare -f has_part); parts_json='$parts_json'; for n in esp usr-a usr-a-verity usr-b usr-b-verity civia-state civia-var; do has_part \$n; done"
+check "slot A partition UUIDs = root hash halves" bash -c \
+    "$(declare -f has_part); parts_json='$parts_json'; has_part usr-a $(uuid "${ROOTHASH:0:32}") && has_part usr-a-verity $(uuid "${ROOTHASH:32:32}")"
+check "root image matches its dm-verity hash tree" veritysetup verify "$PARTS/root.img" "$PARTS/root.verity" "$ROOTHASH"
+corrupt=$(mktemp)
+cp "$PARTS/root.img" "$corrupt"
+printf 'X' | dd of="$corrupt" bs=1 seek=$((4096 * 7 + 5)) conv=notrunc status=none
+check "a changed byte fails verification" bash -c "! veritysetup verify '$corrupt' '$PARTS/root.verity' '$ROOTHASH'"
+rm -f "$corrupt"
+check "UKI signed with the Secure Boot key" sbverify --cert "$KEYS/db.crt" "$PARTS/civia.efi"
+check "systemd-boot signed with the Secure Boot key" sbverify --cert "$KEYS/db.crt" "$PARTS/systemd-bootx64.efi"
+check "UKI not signed by another key" bash -c "openssl req -new -x509 -newkey rsa:2048 -nodes -subj /CN=other -keyout /dev/null -out /tmp/other.crt 2>/dev/null; ! sbverify --cert /tmp/other.crt '$PARTS/civia.efi'"
+sig=$(mktemp)
+objcopy -O binary --only-section=.pcrsig "$PARTS/civia.efi" "$sig"
+check "PCR 11 signature: 4 boot phases, sha256, the policy key" python3 - "$sig" "$KEYS/pcr-policy.pub.pem" <<'PY'
+import json, sys, hashlib, subprocess
+d = json.load(open(sys.argv[1]))
+e = d["sha256"]
+assert len(e) == 4 and all(x["pcrs"] == [11] for x in e), e
+# systemd's fingerprint: SHA-256 of the RSA public key in PKCS#1 DER (i2d_PublicKey).
+der = subprocess.run(["openssl", "rsa", "-pubin", "-in", sys.argv[2], "-RSAPublicKey_out", "-outform", "DER"],
+                     capture_output=True, check=True).stdout
+assert all(x["pkfp"] == hashlib.sha256(der).hexdigest() for x in e), "signed by another key"
+PY
+rm -f "$sig"
+cmdline=$(cat "$PARTS/cmdline")
+check "command line: verity root, panic on corruption, hardening" bash -c "for w in roothash=$ROOTHASH root=/dev/mapper/root systemd.verity_root_options=panic-on-corruption lockdown=integrity module.sig_enforce=1 init_on_alloc=1 slab_nomerge vsyscall=none; do grep -qw -- \"\$w\" <<< '$cmdline' || { echo \"missing \$w\"; exit 1; }; done"
+check "bundle verifies as a box would" "$REPO/target/release/civia-bundle" verify "$BUNDLE" --root "$KEYS/root.json" --compatible "$COMPATIBLE" --running 0.0.0
+check "bundle refused for another hardware model" bash -c "! '$REPO/target/release/civia-bundle' verify '$BUNDLE' --root '$KEYS/root.json' --compatible other-box --running 0.0.0"
+check "bundle refused as a downgrade" bash -c "! '$REPO/target/release/civia-bundle' verify '$BUNDLE' --root '$KEYS/root.json' --compatible '$COMPATIBLE' --running 99.0.0"
+
+# systemd-analyze security, offline, on the units as shipped (Debian 13's systemd).
+U=$REPO/image/rootfs/usr/lib/systemd/system
+mkdir -p "$TOOLS/units-check"
+cp "$U/civiad.service" "$U/civia-console.service" "$TOOLS/units-check/"
+# Exposure thresholds (systemd-analyze's 0–10 scale, ×10): measured 2.1 and 3.0.
+for spec in civiad.service:25 civia-console.service:35; do
+    unit=${spec%%:*} max=${spec##*:}
+    check "systemd-analyze security $unit ≤ $((max / 10)).$((max % 10)) (exposure)" bash -c \
+        "chroot '$TOOLS' systemd-analyze security --offline=yes --threshold=$max /units-check/$unit"
+done
+rm -rf "$TOOLS/units-check"
+for k in NoNewPrivileges=yes ProtectSystem=strict PrivateTmp=yes "SystemCallFilter=@system-service" \
+         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" "RestrictNamespaces=user net" MemoryDenyWriteExecute=yes; do
+    check "civiad.service: $k" grep -qx -- "$k" "$U/civiad.service"
+done
+check "no SSH, no getty, root locked (image recipe)" bash -c \
+    "! grep -q ssh '$REPO/image/packages.txt' && grep -q 'getty.target' '$REPO/image/build' && grep -q 'usermod -L' '$REPO/image/build'"
+check "nftables: output policy drop, input only 443/8443 from the LAN sets" bash -c \
+    "grep -q 'hook output priority filter; policy drop' '$REPO/image/build' && grep -q 'ip saddr @lan4 tcp dport { 443, 8443 } accept' '$REPO/image/build'"
+echo "check-image: $fails failure(s) ($VERSION, $DISK)"
+[ "$fails" = 0 ]
