@@ -175,6 +175,75 @@ def scan_tcp(ip: str, ports: list[int], timeout: float = 2.0) -> set[int]:
     return asyncio.run(_scan(ip, ports, timeout))
 
 
+def mdns_lookup(name: str, source: str, timeout: float = 10.0) -> set[str]:
+    """IPv4 addresses announced for `name` over mDNS, asked from `source` as a full mDNS
+    querier (port 5353, answers come back to the multicast group: the box's firewall lets
+    only those out)."""
+    import struct
+    group = "224.0.0.251"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", 5353))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton(source))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(source))
+    s.settimeout(1.0)
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    query = struct.pack(">HHHHHH", 0, 0, 1, 0, 0, 0) + qname + struct.pack(">HH", 1, 1)
+    found: set[str] = set()
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end and not found:
+            s.sendto(query, (group, 5353))
+            t = time.monotonic() + 2
+            while time.monotonic() < t:
+                try:
+                    data, _ = s.recvfrom(9000)
+                except socket.timeout:
+                    continue
+                found |= _mdns_a_records(data, qname)
+                if found:
+                    break
+    finally:
+        s.close()
+    return found
+
+
+def _mdns_a_records(data: bytes, qname: bytes) -> set[str]:
+    import struct
+    out: set[str] = set()
+    if len(data) < 12:
+        return out
+    _, flags, qd, an, ns, ar = struct.unpack(">HHHHHH", data[:12])
+    if not flags & 0x8000:  # a query, not an answer
+        return out
+    off = 12
+
+    def skip_name(o: int) -> int:
+        while o < len(data):
+            n = data[o]
+            if n == 0:
+                return o + 1
+            if n & 0xC0 == 0xC0:
+                return o + 2
+            o += 1 + n
+        return o
+
+    for _ in range(qd):
+        off = skip_name(off) + 4
+    for _ in range(an + ns + ar):
+        start = off
+        off = skip_name(off)
+        if off + 10 > len(data):
+            break
+        rtype, _, _, rdlen = struct.unpack(">HHIH", data[off:off + 10])
+        owner = data[start:off]
+        off += 10
+        if rtype == 1 and rdlen == 4 and owner.lower() == qname.lower():
+            out.add(socket.inet_ntoa(data[off:off + 4]))
+        off += rdlen
+    return out
+
+
 class Listener:
     """A TCP port on this machine that records every connection (the egress probe's target)."""
 
@@ -243,6 +312,14 @@ def run_checks(box: Box, report: Report, *, lan_source: str, outside_source: str
         reach = [p for p in sorted(EXPECTED_TCP) if tcp_open(box.ip, p, timeout=4, source=outside_source)]
         report.add("injoignable depuis une adresse hors des plages autorisées", not reach,
                    f"depuis {outside_source} : {reach or 'aucun port'}")
+
+    if ":" not in box.ip:
+        try:
+            announced = mdns_lookup(SERVER_NAME, lan_source)
+        except OSError as e:
+            announced = {f"erreur : {e}"}
+        report.add("la box s'annonce sur le réseau local (mDNS civia.local)", box.ip in announced,
+                   f"civia.local → {sorted(announced) or 'pas de réponse'}")
 
     listener = Listener(lan_source)
     try:

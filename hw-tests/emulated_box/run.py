@@ -135,7 +135,6 @@ class Run:
 
     def wait_api(self, *, allow_prompt: bool = False) -> None:
         end = time.monotonic() + BOOT_TIMEOUT
-        self.ip = self.lan.guest_ip(BOOT_TIMEOUT)
         from civia_acceptance import tcp_open
         while time.monotonic() < end:
             text = self.vm.console_text()
@@ -143,6 +142,7 @@ class Run:
                 raise AssertionError("the box asked for a passphrase: " + last_line(text, "Please enter"))
             if self.vm.qemu and self.vm.qemu.poll() is not None:
                 raise BootTimeout("the machine stopped")
+            self.ip = self.lan.guest_ip(BOOT_TIMEOUT)  # the newest lease
             if tcp_open(self.ip, 443, timeout=2, source=LAN_HOST):
                 self.wait_health(end)
                 return
@@ -182,10 +182,15 @@ class Run:
         return r.json()["key"]
 
     def upload(self, bundle: str) -> "httpx.Response":  # noqa: F821
+        import httpx
+        from civia_acceptance import ADMIN_PORT, SERVER_NAME
         key = self.key_for("prestataire", "integrator")
-        with open(bundle, "rb") as f:
-            return self.box.admin("POST", "/admin/updates/system", content=f,
-                                  headers={"authorization": f"Bearer {key}"}, timeout=1800)
+        # The integrator's key alone (no admin session cookie): updates need that role.
+        transport = httpx.HTTPTransport(verify=str(self.box.ca), local_address=LAN_HOST)
+        with open(bundle, "rb") as f, httpx.Client(transport=transport, timeout=1800) as c:
+            return c.post(self.box.url(ADMIN_PORT, "/admin/updates/system"), content=f,
+                          headers={"authorization": f"Bearer {key}"},
+                          extensions={"sni_hostname": SERVER_NAME})
 
     def updates(self) -> dict:
         r = self.box.admin("GET", "/admin/updates")
@@ -242,7 +247,7 @@ class Run:
         try:
             self.vm.start()
             self.vm.wait_console(r"Please enter .*civia-var", BOOT_TIMEOUT)
-            refusal = last_line(self.vm.console_text(), "TPM2")
+            refusal = last_line(self.vm.console_text(), "TPM2").split("]: ")[-1]
             self.vm.type(self.recovery_key + "\r")
             self.wait_api(allow_prompt=True)
             self.login()
@@ -251,7 +256,7 @@ class Run:
         finally:
             self.vm.stop()
             self.vm.esp_put(saved, uki)
-        return f"TPM refused ({refusal.strip()[:80]}); the recovery key opened /var"
+        return f"TPM refused (\"{refusal.strip()[:90]}\"); the recovery key typed at the console opened /var"
 
     def s_update(self) -> str:
         self.boot_until_api()

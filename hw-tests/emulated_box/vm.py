@@ -67,10 +67,10 @@ class Lan:
     def guest_ip(self, timeout: float = 300) -> str:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            for line in self.leases.read_text().splitlines():
-                parts = line.split()
-                if len(parts) >= 3 and parts[1].lower() == GUEST_MAC:
-                    return parts[2]
+            leases = [line.split() for line in self.leases.read_text().splitlines()]
+            mine = [p for p in leases if len(p) >= 3 and p[1].lower() == GUEST_MAC and p[0].isdigit()]
+            if mine:  # the newest lease (latest expiry)
+                return max(mine, key=lambda p: int(p[0]))[2]
             time.sleep(1)
         raise BootTimeout("the box asked for no DHCP address")
 
