@@ -77,7 +77,7 @@ fn encrypted(dir: &Path) -> Option<bool> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let (dev, mount) = (f.get(2)?, f.get(4)?);
-            dir.starts_with(unescape(mount))
+            dir.starts_with(civia_system::unescape_mount_path(mount))
                 .then(|| (mount.len(), dev.to_string()))
         })
         .max_by_key(|(len, _)| *len)?;
@@ -95,25 +95,6 @@ fn is_crypt(sys: &Path, depth: u32) -> bool {
     std::fs::read_dir(sys.join("slaves"))
         .map(|entries| entries.flatten().any(|e| is_crypt(&e.path(), depth + 1)))
         .unwrap_or(false)
-}
-
-/// mountinfo escapes spaces and a few characters as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -148,7 +129,10 @@ mod tests {
             Some(100)
         );
         assert_eq!(meminfo_kib("MemTotalX: 5 kB", "MemTotal"), None);
-        assert_eq!(unescape("/mnt/my\\040disk"), "/mnt/my disk");
-        assert_eq!(unescape("/a\\"), "/a\\");
+        assert_eq!(
+            civia_system::unescape_mount_path("/mnt/my\\040disk"),
+            "/mnt/my disk"
+        );
+        assert_eq!(civia_system::unescape_mount_path("/a\\"), "/a\\");
     }
 }

@@ -22,6 +22,7 @@ mod net;
 mod volume;
 
 pub use net::{check_probe_target, probe_egress, EgressResult, ProbeError, MAX_PROBE_TIMEOUT};
+pub use volume::unescape as unescape_mount_path;
 
 use serde::Serialize;
 use std::io::Read;

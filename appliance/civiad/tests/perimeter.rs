@@ -7,38 +7,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn cli_path() -> std::path::PathBuf {
-    let p = std::path::Path::new(env!("CARGO_BIN_EXE_civiad")).with_file_name("civia");
-    assert!(
-        p.is_file(),
-        "the `civia` CLI is not built next to civiad ({}): build the workspace first \
-         (cargo build --release --workspace)",
-        p.display()
-    );
-    p
-}
-
-/// Runs `civia --config <the daemon's config> ARGS`; returns (exit code, stdout, stderr).
-fn civia(d: &Daemon, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(cli_path())
-        .arg("--config")
-        .arg(d.dir.path().join("civia.toml"))
-        .args(args)
-        .output()
-        .expect("run civia");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn last_line(s: &str) -> String {
-    s.lines().last().unwrap_or_default().trim().to_string()
-}
 
 /// A box without the trial key: the pairing code is its only way in.
 fn fresh_box() -> Setup {
