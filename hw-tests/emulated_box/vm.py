@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,8 +22,12 @@ from pathlib import Path
 LAN_HOST = "192.168.77.1"  # the harness, inside the allowed LAN range
 OUTSIDE_HOST = "203.0.113.1"  # TEST-NET-3: outside the allowed ranges, same wire
 GUEST_MAC = "52:54:00:c1:71:a0"
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+# The firmware build with Secure Boot (needs SMM) and an empty variable store, into which
+# the test enrols its own platform key, a key-exchange key and the integrator's db cert.
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+VIRT_FW_VARS = Path(sys.executable).parent / "virt-fw-vars"  # PyPI virt-firmware
+OWNER_GUID = "6c1ce7d6-5bf4-4a40-9c3b-7a1c1d0fa1a0"  # owner of the enrolled test keys
 
 
 class BootTimeout(AssertionError):
@@ -87,7 +92,7 @@ class Lan:
 class Vm:
     """One box: a disk, firmware variables and a TPM state that persist across its boots."""
 
-    def __init__(self, workdir: Path, disk_image: Path, log):
+    def __init__(self, workdir: Path, disk_image: Path, log, db_cert: Path):
         self.dir = workdir
         self.log = log
         self.disk = workdir / "disk.img"
@@ -99,10 +104,24 @@ class Vm:
         self.console = ""  # everything the serial console printed during this boot
         self.boots = 0
         self._lock = threading.Lock()
-        shutil.copyfile(OVMF_VARS, self.vars)
+        self.enrol_secure_boot(db_cert)
         self.tpm_dir.mkdir(exist_ok=True)
         # A sparse copy: the image stays untouched for the next run.
         sh("cp", "--sparse=always", str(disk_image), str(self.disk))
+
+    def enrol_secure_boot(self, db_cert: Path) -> None:
+        """Secure Boot in user mode: PK and KEK made here (the machine's owner), db = the
+        integrator's certificate that signs systemd-boot and the UKIs. Nothing else is
+        trusted: no Microsoft keys, so only what the integrator signed starts."""
+        keys = self.dir / "sb-keys"
+        keys.mkdir(exist_ok=True)
+        for name in ("PK", "KEK"):
+            sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
+               "-subj", f"/CN=Civia emulated box {name}/", "-keyout", str(keys / f"{name}.key"),
+               "-out", str(keys / f"{name}.crt"))
+        sh(str(VIRT_FW_VARS), "--input", str(OVMF_VARS), "--output", str(self.vars),
+           "--set-pk", OWNER_GUID, str(keys / "PK.crt"), "--add-kek", OWNER_GUID, str(keys / "KEK.crt"),
+           "--add-db", OWNER_GUID, str(db_cert), "--secure-boot")
 
     # -- disk surgery between boots (the guest is off) ---------------------------------
 
@@ -161,7 +180,10 @@ class Vm:
         for p in (serial, monitor):
             p.unlink(missing_ok=True)
         cmd = [
-            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-machine", "q35",
+            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-machine", "q35,smm=on",
+            # Secure Boot variables are only writable from SMM: the OS cannot change them.
+            "-global", "driver=cfi.pflash01,property=secure,value=on",
+            "-global", "ICH9-LPC.disable_s3=1",
             "-m", "2048", "-smp", "2", "-display", "none", "-no-user-config", "-nodefaults",
             "-drive", f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on",
             "-drive", f"if=pflash,format=raw,unit=1,file={self.vars}",

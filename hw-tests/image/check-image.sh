@@ -8,7 +8,8 @@
 # - the update bundle verified as a box would (civia-bundle verify);
 # - the command line: verity root, panic on corruption, hardening options;
 # - systemd-analyze security (offline) of civiad.service and civia-console.service under a
-#   maximum exposure, and civiad's key sandbox settings.
+#   maximum exposure, and civiad's key sandbox settings;
+# - the root file system's mDNS responder takes the box's host name.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 J=$REPO/image/out/image.json
@@ -105,6 +106,25 @@ for k in NoNewPrivileges=yes ProtectSystem=strict PrivateTmp=yes "SystemCallFilt
          "CapabilityBoundingSet=CAP_NET_BIND_SERVICE" "RestrictNamespaces=user net" MemoryDenyWriteExecute=yes; do
     check "civiad.service: $k" grep -qx -- "$k" "$U/civiad.service"
 done
+# The root file system as built: its systemd-resolved must take the host name "civia" for
+# mDNS (without libidn2 it logs "Failed to escape hostname" and announces "linux.local").
+resolved_hostname() {
+    local x
+    x=$(mktemp -d "$TOOLS/rootx.XXXXXX")
+    trap 'umount -R "$x/in" "$x/root/proc" "$x/root/run" 2>/dev/null; rm -rf "$x"' RETURN
+    mkdir "$x/in" "$x/root"
+    mount --bind -o ro "$PARTS" "$x/in"
+    chroot "$TOOLS" fsck.erofs --extract="/${x##*/}/root" "/${x##*/}/in/root.img" >/dev/null
+    mount -t proc proc "$x/root/proc"
+    mount -t tmpfs tmpfs "$x/root/run"
+    mkdir -p "$x/root/run/systemd"
+    local log
+    log=$(timeout 3 unshare --uts --net chroot "$x/root" sh -c \
+        'hostname civia; SYSTEMD_LOG_LEVEL=debug exec /usr/lib/systemd/systemd-resolved' 2>&1 || true)
+    grep -m1 "hostname" <<< "$log" >&2 || true
+    grep -q "Using system hostname 'civia'" <<< "$log"
+}
+check "mDNS: the image's systemd-resolved announces civia (not its fallback linux)" resolved_hostname
 check "no SSH, no getty, root locked (image recipe)" bash -c \
     "! grep -q ssh '$REPO/image/packages.txt' && grep -q 'getty.target' '$REPO/image/build' && grep -q 'usermod -L' '$REPO/image/build'"
 check "nftables: output policy drop, input only 443/8443 from the LAN sets" bash -c \

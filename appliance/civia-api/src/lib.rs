@@ -155,6 +155,7 @@ fn admin_routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/status", get(admin::status))
         .route("/system", get(system::facts))
         .route("/system/egress-probe", post(system::egress_probe))
+        .route("/system/memory-bandwidth", post(system::memory_bandwidth))
         .route("/users/{name}/data", get(privacy::dsr_export))
         .route("/users/{name}/erase", post(privacy::dsr_erase))
         .route("/charter", get(charter::get).put(charter::put))

@@ -1,12 +1,14 @@
 //! What the box says about itself, for the administrator and the acceptance suite (which has
 //! no shell on the box): `GET /admin/system` (facts read by `civia-system`) and
 //! `POST /admin/system/egress-probe` (one TCP connect from the box, to check that it cannot
-//! reach the Internet).
+//! reach the Internet) and `POST /admin/system/memory-bandwidth` (the main-memory read rate
+//! and, from it, the decoding speed the hardware allows for the loaded model on the CPU).
 //!
 //! Both need the `admin` role. The pairing code is part of the facts only on the local admin
 //! socket (the console, `civia console-status`), never on a network listener. A probe only
 //! connects and closes: no byte of data is sent, no name is resolved (that would itself be
 //! egress); it is audited (`admin.egress_probe`) and at most [`PARALLEL_PROBES`] run at once.
+//! A bandwidth measurement keeps every core busy for a moment: one at a time, others get 409.
 
 use crate::admin::{audit_admin, require};
 use crate::{read_bytes, ApiError, ApiState};
@@ -31,6 +33,10 @@ pub(crate) const PARALLEL_PROBES: usize = 2;
 const DEFAULT_PROBE_TIMEOUT_MS: u64 = 3000;
 
 static PROBES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PARALLEL_PROBES);
+/// One memory-bandwidth measurement at a time.
+static BANDWIDTH: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+/// Timed reads of the buffer; the fastest counts.
+const BANDWIDTH_PASSES: u32 = 3;
 
 pub(crate) async fn facts(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
     require(&ext, &[Role::Admin], "read the system facts")?;
@@ -159,6 +165,63 @@ pub(crate) async fn egress_probe(
     });
     audit_admin(&st, &ext, "admin.egress_probe", None, detail).await?;
     Ok(Json(json!({"connected": result.connected, "error": result.error})).into_response())
+}
+
+/// Measures the main-memory read rate with every core and divides it by the loaded model's
+/// weight bytes: each decoded token reads every weight once, so on the CPU that quotient bounds
+/// the tokens per second of one sequence. With a GPU doing the work the bound is its own
+/// memory's, which the box does not measure (`null`).
+pub(crate) async fn memory_bandwidth(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
+    require(&ext, &[Role::Admin], "measure the memory bandwidth")?;
+    let Ok(_turn) = BANDWIDTH.try_acquire() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "invalid_request_error",
+            "measurement_running",
+            "Une mesure de bande passante est déjà en cours ; réessayez dans quelques secondes.",
+        ));
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(civia_system::MAX_THREADS);
+    let (memory, gpus) = tokio::task::spawn_blocking(move || {
+        let m = civia_system::measure_memory_read(
+            civia_system::DEFAULT_BUFFER_BYTES,
+            threads,
+            BANDWIDTH_PASSES,
+        );
+        (m, civia_system::Collector::new("/").gpus())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("memory bandwidth task failed: {e}")))?;
+    let memory = memory.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "measurement_failed",
+            format!("La mesure de bande passante mémoire a échoué : {e}."),
+        )
+    })?;
+    let weights = st.supervisor.status().model.map(|m| m.size_bytes);
+    let on_gpu = !gpus.is_empty() && st.config.model.gpu_layers > 0;
+    let bound = match weights {
+        Some(w) if w > 0 && !on_gpu => Some(memory.bytes_per_second as f64 / w as f64),
+        _ => None,
+    };
+    log::info!(
+        "memory read bandwidth {:.2} GB/s ({} threads), decode bound {:?} tokens/s",
+        memory.bytes_per_second as f64 / 1e9,
+        memory.threads,
+        bound
+    );
+    Ok(Json(json!({
+        "memory": memory,
+        "model": {"id": st.model_id, "weights_bytes": weights},
+        "device": if on_gpu { "gpu" } else { "cpu" },
+        "decode_tokens_per_second_bound": bound,
+    }))
+    .into_response())
 }
 
 #[cfg(test)]

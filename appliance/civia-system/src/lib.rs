@@ -7,20 +7,27 @@
 //!
 //! Owns: reading a handful of kernel and boot files — `/proc/net/{tcp,tcp6,udp,udp6}`,
 //! `/proc/net/fib_trie`, `/proc/net/if_inet6`, `/proc/self/mountinfo`, `/sys/dev/block`,
-//! `/run/civia/unlock-method`, `/dev/tpmrm0`, `/sys/class/tpm`, the `SecureBoot` EFI variable,
+//! `/run/civia-boot/unlock-method`, `/dev/tpmrm0`, `/sys/class/tpm`, the `SecureBoot` EFI variable,
 //! `/proc/sys/kernel/osrelease`, `/proc/cmdline`, `/sys/kernel/security/lockdown`,
 //! `/proc/driver/nvidia/gpus` and `/usr/lib/os-release` — every path under a configurable root
 //! ([`Collector::new`]) so that tests read a fake tree; and the egress probe
-//! ([`probe_egress`]): one TCP connect, bounded in time, closed at once.
+//! ([`probe_egress`]): one TCP connect, bounded in time, closed at once; and, on request, the
+//! main-memory read bandwidth ([`measure_memory_read`]), what bounds a model's decoding speed
+//! on the CPU: a bounded buffer allocated, read by a few threads, freed.
 //!
-//! Must never: write anything, run a program, block on a special file, read without bound,
+//! Must never: write a file, run a program, block on a special file, read without bound,
 //! fail or panic on a missing or garbled file (a fact it cannot read is `null` or an empty
 //! list, never guessed), send a byte to a probed address, or be trusted for a security
 //! decision: it reports what the kernel says; the image enforces.
 
+mod bandwidth;
 mod net;
 mod volume;
 
+pub use bandwidth::{
+    measure_memory_read, BandwidthError, MemoryBandwidth, DEFAULT_BUFFER_BYTES, MAX_BUFFER_BYTES,
+    MAX_THREADS, MIN_BUFFER_BYTES,
+};
 pub use net::{check_probe_target, probe_egress, EgressResult, ProbeError, MAX_PROBE_TIMEOUT};
 pub use volume::unescape as unescape_mount_path;
 
@@ -102,7 +109,7 @@ pub struct VarVolume {
     pub path: String,
     #[serde(flatten)]
     pub volume: Volume,
-    /// `tpm2` or `recovery-key`, as the boot wrote it in `/run/civia/unlock-method`.
+    /// `tpm2` or `recovery-key`, as the boot wrote it in `/run/civia-boot/unlock-method`.
     pub unlock_method: Option<String>,
 }
 
@@ -198,7 +205,7 @@ impl Collector {
     }
 
     fn unlock_method(&self) -> Option<String> {
-        let text = self.read("/run/civia/unlock-method")?;
+        let text = self.read("/run/civia-boot/unlock-method")?;
         let method = text.trim();
         ["tpm2", "recovery-key"]
             .contains(&method)
@@ -250,7 +257,8 @@ impl Collector {
         }
     }
 
-    fn gpus(&self) -> Vec<Gpu> {
+    /// NVIDIA GPUs known to the driver, by PCI address; empty without the driver.
+    pub fn gpus(&self) -> Vec<Gpu> {
         const MAX_GPUS: usize = 64;
         let Ok(entries) = std::fs::read_dir(self.path("/proc/driver/nvidia/gpus")) else {
             return Vec::new();

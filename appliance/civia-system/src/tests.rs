@@ -167,7 +167,7 @@ fn the_box() -> Tree {
         .write(&format!("{sys}/dm/name"), format!("{name}\n"))
         .write(&format!("{sys}/dm/uuid"), format!("{uuid}\n"));
     }
-    t.write("/run/civia/unlock-method", "tpm2\n")
+    t.write("/run/civia-boot/unlock-method", "tpm2\n")
         .write("/dev/tpmrm0", "")
         .write("/sys/class/tpm/tpm0/tpm_version_major", "2\n")
         .write(
@@ -383,7 +383,7 @@ fn a_plain_disk_box_without_efi_tpm_or_gpu() {
         "/sys/kernel/security/lockdown",
         "[none] integrity confidentiality\n",
     )
-    .write("/run/civia/unlock-method", "magic\n");
+    .write("/run/civia-boot/unlock-method", "magic\n");
     let f = t.collect();
     assert_eq!(f.root.device.as_deref(), Some("sda2"));
     assert_eq!(f.root.dm_name, None);
@@ -410,7 +410,7 @@ fn a_plain_disk_box_without_efi_tpm_or_gpu() {
         [6, 0, 0, 0, 0],
     );
     assert_eq!(t.collect().secure_boot, Some(false));
-    t.write("/run/civia/unlock-method", "recovery-key");
+    t.write("/run/civia-boot/unlock-method", "recovery-key");
     assert_eq!(
         t.collect().var.unlock_method.as_deref(),
         Some("recovery-key")
@@ -609,7 +609,7 @@ fn garbage_everywhere_never_panics() {
         "/proc/sys/kernel/osrelease",
         "/proc/cmdline",
         "/sys/kernel/security/lockdown",
-        "/run/civia/unlock-method",
+        "/run/civia-boot/unlock-method",
         "/sys/class/tpm/tpm0/tpm_version_major",
         "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
         "/proc/driver/nvidia/gpus/x/information",

@@ -505,9 +505,15 @@ fn start_speech(cfg: &Config) -> Result<Option<SpeechSupervisor>, DaemonError> {
     })))
 }
 
+/// Failed starts of the runtime worker after which a trial boot is unhealthy at once: a model
+/// that fails to load twice in a row (a corrupt file, a wrong hash) will not load on the third
+/// try, and every minute spent waiting is a minute the box does not serve.
+const TRIAL_MAX_FAILED_STARTS: u32 = 2;
+
 /// A trial boot is healthy when the daemon runs and the model loads within the load
-/// timeout (twice, for a slow first read from disk); then the slot is blessed, else marked bad
-/// and `unhealthy` fires with the reason: the daemon then stops and exits with
+/// timeout (twice, for a slow first read from disk) before the worker failed
+/// [`TRIAL_MAX_FAILED_STARTS`] times; then the slot is blessed, else marked bad and
+/// `unhealthy` fires with the reason: the daemon then stops and exits with
 /// [`civia_update::EXIT_TRIAL_UNHEALTHY`] so that the box reboots into the previous slot.
 async fn trial_health_check(
     updates: Arc<civia_api::Updates>,
@@ -516,9 +522,11 @@ async fn trial_health_check(
     unhealthy: tokio::sync::oneshot::Sender<String>,
 ) {
     let mut rx = supervisor.watch();
-    let ready = tokio::time::timeout(load_timeout * 2, rx.wait_for(|s| s.phase == Phase::Ready))
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let settled = rx.wait_for(|s| s.phase == Phase::Ready || s.restarts >= TRIAL_MAX_FAILED_STARTS);
+    let ready = match tokio::time::timeout(load_timeout * 2, settled).await {
+        Ok(Ok(status)) => status.phase == Phase::Ready,
+        Ok(Err(_)) | Err(_) => false,
+    };
     let verdict = if ready {
         Ok(())
     } else {

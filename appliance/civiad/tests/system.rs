@@ -1,5 +1,5 @@
 //! The box's facts about itself on the real daemon: `GET /admin/system`, the egress probe,
-//! who may use them, and `civia console-status` with the pairing code on the admin socket
+//! the memory-bandwidth measurement, who may use them, and `civia console-status` with the pairing code on the admin socket
 //! only.
 
 mod common;
@@ -178,6 +178,53 @@ async fn facts_and_egress_probe_for_admins_only() {
         "{trail}"
     );
     assert!(trail.contains("connection_refused"), "{trail}");
+}
+
+#[tokio::test]
+async fn memory_bandwidth_bounds_the_decoding_speed() {
+    let d = Daemon::start(Setup::model(TINY)).await;
+    let url = format!("{}/admin/system/memory-bandwidth", d.base);
+    let (s, b) = send(&d.http, reqwest::Method::POST, url.clone(), None).await;
+    assert_eq!(s, 200, "{b}");
+    let rate = b["memory"]["bytes_per_second"].as_f64().expect("rate");
+    let weights = b["model"]["weights_bytes"].as_f64().expect("weights");
+    let bound = b["decode_tokens_per_second_bound"].as_f64().expect("bound");
+    assert!(rate > 0.0 && weights > 0.0, "{b}");
+    // The bound is the rate over the weights the worker loaded (llama.cpp's model size).
+    assert!((bound - rate / weights).abs() <= 1e-6 * bound, "{b}");
+    assert_eq!(b["device"], "cpu", "{b}");
+    assert_eq!(b["memory"]["buffer_bytes"], json!(256u64 << 20), "{b}");
+    let h = &d.http;
+    let (health_status, health) =
+        send(h, reqwest::Method::GET, format!("{}/health", d.base), None).await;
+    assert_eq!(health_status, 200, "{health}");
+
+    // Three at once: one measures, the others are told one is running (never two at once).
+    let (a, b2, c) = tokio::join!(
+        send(h, reqwest::Method::POST, url.clone(), None),
+        send(h, reqwest::Method::POST, url.clone(), None),
+        send(h, reqwest::Method::POST, url.clone(), None),
+    );
+    let codes: Vec<u16> = [&a, &b2, &c].iter().map(|r| r.0).collect();
+    assert!(codes.contains(&200), "{codes:?}");
+    for r in [&a, &b2, &c] {
+        if r.0 != 200 {
+            assert_openai_error(r.0, &r.1, 409);
+            assert_eq!(r.1["error"]["code"], "measurement_running", "{}", r.1);
+        }
+    }
+
+    // Admins only.
+    let anon = reqwest::Client::new();
+    let (s, b) = send(&anon, reqwest::Method::POST, url.clone(), None).await;
+    assert_openai_error(s, &b, 401);
+    let (code, out, err) = civia(&d, &["user", "add", "bw.agent", "--role", "agent"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = civia(&d, &["key", "create", "--user", "bw.agent"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let agent = client_with_key(&last_line(&out));
+    let (s, b) = send(&agent, reqwest::Method::POST, url, None).await;
+    assert_openai_error(s, &b, 403);
 }
 
 #[tokio::test]
