@@ -379,9 +379,11 @@ def decode_rate(box: Box, report: Report, client: openai.OpenAI, model: str,
     weights = (b.get("model") or {}).get("weights_bytes") or 0
     basis = (f"mémoire {mem.get('bytes_per_second', 0) / 1e9:.2f} Go/s ({mem.get('threads')} cœurs) "
              f"÷ poids {weights / 1e6:.1f} Mo")
+    model_info = b.get("model") or {}
+    devices = ", ".join(f"{d.get('name')} ({d.get('description')})" for d in model_info.get("devices") or [])
     if expect_gpu:
         report.add("le modèle tourne sur le GPU", b.get("device") == "gpu",
-                   f"périphérique de calcul : {b.get('device') or 'inconnu'}")
+                   f"{model_info.get('gpu_layers', 0)} couches sur le GPU ; périphériques : {devices or 'inconnus'}")
     if r.status_code != 200:
         report.add("débit de génération comparé à la borne matérielle", False,
                    f"mesure de bande passante : HTTP {r.status_code} {r.text[:200]}")

@@ -169,8 +169,9 @@ pub(crate) async fn egress_probe(
 
 /// Measures the main-memory read rate with every core and divides it by the loaded model's
 /// weight bytes: each decoded token reads every weight once, so on the CPU that quotient bounds
-/// the tokens per second of one sequence. With a GPU doing the work the bound is its own
-/// memory's, which the box does not measure (`null`).
+/// the tokens per second of one sequence. With layers on a GPU (as the worker reported when
+/// it loaded the model) the bound is the GPU memory's, which the box does not measure
+/// (`null`).
 pub(crate) async fn memory_bandwidth(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
     require(&ext, &[Role::Admin], "measure the memory bandwidth")?;
     let Ok(_turn) = BANDWIDTH.try_acquire() else {
@@ -185,17 +186,16 @@ pub(crate) async fn memory_bandwidth(State(st): State<Arc<ApiState>>, ext: Exten
         .map(|n| n.get())
         .unwrap_or(1)
         .min(civia_system::MAX_THREADS);
-    let (memory, gpus) = tokio::task::spawn_blocking(move || {
-        let m = civia_system::measure_memory_read(
+    let memory = tokio::task::spawn_blocking(move || {
+        civia_system::measure_memory_read(
             civia_system::DEFAULT_BUFFER_BYTES,
             threads,
             BANDWIDTH_PASSES,
-        );
-        (m, civia_system::Collector::new("/").gpus())
+        )
     })
     .await
-    .map_err(|e| ApiError::internal(format!("memory bandwidth task failed: {e}")))?;
-    let memory = memory.map_err(|e| {
+    .map_err(|e| ApiError::internal(format!("memory bandwidth task failed: {e}")))?
+    .map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
@@ -203,8 +203,11 @@ pub(crate) async fn memory_bandwidth(State(st): State<Arc<ApiState>>, ext: Exten
             format!("La mesure de bande passante mémoire a échoué : {e}."),
         )
     })?;
-    let weights = st.supervisor.status().model.map(|m| m.size_bytes);
-    let on_gpu = !gpus.is_empty() && st.config.model.gpu_layers > 0;
+    // Where the worker put the layers (it reports llama.cpp's devices when it loads).
+    let model = st.supervisor.status().model;
+    let weights = model.as_ref().map(|m| m.size_bytes);
+    let gpu_layers = model.as_ref().map_or(0, |m| m.gpu_layers);
+    let on_gpu = gpu_layers > 0;
     let bound = match weights {
         Some(w) if w > 0 && !on_gpu => Some(memory.bytes_per_second as f64 / w as f64),
         _ => None,
@@ -217,7 +220,12 @@ pub(crate) async fn memory_bandwidth(State(st): State<Arc<ApiState>>, ext: Exten
     );
     Ok(Json(json!({
         "memory": memory,
-        "model": {"id": st.model_id, "weights_bytes": weights},
+        "model": {
+            "id": st.model_id,
+            "weights_bytes": weights,
+            "gpu_layers": gpu_layers,
+            "devices": model.map(|m| m.devices).unwrap_or_default(),
+        },
         "device": if on_gpu { "gpu" } else { "cpu" },
         "decode_tokens_per_second_bound": bound,
     }))

@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped whenever a message changes shape; both sides refuse a peer with another version.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Upper bound of one frame, checked before allocating.
 pub const MAX_FRAME_BYTES: u32 = 32 * 1024 * 1024;
@@ -99,6 +99,35 @@ pub struct ModelInfo {
     pub architecture: String,
     pub name: Option<String>,
     pub template: TemplateSource,
+    /// The compute devices llama.cpp found in this worker (the CPU always; GPUs with a GPU
+    /// backend built in and a driver present).
+    #[serde(default)]
+    pub devices: Vec<ComputeDevice>,
+    /// Layers offloaded to a GPU: the configured `gpu_layers` bounded by the model's layers
+    /// when a GPU device is there and the backend can offload, else 0 (all on the CPU).
+    #[serde(default)]
+    pub gpu_layers: u32,
+}
+
+/// A device llama.cpp can compute on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputeDevice {
+    /// llama.cpp's name, e.g. `CPU`, `Vulkan0`, `CUDA0`.
+    pub name: String,
+    /// What the driver says it is, e.g. `NVIDIA H200`.
+    pub description: String,
+    pub kind: DeviceKind,
+    /// Device memory in bytes (0 when the backend does not say).
+    pub memory_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Cpu,
+    Gpu,
+    IntegratedGpu,
+    Accelerator,
 }
 
 /// Where the chat template in use comes from.

@@ -257,8 +257,7 @@ impl Collector {
         }
     }
 
-    /// NVIDIA GPUs known to the driver, by PCI address; empty without the driver.
-    pub fn gpus(&self) -> Vec<Gpu> {
+    fn gpus(&self) -> Vec<Gpu> {
         const MAX_GPUS: usize = 64;
         let Ok(entries) = std::fs::read_dir(self.path("/proc/driver/nvidia/gpus")) else {
             return Vec::new();

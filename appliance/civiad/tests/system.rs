@@ -192,7 +192,14 @@ async fn memory_bandwidth_bounds_the_decoding_speed() {
     assert!(rate > 0.0 && weights > 0.0, "{b}");
     // The bound is the rate over the weights the worker loaded (llama.cpp's model size).
     assert!((bound - rate / weights).abs() <= 1e-6 * bound, "{b}");
+    // The worker says where it computes: this build has no GPU backend, all layers on the CPU.
     assert_eq!(b["device"], "cpu", "{b}");
+    assert_eq!(b["model"]["gpu_layers"], 0, "{b}");
+    let devices = b["model"]["devices"].as_array().expect("devices");
+    assert!(
+        devices.iter().any(|d| d["kind"] == "cpu" && d["name"] == "CPU"),
+        "{b}"
+    );
     assert_eq!(b["memory"]["buffer_bytes"], json!(256u64 << 20), "{b}");
     let h = &d.http;
     let (health_status, health) =
