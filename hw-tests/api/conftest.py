@@ -100,8 +100,10 @@ def start_civiad(
     admin: dict | None = None,
     update: dict | None = None,
     sections: dict | None = None,
+    model_options: dict | None = None,
 ) -> Server:
-    """Starts civiad with a fresh state dir and free port; waits for /ready (or /health)."""
+    """Starts civiad with a fresh state dir and free port; waits for /ready (or /health).
+    `model_options`: more keys of the `[model]` section (e.g. `gpu_layers`)."""
     binary, mpath = civiad_bin(), model_path(model)
     port = free_port()
     lines = [f'state_dir = "{workdir / "state"}"', "[api]", f'listen = "127.0.0.1:{port}"']
@@ -110,6 +112,7 @@ def start_civiad(
         if section:
             lines += [f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in section.items()]
     lines += ["[model]", f'path = "{mpath}"']
+    lines += [f"{k} = {toml_value(v)}" for k, v in (model_options or {}).items()]
     config = workdir / "civiad.toml"
     config.write_text("\n".join(lines) + "\n")
     log = workdir / "civiad.log"

@@ -4,7 +4,7 @@
 //! reach the Internet) and `POST /admin/system/memory-bandwidth` (the main-memory read rate
 //! and, from it, the decoding speed the hardware allows for the loaded model on the CPU).
 //!
-//! Both need the `admin` role. The pairing code is part of the facts only on the local admin
+//! All three need the `admin` role. The pairing code is part of the facts only on the local admin
 //! socket (the console, `civia console-status`), never on a network listener. A probe only
 //! connects and closes: no byte of data is sent, no name is resolved (that would itself be
 //! egress); it is audited (`admin.egress_probe`) and at most [`PARALLEL_PROBES`] run at once.

@@ -197,7 +197,9 @@ async fn memory_bandwidth_bounds_the_decoding_speed() {
     assert_eq!(b["model"]["gpu_layers"], 0, "{b}");
     let devices = b["model"]["devices"].as_array().expect("devices");
     assert!(
-        devices.iter().any(|d| d["kind"] == "cpu" && d["name"] == "CPU"),
+        devices
+            .iter()
+            .any(|d| d["kind"] == "cpu" && d["name"] == "CPU"),
         "{b}"
     );
     assert_eq!(b["memory"]["buffer_bytes"], json!(256u64 << 20), "{b}");
