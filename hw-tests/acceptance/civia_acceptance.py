@@ -68,7 +68,7 @@ class Report:
                  f"({sum(c.ok for c in self.checks)}/{len(self.checks)} contrôles réussis)", "",
                  "| contrôle | résultat | détail |", "|---|---|---|"]
         for c in self.checks:
-            lines.append(f"| {c.name} | {'réussi' if c.ok else '**échec**'} | {c.detail.replace('|', '/')} |")
+            lines.append(f"| {c.name.replace('|', '/')} | {'réussi' if c.ok else '**échec**'} | {c.detail.replace('|', '/')} |")
         if self.facts:
             lines += ["", "## Ce que la box déclare", "", "```json"]
             import json
@@ -240,6 +240,8 @@ def _mdns_a_records(data: bytes, qname: bytes) -> set[str]:
         rtype, _, _, rdlen = struct.unpack(">HHIH", data[off:off + 10])
         owner = data[start:off]
         off += 10
+        if off + rdlen > len(data):  # truncated record: nothing more to trust
+            break
         if rtype == 1 and rdlen == 4 and owner.lower() == qname.lower():
             out.add(socket.inet_ntoa(data[off:off + 4]))
         off += rdlen
