@@ -250,6 +250,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<civia_audit::AuditUnavailable> for ApiError {
+    fn from(_: civia_audit::AuditUnavailable) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "audit_unavailable",
+            "The audit log cannot be written: the request is refused (details in the journal).",
+        )
+    }
+}
+
 impl From<civia_auth::AuthError> for ApiError {
     fn from(e: civia_auth::AuthError) -> Self {
         use civia_auth::{AuthError as A, StoreError as S};
@@ -309,6 +320,12 @@ impl From<civia_auth::AuthError> for ApiError {
                 "permission_error",
                 "model_not_allowed",
                 Some("model"),
+            ),
+            A::CharterNotAccepted { .. } => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "charter_not_accepted",
+                None,
             ),
             A::BadPairing => (
                 StatusCode::FORBIDDEN,

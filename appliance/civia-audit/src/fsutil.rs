@@ -5,7 +5,7 @@ use crate::time::Month;
 use crate::AuditError;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -25,29 +25,21 @@ pub(crate) fn io_err(path: &Path, source: io::Error) -> AuditError {
     }
 }
 
-/// fsyncs a directory so that creations, renames and removals in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
+fn fs_err(e: civia_base::fs::FsError) -> AuditError {
+    AuditError::Io {
+        path: e.path,
+        source: e.source,
+    }
 }
 
-/// Replaces `dir/name` atomically: temporary file, fsync, rename, fsync of the directory.
+/// fsyncs a directory so that creations, renames and removals in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+    civia_base::fs::sync_dir(dir).map_err(fs_err)
+}
+
+/// Replaces `dir/name` atomically (read-only, 0400).
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), AuditError> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let path = dir.join(name);
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o400)
-        .open(&tmp)
-        .map_err(|e| io_err(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
-    f.sync_all().map_err(|e| io_err(&tmp, e))?;
-    drop(f);
-    fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-    sync_dir(dir)
+    civia_base::fs::write_atomic(&dir.join(name), bytes, 0o400).map_err(fs_err)
 }
 
 /// Takes the directory's writer lock (`flock` on `dir/.lock`), held while the returned file

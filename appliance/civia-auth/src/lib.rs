@@ -62,6 +62,11 @@ pub enum AuthError {
     },
     #[error("wrong or used pairing code")]
     BadPairing,
+    #[error(
+        "Accept the usage charter (version {version}) before using the model: read it at \
+         GET /v1/charter, then POST /v1/charter/accept."
+    )]
+    CharterNotAccepted { version: u32 },
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -450,6 +455,43 @@ impl Auth {
     }
 
     /// Lets a model request through: role, then requests per minute, then tokens per day.
+    /// Refuses a model request from a user who has not accepted the current charter, when
+    /// the commune requires it (after the role check, so that a role without model access
+    /// hears that first). Keys and sessions of users are checked; the local admin socket is
+    /// not a user and passes.
+    pub async fn charter_gate(&self, who: &Principal, required: bool) -> Result<()> {
+        who.require(MODEL_USERS, "use the model")?;
+        let Some(user) = who.user().filter(|_| required) else {
+            return Ok(());
+        };
+        let uid = user.id;
+        let (version, accepted) = self
+            .with_store(move |s| {
+                let v = s.charter()?.version;
+                Ok((v, s.accepted_at(uid, v)?))
+            })
+            .await?;
+        match accepted {
+            Some(_) => Ok(()),
+            None => Err(AuthError::CharterNotAccepted { version }),
+        }
+    }
+
+    /// Erases the conversation history older than `retention_days`, once an hour, for the
+    /// daemon's whole life (RGPD: history expires by default).
+    pub async fn expire_history_hourly(self: Arc<Self>, retention_days: u32) {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let before = now() - i64::from(retention_days) * 86_400;
+            match self.with_store(move |s| s.purge_history(before)).await {
+                Ok((0, 0)) => {}
+                Ok((c, m)) => log::info!("history: {c} conversations and {m} messages expired"),
+                Err(e) => log::error!("history: expiry failed: {e}"),
+            }
+        }
+    }
+
     pub async fn admit(&self, who: &Principal) -> Result<()> {
         who.require(MODEL_USERS, "use the model")?;
         let Some(user) = who.user() else {

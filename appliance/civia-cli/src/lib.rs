@@ -53,7 +53,6 @@
 //! configuration and connection errors.
 
 pub mod cli;
-pub mod date;
 pub mod http;
 
 pub use cli::Cli;
@@ -370,7 +369,7 @@ fn charter<W: Write>(api: &Api, cmd: &CharterCommand, out: &mut W) -> Result<(),
                         r["user"].as_str().unwrap_or_default(),
                         r["role"].as_str().unwrap_or_default(),
                         r["version"],
-                        date::date_time(r["accepted_at"].as_i64().unwrap_or(0)),
+                        civia_base::time::date_time(r["accepted_at"].as_i64().unwrap_or(0)),
                         r["channel"].as_str().unwrap_or_default()
                     )?;
                 }
@@ -564,7 +563,7 @@ fn user<R: BufRead, W: Write>(
                         ("role", u.role),
                         ("service", u.service.unwrap_or_else(|| "-".into())),
                         ("status", status_word(u.disabled).into()),
-                        ("created", date::date_time(u.created_at)),
+                        ("created", civia_base::time::date_time(u.created_at)),
                     ],
                 )?;
             }
@@ -763,7 +762,7 @@ fn print_users<W: Write>(out: &mut W, users: &[User]) -> io::Result<()> {
                 u.role.clone(),
                 u.service.clone().unwrap_or_else(|| "-".into()),
                 status_word(u.disabled).into(),
-                date::date(u.created_at),
+                civia_base::time::date(u.created_at),
             ]
         })
         .collect();
@@ -795,8 +794,10 @@ fn print_keys<W: Write>(out: &mut W, keys: &[KeyInfo], now: i64) -> io::Result<(
                 },
                 k.prefix.clone(),
                 k.model.clone().unwrap_or_else(|| "-".into()),
-                k.expires_at.map_or_else(|| "never".into(), date::date),
-                k.last_used_at.map_or_else(|| "never".into(), date::date),
+                k.expires_at
+                    .map_or_else(|| "never".into(), civia_base::time::date),
+                k.last_used_at
+                    .map_or_else(|| "never".into(), civia_base::time::date),
                 status.into(),
             ]
         })
@@ -898,7 +899,7 @@ fn print_status<W: Write>(out: &mut W, status: &Value) -> io::Result<()> {
             Value::String(s) => s.clone(),
             Value::Null => "-".into(),
             Value::Number(n) if prefix.ends_with("_at") && n.is_i64() => {
-                date::date_time(n.as_i64().unwrap_or_default())
+                civia_base::time::date_time(n.as_i64().unwrap_or_default())
             }
             other => other.to_string(),
         };

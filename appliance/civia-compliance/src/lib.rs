@@ -26,6 +26,8 @@ mod text;
 #[cfg(test)]
 mod tests;
 
+pub mod dossier;
+
 pub use checklist::deployer_checklist;
 pub use document::{
     escape_markdown, CheckItem, CheckState, Document, DocumentKind, Item, MeasureItem, Risk,

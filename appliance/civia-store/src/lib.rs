@@ -25,8 +25,8 @@ pub use history::{
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use civia_base::hash::sha256_hex;
 use rusqlite::{params, Connection, OptionalExtension};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -188,10 +188,6 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(b)
 }
 
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
 /// Minimum policy: 12 to 256 characters, not a single repeated character.
 pub fn check_password_policy(password: &str) -> Result<()> {
     let n = password.chars().count();
@@ -216,7 +212,7 @@ pub fn check_password_policy(password: &str) -> Result<()> {
 /// The CSRF token of a session: derived from the secret session token (so a page reload can
 /// get it again from the session cookie) and useless without it.
 pub fn csrf_token(session_token: &str) -> String {
-    sha256_hex(&format!("civia-csrf\0{session_token}"))
+    sha256_hex(format!("civia-csrf\0{session_token}"))
 }
 
 /// A service name must be a label.

@@ -9,7 +9,8 @@
 //! `/proc/net/fib_trie`, `/proc/net/if_inet6`, `/proc/self/mountinfo`, `/sys/dev/block`,
 //! `/run/civia-boot/unlock-method`, `/dev/tpmrm0`, `/sys/class/tpm`, the `SecureBoot` EFI variable,
 //! `/proc/sys/kernel/osrelease`, `/proc/cmdline`, `/sys/kernel/security/lockdown`,
-//! `/proc/driver/nvidia/gpus` and `/usr/lib/os-release` — every path under a configurable root
+//! `/proc/driver/nvidia/gpus`, `/dev/nvidiactl`, `/proc/meminfo` and `/usr/lib/os-release`
+//! (and `statvfs` of the state directory for the host facts, [`Collector::host`]) — every path under a configurable root
 //! ([`Collector::new`]) so that tests read a fake tree; and the egress probe
 //! ([`probe_egress`]): one TCP connect, bounded in time, closed at once; and, on request, the
 //! main-memory read bandwidth ([`measure_memory_read`]), what bounds a model's decoding speed
@@ -21,6 +22,7 @@
 //! decision: it reports what the kernel says; the image enforces.
 
 mod bandwidth;
+mod host;
 mod net;
 mod volume;
 
@@ -28,6 +30,7 @@ pub use bandwidth::{
     measure_memory_read, BandwidthError, MemoryBandwidth, DEFAULT_BUFFER_BYTES, MAX_BUFFER_BYTES,
     MAX_THREADS, MIN_BUFFER_BYTES,
 };
+pub use host::HostInfo;
 pub use net::{check_probe_target, probe_egress, EgressResult, ProbeError, MAX_PROBE_TIMEOUT};
 pub use volume::unescape as unescape_mount_path;
 

@@ -31,6 +31,7 @@ pub mod events;
 pub mod failpoint;
 pub mod model;
 pub mod partition;
+pub mod service;
 pub mod state;
 pub mod system;
 pub mod trust;
@@ -41,6 +42,7 @@ pub use civia_bundle_format as format;
 pub use civia_bundle_format::{FormatError, Version};
 pub use events::{AuditEvent, NullObserver, Observer, Phase, Progress, RecordingObserver};
 pub use model::{ModelInstalled, ModelStore};
+pub use service::{ServiceError, TrialOutcome, Updates};
 pub use system::{BootStatus, Slot, SlotPaths, SystemConfig, SystemUpdater};
 pub use trust::TrustStore;
 

@@ -2,8 +2,7 @@
 //! `/var`), replaced atomically (write to a temporary file, fsync, rename, fsync the directory).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use civia_bundle_format::Version;
@@ -96,27 +95,19 @@ pub fn save(state_dir: &Path, st: &State) -> Result<(), UpdateError> {
     write_atomic(&state_path(state_dir), &bytes)
 }
 
-/// Writes `bytes` to `path` atomically and durably.
+/// Writes `bytes` to `path` atomically and durably (0644), creating its directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), UpdateError> {
     let dir = path
         .parent()
         .ok_or_else(|| UpdateError::State(format!("{} has no parent", path.display())))?;
     fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(io_err(format!("writing {}", tmp.display())))?;
-    fs::rename(&tmp, path).map_err(io_err(format!("renaming to {}", path.display())))?;
-    sync_dir(dir)
+    civia_base::fs::write_atomic(path, bytes, 0o644).map_err(fs_err)
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), UpdateError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(format!("syncing {}", dir.display())))
+    civia_base::fs::sync_dir(dir).map_err(fs_err)
+}
+
+fn fs_err(e: civia_base::fs::FsError) -> UpdateError {
+    io_err(format!("{} {}", e.op, e.path.display()))(e.source)
 }

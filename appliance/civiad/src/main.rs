@@ -87,7 +87,7 @@ enum DaemonError {
     #[error("{0}")]
     Auth(#[from] civia_auth::AuthError),
     #[error("audit log: {0}")]
-    Audit(#[from] civia_api::audit::AuditError),
+    Audit(#[from] civia_audit::AuditError),
     #[error("admin socket {path}: {source}")]
     AdminSocket {
         path: PathBuf,
@@ -280,10 +280,10 @@ async fn daemon(cfg: Config) -> Result<Stop, DaemonError> {
     }
 
     // The audit trail: model requests fail closed when it cannot be written.
-    let audit = Arc::new(civia_api::audit::Audit::open(
+    let audit = Arc::new(civia_audit::Audit::open(
         &cfg.state_dir.join("audit"),
         &cfg.state_dir.join("keys"),
-        &civia_api::audit::RetentionPolicy {
+        &civia_audit::RetentionPolicy {
             months: cfg.audit.retention_months,
             justification: cfg.audit.retention_justification.clone(),
         },
@@ -294,7 +294,7 @@ async fn daemon(cfg: Config) -> Result<Stop, DaemonError> {
     tokio::spawn(audit.clone().purge_daily());
 
     // Signed updates: the boot-counting state machine first, then the health check.
-    let updates = Arc::new(civia_api::Updates::new(&cfg, Some(audit.clone())));
+    let updates = Arc::new(civia_update::Updates::new(&cfg, Some(audit.clone())));
     match &updates.system {
         Ok(c) => log::info!(
             "system updates: booted slot {}, running {}",
@@ -345,7 +345,12 @@ async fn daemon(cfg: Config) -> Result<Stop, DaemonError> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
     });
-    tokio::spawn(civia_api::privacy::purge_history_hourly(state.clone()));
+    tokio::spawn(
+        state
+            .auth
+            .clone()
+            .expire_history_hourly(cfg.history.retention_days),
+    );
     let bind = |addr: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
@@ -516,7 +521,7 @@ const TRIAL_MAX_FAILED_STARTS: u32 = 2;
 /// `unhealthy` fires with the reason: the daemon then stops and exits with
 /// [`civia_update::EXIT_TRIAL_UNHEALTHY`] so that the box reboots into the previous slot.
 async fn trial_health_check(
-    updates: Arc<civia_api::Updates>,
+    updates: Arc<civia_update::Updates>,
     supervisor: Supervisor,
     load_timeout: Duration,
     unhealthy: tokio::sync::oneshot::Sender<String>,
@@ -536,10 +541,10 @@ async fn trial_health_check(
             .unwrap_or_else(|| "the model did not load".into()))
     };
     match tokio::task::spawn_blocking(move || updates.health_check(verdict)).await {
-        Ok(civia_api::TrialOutcome::MarkedBad { reason }) => {
+        Ok(civia_update::TrialOutcome::MarkedBad { reason }) => {
             let _ = unhealthy.send(reason);
         }
-        Ok(civia_api::TrialOutcome::Blessed | civia_api::TrialOutcome::Unchanged) => {}
+        Ok(civia_update::TrialOutcome::Blessed | civia_update::TrialOutcome::Unchanged) => {}
         Err(e) => log::error!("health check task failed: {e}"),
     }
 }

@@ -118,8 +118,4 @@ impl FormatError {
     }
 }
 
-/// Lower-case hex SHA-256 of `data`.
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
-}
+pub use civia_base::hash::sha256_hex;

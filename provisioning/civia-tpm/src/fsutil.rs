@@ -1,9 +1,8 @@
 //! Crash-safe file writes: a reader (or a rerun after a power cut) sees the old file or the
 //! new one, never a mix.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::error::{io, Result, TpmError};
@@ -11,29 +10,7 @@ use crate::error::{io, Result, TpmError};
 /// Writes `data` to `path` with `mode` through a temporary file, fsync and rename, then
 /// fsyncs the directory.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    // The umask may have narrowed the mode; set it exactly.
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io(&tmp))?;
-    f.write_all(data).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io(path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(())
+    civia_base::fs::write_atomic(path, data, mode).map_err(|e| io(&e.path)(e.source))
 }
 
 /// Reads a secret file, refusing one that group or others can read.

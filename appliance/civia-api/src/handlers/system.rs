@@ -10,8 +10,9 @@
 //! egress); it is audited (`admin.egress_probe`) and at most [`PARALLEL_PROBES`] run at once.
 //! A bandwidth measurement keeps every core busy for a moment: one at a time, others get 409.
 
-use crate::admin::{audit_admin, require};
-use crate::{read_bytes, ApiError, ApiState};
+use crate::body::read_bytes;
+use crate::extract::require;
+use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Extensions;
@@ -155,7 +156,7 @@ pub(crate) async fn egress_probe(
     log::info!(
         "egress probe to {} by {}: connected={} error={:?}",
         probe.address,
-        crate::admin::principal(&ext)?.name(),
+        crate::extract::principal(&ext)?.name(),
         result.connected,
         result.error
     );
@@ -163,7 +164,8 @@ pub(crate) async fn egress_probe(
         "address": probe.address.to_string(), "timeout_ms": probe.timeout_ms,
         "connected": result.connected, "error": result.error,
     });
-    audit_admin(&st, &ext, "admin.egress_probe", None, detail).await?;
+    st.audit_admin(&ext, "admin.egress_probe", None, detail)
+        .await?;
     Ok(Json(json!({"connected": result.connected, "error": result.error})).into_response())
 }
 

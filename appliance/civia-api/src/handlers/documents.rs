@@ -5,8 +5,9 @@
 //!
 //! Refusals name the problem in French (`message`), for the agent's screen.
 
-use crate::admin::principal;
-use crate::{parse_json, read_body, read_bytes, ApiError, ApiState};
+use crate::body::{parse_json, read_body, read_bytes, MAX_DOCUMENT_BYTES};
+use crate::extract::principal;
+use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -18,9 +19,6 @@ use civia_documents::{Error as DocError, Limits};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-
-/// Largest document accepted (bytes).
-pub const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
 
 /// Header naming the uploaded file (percent-encoded UTF-8), a hint next to its content type.
 pub const FILENAME_HEADER: &str = "x-civia-filename";
@@ -179,7 +177,7 @@ pub(crate) async fn export(
 ) -> Result<Response, ApiError> {
     let who = principal(&ext)?;
     who.require(MODEL_USERS, "use the model")?;
-    let format: String = crate::admin::path(format)?;
+    let format: String = crate::extract::path(format)?;
     let req: ExportBody = parse_json(&read_body(body, 4 * 1024 * 1024).await?)?;
     if req.title.chars().count() > 200 || req.title.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
@@ -188,7 +186,7 @@ pub(crate) async fn export(
         ));
     }
     let sha = st.supervisor.status().model.map(|m| m.sha256);
-    let generated_at = crate::charter::rfc3339(civia_auth::now());
+    let generated_at = civia_base::time::rfc3339(civia_auth::now());
     let draft = civia_documents::Draft {
         title: &req.title,
         body: &req.text,
@@ -230,7 +228,7 @@ pub(crate) async fn export(
             (header::CONTENT_DISPOSITION, disposition(&name)),
         ],
         [(
-            axum::http::HeaderName::from_static(crate::openai::AI_GENERATED_HEADER),
+            axum::http::HeaderName::from_static(crate::generation::AI_GENERATED_HEADER),
             "true",
         )],
         bytes,

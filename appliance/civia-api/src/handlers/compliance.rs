@@ -7,7 +7,7 @@
 //! the kernel (is the state directory on dm-crypt?); the TPM's use for the box's secrets is
 //! not observable here and stays "non vérifié" until provisioning reports it.
 
-use crate::admin::{path, query, require};
+use crate::extract::{path, query, require};
 use crate::{ApiError, ApiState};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -36,7 +36,7 @@ pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
         .with_store(|s| Ok((s.charter()?, s.charter_coverage()?, s.users()?)))
         .await?;
     let count = |r: Role| users.iter().filter(|u| u.role == r && !u.disabled).count() as u64;
-    let model = match crate::verified_dossier(st) {
+    let model = match st.verified_dossier() {
         Ok((d, info)) => {
             let text = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_string);
             ModelInfo {
@@ -61,15 +61,16 @@ pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
         },
     };
     let state_dir = cfg.state_dir.clone();
-    let host = tokio::task::spawn_blocking(move || crate::host::read(&state_dir))
-        .await
-        .map_err(|e| ApiError::internal(format!("host task failed: {e}")))?;
+    let host =
+        tokio::task::spawn_blocking(move || civia_system::Collector::new("/").host(&state_dir))
+            .await
+            .map_err(|e| ApiError::internal(format!("host task failed: {e}")))?;
     let (chain_verified, journald) = match &st.audit {
         Some(a) => (a.chain_verifies().await, a.mirrored()),
         None => (None, false),
     };
     Ok(Snapshot {
-        generated_at: crate::charter::rfc3339(civia_auth::now()),
+        generated_at: civia_base::time::rfc3339(civia_auth::now()),
         box_version: env!("CARGO_PKG_VERSION").to_string(),
         commune: cfg.commune.name.clone(),
         controller_contact: cfg.commune.dpo_contact.clone(),
@@ -117,7 +118,7 @@ pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
         },
         charter: CharterInfo {
             version: charter.version,
-            updated_at: Some(crate::charter::rfc3339(charter.created_at)),
+            updated_at: Some(civia_base::time::rfc3339(charter.created_at)),
             users_accepted_current: coverage.0,
             users_total: coverage.1,
         },

@@ -5,7 +5,7 @@
 //! ends, fails, or the client leaves. Answers in OpenAI's formats (json, text, srt, vtt,
 //! verbose_json), or as server-sent events with progress when `stream=true`.
 
-use crate::auth::UsageTicket;
+use crate::metering::UsageTicket;
 use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -105,7 +105,7 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
     let limit = st.config.speech.max_upload_bytes;
     // The whole stream is bounded too: part headers or fields that never end cannot grow
     // civiad's memory past it (the file itself goes to disk and has its own limit).
-    let bound = limit as usize + crate::OVERSIZE_DRAIN_BYTES + MAX_FORM_OVERHEAD as usize;
+    let bound = limit as usize + crate::body::OVERSIZE_DRAIN_BYTES + MAX_FORM_OVERHEAD as usize;
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(parts, Body::new(http_body_util::Limited::new(body, bound)));
     let mut form = Multipart::from_request(req, &())
@@ -153,9 +153,9 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
                 if total > limit {
                     if drain_until.is_none() {
                         spool.remove();
-                        drain_until = Some(Instant::now() + crate::OVERSIZE_DRAIN_TIME);
+                        drain_until = Some(Instant::now() + crate::body::OVERSIZE_DRAIN_TIME);
                     }
-                    if total > limit + crate::OVERSIZE_DRAIN_BYTES as u64 {
+                    if total > limit + crate::body::OVERSIZE_DRAIN_BYTES as u64 {
                         break;
                     }
                     continue;
@@ -410,31 +410,15 @@ pub async fn transcriptions(
             0,
             0,
             200,
-            Some(crate::audit::sha256_hex(done.text.as_bytes())),
+            Some(civia_base::hash::sha256_hex(done.text.as_bytes())),
         )
         .await?;
     }
-    Ok(crate::openai::marked(render(&p, &done, marking), &[], None))
-}
-
-/// What `/health` and `/admin/status` say about transcription (null when it is off).
-pub(crate) fn status_json(st: &ApiState) -> Value {
-    let (Some(speech), Some(id)) = (&st.speech, st.config.speech_model_id()) else {
-        return Value::Null;
-    };
-    let s = speech.status();
-    json!({
-        "id": id,
-        "loaded": s.phase == civia_supervisor::Phase::Ready,
-        "phase": s.phase.as_str(),
-        "restarts": s.restarts,
-        "last_error": s.last_error,
-        "sha256": s.model.as_ref().map(|m| m.sha256.clone()),
-        "kind": s.model.as_ref().map(|m| m.kind.clone()),
-        "gpu": s.model.as_ref().map(|m| m.gpu),
-        "jobs": s.jobs,
-        "queue_depth": st.config.speech.queue_depth,
-    })
+    Ok(crate::generation::marked(
+        render(&p, &done, marking),
+        &[],
+        None,
+    ))
 }
 
 /// The AI marking of a transcript (AI Act art. 50).
@@ -659,7 +643,7 @@ fn civia_done(done: &Done, mut marking: Value) -> Value {
 /// an empty delta), then `transcript.text.done` with the whole text and the segments.
 fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: Value) -> Response {
     let events = async_stream::stream! {
-        let guard = crate::openai::StreamGuard(ticket);
+        let guard = crate::metering::StreamGuard(ticket);
         // Progress never goes back: whisper reports a window's progress before its segments.
         let (mut processed, mut duration) = (0.0f64, None::<f64>);
         let mut first = Some(first);
@@ -688,7 +672,7 @@ fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: 
                 }
                 Ok(Step::Done(done)) => {
                     if let Some(t) = &guard.0 {
-                        if let Err(e) = t.finish(0, 0, 200, Some(crate::audit::sha256_hex(done.text.as_bytes()))).await {
+                        if let Err(e) = t.finish(0, 0, 200, Some(civia_base::hash::sha256_hex(done.text.as_bytes()))).await {
                             yield Ok::<_, Infallible>(SseEvent::default().data(e.body().to_string()));
                             return;
                         }
@@ -713,7 +697,7 @@ fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: 
             yield Ok(SseEvent::default().data(data.to_string()));
         }
     };
-    crate::openai::marked(
+    crate::generation::marked(
         Sse::new(events)
             .keep_alive(KeepAlive::default())
             .into_response(),

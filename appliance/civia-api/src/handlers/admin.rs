@@ -1,67 +1,27 @@
-//! The admin plane (`/admin/*`) and the web session routes (`/auth/*`).
+//! The admin plane's accounts (`/admin/users`, `/admin/keys`, quotas, usage, status, pairing).
 //!
 //! Users, roles, keys, quotas and usage reports (aggregates per day and model or service,
 //! never per agent). Admin routes need the `admin` role, the usage report `admin` or `dpo`,
 //! the status `admin` or `integrator`. The last active admin cannot be removed, disabled or
 //! demoted, so the box never locks its commune out.
 
-use crate::auth::{client_ip, session_cookie, SESSION_COOKIE};
-use crate::{parse_json, read_body, ApiError, ApiState};
+use crate::body::small_json;
+use crate::extract::{client_ip, path, principal, query, require};
+use crate::views::{key_json, user_json};
+use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, Extensions, StatusCode};
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use civia_auth::{ApiKeyInfo, AuthError, Principal, QuotaView, Role, User};
+use civia_auth::{AuthError, QuotaView, Role, User};
 use civia_supervisor::Phase;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Admin request bodies are small.
-const ADMIN_BODY_LIMIT: usize = 64 * 1024;
-
 type Handler = Result<Response, ApiError>;
-
-pub(crate) fn principal(ext: &Extensions) -> Result<&Principal, ApiError> {
-    ext.get::<Principal>()
-        .ok_or_else(|| AuthError::MissingCredentials.into())
-}
-
-/// Path and query rejections as OpenAI error objects, not axum's plain text.
-pub(crate) fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
-    p.map(|Path(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("Invalid URL: {}", e.body_text()), None))
-}
-
-pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text()), None))
-}
-
-pub(crate) fn require(
-    ext: &Extensions,
-    roles: &[Role],
-    action: &'static str,
-) -> Result<(), ApiError> {
-    Ok(principal(ext)?.require(roles, action)?)
-}
-
-pub(crate) fn user_json(u: &User) -> Value {
-    json!({
-        "id": u.id, "name": u.name, "role": u.role.as_str(), "service": u.service,
-        "created_at": u.created_at, "disabled": u.disabled,
-    })
-}
-
-pub(crate) fn key_json(k: &ApiKeyInfo) -> Value {
-    json!({
-        "id": k.id, "user": k.user, "name": k.name, "prefix": k.prefix, "model": k.model_scope,
-        "created_at": k.created_at, "expires_at": k.expires_at, "last_used_at": k.last_used_at,
-        "revoked": k.revoked,
-    })
-}
 
 fn role(s: &str) -> Result<Role, ApiError> {
     Ok(s.parse::<Role>().map_err(AuthError::from)?)
@@ -69,27 +29,6 @@ fn role(s: &str) -> Result<Role, ApiError> {
 
 fn created(v: Value) -> Handler {
     Ok((StatusCode::CREATED, Json(v)).into_response())
-}
-
-async fn body<T: serde::de::DeserializeOwned>(b: Body) -> Result<T, ApiError> {
-    parse_json(&read_body(b, ADMIN_BODY_LIMIT).await?)
-}
-
-/// An `admin.*` / `auth.*` audit event by the caller, the target user by pseudonym.
-pub(crate) async fn audit_admin(
-    st: &ApiState,
-    ext: &Extensions,
-    name: &str,
-    target: Option<i64>,
-    detail: Value,
-) -> Result<(), ApiError> {
-    match &st.audit {
-        Some(a) => {
-            a.record_admin(name, ext.get::<Principal>(), target, detail)
-                .await
-        }
-        None => Ok(()),
-    }
 }
 
 fn last_admin() -> ApiError {
@@ -112,13 +51,12 @@ struct PairBody {
 }
 
 pub(crate) async fn pair(State(st): State<Arc<ApiState>>, ext: Extensions, b: Body) -> Handler {
-    let req: PairBody = body(b).await?;
+    let req: PairBody = small_json(b).await?;
     let (user, password) = st
         .auth
         .pair(&req.code, req.name, req.password, client_ip(&ext))
         .await?;
-    audit_admin(
-        &st,
+    st.audit_admin(
         &ext,
         "admin.paired",
         Some(user.id),
@@ -152,14 +90,15 @@ struct NewUser {
 
 pub(crate) async fn add_user(State(st): State<Arc<ApiState>>, ext: Extensions, b: Body) -> Handler {
     require(&ext, &[Role::Admin], "create users")?;
-    let req: NewUser = body(b).await?;
+    let req: NewUser = small_json(b).await?;
     let r = role(&req.role)?;
     let (user, password) = st
         .auth
         .add_user(req.name, r, req.service, req.password)
         .await?;
     let detail = json!({"role": user.role.as_str()});
-    audit_admin(&st, &ext, "admin.user_created", Some(user.id), detail).await?;
+    st.audit_admin(&ext, "admin.user_created", Some(user.id), detail)
+        .await?;
     log::info!(
         "user `{}` ({}) created by {}",
         user.name,
@@ -211,7 +150,7 @@ pub(crate) async fn patch_user(
 ) -> Handler {
     require(&ext, &[Role::Admin], "change users")?;
     let name = path(name)?;
-    let req: UserPatch = body(b).await?;
+    let req: UserPatch = small_json(b).await?;
     let reset = req.reset_password == Some(true);
     if req.password.is_some() && reset {
         return Err(ApiError::bad_request(
@@ -264,7 +203,8 @@ pub(crate) async fn patch_user(
         "role": req.role, "disabled": req.disabled, "service_changed": req.service.is_some(),
         "password_changed": req.password.is_some() || reset,
     });
-    audit_admin(&st, &ext, "admin.user_changed", Some(user.id), detail).await?;
+    st.audit_admin(&ext, "admin.user_changed", Some(user.id), detail)
+        .await?;
     let mut v = json!({ "user": user_json(&user) });
     if let Some(p) = generated {
         v["password"] = json!(p);
@@ -294,7 +234,8 @@ pub(crate) async fn delete_user(
     let Some(id) = deleted else {
         return Err(last_admin());
     };
-    audit_admin(&st, &ext, "admin.user_deleted", Some(id), json!({})).await?;
+    st.audit_admin(&ext, "admin.user_deleted", Some(id), json!({}))
+        .await?;
     log::info!("user `{name}` deleted by {}", principal(&ext)?.name());
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -343,7 +284,7 @@ pub(crate) async fn put_quota(
 ) -> Handler {
     require(&ext, &[Role::Admin], "set quotas")?;
     let name = path(name)?;
-    let req: QuotaBody = body(b).await?;
+    let req: QuotaBody = small_json(b).await?;
     if req.tokens_per_day.is_some_and(|t| t > i64::MAX as u64) {
         return Err(ApiError::bad_request(
             "`tokens_per_day` is too large.",
@@ -358,7 +299,8 @@ pub(crate) async fn put_quota(
     let (u, q) = st.auth.quota_view(name).await?;
     let detail =
         json!({"requests_per_minute": q.rpm_override, "tokens_per_day": q.tokens_override});
-    audit_admin(&st, &ext, "admin.quota_changed", Some(u.id), detail).await?;
+    st.audit_admin(&ext, "admin.quota_changed", Some(u.id), detail)
+        .await?;
     Ok(Json(quota_json(&u, &q)).into_response())
 }
 
@@ -408,9 +350,9 @@ pub(crate) async fn create_key(
     b: Body,
 ) -> Handler {
     require(&ext, &[Role::Admin], "create keys")?;
-    let req: NewKey = body(b).await?;
+    let req: NewKey = small_json(b).await?;
     if let Some(m) = &req.model {
-        if !crate::model_ids(&st).contains(m) {
+        if !st.model_ids().contains(m) {
             return Err(ApiError::model_not_found(m, &st.model_id));
         }
     }
@@ -438,7 +380,8 @@ pub(crate) async fn create_key(
         .await?;
     let detail =
         json!({"key_id": info.id, "model": info.model_scope, "expires_at": info.expires_at});
-    audit_admin(&st, &ext, "admin.key_created", Some(owner), detail).await?;
+    st.audit_admin(&ext, "admin.key_created", Some(owner), detail)
+        .await?;
     log::info!(
         "API key #{} for `{}` created by {}",
         info.id,
@@ -464,7 +407,8 @@ pub(crate) async fn revoke_key(
         ));
     }
     log::info!("API key #{id} revoked by {}", principal(&ext)?.name());
-    audit_admin(&st, &ext, "admin.key_revoked", None, json!({"key_id": id})).await?;
+    st.audit_admin(&ext, "admin.key_revoked", None, json!({"key_id": id}))
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -475,21 +419,6 @@ pub(crate) async fn revoke_key(
 pub(crate) struct UsageQuery {
     days: Option<u32>,
     by: Option<String>,
-}
-
-/// Unix day number to `YYYY-MM-DD` (proleptic Gregorian, UTC).
-pub(crate) fn date(day: i64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 pub(crate) async fn usage(
@@ -533,7 +462,7 @@ pub(crate) async fn usage(
         .iter()
         .map(|r| {
             json!({
-                "day": date(r.day), "group": r.model, "requests": r.requests,
+                "day": civia_base::time::date_of_day(r.day), "group": r.model, "requests": r.requests,
                 "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
             })
         })
@@ -550,9 +479,10 @@ pub(crate) async fn status(State(st): State<Arc<ApiState>>, ext: Extensions) -> 
     let s = st.supervisor.status();
     let users = st.auth.with_store(|s| s.user_count()).await?;
     let state_dir = st.config.state_dir.clone();
-    let host = tokio::task::spawn_blocking(move || crate::host::read(&state_dir))
-        .await
-        .map_err(|e| ApiError::internal(format!("host task failed: {e}")))?;
+    let host =
+        tokio::task::spawn_blocking(move || civia_system::Collector::new("/").host(&state_dir))
+            .await
+            .map_err(|e| ApiError::internal(format!("host task failed: {e}")))?;
     let updates = st.updates.as_ref().map(|u| u.system.is_ok());
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -565,7 +495,7 @@ pub(crate) async fn status(State(st): State<Arc<ApiState>>, ext: Extensions) -> 
             "gpu_layers": st.config.model.gpu_layers,
         },
         "worker": {"phase": s.phase.as_str(), "restarts": s.restarts, "last_error": s.last_error},
-        "speech": crate::audio::status_json(&st),
+        "speech": st.speech_status(),
         "users": users,
         "pairing_pending": st.auth.pairing_code().is_some(),
         "host": host,
@@ -576,123 +506,12 @@ pub(crate) async fn status(State(st): State<Arc<ApiState>>, ext: Extensions) -> 
 
 // ---- web sessions --------------------------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginBody {
-    username: String,
-    password: String,
-}
-
-fn session_cookie_header(value: &str, max_age: u64) -> String {
-    format!(
-        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict"
-    )
-}
-
-pub(crate) async fn login(State(st): State<Arc<ApiState>>, ext: Extensions, b: Body) -> Handler {
-    let req: LoginBody = body(b).await?;
-    let ip = client_ip(&ext);
-    let s = match st.auth.login(req.username.clone(), req.password, ip).await {
-        Ok(s) => s,
-        Err(e) => {
-            log::info!(
-                "login of `{}` from {ip} refused: {e}",
-                req.username.chars().take(64).collect::<String>()
-            );
-            let e = ApiError::from(e);
-            // Attempts refused by the throttle are not audited one by one: an attacker
-            // must not be able to fill the disk (the lock itself was audited).
-            if e.code != "account_locked" && e.code != "address_blocked" {
-                audit_admin(
-                    &st,
-                    &ext,
-                    "auth.login_failed",
-                    None,
-                    json!({"code": e.code}),
-                )
-                .await?;
-            }
-            return Err(e);
-        }
-    };
-    log::info!("`{}` logged in from {ip}", s.user.name);
-    if let Some(a) = &st.audit {
-        let me = Principal::User {
-            user: s.user.clone(),
-            key_id: None,
-            model_scope: None,
-            session: true,
-        };
-        a.record_admin("auth.login", Some(&me), None, json!({}))
-            .await?;
-    }
-    let cookie = session_cookie_header(&s.token, st.auth.session_absolute_secs());
-    Ok((
-        [(header::SET_COOKIE, cookie)],
-        Json(json!({ "user": user_json(&s.user), "csrf_token": s.csrf })),
-    )
-        .into_response())
-}
-
-/// Ends the session. Like every state-changing request made with the session cookie, it
-/// needs the session's CSRF token (a third-party page cannot log the agent out).
-pub(crate) async fn logout(
-    State(st): State<Arc<ApiState>>,
-    headers: axum::http::HeaderMap,
-) -> Handler {
-    if let Some(token) = session_cookie(&headers) {
-        let sent = headers
-            .get(crate::auth::CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if !civia_auth::same_secret(sent.as_bytes(), civia_auth::csrf_token(&token).as_bytes()) {
-            return Err(AuthError::Csrf.into());
-        }
-        st.auth.logout(token).await?;
-    }
-    Ok((
-        StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, session_cookie_header("", 0))],
-    )
-        .into_response())
-}
-
-pub(crate) async fn me(
-    State(st): State<Arc<ApiState>>,
-    ext: Extensions,
-    headers: axum::http::HeaderMap,
-) -> Handler {
-    let p = principal(&ext)?;
-    let context = st.supervisor.status().model.map(|m| m.n_ctx);
-    let mut v = json!({
-        "user": p.user().map(user_json),
-        "role": p.role().as_str(),
-        "csrf_token": null,
-        "limits": {
-            "model": st.model_id,
-            "context_tokens": context,
-            "max_tokens": st.limits.max_tokens,
-            "max_prompt_chars": st.config.guard.max_prompt_chars,
-            "max_document_bytes": crate::documents::MAX_DOCUMENT_BYTES,
-            "history_enabled": st.config.history.enabled,
-            "history_retention_days": st.config.history.retention_days,
-            "speech_model": st.speech.as_ref().and(st.config.speech_model_id()),
-            "max_audio_bytes": st.config.speech.max_upload_bytes,
-            "max_audio_seconds": st.config.speech.max_duration_secs,
-        },
-    });
-    if let (Principal::User { session: true, .. }, Some(token)) = (p, session_cookie(&headers)) {
-        v["csrf_token"] = json!(civia_auth::csrf_token(&token));
-    }
-    Ok(Json(v).into_response())
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn dates() {
-        assert_eq!(super::date(0), "1970-01-01");
-        assert_eq!(super::date(20_786), "2026-11-29");
-        assert_eq!(super::date(11_016), "2000-02-29");
+        assert_eq!(civia_base::time::date_of_day(0), "1970-01-01");
+        assert_eq!(civia_base::time::date_of_day(20_786), "2026-11-29");
+        assert_eq!(civia_base::time::date_of_day(11_016), "2000-02-29");
     }
 }

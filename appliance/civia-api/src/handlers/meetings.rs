@@ -7,8 +7,9 @@
 //! The prompts forbid describing emotions, tone or personality (AI Act art. 5: no emotion
 //! recognition or profiling of the participants).
 
-use crate::auth::UsageTicket;
-use crate::{parse_json, read_body, ApiError, ApiState};
+use crate::body::{parse_json, read_body};
+use crate::metering::UsageTicket;
+use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Extensions;
@@ -172,12 +173,12 @@ impl Pipeline {
             frequency_penalty: 0.3,
             presence_penalty: 0.0,
         };
-        let prompt = crate::openai::with_system_prompt(&self.st, messages);
+        let prompt = crate::generation::with_system_prompt(&self.st, messages);
         let generation = self
             .st
             .supervisor
             .generate(prompt, params, &self.fairness)?;
-        let c = crate::openai::collect(generation, self.st.leak_guard.as_deref()).await?;
+        let c = crate::generation::collect(generation, self.st.leak_guard.as_deref()).await?;
         self.usage.prompt_tokens += c.usage.prompt_tokens;
         self.usage.completion_tokens += c.usage.completion_tokens;
         Ok(c.text.trim().to_string())
@@ -373,13 +374,13 @@ pub async fn minutes(
         .max(200);
     let pipeline = Pipeline {
         st: st.clone(),
-        fairness: crate::auth::fairness_key(&ext),
+        fairness: crate::extract::fairness_key(&ext),
         usage: Usage::default(),
         budget: room * CHARS_PER_TOKEN,
     };
     let ticket = ext.get::<Arc<UsageTicket>>().cloned();
     let pii = ticket.as_ref().map(|t| t.pii()).unwrap_or_default();
-    let marking = crate::openai::civia_marking(&st, &pii, None);
+    let marking = crate::generation::civia_marking(&st, &pii, None);
     let (tx, mut rx) = mpsc::unbounded_channel();
     if req.stream != Some(true) {
         let m = pipeline
@@ -395,13 +396,13 @@ pub async fn minutes(
             )
             .await?;
         }
-        return Ok(crate::openai::marked(
+        return Ok(crate::generation::marked(
             Json(json!({
                 "object": "meeting.minutes",
                 "model": st.model_id,
                 "minutes": m.markdown,
                 "sections": m.sections,
-                "usage": crate::openai::usage(&m.usage),
+                "usage": crate::generation::usage(&m.usage),
                 "civia": marking,
             }))
             .into_response(),
@@ -417,7 +418,7 @@ pub async fn minutes(
     // Dropping the stream (client gone) aborts the pipeline and its generation.
     let abort = work.abort_handle();
     let events = async_stream::stream! {
-        let guard = crate::openai::StreamGuard(ticket);
+        let guard = crate::metering::StreamGuard(ticket);
         let _abort = AbortOnDrop(abort);
         while let Some(p) = rx.recv().await {
             let data = match p {
@@ -442,7 +443,7 @@ pub async fn minutes(
                     }
                 }
                 let data = json!({ "type": "minutes.done", "minutes": m.markdown,
-                                   "sections": m.sections, "usage": crate::openai::usage(&m.usage),
+                                   "sections": m.sections, "usage": crate::generation::usage(&m.usage),
                                    "civia": marking });
                 yield Ok(SseEvent::default().data(data.to_string()));
                 yield Ok(SseEvent::default().data("[DONE]"));
@@ -456,7 +457,7 @@ pub async fn minutes(
             }
         }
     };
-    Ok(crate::openai::marked(
+    Ok(crate::generation::marked(
         Sse::new(events)
             .keep_alive(KeepAlive::default())
             .into_response(),

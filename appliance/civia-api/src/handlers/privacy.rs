@@ -13,8 +13,11 @@
 //! asked, the account; the audit trail keeps its pseudonymous metadata, which the law
 //! requires to keep for its retention period.
 
-use crate::admin::{audit_admin, key_json, path, principal, query, require, user_json};
-use crate::{parse_json, read_body, ApiError, ApiState};
+use crate::body::{parse_json, read_body};
+use crate::extract::{path, principal, query, require};
+use crate::history::{conversation_not_found, owner};
+use crate::views::{key_json, user_json};
+use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -28,30 +31,8 @@ use std::sync::Arc;
 
 type Handler = Result<Response, ApiError>;
 
-/// The caller as the owner of a history: a user (the local admin socket has none).
-fn owner(ext: &Extensions) -> Result<User, ApiError> {
-    principal(ext)?.user().cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "permission_denied",
-            "The local admin socket has no conversation history.",
-        )
-    })
-}
-
 fn retention_secs(st: &ApiState) -> i64 {
     i64::from(st.config.history.retention_days) * 86_400
-}
-
-pub(crate) fn conversation_not_found(id: &str) -> ApiError {
-    let shown: String = id.chars().filter(|c| !c.is_control()).take(40).collect();
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "invalid_request_error",
-        "conversation_not_found",
-        format!("No conversation `{shown}` in your history."),
-    )
 }
 
 fn conversation_json(st: &ApiState, c: &civia_auth::Conversation) -> Value {
@@ -117,8 +98,7 @@ pub(crate) async fn delete_conversation(
     {
         return Err(conversation_not_found(&id));
     }
-    audit_admin(
-        &st,
+    st.audit_admin(
         &ext,
         "privacy.history_erased",
         None,
@@ -131,8 +111,7 @@ pub(crate) async fn delete_conversation(
 pub(crate) async fn delete_history(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
     let me = owner(&ext)?;
     let n = st.auth.with_store(move |s| s.delete_history(me.id)).await?;
-    audit_admin(
-        &st,
+    st.audit_admin(
         &ext,
         "privacy.history_erased",
         None,
@@ -179,7 +158,7 @@ async fn user_data(st: &ApiState, user: User) -> Result<Value, ApiError> {
         })).collect::<Vec<_>>(),
         "conversations": conversations,
         "usage_by_day": usage.iter().map(|d| json!({
-            "date": crate::admin::date(d.day), "model": d.model, "requests": d.requests,
+            "date": civia_base::time::date_of_day(d.day), "model": d.model, "requests": d.requests,
             "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens,
         })).collect::<Vec<_>>(),
         "audit": {
@@ -210,7 +189,8 @@ pub(crate) async fn export_mine(State(st): State<Arc<ApiState>>, ext: Extensions
     let me = owner(&ext)?;
     let file = format!("civia-donnees-{}.json", me.name);
     let v = user_data(&st, me).await?;
-    audit_admin(&st, &ext, "privacy.exported", None, json!({})).await?;
+    st.audit_admin(&ext, "privacy.exported", None, json!({}))
+        .await?;
     Ok(attachment(v, &file))
 }
 
@@ -257,7 +237,8 @@ pub(crate) async fn dsr_export(
     let uid = user.id;
     let file = format!("civia-dsr-{}.json", user.name);
     let v = user_data(&st, user).await?;
-    audit_admin(&st, &ext, "dsr.exported", Some(uid), json!({"reason": why})).await?;
+    st.audit_admin(&ext, "dsr.exported", Some(uid), json!({"reason": why}))
+        .await?;
     Ok(attachment(v, &file))
 }
 
@@ -304,136 +285,7 @@ pub(crate) async fn dsr_erase(
         ));
     };
     let detail = json!({"reason": why, "conversations": n, "account_deleted": delete_account});
-    audit_admin(&st, &ext, "dsr.erased", Some(uid), detail).await?;
+    st.audit_admin(&ext, "dsr.erased", Some(uid), detail)
+        .await?;
     Ok(Json(json!({"conversations_erased": n, "account_deleted": delete_account})).into_response())
-}
-
-/// Erases expired history once an hour.
-pub async fn purge_history_hourly(st: Arc<ApiState>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let before = civia_auth::now() - retention_secs(&st);
-        match st.auth.with_store(move |s| s.purge_history(before)).await {
-            Ok((0, 0)) => {}
-            Ok((c, m)) => log::info!("history: {c} conversations and {m} messages expired"),
-            Err(e) => log::error!("history: expiry failed: {e}"),
-        }
-    }
-}
-
-// ---- keeping a chat exchange -------------------------------------------------------------
-
-/// The `civia` object of a chat request: `{"save": true, "conversation_id": "conv-…",
-/// "title": "…"}`. Giving a conversation id implies `save`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct HistoryOptions {
-    save: Option<bool>,
-    conversation_id: Option<String>,
-    title: Option<String>,
-}
-
-/// A chat exchange to keep once its answer is complete.
-pub(crate) struct Keep {
-    owner: i64,
-    pub(crate) id: String,
-    title: String,
-    /// The request's messages to add (system messages are not kept).
-    messages: Vec<(String, String)>,
-}
-
-/// Checks the request's history options before generating: history on, a user caller, a
-/// conversation of theirs. A new conversation keeps all the request's user and assistant
-/// messages; an existing one, only the last user message (clients resend the rest).
-pub(crate) async fn prepare_keep(
-    st: &ApiState,
-    ext: &Extensions,
-    opts: Option<HistoryOptions>,
-    messages: &[civia_ipc::ChatMessage],
-) -> Result<Option<Keep>, ApiError> {
-    let Some(opts) = opts else { return Ok(None) };
-    if !opts.save.unwrap_or(opts.conversation_id.is_some()) {
-        return Ok(None);
-    }
-    if !st.config.history.enabled {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "invalid_request_error",
-            "history_disabled",
-            "Conversation history is turned off on this box ([history] enabled = false).",
-        )
-        .with_param("civia.save"));
-    }
-    let me = owner(ext)?;
-    let kept = |m: &&civia_ipc::ChatMessage| m.role == "user" || m.role == "assistant";
-    let pair = |m: &civia_ipc::ChatMessage| (m.role.clone(), m.content.clone());
-    let (id, messages): (String, Vec<(String, String)>) = match opts.conversation_id {
-        Some(id) => {
-            let key = id.clone();
-            let uid = me.id;
-            if !st
-                .auth
-                .with_store(move |s| s.owns_conversation(uid, &key))
-                .await?
-            {
-                return Err(conversation_not_found(&id).with_param("civia.conversation_id"));
-            }
-            let last = messages.iter().rev().find(|m| m.role == "user").map(pair);
-            (id, last.into_iter().collect())
-        }
-        None => (
-            civia_auth::new_conversation_id().map_err(|e| ApiError::internal(e.to_string()))?,
-            messages.iter().filter(kept).map(pair).collect(),
-        ),
-    };
-    let title = opts.title.unwrap_or_else(|| {
-        messages
-            .iter()
-            .find(|(r, _)| r == "user")
-            .map(|(_, c)| c.clone())
-            .unwrap_or_default()
-    });
-    Ok(Some(Keep {
-        owner: me.id,
-        id,
-        title,
-        messages,
-    }))
-}
-
-impl Keep {
-    /// Stores the exchange with `answer`; a failure is logged and reported to the caller
-    /// as a warning (the answer itself was delivered).
-    pub(crate) async fn save(self, st: &ApiState, answer: String) -> Result<(), ApiError> {
-        let model = st.model_id.clone();
-        let Keep {
-            owner,
-            id,
-            title,
-            messages,
-        } = self;
-        st.auth
-            .with_store(move |s| {
-                let mut all: Vec<civia_auth::NewMessage<'_>> = messages
-                    .iter()
-                    .map(|(role, content)| civia_auth::NewMessage {
-                        role,
-                        content,
-                        model: None,
-                    })
-                    .collect();
-                all.push(civia_auth::NewMessage {
-                    role: "assistant",
-                    content: &answer,
-                    model: Some(&model),
-                });
-                s.append_messages(owner, &id, &title, &all)
-            })
-            .await
-            .map_err(|e| {
-                log::error!("history: an exchange was not kept: {e}");
-                ApiError::from(e)
-            })
-    }
 }

@@ -5,8 +5,9 @@
 //! (admin) publishes a new version; `GET /admin/charter/register` (admin, dpo) exports the
 //! register as JSON or CSV.
 
-use crate::admin::{audit_admin, principal, query, require};
-use crate::{parse_json, read_body, ApiError, ApiState};
+use crate::body::{parse_json, read_body};
+use crate::extract::{principal, query, require};
+use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -19,38 +20,6 @@ use serde_json::json;
 use std::sync::Arc;
 
 type Handler = Result<Response, ApiError>;
-
-/// Refuses a model request from a user who has not accepted the current charter (after the
-/// role check, so that a role without model access hears that first).
-pub(crate) async fn gate(st: &ApiState, who: &Principal) -> Result<(), ApiError> {
-    who.require(civia_auth::MODEL_USERS, "use the model")?;
-    if !st.config.charter.required {
-        return Ok(());
-    }
-    let Some(user) = who.user() else {
-        return Ok(());
-    };
-    let uid = user.id;
-    let (version, accepted) = st
-        .auth
-        .with_store(move |s| {
-            let v = s.charter()?.version;
-            Ok((v, s.accepted_at(uid, v)?))
-        })
-        .await?;
-    if accepted.is_some() {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "permission_error",
-        "charter_not_accepted",
-        format!(
-            "Accept the usage charter (version {version}) before using the model: read it at \
-             GET /v1/charter, then POST /v1/charter/accept."
-        ),
-    ))
-}
 
 pub(crate) async fn get(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
     let uid = principal(&ext)?.user().map(|u| u.id);
@@ -99,7 +68,8 @@ pub(crate) async fn accept(State(st): State<Arc<ApiState>>, ext: Extensions, b: 
         })
         .await?;
     let detail = json!({"version": version, "channel": channel});
-    audit_admin(&st, &ext, "charter.accepted", None, detail).await?;
+    st.audit_admin(&ext, "charter.accepted", None, detail)
+        .await?;
     Ok(Json(json!({"version": version, "accepted_at": at})).into_response())
 }
 
@@ -117,8 +87,7 @@ pub(crate) async fn put(State(st): State<Arc<ApiState>>, ext: Extensions, b: Bod
         .auth
         .with_store(move |s| s.set_charter(&req.text, &by))
         .await?;
-    audit_admin(
-        &st,
+    st.audit_admin(
         &ext,
         "admin.charter_published",
         None,
@@ -147,12 +116,6 @@ fn csv_field(s: &str) -> String {
         s.to_string()
     };
     format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// A Unix time as RFC 3339 UTC (empty if out of range).
-pub(crate) fn rfc3339(t: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
-    civia_audit::format_rfc3339(t).unwrap_or_default()
 }
 
 pub(crate) async fn register(
@@ -190,7 +153,7 @@ pub(crate) async fn register(
                 r.role.as_str(),
                 csv_field(r.service.as_deref().unwrap_or("")),
                 r.version,
-                rfc3339(r.accepted_at),
+                civia_base::time::rfc3339(r.accepted_at),
                 r.channel
             ));
         }

@@ -1,8 +1,12 @@
 //! `/v1/chat/completions` and `/v1/completions`: request validation and responses.
 
-use crate::auth::UsageTicket;
-use crate::privacy::Keep;
-use crate::{parse_json, read_body, ApiError, ApiState};
+use crate::body::{parse_json, read_body};
+use crate::generation::{
+    civia_marking, collect, leak_warning, marked, not_kept, usage, with_system_prompt, LEAK_NOTICE,
+};
+use crate::history::Keep;
+use crate::metering::{StreamGuard, UsageTicket};
+use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Extensions;
@@ -10,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use civia_ipc::{ChatMessage, FinishReason, Prompt, SamplingParams, Usage};
+use civia_ipc::{ChatMessage, FinishReason, Prompt, SamplingParams};
 use civia_supervisor::{Event, Generation};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -65,7 +69,7 @@ struct CommonSampling {
 /// Civia's own request extension: `"civia": {"save": true, ...}` (history).
 #[derive(Debug, Deserialize)]
 struct CiviaBody {
-    civia: Option<crate::privacy::HistoryOptions>,
+    civia: Option<crate::history::HistoryOptions>,
 }
 
 /// An integer as JSON Schema sees it: `6` and `6.0` are both 6; `6.5` is refused.
@@ -130,17 +134,6 @@ fn check_model(st: &ApiState, ext: &Extensions, model: &str) -> Result<(), ApiEr
         p.check_model(model)?;
     }
     Ok(())
-}
-
-/// Records a stream's usage as "client closed" if it is dropped before its end.
-pub(crate) struct StreamGuard(pub(crate) Option<Arc<UsageTicket>>);
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        if let Some(t) = &self.0 {
-            t.finish_detached(crate::auth::CLIENT_CLOSED);
-        }
-    }
 }
 
 fn range(param: &str, v: Option<f64>, lo: f64, hi: f64, default: f64) -> Result<f64, ApiError> {
@@ -365,26 +358,6 @@ fn check_prompt_length<'a>(
     })
 }
 
-/// The commune's system prompt goes first, before the request's own system message.
-pub(crate) fn with_system_prompt(st: &ApiState, mut messages: Vec<ChatMessage>) -> Prompt {
-    let box_prompt = st.config.guard.system_prompt.trim();
-    if !box_prompt.is_empty() {
-        match messages.first_mut() {
-            Some(first) if first.role == "system" => {
-                first.content = format!("{box_prompt}\n\n{}", first.content);
-            }
-            _ => messages.insert(
-                0,
-                ChatMessage {
-                    role: "system".into(),
-                    content: box_prompt.to_string(),
-                },
-            ),
-        }
-    }
-    Prompt::Chat { messages }
-}
-
 fn check_chat_unsupported(req: &ChatRequest) -> Result<(), ApiError> {
     if req.logprobs == Some(true) || req.top_logprobs.is_some_and(|Int(n)| n > 0) {
         return Err(ApiError::unsupported(
@@ -436,15 +409,6 @@ fn finish_str(r: FinishReason) -> &'static str {
     }
 }
 
-pub(crate) fn usage(u: &Usage) -> Value {
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
-    })
-}
-
 /// Waits for the worker to accept the prompt, so that errors before the first token are
 /// ordinary HTTP errors rather than a failed stream.
 async fn wait_started(generation: &mut Generation) -> Result<(), ApiError> {
@@ -467,73 +431,6 @@ fn on_prompt(e: ApiError, param: &str) -> ApiError {
     } else {
         e
     }
-}
-
-pub(crate) struct Collected {
-    pub(crate) text: String,
-    reason: FinishReason,
-    pub(crate) usage: Usage,
-    /// Stopped by the leak filter.
-    leaked: bool,
-}
-
-/// What replaces (non-streamed) or ends (streamed) an answer that repeated the commune's
-/// system prompt.
-const LEAK_NOTICE: &str =
-    "[Réponse interrompue : elle reprenait les consignes internes de l'assistant.]";
-
-/// The guard's warning in the `civia` object (ANSSI GenAI R25).
-fn leak_warning(marking: &mut Value) {
-    add_warning(
-        marking,
-        "system_prompt_leak",
-        "La réponse a été interrompue car elle reprenait les consignes internes de l'assistant.",
-    );
-}
-
-/// Collects the answer; stops it as soon as it repeats the protected system prompt, and
-/// then returns the guard's notice in its place.
-pub(crate) async fn collect(
-    mut generation: Generation,
-    leak: Option<&civia_guard::LeakGuard>,
-) -> Result<Collected, ApiError> {
-    let mut text = String::new();
-    let mut scanner = leak.map(civia_guard::LeakGuard::scanner);
-    let mut leaked = false;
-    while let Some(ev) = generation.next().await {
-        match ev {
-            Event::Started { .. } => {}
-            Event::Delta(d) => {
-                if leaked {
-                    continue;
-                }
-                if scanner.as_mut().is_some_and(|s| s.push(&d)) {
-                    leaked = true;
-                    generation.cancel();
-                    continue;
-                }
-                text.push_str(&d);
-            }
-            Event::Finished { reason, usage } => {
-                if leaked || scanner.as_mut().is_some_and(|s| s.finish()) {
-                    return Ok(Collected {
-                        text: LEAK_NOTICE.to_string(),
-                        reason,
-                        usage,
-                        leaked: true,
-                    });
-                }
-                return Ok(Collected {
-                    text,
-                    reason,
-                    usage,
-                    leaked: false,
-                });
-            }
-            Event::Failed(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::internal("the generation ended without a result"))
 }
 
 /// Which of the two OpenAI shapes a response takes.
@@ -559,84 +456,6 @@ fn choice(shape: Shape, text: Option<&str>, first: bool, finish: Option<&str>) -
             json!({"index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish})
         }
     }
-}
-
-/// The AI Act Art. 50 marking: header and `civia` object on every generated answer.
-pub(crate) const AI_GENERATED_HEADER: &str = "x-civia-ai-generated";
-
-/// Set when the prompt holds personal data (`personal_data`).
-pub(crate) const WARNING_HEADER: &str = "x-civia-warning";
-
-/// The conversation an exchange is kept in (`civia.save`).
-pub(crate) const CONVERSATION_HEADER: &str = "x-civia-conversation-id";
-
-/// Adds a notice for the agent to the `civia` object's `warnings`.
-fn add_warning(marking: &mut Value, code: &str, message: &str) {
-    let w = json!({ "code": code, "message": message });
-    match marking.get_mut("warnings").and_then(Value::as_array_mut) {
-        Some(list) => list.push(w),
-        None => marking["warnings"] = json!([w]),
-    }
-}
-
-/// The exchange was answered but could not be kept in the history.
-fn not_kept(marking: &mut Value) {
-    add_warning(
-        marking,
-        "history_not_saved",
-        "La réponse n'a pas pu être enregistrée dans votre historique.",
-    );
-}
-
-/// The `civia` object: AI-generated marking, and the guard's warning when the prompt held
-/// personal data (kinds only).
-pub(crate) fn civia_marking(
-    st: &ApiState,
-    pii: &[civia_guard::PiiKind],
-    kept: Option<&str>,
-) -> Value {
-    let mut v = json!({
-        "ai_generated": true,
-        "model": st.model_id,
-        "model_sha256": st.supervisor.status().model.map(|m| m.sha256),
-    });
-    if let Some(id) = kept {
-        v["conversation_id"] = json!(id);
-    }
-    if !pii.is_empty() {
-        let names: Vec<&str> = pii.iter().map(|k| k.french()).collect();
-        v["warnings"] = json!([{
-            "code": "personal_data",
-            "kinds": pii,
-            "message": format!(
-                "Données personnelles détectées dans la demande ({}) : vérifiez qu'elles sont \
-                 nécessaires et relisez la réponse avant tout envoi.",
-                names.join(", ")
-            ),
-        }]);
-    }
-    v
-}
-
-pub(crate) fn marked(
-    mut resp: Response,
-    pii: &[civia_guard::PiiKind],
-    kept: Option<&str>,
-) -> Response {
-    resp.headers_mut().insert(
-        AI_GENERATED_HEADER,
-        axum::http::HeaderValue::from_static("true"),
-    );
-    if let Some(v) = kept.and_then(|id| axum::http::HeaderValue::from_str(id).ok()) {
-        resp.headers_mut().insert(CONVERSATION_HEADER, v);
-    }
-    if !pii.is_empty() {
-        resp.headers_mut().insert(
-            WARNING_HEADER,
-            axum::http::HeaderValue::from_static("personal_data"),
-        );
-    }
-    resp
 }
 
 /// The model named in the chunks is the served one (`check_model` refused any other).
@@ -772,9 +591,9 @@ async fn respond(
     include_usage: bool,
     keep: Option<Keep>,
 ) -> Result<Response, ApiError> {
-    let mut generation = st
-        .supervisor
-        .generate(prompt, params, &crate::auth::fairness_key(ext))?;
+    let mut generation =
+        st.supervisor
+            .generate(prompt, params, &crate::extract::fairness_key(ext))?;
     let prompt_param = match shape {
         Shape::Chat => "messages",
         Shape::Completion => "prompt",
@@ -874,7 +693,7 @@ pub async fn chat_completions(
     let params = sampling(&st, &common, req.max_completion_tokens, default_max)?;
     let messages = chat_messages(&st, &req)?;
     let opts: CiviaBody = parse_json(&body)?;
-    let keep = crate::privacy::prepare_keep(&st, &ext, opts.civia, &messages).await?;
+    let keep = crate::history::prepare_keep(&st, &ext, opts.civia, &messages).await?;
     let prompt = with_system_prompt(&st, messages);
     let include_usage = req
         .stream_options

@@ -1,0 +1,174 @@
+//! Reading request bodies with clear errors: bounded reads that answer 413 the way clients
+//! can read it (after draining a bounded amount), and JSON parsing that names the offending
+//! field.
+
+use crate::ApiError;
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use http_body_util::BodyExt;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The limit of the small JSON bodies of the admin plane and the session routes.
+pub(crate) const SMALL_BODY_LIMIT: usize = 64 * 1024;
+
+/// Largest document accepted (bytes).
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
+
+/// How much of an oversized body is read and thrown away before answering 413, so that the
+/// client finishes sending and reads the answer instead of a broken pipe (lingering close).
+pub(crate) const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
+pub(crate) const OVERSIZE_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a JSON request body with clear errors: 413 when larger than `limit`, 400 when empty
+/// or not UTF-8.
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let buf = read_bytes(body, limit).await?;
+    if buf.is_empty() {
+        return Err(ApiError::invalid_json(
+            "The request body is empty: send a JSON object.",
+        ));
+    }
+    if std::str::from_utf8(&buf).is_err() {
+        return Err(ApiError::invalid_json(
+            "The request body is not valid UTF-8.",
+        ));
+    }
+    Ok(buf)
+}
+
+/// Reads a request body of any content: 413 when larger than `limit` (after draining a
+/// bounded amount, so that the client reads the answer).
+pub(crate) async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("The request body exceeds the limit of {limit} bytes."),
+        )
+    };
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    let drain_until = Instant::now() + OVERSIZE_DRAIN_TIME;
+    loop {
+        let frame = if total > limit {
+            if total > OVERSIZE_DRAIN_BYTES {
+                return Err(too_large());
+            }
+            match tokio::time::timeout_at(drain_until.into(), body.frame()).await {
+                Ok(f) => f,
+                Err(_) => return Err(too_large()),
+            }
+        } else {
+            body.frame().await
+        };
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| {
+            ApiError::bad_request(format!("Cannot read the request body: {e}"), None)
+        })?;
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total <= limit {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if total > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Parses JSON into `T`, naming the offending field (400 `invalid_value`) or the syntax
+/// error (400 `invalid_json`). Unknown fields are ignored.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_data() && path == "." {
+            ApiError::bad_request(
+                format!("The request body must be a JSON object: {inner}"),
+                None,
+            )
+        } else if inner.is_data() {
+            ApiError::bad_request(format!("Invalid value for `{path}`: {inner}"), Some(path))
+        } else {
+            ApiError::invalid_json(format!("The request body is not valid JSON: {inner}"))
+        }
+    })
+}
+
+/// A blocking reader over a request body, fed by an async task, bounded in size (an
+/// update bundle is read by the installer on a blocking thread as it arrives).
+/// A blocking reader over the request body, fed by an async task, bounded in size.
+pub(crate) struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, String>>,
+    buf: axum::body::Bytes,
+}
+
+/// Set when the upload went past its limit.
+pub(crate) type TooLarge = Arc<std::sync::atomic::AtomicBool>;
+
+impl Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.buf = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf.split_to(n));
+        Ok(n)
+    }
+}
+
+pub(crate) fn body_reader(body: Body, limit: u64) -> (BodyReader, TooLarge) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let too_large = TooLarge::default();
+    let flag = too_large.clone();
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut total = 0u64;
+        while let Some(frame) = body.frame().await {
+            let item = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => {
+                        total += d.len() as u64;
+                        if total > limit {
+                            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                            Err(format!(
+                                "the bundle exceeds update.max_upload_bytes ({limit} bytes)"
+                            ))
+                        } else {
+                            Ok(d)
+                        }
+                    }
+                    Err(_) => continue,
+                },
+                Err(e) => Err(format!("upload interrupted: {e}")),
+            };
+            let stop = item.is_err();
+            // The installer stopped reading (refused bundle): stop too.
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    let reader = BodyReader {
+        rx,
+        buf: axum::body::Bytes::new(),
+    };
+    (reader, too_large)
+}
+
+/// A small JSON body (at most [`SMALL_BODY_LIMIT`] bytes) parsed into `T`.
+pub(crate) async fn small_json<T: serde::de::DeserializeOwned>(b: Body) -> Result<T, ApiError> {
+    parse_json(&read_body(b, SMALL_BODY_LIMIT).await?)
+}

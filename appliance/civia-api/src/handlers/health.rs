@@ -1,0 +1,84 @@
+//! Unauthenticated facts: health and readiness, Prometheus metrics, the OpenAPI description
+//! and the box CA certificate.
+
+use crate::ApiState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civia_supervisor::Phase;
+use serde_json::json;
+use std::sync::Arc;
+
+/// The OpenAPI description of this API, served at `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+
+pub(crate) async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}
+
+/// The box CA, for agents' browsers and programs to trust the box (no authentication).
+pub(crate) async fn ca_certificate(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-pem-file"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"civia-ca.crt\"",
+            ),
+        ],
+        st.ca_pem.clone(),
+    )
+}
+
+pub(crate) async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
+    let s = st.supervisor.status();
+    let text = st
+        .supervisor
+        .metrics()
+        .render(s.restarts, s.phase == Phase::Ready);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+pub(crate) async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    let s = st.supervisor.status();
+    Json(json!({
+        "status": "ok",
+        "worker": {
+            "phase": s.phase.as_str(),
+            "restarts": s.restarts,
+            "last_error": s.last_error,
+        },
+        "model": {
+            "id": st.model_id,
+            "loaded": s.phase == Phase::Ready,
+            "sha256": s.model.as_ref().map(|m| m.sha256.clone()),
+            "context_length": s.model.as_ref().map(|m| m.n_ctx),
+            "chat_template": s.model.as_ref().map(|m| m.template),
+        },
+        "speech": st.speech_status(),
+    }))
+}
+
+pub(crate) async fn ready(State(st): State<Arc<ApiState>>) -> Response {
+    let s = st.supervisor.status();
+    if s.phase == Phase::Ready {
+        Json(json!({ "status": "ready", "model": st.model_id })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "not_ready",
+                "phase": s.phase.as_str(),
+                "last_error": s.last_error,
+            })),
+        )
+            .into_response()
+    }
+}

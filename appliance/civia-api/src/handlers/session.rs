@@ -1,0 +1,123 @@
+//! The web session routes (`/auth/*`): log in, log out, and who am I.
+
+use crate::body::small_json;
+use crate::extract::{client_ip, principal, session_cookie, CSRF_HEADER, SESSION_COOKIE};
+use crate::state::actor;
+use crate::views::user_json;
+use crate::{ApiError, ApiState};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, Extensions, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civia_auth::{AuthError, Principal};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+type Handler = Result<Response, ApiError>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+fn session_cookie_header(value: &str, max_age: u64) -> String {
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict"
+    )
+}
+
+pub(crate) async fn login(State(st): State<Arc<ApiState>>, ext: Extensions, b: Body) -> Handler {
+    let req: LoginBody = small_json(b).await?;
+    let ip = client_ip(&ext);
+    let s = match st.auth.login(req.username.clone(), req.password, ip).await {
+        Ok(s) => s,
+        Err(e) => {
+            log::info!(
+                "login of `{}` from {ip} refused: {e}",
+                req.username.chars().take(64).collect::<String>()
+            );
+            let e = ApiError::from(e);
+            // Attempts refused by the throttle are not audited one by one: an attacker
+            // must not be able to fill the disk (the lock itself was audited).
+            if e.code != "account_locked" && e.code != "address_blocked" {
+                st.audit_admin(&ext, "auth.login_failed", None, json!({"code": e.code}))
+                    .await?;
+            }
+            return Err(e);
+        }
+    };
+    log::info!("`{}` logged in from {ip}", s.user.name);
+    if let Some(a) = &st.audit {
+        let me = Principal::User {
+            user: s.user.clone(),
+            key_id: None,
+            model_scope: None,
+            session: true,
+        };
+        a.record_admin("auth.login", Some(actor(&me)), None, json!({}))
+            .await?;
+    }
+    let cookie = session_cookie_header(&s.token, st.auth.session_absolute_secs());
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({ "user": user_json(&s.user), "csrf_token": s.csrf })),
+    )
+        .into_response())
+}
+
+/// Ends the session. Like every state-changing request made with the session cookie, it
+/// needs the session's CSRF token (a third-party page cannot log the agent out).
+pub(crate) async fn logout(
+    State(st): State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+) -> Handler {
+    if let Some(token) = session_cookie(&headers) {
+        let sent = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !civia_auth::same_secret(sent.as_bytes(), civia_auth::csrf_token(&token).as_bytes()) {
+            return Err(AuthError::Csrf.into());
+        }
+        st.auth.logout(token).await?;
+    }
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, session_cookie_header("", 0))],
+    )
+        .into_response())
+}
+
+pub(crate) async fn me(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    headers: axum::http::HeaderMap,
+) -> Handler {
+    let p = principal(&ext)?;
+    let context = st.supervisor.status().model.map(|m| m.n_ctx);
+    let mut v = json!({
+        "user": p.user().map(user_json),
+        "role": p.role().as_str(),
+        "csrf_token": null,
+        "limits": {
+            "model": st.model_id,
+            "context_tokens": context,
+            "max_tokens": st.limits.max_tokens,
+            "max_prompt_chars": st.config.guard.max_prompt_chars,
+            "max_document_bytes": crate::body::MAX_DOCUMENT_BYTES,
+            "history_enabled": st.config.history.enabled,
+            "history_retention_days": st.config.history.retention_days,
+            "speech_model": st.speech.as_ref().and(st.config.speech_model_id()),
+            "max_audio_bytes": st.config.speech.max_upload_bytes,
+            "max_audio_seconds": st.config.speech.max_duration_secs,
+        },
+    });
+    if let (Principal::User { session: true, .. }, Some(token)) = (p, session_cookie(&headers)) {
+        v["csrf_token"] = json!(civia_auth::csrf_token(&token));
+    }
+    Ok(Json(v).into_response())
+}

@@ -1,0 +1,285 @@
+//! `/admin/updates*`: the integrator's signed bundles (uploaded, or read from a USB stick by
+//! the local admin) handed to `civia-update`'s service; a model bundle is then loaded by a
+//! fresh runtime worker and confirmed, or rolled back when it does not load.
+//!
+//! One install at a time. Every refusal is answered with the agent's stable code (400 for a
+//! refused bundle, nothing written) and leaves an update event in the journal.
+
+use crate::body::{body_reader, parse_json, read_body, BodyReader};
+use crate::extract::require;
+use crate::{ApiError, ApiState};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{Extensions, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civia_auth::{Principal, Role};
+use civia_update::service::blocking;
+use civia_update::{ServiceError, UpdateError, Updates};
+use serde::Deserialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn update_error(e: UpdateError) -> ApiError {
+    let (status, kind) = if e.is_refusal() {
+        (StatusCode::BAD_REQUEST, "invalid_request_error")
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
+    };
+    ApiError::new(status, kind, e.code(), e.to_string())
+}
+
+fn updates(st: &ApiState) -> Result<&Updates, ApiError> {
+    st.updates.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "system_updates_off",
+            "Updates are not configured on this daemon.",
+        )
+    })
+}
+
+/// The integrator installs; the local admin (root on the box, e.g. with a USB stick) too.
+/// Returns the updater settings once the caller may install and updates are possible.
+fn installer<'a>(st: &'a ApiState, ext: &Extensions) -> Result<&'a Updates, ApiError> {
+    match ext.get::<Principal>() {
+        Some(Principal::LocalAdmin) => {}
+        Some(p) => p.require(&[Role::Integrator], "install updates")?,
+        None => return Err(civia_auth::AuthError::MissingCredentials.into()),
+    }
+    let u = updates(st)?;
+    u.check_trusted()?;
+    Ok(u)
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let code = match e {
+            ServiceError::Update(u) => return update_error(u),
+            ServiceError::Task(_) => return ApiError::internal(e.to_string()),
+            ServiceError::UpdatesOff(_) => "updates_off",
+            ServiceError::SystemUpdatesOff(_) => "system_updates_off",
+            ServiceError::Busy => "update_in_progress",
+        };
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            code,
+            e.to_string(),
+        )
+    }
+}
+
+/// An install from an upload: past the size limit, a 413 rather than the reader's I/O error.
+async fn install_upload<T: Send + 'static>(
+    body: Body,
+    limit: u64,
+    f: impl FnOnce(BodyReader) -> Result<T, UpdateError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let (reader, too_large) = body_reader(body, limit);
+    blocking(move || f(reader)).await.map_err(|e| {
+        if too_large.load(std::sync::atomic::Ordering::SeqCst) {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+                format!("The bundle exceeds update.max_upload_bytes ({limit} bytes)."),
+            )
+        } else {
+            ApiError::from(e)
+        }
+    })
+}
+
+pub(crate) async fn status(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+) -> Result<Response, ApiError> {
+    require(
+        &ext,
+        &[Role::Admin, Role::Integrator],
+        "read the update status",
+    )?;
+    let u = updates(&st)?;
+    let system = match &u.system {
+        Ok(c) => {
+            let state = u.system_updater()?.state().map_err(update_error)?;
+            json!({
+                "enabled": true, "reason": null, "compatible": c.compatible,
+                "booted_slot": c.booted.name(), "running_version": c.running.to_string(),
+                "floor": state.floor.to_string(),
+                "pending": state.pending.as_ref().map(|p| json!({"slot": p.slot, "version": p.version.to_string()})),
+                "last_outcome": state.last_outcome.as_ref().map(|o| json!({"version": o.version.to_string(), "result": o.result, "message": o.message})),
+            })
+        }
+        Err(why) => json!({"enabled": false, "reason": why, "compatible": u.compatible,
+                           "booted_slot": null, "running_version": null, "floor": null,
+                           "pending": null, "last_outcome": null}),
+    };
+    let store = u.models();
+    let id = st.model_id.clone();
+    let model = json!({
+        "id": id,
+        "current": store.current(&id).map(|v| v.to_string()),
+        "previous": store.previous(&id).map(|v| v.to_string()),
+        "path": st.supervisor.load_spec().path,
+    });
+    Ok(Json(json!({"system": system, "model": model})).into_response())
+}
+
+pub(crate) async fn upload_system(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let u = installer(&st, &ext)?;
+    let updater = u.system_updater()?;
+    let _guard = u.begin()?;
+    let done = install_upload(body, u.max_upload_bytes, move |r| {
+        updater.install_from_reader(r)
+    })
+    .await?;
+    Ok(system_installed(&done))
+}
+
+fn system_installed(done: &civia_update::system::Installed) -> Response {
+    Json(json!({
+        "kind": "system", "version": done.version.to_string(), "slot": done.slot.name(),
+        "reboot_required": true,
+    }))
+    .into_response()
+}
+
+pub(crate) async fn upload_model(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let u = installer(&st, &ext)?;
+    let _guard = u.begin()?;
+    let store = u.models();
+    let installed = install_upload(body, u.max_upload_bytes, move |r| {
+        store.install_from_reader(r)
+    })
+    .await?;
+    switch_to_installed(&st, u, installed).await
+}
+
+/// Loads a freshly installed model bundle; confirms it, or rolls back and reloads the
+/// previous model when it does not load.
+async fn switch_to_installed(
+    st: &ApiState,
+    u: &Updates,
+    installed: civia_update::ModelInstalled,
+) -> Result<Response, ApiError> {
+    let id = installed.model_id.clone();
+    if id != st.model_id {
+        let store = u.models();
+        let rid = id.clone();
+        let _ = blocking(move || store.rollback(&rid)).await;
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "model_mismatch",
+            format!(
+                "The bundle carries the model `{id}` but this box serves `{}` ([model] id).",
+                st.model_id
+            ),
+        ));
+    }
+    let before = st.supervisor.load_spec();
+    let mut next = before.clone();
+    next.path = installed.path.to_string_lossy().into_owned();
+    next.sha256 = None; // the bundle's signed hash was checked while installing
+    match st.supervisor.switch_model(next).await {
+        Ok(info) => {
+            let store = u.models();
+            let cid = id.clone();
+            let floor = blocking(move || store.confirm(&cid)).await?;
+            Ok(Json(json!({
+                "kind": "model", "model": id, "version": installed.version.to_string(),
+                "previous": installed.previous.map(|v| v.to_string()),
+                "sha256": info.sha256, "floor": floor.to_string(),
+            }))
+            .into_response())
+        }
+        Err(why) => {
+            log::error!(
+                "update: model {id} {} does not load: {why}",
+                installed.version
+            );
+            let store = u.models();
+            let rid = id.clone();
+            let restored = blocking(move || store.rollback(&rid)).await.ok();
+            if let Err(e) = st.supervisor.switch_model(before).await {
+                log::error!("update: the previous model does not load either: {e}");
+            }
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                "model_load_failed",
+                format!(
+                    "The model {} of the bundle does not load ({why}); back to {}.",
+                    installed.version,
+                    restored.map_or_else(
+                        || "the configured model".to_string(),
+                        |v| format!("version {v}")
+                    )
+                ),
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalInstall {
+    kind: String,
+    path: String,
+}
+
+/// A bundle file on the box (USB stick), for the local admin only.
+pub(crate) async fn install_path(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !matches!(ext.get::<Principal>(), Some(Principal::LocalAdmin)) {
+        return Err(civia_auth::AuthError::Forbidden {
+            role: ext
+                .get::<Principal>()
+                .map_or("anonymous", |p| p.role().as_str()),
+            action: "install from a path on the box (use the admin socket)",
+        }
+        .into());
+    }
+    let req: LocalInstall = parse_json(&read_body(body, 64 * 1024).await?)?;
+    let path = PathBuf::from(&req.path);
+    if !path.is_absolute() {
+        return Err(ApiError::bad_request(
+            "`path` must be absolute.",
+            Some("path".into()),
+        ));
+    }
+    let u = installer(&st, &ext)?;
+    match req.kind.as_str() {
+        "system" => {
+            let updater = u.system_updater()?;
+            let _guard = u.begin()?;
+            let done = blocking(move || updater.install_from_path(&path)).await?;
+            Ok(system_installed(&done))
+        }
+        "model" => {
+            let _guard = u.begin()?;
+            let store = u.models();
+            let installed = blocking(move || store.install_from_path(&path)).await?;
+            switch_to_installed(&st, u, installed).await
+        }
+        _ => Err(ApiError::bad_request(
+            "`kind` must be `system` or `model`.",
+            Some("kind".into()),
+        )),
+    }
+}

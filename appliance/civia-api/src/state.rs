@@ -1,0 +1,124 @@
+//! What every handler is given: the services the daemon composed, and the few facts about
+//! them that several handlers answer alike.
+
+use crate::ApiError;
+use axum::http::{Extensions, StatusCode};
+use civia_auth::{Auth, Principal};
+use civia_config::ApiConfig;
+use civia_supervisor::{Phase, SpeechSupervisor, Supervisor};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Everything the handlers need.
+pub struct ApiState {
+    pub supervisor: Supervisor,
+    /// The speech worker (meeting transcription); None when `[speech] path` is not set.
+    pub speech: Option<SpeechSupervisor>,
+    /// The id clients name; from the configuration, known before the model loads.
+    pub model_id: String,
+    pub limits: ApiConfig,
+    /// The whole configuration (history, charter, guard, commune; compliance documents).
+    pub config: Arc<civia_config::Config>,
+    /// Stops answers that repeat the configured system prompt; None: no prompt or filter off.
+    pub leak_guard: Option<Arc<civia_guard::LeakGuard>>,
+    /// Accounts, keys, sessions, quotas, usage.
+    pub auth: Arc<Auth>,
+    /// Whether `/admin/*` is served by the API listener (false when `[admin] listen` is set).
+    pub admin_on_api: bool,
+    /// Signed updates (system and model bundles); None: not configured.
+    pub updates: Option<Arc<civia_update::Updates>>,
+    /// The audit trail; None only in unit setups (civiad always opens it).
+    pub audit: Option<Arc<civia_audit::Audit>>,
+    /// Unix time the daemon started (the model's `created`).
+    pub started_at: u64,
+    /// The box CA certificate (PEM), served at `/ca.crt`.
+    pub ca_pem: String,
+}
+
+impl ApiState {
+    /// The language model, then the speech model when transcription is on.
+    pub(crate) fn model_ids(&self) -> Vec<String> {
+        let speech = self.speech.as_ref().and(self.config.speech_model_id());
+        std::iter::once(self.model_id.clone())
+            .chain(speech)
+            .collect()
+    }
+
+    /// What `/health` and `/admin/status` say about transcription (null when it is off).
+    pub(crate) fn speech_status(&self) -> Value {
+        let (Some(speech), Some(id)) = (&self.speech, self.config.speech_model_id()) else {
+            return Value::Null;
+        };
+        let s = speech.status();
+        json!({
+            "id": id,
+            "loaded": s.phase == civia_supervisor::Phase::Ready,
+            "phase": s.phase.as_str(),
+            "restarts": s.restarts,
+            "last_error": s.last_error,
+            "sha256": s.model.as_ref().map(|m| m.sha256.clone()),
+            "kind": s.model.as_ref().map(|m| m.kind.clone()),
+            "gpu": s.model.as_ref().map(|m| m.gpu),
+            "jobs": s.jobs,
+            "queue_depth": self.config.speech.queue_depth,
+        })
+    }
+
+    /// An administration event by the caller (`admin.*`, `auth.*`, `dsr.*`), the target user
+    /// named by pseudonym only.
+    /// An `admin.*` / `auth.*` audit event by the caller, the target user by pseudonym.
+    pub(crate) async fn audit_admin(
+        &self,
+        ext: &Extensions,
+        name: &str,
+        target: Option<i64>,
+        detail: Value,
+    ) -> Result<(), ApiError> {
+        match &self.audit {
+            Some(a) => {
+                let who = ext.get::<Principal>().map(actor);
+                Ok(a.record_admin(name, who, target, detail).await?)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The loaded model's dossier, checked against the loaded weights (409 when it does not
+    /// match, 503 before the model is loaded).
+    pub(crate) fn verified_dossier(
+        &self,
+    ) -> Result<(civia_compliance::dossier::Dossier, civia_ipc::ModelInfo), ApiError> {
+        use civia_compliance::dossier::DossierError;
+        let status = self.supervisor.status();
+        let Some(info) = status.model.filter(|_| status.phase == Phase::Ready) else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "model_unavailable",
+                "The model is not loaded yet: its dossier is checked against the loaded weights.",
+            ));
+        };
+        let weights = std::path::PathBuf::from(self.supervisor.load_spec().path);
+        let dossier =
+            civia_compliance::dossier::load_verified(&weights, &info.sha256).map_err(|e| {
+                let (status, code) = match &e {
+                    DossierError::NotFound(_) => (StatusCode::NOT_FOUND, "dossier_not_found"),
+                    DossierError::Invalid { path, message } => {
+                        log::error!("dossier {}: {message}", path.display());
+                        (StatusCode::CONFLICT, "dossier_invalid")
+                    }
+                    DossierError::Mismatch { .. } => (StatusCode::CONFLICT, "dossier_mismatch"),
+                };
+                ApiError::new(status, "invalid_request_error", code, e.to_string())
+            })?;
+        Ok((dossier, info))
+    }
+}
+
+/// A caller as the audit trail names it.
+pub(crate) fn actor(p: &Principal) -> civia_audit::Actor<'_> {
+    civia_audit::Actor {
+        user_id: p.user().map(|u| u.id),
+        role: p.role().as_str(),
+    }
+}

@@ -1,0 +1,268 @@
+//! The daemon's update service: what civiad knows about updates on this box (system
+//! updates on or off and why, the model store), one install at a time, every agent event
+//! to the journal and to the audit trail (`update.<event>`), and the health check that
+//! blesses or marks bad a trial boot.
+
+use crate::{
+    partition, AuditEvent, ModelStore, Observer, Slot, SlotPaths, SystemConfig, SystemUpdater,
+    UpdateError, Version,
+};
+use civia_audit::{Audit, Event};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why the service refused or failed an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("Updates are off on this box: no root metadata at {} (update.image_root).", .0.display())]
+    UpdatesOff(PathBuf),
+    #[error("System updates are off on this box: {0}.")]
+    SystemUpdatesOff(String),
+    #[error("Another update is being installed: try again when it is done.")]
+    Busy,
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+    #[error("update task failed: {0}")]
+    Task(String),
+}
+
+/// Runs an agent operation (file and block-device I/O) on a blocking thread.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, UpdateError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServiceError::Task(e.to_string()))?
+        .map_err(ServiceError::Update)
+}
+
+/// What the daemon knows about updates on this box.
+pub struct Updates {
+    /// System updates, or why they are off on this machine.
+    pub system: Result<SystemConfig, String>,
+    pub compatible: String,
+    pub image_root: PathBuf,
+    pub state_dir: PathBuf,
+    pub models_dir: PathBuf,
+    pub max_upload_bytes: u64,
+    busy: tokio::sync::Mutex<()>,
+    pub observer: &'static UpdateObserver,
+}
+
+/// Update events go to the journal and to the audit trail (`update.<event>`).
+pub struct UpdateObserver {
+    audit: Option<Arc<Audit>>,
+}
+
+impl Observer for UpdateObserver {
+    fn audit(&self, event: AuditEvent) {
+        let text = serde_json::to_string(&event).unwrap_or_else(|_| format!("{event:?}"));
+        if let Some(audit) = &self.audit {
+            record(audit, &event);
+        }
+        match event {
+            AuditEvent::Refused { .. }
+            | AuditEvent::InstallFailed { .. }
+            | AuditEvent::HealthCheckFailed { .. }
+            | AuditEvent::RolledBack { .. }
+            | AuditEvent::ModelRolledBack { .. } => log::warn!("update: {text}"),
+            _ => log::info!("update: {text}"),
+        }
+    }
+}
+
+/// `IMAGE_VERSION=` of an os-release file.
+fn image_version(os_release: &str) -> Option<String> {
+    os_release.lines().find_map(|l| {
+        l.strip_prefix("IMAGE_VERSION=")
+            .map(|v| v.trim_matches('"').to_string())
+    })
+}
+
+fn system_config(cfg: &civia_config::Config) -> Result<SystemConfig, String> {
+    let u = &cfg.update;
+    if !u.image_root.is_file() {
+        return Err(format!(
+            "no update root metadata at {} (update.image_root)",
+            u.image_root.display()
+        ));
+    }
+    let booted = match u.booted_slot.as_str() {
+        // `civia.slot=`, else the slot whose /usr partition matches `roothash=`
+        "auto" => {
+            let cmdline = std::fs::read_to_string("/proc/cmdline")
+                .map_err(|e| format!("reading /proc/cmdline: {e}"))?;
+            partition::booted_slot(
+                &cmdline,
+                &u.slot_a_usr,
+                &u.slot_b_usr,
+                &partition::SystemLookup,
+            )
+            .map_err(|e| e.to_string())?
+        }
+        "a" => Slot::A,
+        "b" => Slot::B,
+        other => return Err(format!("unknown booted slot `{other}`")),
+    };
+    let version = match u.running_version.as_str() {
+        "auto" => std::fs::read_to_string("/usr/lib/os-release")
+            .ok()
+            .and_then(|t| image_version(&t))
+            .ok_or("/usr/lib/os-release has no IMAGE_VERSION (update.running_version = auto)")?,
+        v => v.to_string(),
+    };
+    let running: Version = version
+        .parse()
+        .map_err(|e| format!("running version `{version}`: {e}"))?;
+    Ok(SystemConfig {
+        compatible: u.compatible.clone(),
+        image_root: u.image_root.clone(),
+        state_dir: cfg.update_state_dir(),
+        esp: u.esp.clone(),
+        slot_a: SlotPaths {
+            usr: u.slot_a_usr.clone(),
+            verity: u.slot_a_verity.clone(),
+        },
+        slot_b: SlotPaths {
+            usr: u.slot_b_usr.clone(),
+            verity: u.slot_b_verity.clone(),
+        },
+        booted,
+        running,
+        tries: u.tries,
+        trusted_clock: None,
+    })
+}
+
+impl Updates {
+    pub fn new(cfg: &civia_config::Config, audit: Option<Arc<Audit>>) -> Self {
+        // One observer for the daemon's whole life: the agent's types borrow it for 'static.
+        let observer: &'static UpdateObserver = Box::leak(Box::new(UpdateObserver { audit }));
+        Self {
+            observer,
+            system: system_config(cfg),
+            compatible: cfg.update.compatible.clone(),
+            image_root: cfg.update.image_root.clone(),
+            state_dir: cfg.update_state_dir(),
+            models_dir: cfg.models_dir(),
+            max_upload_bytes: cfg.update.max_upload_bytes,
+            busy: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Without the image's root metadata nothing can be verified: no updates at all.
+    pub fn check_trusted(&self) -> Result<(), ServiceError> {
+        if self.image_root.is_file() {
+            Ok(())
+        } else {
+            Err(ServiceError::UpdatesOff(self.image_root.clone()))
+        }
+    }
+
+    /// One install at a time: the guard is held for the whole install.
+    pub fn begin(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, ServiceError> {
+        self.busy.try_lock().map_err(|_| ServiceError::Busy)
+    }
+
+    pub fn models(&self) -> ModelStore<'static> {
+        ModelStore::new(
+            self.compatible.clone(),
+            self.image_root.clone(),
+            self.state_dir.clone(),
+            self.models_dir.clone(),
+            None,
+            self.observer,
+        )
+    }
+
+    pub fn system_updater(&self) -> Result<SystemUpdater<'static>, ServiceError> {
+        match &self.system {
+            Ok(c) => Ok(SystemUpdater::new(c.clone(), self.observer)),
+            Err(why) => Err(ServiceError::SystemUpdatesOff(why.clone())),
+        }
+    }
+
+    /// After every boot, before serving: what the boot-counting state machine says. A trial
+    /// boot must then pass the health check ([`Updates::health_check`]).
+    pub fn after_boot(&self) -> Option<crate::BootStatus> {
+        let u = self.system_updater().ok()?;
+        match u.after_boot() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("update state after boot: {e}");
+                None
+            }
+        }
+    }
+
+    /// Blesses the trial slot when `healthy`, else marks it bad. On
+    /// [`TrialOutcome::MarkedBad`] the daemon must exit with
+    /// [`crate::EXIT_TRIAL_UNHEALTHY`]: the service unit then reboots and systemd-boot
+    /// falls back to the previous slot.
+    pub fn health_check(&self, healthy: Result<(), String>) -> TrialOutcome {
+        let Ok(u) = self.system_updater() else {
+            return TrialOutcome::Unchanged;
+        };
+        match healthy {
+            Ok(()) => match u.bless() {
+                Ok(v) => {
+                    log::info!("update: trial boot of {v} healthy, slot blessed");
+                    TrialOutcome::Blessed
+                }
+                Err(e) => {
+                    log::error!("update: blessing the slot failed: {e}");
+                    TrialOutcome::Unchanged
+                }
+            },
+            Err(why) => match u.mark_bad(&why) {
+                Ok(()) => TrialOutcome::MarkedBad { reason: why },
+                Err(e) => {
+                    log::error!(
+                        "update: trial boot unhealthy ({why}), and marking the slot bad failed: {e}"
+                    );
+                    TrialOutcome::Unchanged
+                }
+            },
+        }
+    }
+}
+
+/// What the health check after a trial boot did ([`Updates::health_check`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrialOutcome {
+    /// Healthy: the slot is blessed.
+    Blessed,
+    /// Unhealthy: the slot is marked bad (no tries left); the box must reboot to fall back.
+    MarkedBad { reason: String },
+    /// Nothing changed: system updates are off, or blessing or marking failed (logged).
+    Unchanged,
+}
+
+/// An update agent event as `update.<event>`, its fields in `detail` (capped).
+fn record(audit: &Audit, event: &AuditEvent) {
+    let mut detail = match serde_json::to_value(event) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let name = detail
+        .remove("event")
+        .and_then(|v| v.as_str().map(|s| format!("update.{s}")))
+        .unwrap_or_else(|| "update.event".into());
+    if let Some(serde_json::Value::String(m)) = detail.get_mut("message") {
+        m.truncate(m.char_indices().nth(1000).map_or(m.len(), |(i, _)| i));
+    }
+    audit.append_blocking(Event::new(name).detail(serde_json::Value::Object(detail)));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn os_release() {
+        assert_eq!(
+            super::image_version("NAME=Civia\nIMAGE_VERSION=\"2.1.0\"\n").as_deref(),
+            Some("2.1.0")
+        );
+        assert_eq!(super::image_version("NAME=Civia\n"), None);
+        // the kernel command line (civia.slot=, roothash=): civia_update::partition's tests
+    }
+}
