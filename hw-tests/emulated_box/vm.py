@@ -7,6 +7,7 @@ itself there), so the guest can reach nothing but the bridge: no route leaves th
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -208,18 +209,29 @@ class Vm:
         self.log(f"boot #{self.boots} started")
 
     def _read_serial(self, s: socket.socket) -> None:
+        """Appends what the serial console prints to console.log (raw bytes) and to
+        `self.console` (text). The decoder is incremental: a multi-byte character split across
+        two reads (« é » at a read's end) is decoded whole once its last byte arrives, instead
+        of becoming two U+FFFD that no pattern matches."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         with open(self.dir / "console.log", "ab") as out:
             while True:
                 try:
                     data = s.recv(65536)
                 except OSError:
-                    return
+                    data = b""
                 if not data:
+                    # Bytes of a character the console never finished become U+FFFD.
+                    tail = decoder.decode(b"", final=True)
+                    if tail:
+                        with self._lock:
+                            self.console += tail
                     return
                 out.write(data)
                 out.flush()
+                text = decoder.decode(data)
                 with self._lock:
-                    self.console += data.decode("utf-8", "replace")
+                    self.console += text
 
     def wait_console(self, pattern: str, timeout: float, since: int = 0, fail: str | None = None) -> re.Match:
         """Waits until the console printed `pattern` (regex) after offset `since`."""
