@@ -32,6 +32,7 @@ pub mod failpoint;
 pub mod model;
 pub mod partition;
 pub mod service;
+pub mod slot;
 pub mod state;
 pub mod system;
 pub mod trust;

@@ -16,7 +16,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::system::{Slot, SlotPaths};
+use crate::slot::{Slot, SlotPaths};
 use crate::{io_err, UpdateError};
 
 /// The sysfs mount point.
