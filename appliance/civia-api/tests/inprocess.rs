@@ -110,6 +110,18 @@ impl Box_ {
         &self.keys.iter().find(|(r, _)| *r == role).expect("role").1
     }
 
+    async fn accept_charter(&self, role: Role) {
+        let (s, c) = self
+            .call(Method::GET, "/v1/charter", Some(role), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        let body = serde_json::to_vec(&json!({ "version": c["version"] })).expect("json");
+        let (s, v) = self
+            .call(Method::POST, "/v1/charter/accept", Some(role), Some(body))
+            .await;
+        assert!(s.is_success(), "{s} {v}");
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -232,7 +244,18 @@ async fn model_requests_are_refused_before_the_model_for_roles_without_access() 
             .await;
         assert_error(s, &body, StatusCode::FORBIDDEN, "permission_denied");
     }
-    // An agent reaches validation: the model named is not the one served.
+    // An agent who has not accepted the usage charter is stopped there, before the model.
+    let (s, body) = b
+        .call(
+            Method::POST,
+            "/v1/chat/completions",
+            Some(Role::Agent),
+            Some(chat.clone()),
+        )
+        .await;
+    assert_error(s, &body, StatusCode::FORBIDDEN, "charter_not_accepted");
+    b.accept_charter(Role::Agent).await;
+    // Then the request reaches validation: the model named is not the one served.
     let (s, body) = b
         .call(
             Method::POST,
@@ -288,6 +311,7 @@ async fn refusals_have_one_shape() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["param"], "role", "{body}");
     // A body over the limit is answered 413 (after draining), not a broken pipe.
+    b.accept_charter(Role::Agent).await;
     let big = vec![b'x'; 5000];
     let (s, body) = b
         .call(
