@@ -402,7 +402,7 @@ pub async fn minutes(
                 "model": st.model_id,
                 "minutes": m.markdown,
                 "sections": m.sections,
-                "usage": crate::generation::usage(&m.usage),
+                "usage": civia_openai::usage(&m.usage),
                 "civia": marking,
             }))
             .into_response(),
@@ -443,7 +443,7 @@ pub async fn minutes(
                     }
                 }
                 let data = json!({ "type": "minutes.done", "minutes": m.markdown,
-                                   "sections": m.sections, "usage": crate::generation::usage(&m.usage),
+                                   "sections": m.sections, "usage": civia_openai::usage(&m.usage),
                                    "civia": marking });
                 yield Ok(SseEvent::default().data(data.to_string()));
                 yield Ok(SseEvent::default().data("[DONE]"));
