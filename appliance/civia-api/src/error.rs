@@ -90,14 +90,7 @@ impl ApiError {
     }
 
     pub fn model_not_found(asked: &str, served: &str) -> Self {
-        let mut e = Self::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "model_not_found",
-            format!("The model `{asked}` does not exist on this box; it serves `{served}`."),
-        );
-        e.param = Some("model".into());
-        e
+        civia_openai::Error::model_not_found(asked, served).into()
     }
 
     /// The JSON body, also used as an SSE `data:` line.
@@ -110,6 +103,17 @@ impl ApiError {
                 "code": self.code,
             }
         })
+    }
+}
+
+/// A request the OpenAI protocol refuses: same status, `type`, `code`, `param` and message.
+impl From<civia_openai::Error> for ApiError {
+    fn from(e: civia_openai::Error) -> Self {
+        let status = match e.status() {
+            civia_openai::Status::BadRequest => StatusCode::BAD_REQUEST,
+            civia_openai::Status::NotFound => StatusCode::NOT_FOUND,
+        };
+        Self::new(status, e.kind(), e.code(), e.to_string()).with_param(e.param())
     }
 }
 

@@ -1,5 +1,5 @@
 //! What every handler that generates text shares: the commune's system prompt put first,
-//! collecting a generation under the leak guard, the OpenAI `usage` object, and the AI Act
+//! collecting a generation under the leak guard, and the AI Act
 //! art. 50 marking (header and `civia` object) of every generated answer.
 
 use crate::{ApiError, ApiState};
@@ -18,32 +18,8 @@ pub(crate) const WARNING_HEADER: &str = "x-civia-warning";
 pub(crate) const CONVERSATION_HEADER: &str = "x-civia-conversation-id";
 
 /// The commune's system prompt goes first, before the request's own system message.
-pub(crate) fn with_system_prompt(st: &ApiState, mut messages: Vec<ChatMessage>) -> Prompt {
-    let box_prompt = st.config.guard.system_prompt.trim();
-    if !box_prompt.is_empty() {
-        match messages.first_mut() {
-            Some(first) if first.role == "system" => {
-                first.content = format!("{box_prompt}\n\n{}", first.content);
-            }
-            _ => messages.insert(
-                0,
-                ChatMessage {
-                    role: "system".into(),
-                    content: box_prompt.to_string(),
-                },
-            ),
-        }
-    }
-    Prompt::Chat { messages }
-}
-
-pub(crate) fn usage(u: &Usage) -> Value {
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
-    })
+pub(crate) fn with_system_prompt(st: &ApiState, messages: Vec<ChatMessage>) -> Prompt {
+    civia_openai::system_prompt(&st.config.guard.system_prompt, messages)
 }
 
 pub(crate) struct Collected {

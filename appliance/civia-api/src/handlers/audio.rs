@@ -14,6 +14,9 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_ipc::speech::{Segment, TranscribeRequest};
+use civia_openai::transcription::{
+    done_event, join_text, progress_event, render, segment_event, Params, Rendered, Transcript,
+};
 use civia_supervisor::{SpeechEvent, SpeechJob};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -31,10 +34,6 @@ const MAX_FIELDS_BYTES: usize = 64 * 1024;
 const MAX_FIELDS: usize = 32;
 /// What the form may hold besides the recording (fields, part headers, boundaries).
 const MAX_FORM_OVERHEAD: u64 = 1024 * 1024;
-/// Longest `prompt` (whisper keeps about 224 tokens of it anyway).
-const MAX_PROMPT_CHARS: usize = 2000;
-/// The name OpenAI's tools default to; accepted for the box's speech model.
-const OPENAI_ALIAS: &str = "whisper-1";
 
 /// An uploaded recording in the spool directory, deleted when dropped.
 struct SpoolFile {
@@ -214,134 +213,6 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
     })
 }
 
-/// The validated parameters of a transcription.
-struct Params {
-    language: Option<String>,
-    prompt: Option<String>,
-    format: Format,
-    temperature: f32,
-    stream: bool,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Format {
-    Json,
-    Text,
-    Srt,
-    Vtt,
-    VerboseJson,
-}
-
-fn params(st: &ApiState, speech_id: &str, f: &HashMap<String, String>) -> Result<Params, ApiError> {
-    let model = f
-        .get("model")
-        .map(|m| m.trim().to_string())
-        .unwrap_or_default();
-    if model.is_empty() {
-        return Err(ApiError::bad_request(
-            format!("Le champ `model` est obligatoire (modèle de transcription : `{speech_id}`)."),
-            Some("model".into()),
-        ));
-    }
-    if model != speech_id && model != OPENAI_ALIAS {
-        return Err(ApiError::model_not_found(&model, speech_id));
-    }
-    let language = match f.get("language").map(|l| l.trim().to_ascii_lowercase()) {
-        None => Some(st.config.speech.language.clone()),
-        Some(l) if l.is_empty() => Some(st.config.speech.language.clone()),
-        Some(l) => Some(l),
-    }
-    .filter(|l| l != "auto");
-    if let Some(l) = &language {
-        if l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(ApiError::bad_request(
-                "`language` doit être un code ISO 639-1 à deux lettres (fr, en…) ou `auto`.",
-                Some("language".into()),
-            ));
-        }
-    }
-    let prompt = f.get("prompt").filter(|p| !p.trim().is_empty()).cloned();
-    if prompt
-        .as_ref()
-        .is_some_and(|p| p.chars().any(|c| c.is_control() && c != '\n' && c != '\t'))
-    {
-        return Err(ApiError::bad_request(
-            "`prompt` contient des caractères de contrôle.",
-            Some("prompt".into()),
-        ));
-    }
-    if prompt
-        .as_ref()
-        .is_some_and(|p| p.chars().count() > MAX_PROMPT_CHARS)
-    {
-        return Err(ApiError::bad_request(
-            format!("`prompt` dépasse {MAX_PROMPT_CHARS} caractères."),
-            Some("prompt".into()),
-        ));
-    }
-    let format = match f.get("response_format").map(|s| s.trim()).unwrap_or("json") {
-        "json" | "" => Format::Json,
-        "text" => Format::Text,
-        "srt" => Format::Srt,
-        "vtt" => Format::Vtt,
-        "verbose_json" => Format::VerboseJson,
-        other => {
-            return Err(ApiError::bad_request(
-                format!(
-                    "`response_format` « {other} » inconnu : json, text, srt, vtt ou verbose_json."
-                ),
-                Some("response_format".into()),
-            ))
-        }
-    };
-    let temperature = match f.get("temperature").map(|t| t.trim()) {
-        None | Some("") => 0.0,
-        Some(t) => t
-            .parse::<f32>()
-            .ok()
-            .filter(|t| t.is_finite() && (0.0..=1.0).contains(t))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "`temperature` doit être un nombre entre 0 et 1.",
-                    Some("temperature".into()),
-                )
-            })?,
-    };
-    let stream = match f.get("stream").map(|s| s.trim()) {
-        None | Some("" | "false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "`stream` vaut true ou false.",
-                Some("stream".into()),
-            ))
-        }
-    };
-    for (key, value) in f {
-        if key.starts_with("timestamp_granularities")
-            && value.split(',').any(|v| v.trim() == "word")
-        {
-            return Err(ApiError::unsupported(
-                key,
-                "Les horodatages par mot ne sont pas disponibles : seuls les segments sont horodatés.",
-            ));
-        }
-    }
-    if stream && format != Format::Json && format != Format::Text {
-        return Err(ApiError::unsupported(
-            "stream",
-            "Le mode `stream` répond en événements : utilisez response_format json ou text.",
-        ));
-    }
-    Ok(Params {
-        language,
-        prompt,
-        format,
-        temperature,
-        stream,
-    })
-}
-
 pub async fn transcriptions(
     State(st): State<Arc<ApiState>>,
     req: Request<Body>,
@@ -370,7 +241,7 @@ pub async fn transcriptions(
     }
     let slot = speech.reserve()?;
     let upload = receive(&st, req).await?;
-    let p = params(&st, &speech_id, &upload.fields)?;
+    let p = Params::parse(&upload.fields, &speech_id, &st.config.speech.language)?;
     let job = speech.transcribe(
         slot,
         TranscribeRequest {
@@ -414,11 +285,13 @@ pub async fn transcriptions(
         )
         .await?;
     }
-    Ok(crate::generation::marked(
-        render(&p, &done, marking),
-        &[],
-        None,
-    ))
+    let response = match render(p.format, &done, marking) {
+        Rendered::Json(v) => Json(v).into_response(),
+        Rendered::Text { content_type, body } => {
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+    };
+    Ok(crate::generation::marked(response, &[], None))
 }
 
 /// The AI marking of a transcript (AI Act art. 50).
@@ -437,25 +310,6 @@ struct Run {
     file: SpoolFile,
     segments: Vec<Segment>,
     started: Instant,
-}
-
-/// A finished transcription.
-struct Done {
-    temperature: f32,
-    text: String,
-    segments: Vec<Segment>,
-    language: String,
-    duration_secs: f64,
-    audio_deleted: bool,
-}
-
-fn join_text(segments: &[Segment]) -> String {
-    segments
-        .iter()
-        .map(|s| s.text.trim())
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 impl Run {
@@ -508,7 +362,7 @@ impl Run {
                     "transcribed {duration_secs:.1} s of audio in {secs:.1} s (real-time factor {:.2}; {silent_secs:.0} s of silence skipped)",
                     secs / duration_secs.max(0.001)
                 );
-                Ok(Step::Done(Done {
+                Ok(Step::Done(Transcript {
                     temperature: self.temperature,
                     text: join_text(&self.segments),
                     segments: std::mem::take(&mut self.segments),
@@ -524,7 +378,7 @@ impl Run {
         })
     }
 
-    async fn collect(mut self) -> Result<Done, ApiError> {
+    async fn collect(mut self) -> Result<Transcript, ApiError> {
         while let Some(step) = self.step().await {
             if let Step::Done(d) = step? {
                 return Ok(d);
@@ -540,103 +394,7 @@ enum Step {
         duration: Option<f64>,
     },
     Segment(Segment),
-    Done(Done),
-}
-
-/// OpenAI's segment objects (the request's temperature: whisper's fallback is not reported).
-fn segments_json(segments: &[Segment], temperature: f32) -> Value {
-    Value::Array(
-        segments
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                json!({
-                    "id": i,
-                    "seek": (s.start * 100.0).round() as u64,
-                    "start": s.start,
-                    "end": s.end,
-                    "text": s.text,
-                    "tokens": s.tokens,
-                    "temperature": temperature,
-                    "avg_logprob": s.avg_logprob,
-                    "no_speech_prob": s.no_speech_prob,
-                })
-            })
-            .collect(),
-    )
-}
-
-fn usage(done: &Done) -> Value {
-    json!({ "type": "duration", "seconds": done.duration_secs.ceil() as u64 })
-}
-
-/// `hh:mm:ss,mmm` (SRT) or `hh:mm:ss.mmm` (WebVTT).
-fn timestamp(secs: f64, sep: char) -> String {
-    let ms = (secs.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{sep}{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
-}
-
-fn subtitles(segments: &[Segment], vtt: bool) -> String {
-    let mut out = String::new();
-    if vtt {
-        out.push_str("WEBVTT\n\n");
-    }
-    let sep = if vtt { '.' } else { ',' };
-    for (i, s) in segments.iter().enumerate() {
-        if !vtt {
-            out.push_str(&format!("{}\n", i + 1));
-        }
-        // A cue's text never holds a blank line (it would end the cue) or "-->".
-        let text = s.text.trim().replace("-->", "→").replace('\n', " ");
-        out.push_str(&format!(
-            "{} --> {}\n{text}\n\n",
-            timestamp(s.start, sep),
-            timestamp(s.end, sep)
-        ));
-    }
-    out
-}
-
-fn render(p: &Params, done: &Done, marking: Value) -> Response {
-    let text_response =
-        |ctype: &'static str, body: String| ([(header::CONTENT_TYPE, ctype)], body).into_response();
-    match p.format {
-        Format::Json => Json(json!({
-            "text": done.text,
-            "usage": usage(done),
-            "civia": civia_done(done, marking),
-        }))
-        .into_response(),
-        Format::VerboseJson => Json(json!({
-            "task": "transcribe",
-            "language": done.language,
-            "duration": done.duration_secs,
-            "text": done.text,
-            "segments": segments_json(&done.segments, done.temperature),
-            "usage": usage(done),
-            "civia": civia_done(done, marking),
-        }))
-        .into_response(),
-        Format::Text => text_response("text/plain; charset=utf-8", format!("{}\n", done.text)),
-        Format::Srt => text_response(
-            "application/x-subrip; charset=utf-8",
-            subtitles(&done.segments, false),
-        ),
-        Format::Vtt => text_response("text/vtt; charset=utf-8", subtitles(&done.segments, true)),
-    }
-}
-
-fn civia_done(done: &Done, mut marking: Value) -> Value {
-    marking["language"] = json!(done.language);
-    marking["duration_seconds"] = json!(done.duration_secs);
-    marking["audio_deleted"] = json!(done.audio_deleted);
-    marking
+    Done(Transcript),
 }
 
 /// Server-sent events: a `transcript.text.delta` per segment (and for progress alone, with
@@ -659,16 +417,11 @@ fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: 
                 Ok(Step::Progress { processed: p, duration: d }) => {
                     processed = processed.max(p);
                     duration = d.or(duration);
-                    json!({ "type": "transcript.text.delta", "delta": "",
-                            "civia": { "progress": { "processed_seconds": processed,
-                                                     "duration_seconds": duration } } })
+                    progress_event(processed, duration)
                 }
                 Ok(Step::Segment(s)) => {
                     processed = processed.max(s.end);
-                    json!({ "type": "transcript.text.delta", "delta": format!("{} ", s.text.trim()),
-                            "civia": { "progress": { "processed_seconds": processed,
-                                                     "duration_seconds": duration },
-                                       "segment": { "start": s.start, "end": s.end, "text": s.text } } })
+                    segment_event(&s, processed, duration)
                 }
                 Ok(Step::Done(done)) => {
                     if let Some(t) = &guard.0 {
@@ -677,10 +430,7 @@ fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: 
                             return;
                         }
                     }
-                    let mut civia = civia_done(&done, marking.clone());
-                    civia["segments"] = segments_json(&done.segments, done.temperature);
-                    let data = json!({ "type": "transcript.text.done", "text": done.text,
-                                       "usage": usage(&done), "civia": civia });
+                    let data = done_event(&done, marking.clone());
                     yield Ok(SseEvent::default().data(data.to_string()));
                     yield Ok(SseEvent::default().data("[DONE]"));
                     return;
@@ -704,35 +454,4 @@ fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: 
         &[],
         None,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seg(start: f64, end: f64, text: &str) -> Segment {
-        Segment {
-            start,
-            end,
-            text: text.into(),
-            avg_logprob: -0.2,
-            no_speech_prob: 0.0,
-            tokens: vec![],
-        }
-    }
-
-    #[test]
-    fn subtitles_follow_srt_and_webvtt() {
-        let s = [
-            seg(0.0, 1.5, " Bonjour."),
-            seg(3661.25, 3662.0, " a --> b\n\nc"),
-        ];
-        assert_eq!(
-            subtitles(&s, false),
-            "1\n00:00:00,000 --> 00:00:01,500\nBonjour.\n\n2\n01:01:01,250 --> 01:01:02,000\na → b  c\n\n"
-        );
-        let vtt = subtitles(&s, true);
-        assert!(vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nBonjour.\n\n"));
-        assert_eq!(join_text(&s), "Bonjour. a --> b\n\nc");
-    }
 }

@@ -190,7 +190,7 @@ pub async fn minutes(
                 "model": st.model_id,
                 "minutes": m.markdown,
                 "sections": sections,
-                "usage": crate::generation::usage(&usage),
+                "usage": civia_openai::usage(&usage),
                 "civia": marking,
             }))
             .into_response(),
@@ -236,7 +236,7 @@ pub async fn minutes(
                 }
                 let (sections, usage) = shaped(&m);
                 let data = json!({ "type": "minutes.done", "minutes": m.markdown,
-                                   "sections": sections, "usage": crate::generation::usage(&usage),
+                                   "sections": sections, "usage": civia_openai::usage(&usage),
                                    "civia": marking });
                 yield Ok(SseEvent::default().data(data.to_string()));
                 yield Ok(SseEvent::default().data("[DONE]"));
