@@ -267,10 +267,25 @@ impl From<civia_audit::AuditUnavailable> for ApiError {
 
 impl From<civia_auth::AuthError> for ApiError {
     fn from(e: civia_auth::AuthError) -> Self {
+        Self::from(&e)
+    }
+}
+
+/// What a metering failure answers: the audit log cannot be written.
+impl From<civia_metering::Error> for ApiError {
+    fn from(e: civia_metering::Error) -> Self {
+        match e {
+            civia_metering::Error::Audit(e) => e.into(),
+        }
+    }
+}
+
+impl From<&civia_auth::AuthError> for ApiError {
+    fn from(e: &civia_auth::AuthError) -> Self {
         use civia_auth::{AuthError as A, StoreError as S};
         let msg = e.to_string();
         let retry = e.retry_after();
-        let (status, kind, code, param) = match &e {
+        let (status, kind, code, param) = match e {
             A::MissingCredentials | A::InvalidKey => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",

@@ -3,8 +3,8 @@
 //!
 //! Owns: transport only — extracting the caller ([`extract`], authentication middleware in
 //! `auth`), reading and parsing bodies (bounded by `[api]` limits, clear OpenAI error objects
-//! for every refusal: [`body`], [`error`]), metering model requests (`metering`: audit events
-//! and a usage row per request), the pieces every generating handler shares (`generation`,
+//! for every refusal: [`body`], [`error`]), metering model requests (`metering`: the middleware
+//! in front of `civia-metering`, which writes the audit events and the usage row), the pieces every generating handler shares (`generation`,
 //! `history`), and one module per resource under `handlers`, each of which extracts, calls a
 //! service of the crate that owns the data, and shapes the answer.
 //!

@@ -5,7 +5,6 @@
 //! ends, fails, or the client leaves. Answers in OpenAI's formats (json, text, srt, vtt,
 //! verbose_json), or as server-sent events with progress when `stream=true`.
 
-use crate::metering::UsageTicket;
 use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -14,6 +13,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_ipc::speech::{Segment, TranscribeRequest};
+use civia_metering::UsageTicket;
 use civia_openai::transcription::{
     done_event, join_text, progress_event, render, segment_event, Params, Rendered, Transcript,
 };
@@ -401,7 +401,7 @@ enum Step {
 /// an empty delta), then `transcript.text.done` with the whole text and the segments.
 fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: Value) -> Response {
     let events = async_stream::stream! {
-        let guard = crate::metering::StreamGuard(ticket);
+        let guard = civia_metering::StreamGuard(ticket);
         // Progress never goes back: whisper reports a window's progress before its segments.
         let (mut processed, mut duration) = (0.0f64, None::<f64>);
         let mut first = Some(first);
@@ -426,7 +426,7 @@ fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: 
                 Ok(Step::Done(done)) => {
                     if let Some(t) = &guard.0 {
                         if let Err(e) = t.finish(0, 0, 200, Some(civia_base::hash::sha256_hex(done.text.as_bytes()))).await {
-                            yield Ok::<_, Infallible>(SseEvent::default().data(e.body().to_string()));
+                            yield Ok::<_, Infallible>(SseEvent::default().data(ApiError::from(e).body().to_string()));
                             return;
                         }
                     }

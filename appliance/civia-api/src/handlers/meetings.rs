@@ -6,7 +6,6 @@
 //! [`Model`] over the supervisor.
 
 use crate::body::{parse_json, read_body};
-use crate::metering::UsageTicket;
 use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
@@ -15,6 +14,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_ipc::{ChatMessage, SamplingParams, Usage};
+use civia_metering::UsageTicket;
 use civia_minutes::{Answer, AskError, Minutes, Model, Pipeline, Progress};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -210,7 +210,7 @@ pub async fn minutes(
     // Dropping the stream (client gone) aborts the pipeline and its generation.
     let abort = work.abort_handle();
     let events = async_stream::stream! {
-        let guard = crate::metering::StreamGuard(ticket);
+        let guard = civia_metering::StreamGuard(ticket);
         let _abort = AbortOnDrop(abort);
         while let Some(p) = rx.recv().await {
             let data = match p {
@@ -230,7 +230,7 @@ pub async fn minutes(
                 if let Some(t) = &guard.0 {
                     let sha = hex::encode(Sha256::digest(m.markdown.as_bytes()));
                     if let Err(e) = t.finish(m.prompt_tokens, m.completion_tokens, 200, Some(sha)).await {
-                        yield Ok(SseEvent::default().data(e.body().to_string()));
+                        yield Ok(SseEvent::default().data(ApiError::from(e).body().to_string()));
                         return;
                     }
                 }

@@ -6,7 +6,6 @@ use crate::generation::{
     civia_marking, collect, leak_warning, marked, not_kept, with_system_prompt, LEAK_NOTICE,
 };
 use crate::history::{HistoryOptions, Keep};
-use crate::metering::{StreamGuard, UsageTicket};
 use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
@@ -15,6 +14,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_ipc::{Prompt, SamplingParams};
+use civia_metering::{StreamGuard, UsageTicket};
 use civia_openai::{
     choice, finish_str, usage, ChatRequest, CiviaBody, CommonSampling, CompletionRequest, Envelope,
     Limits, Shape,
@@ -140,7 +140,7 @@ fn stream_response(
                         let sha = hex::encode(std::mem::take(&mut output).finalize());
                         // The audit event is on disk before the client sees the end.
                         if let Err(e) = t.finish(u.prompt_tokens, u.completion_tokens, 200, Some(sha)).await {
-                            yield Ok(SseEvent::default().data(e.body().to_string()));
+                            yield Ok(SseEvent::default().data(ApiError::from(e).body().to_string()));
                             return;
                         }
                     }
