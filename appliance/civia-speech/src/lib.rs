@@ -31,6 +31,9 @@ pub enum SpeechError {
     Internal(String),
     #[error(transparent)]
     Ipc(#[from] civia_ipc::IpcError),
+    /// The worker stopped before serving (handshake, refused model).
+    #[error(transparent)]
+    Start(#[from] civia_ipc::worker::StartError),
 }
 
 impl SpeechError {
@@ -53,9 +56,10 @@ impl SpeechError {
             SpeechError::TooLong(_) => SpeechFailure::TooLong,
             SpeechError::InvalidRequest(_) => SpeechFailure::InvalidRequest,
             SpeechError::Cancelled => SpeechFailure::Cancelled,
-            SpeechError::Audio(A::Io(_)) | SpeechError::Internal(_) | SpeechError::Ipc(_) => {
-                SpeechFailure::Internal
-            }
+            SpeechError::Audio(A::Io(_))
+            | SpeechError::Internal(_)
+            | SpeechError::Ipc(_)
+            | SpeechError::Start(_) => SpeechFailure::Internal,
         }
     }
 }
