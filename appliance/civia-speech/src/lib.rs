@@ -1,9 +1,10 @@
 //! The speech worker: one process, started by civiad, that owns the whisper.cpp model.
 //!
-//! Owns: reading a recording from the spool file civiad names (decoded by `civia-audio`),
-//! cutting long recordings into windows at pauses, skipping silent windows, transcription
-//! with whisper.cpp (`whisper-rs`), and reporting progress, segments and typed failures over
-//! the IPC socket.
+//! Owns: loading the whisper.cpp model (the start-up, handshake, hash check and refusal, is
+//! `civia_ipc::worker`'s, shared with the runtime worker), reading a recording from the
+//! spool file civiad names (decoded by `civia-audio`), cutting long recordings into windows
+//! at pauses, skipping silent windows, transcription with whisper.cpp (`whisper-rs`), and
+//! reporting progress, segments and typed failures over the IPC socket.
 //!
 //! Must never: open a network socket, write anywhere (the recording is only read; civiad
 //! deletes it), keep audio or text after a job, log transcript text (recordings of people are
