@@ -24,17 +24,9 @@ const MAX_PACKET_FRAMES: u64 = 3_840_000;
 /// Damaged packets tolerated (skipped) before the file is called corrupt.
 const MAX_BAD_PACKETS: u32 = 32;
 
-/// What a recording is, from its headers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AudioFormat {
-    /// The file name's extension (the container is probed from the content).
-    pub container: String,
-    pub codec: String,
-    pub sample_rate: u32,
-    pub channels: u32,
-    /// When the container says.
-    pub duration_secs: Option<f64>,
-}
+/// What a recording is, from its headers: the IPC crate's type, which the speech worker
+/// reports to civiad as is (one definition; `civia-ipc` is the lower layer).
+pub use civia_ipc::speech::AudioFormat;
 
 fn codecs() -> &'static CodecRegistry {
     static REGISTRY: OnceLock<CodecRegistry> = OnceLock::new();

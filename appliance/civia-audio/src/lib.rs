@@ -3,7 +3,9 @@
 //! Owns: probing containers and decoding codecs (symphonia in Rust; Opus through libopus),
 //! down-mixing, anti-aliased resampling to whisper's 16 kHz, finding pauses to cut long
 //! recordings at, and telling silence from speech. Every file is treated as hostile: sizes
-//! are bounded before allocating and parser panics become [`AudioError::Corrupt`].
+//! are bounded before allocating and parser panics become [`AudioError::Corrupt`]. What a
+//! recording is ([`AudioFormat`]) is `civia-ipc`'s type, re-exported: the speech worker
+//! reports it to civiad as is.
 //!
 //! Must never: write anything, keep samples beyond what the caller asks for, or touch the
 //! network.

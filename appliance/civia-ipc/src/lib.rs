@@ -4,13 +4,18 @@
 //! Owns: the typed messages both sides exchange, the protocol version, and the framing
 //! (a 4-byte big-endian length followed by one JSON document) in blocking and async form.
 //!
-//! Also the worker side of process plumbing: the inherited socket, network isolation.
+//! Also what every worker protocol shares ([`worker::Protocol`]: hello, load, loaded or
+//! refused), implemented here for the runtime worker ([`RuntimeProtocol`]) and the speech
+//! worker ([`speech::SpeechProtocol`]), and the worker side of process plumbing: the
+//! start-up every worker binary runs ([`worker::worker_main`], [`worker::handshake`]), the
+//! inherited socket, network isolation, model file verification.
 //!
 //! Must never: carry anything but what one generation needs (no config files, no secrets),
 //! accept a frame larger than [`MAX_FRAME_BYTES`], or log message contents (prompts are
 //! personal data).
 
 pub mod speech;
+pub mod worker;
 
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -204,6 +209,58 @@ pub enum FailureKind {
     InvalidPrompt,
     /// llama.cpp failed while decoding.
     Internal,
+}
+
+/// The runtime worker's protocol ([`ToWorker`], [`FromWorker`]).
+pub struct RuntimeProtocol;
+
+impl worker::Protocol for RuntimeProtocol {
+    const VERSION: u32 = PROTOCOL_VERSION;
+    type ToWorker = ToWorker;
+    type FromWorker = FromWorker;
+    type Load = LoadSpec;
+    type Info = ModelInfo;
+
+    fn setup(msg: worker::Setup<LoadSpec>) -> ToWorker {
+        match msg {
+            worker::Setup::Hello { version } => ToWorker::Hello { version },
+            worker::Setup::Load(l) => ToWorker::Load(l),
+            worker::Setup::Shutdown => ToWorker::Shutdown,
+        }
+    }
+
+    fn as_setup(msg: ToWorker) -> Result<worker::Setup<LoadSpec>, ToWorker> {
+        match msg {
+            ToWorker::Hello { version } => Ok(worker::Setup::Hello { version }),
+            ToWorker::Load(l) => Ok(worker::Setup::Load(l)),
+            ToWorker::Shutdown => Ok(worker::Setup::Shutdown),
+            other => Err(other),
+        }
+    }
+
+    fn report(msg: worker::Report<ModelInfo>) -> FromWorker {
+        match msg {
+            worker::Report::Hello { version, pid } => FromWorker::Hello { version, pid },
+            worker::Report::Loaded(i) => FromWorker::Loaded(i),
+            worker::Report::LoadFailed { message } => FromWorker::LoadFailed { message },
+        }
+    }
+
+    fn as_report(msg: FromWorker) -> Result<worker::Report<ModelInfo>, FromWorker> {
+        match msg {
+            FromWorker::Hello { version, pid } => Ok(worker::Report::Hello { version, pid }),
+            FromWorker::Loaded(i) => Ok(worker::Report::Loaded(i)),
+            FromWorker::LoadFailed { message } => Ok(worker::Report::LoadFailed { message }),
+            other => Err(other),
+        }
+    }
+
+    fn model_file(load: &LoadSpec) -> worker::ModelFile<'_> {
+        worker::ModelFile {
+            path: &load.path,
+            sha256: load.sha256.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

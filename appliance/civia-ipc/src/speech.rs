@@ -4,6 +4,7 @@
 //! never sent over the socket: the supervisor names a file in its spool directory and the
 //! worker streams it from there, so frames stay small.
 
+use crate::worker::{ModelFile, Protocol, Report, Setup};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a speech message changes shape.
@@ -69,6 +70,58 @@ pub enum FromSpeech {
     },
 }
 
+/// The speech worker's protocol ([`ToSpeech`], [`FromSpeech`]).
+pub struct SpeechProtocol;
+
+impl Protocol for SpeechProtocol {
+    const VERSION: u32 = SPEECH_PROTOCOL_VERSION;
+    type ToWorker = ToSpeech;
+    type FromWorker = FromSpeech;
+    type Load = SpeechLoadSpec;
+    type Info = SpeechModelInfo;
+
+    fn setup(msg: Setup<SpeechLoadSpec>) -> ToSpeech {
+        match msg {
+            Setup::Hello { version } => ToSpeech::Hello { version },
+            Setup::Load(l) => ToSpeech::Load(l),
+            Setup::Shutdown => ToSpeech::Shutdown,
+        }
+    }
+
+    fn as_setup(msg: ToSpeech) -> Result<Setup<SpeechLoadSpec>, ToSpeech> {
+        match msg {
+            ToSpeech::Hello { version } => Ok(Setup::Hello { version }),
+            ToSpeech::Load(l) => Ok(Setup::Load(l)),
+            ToSpeech::Shutdown => Ok(Setup::Shutdown),
+            other => Err(other),
+        }
+    }
+
+    fn report(msg: Report<SpeechModelInfo>) -> FromSpeech {
+        match msg {
+            Report::Hello { version, pid } => FromSpeech::Hello { version, pid },
+            Report::Loaded(i) => FromSpeech::Loaded(i),
+            Report::LoadFailed { message } => FromSpeech::LoadFailed { message },
+        }
+    }
+
+    fn as_report(msg: FromSpeech) -> Result<Report<SpeechModelInfo>, FromSpeech> {
+        match msg {
+            FromSpeech::Hello { version, pid } => Ok(Report::Hello { version, pid }),
+            FromSpeech::Loaded(i) => Ok(Report::Loaded(i)),
+            FromSpeech::LoadFailed { message } => Ok(Report::LoadFailed { message }),
+            other => Err(other),
+        }
+    }
+
+    fn model_file(load: &SpeechLoadSpec) -> ModelFile<'_> {
+        ModelFile {
+            path: &load.path,
+            sha256: load.sha256.as_deref(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpeechLoadSpec {
     pub path: String,
@@ -105,12 +158,16 @@ pub struct TranscribeRequest {
     pub window_secs: u32,
 }
 
+/// What a recording is, from its headers (probed by `civia-audio`, which re-exports this
+/// type, and reported by the speech worker).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioFormat {
+    /// The file name's extension (the container is probed from the content).
     pub container: String,
     pub codec: String,
     pub sample_rate: u32,
     pub channels: u32,
+    /// When the container says.
     pub duration_secs: Option<f64>,
 }
 

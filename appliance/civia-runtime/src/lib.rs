@@ -1,9 +1,11 @@
 //! The runtime worker: the one process that holds the model and sees prompts in clear.
 //!
-//! Owns: verifying and loading a GGUF file through `llama-cpp-2`, rendering chat prompts with
-//! the model's own Jinja chat template (minijinja; Civia's Mistral `[INST]` template as the
-//! fallback), sampling (temperature, top_p, seed, penalties), stop sequences, token limits,
-//! streaming text back and honouring cancellation, all over the `civia-ipc` protocol.
+//! Owns: checking that the model is GGUF (the start-up itself, handshake, hash check and
+//! refusal, is `civia_ipc::worker`'s, shared with the speech worker) and loading it through
+//! `llama-cpp-2`, rendering chat prompts with the model's own Jinja chat template
+//! (minijinja; Civia's Mistral `[INST]` template as the fallback), sampling (temperature,
+//! top_p, seed, penalties), stop sequences, token limits, streaming text back and honouring
+//! cancellation, all over the `civia-ipc` protocol.
 //!
 //! Must never: open a network socket, write files, log prompt or output text, or outlive the
 //! supervisor (it exits when its IPC socket closes). A llama.cpp abort kills only this process;

@@ -1,10 +1,11 @@
-//! The worker process: handshake, model verification and load, then the batched engine.
+//! The worker process: handshake and model verification (`civia_ipc::worker`, shared with
+//! the speech worker), llama.cpp load, then the batched engine.
 
 use crate::engine::{Engine, EngineConfig};
 use crate::template::ChatTemplate;
+use civia_ipc::worker::{handshake, Link, StartError, Started};
 use civia_ipc::{
-    read_frame, write_frame, ComputeDevice, DeviceKind, FromWorker, IpcError, LoadSpec, ModelInfo,
-    ToWorker, PROTOCOL_VERSION,
+    read_frame, ComputeDevice, DeviceKind, IpcError, ModelInfo, RuntimeProtocol, ToWorker,
 };
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -20,66 +21,37 @@ use std::sync::mpsc::channel;
 pub enum WorkerError {
     #[error(transparent)]
     Ipc(#[from] IpcError),
-    #[error("protocol version mismatch: supervisor speaks {0}, worker speaks {PROTOCOL_VERSION}")]
-    Version(u32),
-    #[error("unexpected message from the supervisor: {0}")]
-    Unexpected(&'static str),
-    #[error("model load failed: {0}")]
-    Load(String),
-}
-
-/// Reports a load failure to the supervisor and turns it into the worker's error.
-fn refuse(out: &mut UnixStream, message: String) -> WorkerError {
-    match write_frame(
-        out,
-        &FromWorker::LoadFailed {
-            message: message.clone(),
-        },
-    ) {
-        Ok(()) => WorkerError::Load(message),
-        Err(e) => e.into(),
-    }
+    /// The worker stopped before serving: handshake, or a model refused (already reported
+    /// to the supervisor).
+    #[error(transparent)]
+    Start(#[from] StartError),
 }
 
 /// Runs the worker on an already connected socket until the supervisor says `Shutdown` or
 /// closes the socket.
 pub fn run_worker(stream: UnixStream) -> Result<(), WorkerError> {
-    let mut reader = stream.try_clone().map_err(IpcError::Io)?;
-    let mut out = stream;
-    match read_frame::<ToWorker>(&mut reader)? {
-        ToWorker::Hello { version } if version == PROTOCOL_VERSION => {}
-        ToWorker::Hello { version } => return Err(WorkerError::Version(version)),
-        _ => return Err(WorkerError::Unexpected("expected hello")),
-    }
-    write_frame(
-        &mut out,
-        &FromWorker::Hello {
-            version: PROTOCOL_VERSION,
-            pid: std::process::id(),
-        },
-    )?;
-    let spec = match read_frame::<ToWorker>(&mut reader)? {
-        ToWorker::Load(spec) => spec,
-        ToWorker::Shutdown => return Ok(()),
-        _ => return Err(WorkerError::Unexpected("expected load")),
+    let Some(Started {
+        load: spec,
+        mut link,
+    }) = handshake::<RuntimeProtocol>(stream)?
+    else {
+        return Ok(());
     };
-
-    let sha256 = verify_file(&spec).map_err(|m| refuse(&mut out, m))?;
+    let sha256 = link.verify_model(&spec, |magic| {
+        (&magic == b"GGUF").then_some(()).ok_or_else(|| {
+            format!(
+                "{} is not a GGUF model file (Civia serves GGUF only; convert the model with llama.cpp's tools)",
+                spec.path
+            )
+        })
+    })?;
     // llama.cpp logs go through `tracing` (its `log` feature) into our logger.
     llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
-    let backend = LlamaBackend::init().map_err(|e| {
-        refuse(
-            &mut out,
-            format!("llama.cpp backend initialisation failed: {e}"),
-        )
-    })?;
+    let backend = LlamaBackend::init()
+        .map_err(|e| link.refuse(format!("llama.cpp backend initialisation failed: {e}")))?;
     let model_params = LlamaModelParams::default().with_n_gpu_layers(spec.gpu_layers);
-    let model = LlamaModel::load_from_file(&backend, &spec.path, &model_params).map_err(|e| {
-        refuse(
-            &mut out,
-            format!("llama.cpp could not load {}: {e}", spec.path),
-        )
-    })?;
+    let model = LlamaModel::load_from_file(&backend, &spec.path, &model_params)
+        .map_err(|e| link.refuse(format!("llama.cpp could not load {}: {e}", spec.path)))?;
     let n_ctx_train = model.n_ctx_train();
     let n_ctx_seq = match spec.context_length {
         0 => n_ctx_train,
@@ -98,10 +70,9 @@ pub fn run_worker(stream: UnixStream) -> Result<(), WorkerError> {
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let ctx = model.new_context(&backend, ctx_params).map_err(|e| {
-        refuse(
-            &mut out,
-            format!("cannot create a llama.cpp context of {n_ctx_seq} x {n_parallel} tokens: {e}"),
-        )
+        link.refuse(format!(
+            "cannot create a llama.cpp context of {n_ctx_seq} x {n_parallel} tokens: {e}"
+        ))
     })?;
     // llama.cpp rounds the context up; each sequence gets an equal share.
     let n_ctx_seq = ctx.n_ctx() / n_parallel;
@@ -161,7 +132,12 @@ pub fn run_worker(stream: UnixStream) -> Result<(), WorkerError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    write_frame(&mut out, &FromWorker::Loaded(info))?;
+    link.loaded(info)?;
+    let Link {
+        mut reader,
+        writer: out,
+        ..
+    } = link;
 
     // A reader thread turns the socket into a channel the generation loop polls between steps.
     let (tx, rx) = channel::<Option<ToWorker>>();
@@ -192,22 +168,6 @@ pub fn run_worker(stream: UnixStream) -> Result<(), WorkerError> {
     };
     let mut engine = Engine::new(&model, ctx, template, out, rx, cfg);
     engine.serve()
-}
-
-/// Checks the file is GGUF and hashes it (comparing with the expected hash when given).
-fn verify_file(spec: &LoadSpec) -> Result<String, String> {
-    civia_ipc::verify_model_file(
-        &spec.path,
-        |magic| {
-            (&magic == b"GGUF").then_some(()).ok_or_else(|| {
-                format!(
-                    "{} is not a GGUF model file (Civia serves GGUF only; convert the model with llama.cpp's tools)",
-                    spec.path
-                )
-            })
-        },
-        spec.sha256.as_deref(),
-    )
 }
 
 /// Layers llama.cpp puts on a GPU: the configured count bounded by the model's layers (plus

@@ -1,9 +1,10 @@
 //! The speech worker: one process, started by civiad, that owns the whisper.cpp model.
 //!
-//! Owns: reading a recording from the spool file civiad names (decoded by `civia-audio`),
-//! cutting long recordings into windows at pauses, skipping silent windows, transcription
-//! with whisper.cpp (`whisper-rs`), and reporting progress, segments and typed failures over
-//! the IPC socket.
+//! Owns: loading the whisper.cpp model (the start-up, handshake, hash check and refusal, is
+//! `civia_ipc::worker`'s, shared with the runtime worker), reading a recording from the
+//! spool file civiad names (decoded by `civia-audio`), cutting long recordings into windows
+//! at pauses, skipping silent windows, transcription with whisper.cpp (`whisper-rs`), and
+//! reporting progress, segments and typed failures over the IPC socket.
 //!
 //! Must never: open a network socket, write anywhere (the recording is only read; civiad
 //! deletes it), keep audio or text after a job, log transcript text (recordings of people are
@@ -31,6 +32,9 @@ pub enum SpeechError {
     Internal(String),
     #[error(transparent)]
     Ipc(#[from] civia_ipc::IpcError),
+    /// The worker stopped before serving (handshake, refused model).
+    #[error(transparent)]
+    Start(#[from] civia_ipc::worker::StartError),
 }
 
 impl SpeechError {
@@ -53,9 +57,10 @@ impl SpeechError {
             SpeechError::TooLong(_) => SpeechFailure::TooLong,
             SpeechError::InvalidRequest(_) => SpeechFailure::InvalidRequest,
             SpeechError::Cancelled => SpeechFailure::Cancelled,
-            SpeechError::Audio(A::Io(_)) | SpeechError::Internal(_) | SpeechError::Ipc(_) => {
-                SpeechFailure::Internal
-            }
+            SpeechError::Audio(A::Io(_))
+            | SpeechError::Internal(_)
+            | SpeechError::Ipc(_)
+            | SpeechError::Start(_) => SpeechFailure::Internal,
         }
     }
 }

@@ -1,12 +1,14 @@
-//! The worker loop: handshake, model verification and load, then one job at a time.
+//! The worker loop: handshake and model verification (`civia_ipc::worker`, shared with the
+//! runtime worker), whisper load, then one job at a time.
 
 use crate::SpeechError;
 use civia_audio::window::{cut_point, is_silent};
 use civia_audio::{AudioStream, RATE};
 use civia_ipc::speech::{
-    AudioFormat, FromSpeech, Segment, SpeechLoadSpec, SpeechModelInfo, ToSpeech, TranscribeRequest,
-    SPEECH_PROTOCOL_VERSION,
+    FromSpeech, Segment, SpeechLoadSpec, SpeechModelInfo, SpeechProtocol, ToSpeech,
+    TranscribeRequest,
 };
+use civia_ipc::worker::{handshake, Link, StartError, Started};
 use civia_ipc::{read_frame, write_frame, IpcError};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -33,41 +35,14 @@ fn send(out: &Out, msg: &FromSpeech) -> Result<(), IpcError> {
 
 /// Runs the worker on an already connected socket until `Shutdown` or the socket closes.
 pub fn run_worker(stream: UnixStream) -> Result<(), SpeechError> {
-    let mut reader = stream.try_clone().map_err(IpcError::Io)?;
-    let out: Out = Arc::new(Mutex::new(stream));
-    match read_frame::<ToSpeech>(&mut reader)? {
-        ToSpeech::Hello { version } if version == SPEECH_PROTOCOL_VERSION => {}
-        ToSpeech::Hello { version } => {
-            return Err(SpeechError::Internal(format!(
-                "protocol version mismatch: civiad speaks {version}, the worker {SPEECH_PROTOCOL_VERSION}"
-            )))
-        }
-        _ => return Err(SpeechError::Internal("expected hello".into())),
-    }
-    send(
-        &out,
-        &FromSpeech::Hello {
-            version: SPEECH_PROTOCOL_VERSION,
-            pid: std::process::id(),
-        },
-    )?;
-    let spec = match read_frame::<ToSpeech>(&mut reader)? {
-        ToSpeech::Load(spec) => spec,
-        ToSpeech::Shutdown => return Ok(()),
-        _ => return Err(SpeechError::Internal("expected load".into())),
+    let Some(Started {
+        load: spec,
+        mut link,
+    }) = handshake::<SpeechProtocol>(stream)?
+    else {
+        return Ok(());
     };
-    let (ctx, info) = match load(&spec) {
-        Ok(x) => x,
-        Err(message) => {
-            send(
-                &out,
-                &FromSpeech::LoadFailed {
-                    message: message.clone(),
-                },
-            )?;
-            return Err(SpeechError::Internal(message));
-        }
-    };
+    let (ctx, info) = load(&spec, &mut link)?;
     log::info!(
         "speech worker {} loaded {} (whisper {}, gpu {})",
         std::process::id(),
@@ -75,7 +50,11 @@ pub fn run_worker(stream: UnixStream) -> Result<(), SpeechError> {
         info.kind,
         info.gpu
     );
-    send(&out, &FromSpeech::Loaded(info))?;
+    link.loaded(info)?;
+    let Link {
+        mut reader, writer, ..
+    } = link;
+    let out: Out = Arc::new(Mutex::new(writer));
 
     // The reader thread knows the running job first, so a cancel right after a transcribe
     // request is never lost.
@@ -154,24 +133,24 @@ pub fn run_worker(stream: UnixStream) -> Result<(), SpeechError> {
     Ok(())
 }
 
-/// Checks the file (whisper.cpp magic, SHA-256) and loads it.
-fn load(spec: &SpeechLoadSpec) -> Result<(WhisperContext, SpeechModelInfo), String> {
+/// Checks the file (whisper.cpp magic, SHA-256) and loads it; a refusal is reported to
+/// civiad.
+fn load(
+    spec: &SpeechLoadSpec,
+    link: &mut Link<SpeechProtocol>,
+) -> Result<(WhisperContext, SpeechModelInfo), StartError> {
     let size_bytes = std::fs::metadata(&spec.path).map(|m| m.len()).unwrap_or(0);
-    let sha256 = civia_ipc::verify_model_file(
-        &spec.path,
-        |magic| {
-            (u32::from_le_bytes(magic) == 0x6767_6d6c)
-                .then_some(())
-                .ok_or_else(|| format!("{} is not a whisper.cpp (ggml) model file", spec.path))
-        },
-        spec.sha256.as_deref(),
-    )?;
+    let sha256 = link.verify_model(spec, |magic| {
+        (u32::from_le_bytes(magic) == 0x6767_6d6c)
+            .then_some(())
+            .ok_or_else(|| format!("{} is not a whisper.cpp (ggml) model file", spec.path))
+    })?;
     whisper_rs::install_logging_hooks();
     let gpu = spec.gpu && cfg!(feature = "cuda");
     let mut params = WhisperContextParameters::default();
     params.use_gpu(gpu);
     let ctx = WhisperContext::new_with_params(&spec.path, params)
-        .map_err(|e| format!("whisper.cpp could not load {}: {e}", spec.path))?;
+        .map_err(|e| link.refuse(format!("whisper.cpp could not load {}: {e}", spec.path)))?;
     let kind = ctx
         .model_type_readable_str_lossy()
         .map(|s| s.into_owned())
@@ -209,14 +188,7 @@ impl Job<'_> {
         }
         let mut stream =
             AudioStream::open(Path::new(&req.audio_path), req.filename_hint.as_deref())?;
-        let f = stream.format();
-        let format = AudioFormat {
-            container: f.container.clone(),
-            codec: f.codec.clone(),
-            sample_rate: f.sample_rate,
-            channels: f.channels,
-            duration_secs: f.duration_secs,
-        };
+        let format = stream.format().clone();
         send(
             self.out,
             &FromSpeech::Probed {

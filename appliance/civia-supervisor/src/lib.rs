@@ -1,35 +1,38 @@
-//! Supervision of the worker processes: the runtime worker (language model) and the speech
-//! worker ([`SpeechSupervisor`], whisper).
+//! Supervision of the worker processes: the runtime worker (language model, [`Supervisor`])
+//! and the speech worker ([`SpeechSupervisor`], whisper).
 //!
-//! Owns: spawning a worker with one end of a Unix socket pair as its fd 3 (and a parent-death
-//! signal so it never outlives us), the handshake and model load, routing generation requests
-//! and their streamed events by id, cancellation when a caller goes away, and restarting the
-//! worker with exponential backoff when it dies. Every request in flight when the worker dies
-//! gets [`GenerationError::WorkerCrashed`] at once.
+//! Owns: one supervision engine for every worker (`engine`: spawning a worker with one end of
+//! a Unix socket pair as its fd 3 and a parent-death signal so it never outlives us, the
+//! handshake and model load, restarting it with exponential backoff when it dies, model
+//! switches, shutdown), and the scheduling policies plugged into it: here the runtime
+//! worker's (generation slots behind a fair bounded queue, routing streamed events by id,
+//! cancellation when a caller goes away; every request in flight when the worker dies gets
+//! [`GenerationError::WorkerCrashed`] at once), in `speech` the speech worker's (one job at a
+//! time, the others waiting in order). Also the specs built from the configuration
+//! ([`WorkerSpec::from_config`], [`SpeechSpec::from_config`]).
 //!
 //! Must never: block on the worker from a caller's task (callers only see channels), let a
 //! worker failure take down the supervisor, or log prompts and outputs.
 
 mod admission;
+mod engine;
 mod speech;
 
 pub use admission::Metrics;
 pub use speech::{SpeechError, SpeechEvent, SpeechJob, SpeechSpec, SpeechStatus, SpeechSupervisor};
 
 use admission::{FairQueue, Queued};
+use civia_config::Config;
 use civia_ipc::{
-    read_frame_async, write_frame_async, FailureKind, FinishReason, FromWorker, GenerateRequest,
-    LoadSpec, ModelInfo, Prompt, SamplingParams, ToWorker, Usage, PROTOCOL_VERSION,
+    FailureKind, FinishReason, FromWorker, GenerateRequest, LoadSpec, ModelInfo, Prompt,
+    RuntimeProtocol, SamplingParams, ToWorker, Usage,
 };
+use engine::{Cmd, Command, Common, Held, Link, Policy, Shared, Stopping, Wording, WorkerStatus};
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::unix::OwnedWriteHalf;
-use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// How to start the worker and what to load.
@@ -81,6 +84,19 @@ pub struct Status {
     pub model: Option<ModelInfo>,
 }
 
+impl WorkerStatus for Status {
+    type Info = ModelInfo;
+    fn common(&mut self) -> Common<'_, ModelInfo> {
+        Common {
+            phase: &mut self.phase,
+            worker_pid: &mut self.worker_pid,
+            restarts: &mut self.restarts,
+            last_error: &mut self.last_error,
+            model: &mut self.model,
+        }
+    }
+}
+
 /// Events of one generation, in order: `Started`, `Delta`*, then `Finished` or `Failed`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -108,7 +124,8 @@ pub enum GenerationError {
     Internal(String),
 }
 
-enum Command_ {
+/// The runtime worker's jobs.
+enum Job {
     Generate {
         req: GenerateRequest,
         user: String,
@@ -117,23 +134,15 @@ enum Command_ {
     Cancel {
         id: u64,
     },
-    /// Replace the worker by one loading `load`; the reply comes once it loaded or failed.
-    Switch {
-        load: LoadSpec,
-        reply: SwitchReply,
-    },
-    Shutdown,
 }
 
-type SwitchReply = oneshot::Sender<Result<ModelInfo, String>>;
+type Command_ = Cmd<Slots>;
 
 struct Inner {
-    status: watch::Sender<Status>,
+    shared: Arc<Shared<Status, LoadSpec>>,
     commands: mpsc::UnboundedSender<Command_>,
     next_id: AtomicU64,
     metrics: Arc<Metrics>,
-    /// What the current (or next) worker loads.
-    load: std::sync::Mutex<LoadSpec>,
 }
 
 /// Handle to the supervised worker; cheap to clone.
@@ -171,7 +180,9 @@ impl Generation {
     /// usage so far) still comes through [`Generation::next`].
     pub fn cancel(&mut self) {
         if !self.done {
-            let _ = self.commands.send(Command_::Cancel { id: self.id });
+            let _ = self
+                .commands
+                .send(Command::Job(Job::Cancel { id: self.id }));
         }
     }
 }
@@ -179,8 +190,47 @@ impl Generation {
 impl Drop for Generation {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.commands.send(Command_::Cancel { id: self.id });
+            let _ = self
+                .commands
+                .send(Command::Job(Job::Cancel { id: self.id }));
         }
+    }
+}
+
+impl WorkerSpec {
+    /// The runtime worker started as `program args`, loading `[model]` with the restart and
+    /// queue settings of `[runtime]` (`model.threads = 0`: every core).
+    pub fn from_config(cfg: &Config, program: PathBuf, args: Vec<String>) -> Self {
+        let m = &cfg.model;
+        let r = &cfg.runtime;
+        Self {
+            program,
+            args,
+            load: LoadSpec {
+                path: m.path.to_string_lossy().into_owned(),
+                sha256: m.sha256.clone(),
+                context_length: m.context_length,
+                batch_size: m.batch_size,
+                threads: threads(m.threads),
+                gpu_layers: m.gpu_layers,
+                n_parallel: m.n_parallel,
+                prefix_reuse: m.prefix_reuse,
+            },
+            backoff_initial: Duration::from_millis(r.restart_backoff_initial_ms),
+            backoff_max: Duration::from_millis(r.restart_backoff_max_ms),
+            backoff_reset_after: Duration::from_secs(r.restart_backoff_reset_secs),
+            load_timeout: Duration::from_secs(r.load_timeout_secs),
+            queue_depth: r.queue_depth,
+            queue_timeout: Duration::from_secs(r.queue_timeout_secs),
+        }
+    }
+}
+
+/// A configured thread count, 0 meaning every core.
+pub(crate) fn threads(configured: u32) -> u32 {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        n => n,
     }
 }
 
@@ -188,35 +238,55 @@ impl Supervisor {
     /// Starts supervising; the worker is spawned at once on the current tokio runtime.
     pub fn start(spec: WorkerSpec) -> Self {
         let (commands, rx) = mpsc::unbounded_channel();
-        let (status, _) = watch::channel(Status {
+        let status = Status {
             phase: Phase::Starting,
             worker_pid: None,
             restarts: 0,
             last_error: None,
             model: None,
-        });
+        };
+        let shared = Arc::new(Shared::new(status, spec.load.clone()));
         let metrics = Arc::new(Metrics::default());
         metrics
             .slots
             .store(u64::from(spec.load.n_parallel), Ordering::Relaxed);
-        let inner = Arc::new(Inner {
-            status,
-            commands,
-            next_id: AtomicU64::new(1),
-            metrics,
-            load: std::sync::Mutex::new(spec.load.clone()),
-        });
-        tokio::spawn(manage(inner.clone(), spec, rx));
-        Self { inner }
+        let policy = Slots {
+            metrics: metrics.clone(),
+            slots: spec.load.n_parallel as usize,
+            queue_timeout: spec.queue_timeout,
+            queue: FairQueue::new(spec.queue_depth),
+            running: HashMap::new(),
+            rate: RateWindow::default(),
+        };
+        let launch = engine::Launch {
+            program: spec.program,
+            args: spec.args,
+            load: spec.load,
+            backoff: engine::Backoff {
+                initial: spec.backoff_initial,
+                max: spec.backoff_max,
+                reset_after: spec.backoff_reset_after,
+            },
+            load_timeout: spec.load_timeout,
+        };
+        engine::spawn(policy, launch, shared.clone(), rx);
+        Self {
+            inner: Arc::new(Inner {
+                shared,
+                commands,
+                next_id: AtomicU64::new(1),
+                metrics,
+            }),
+        }
     }
 
     pub fn status(&self) -> Status {
-        self.inner.status.borrow().clone()
+        self.inner.shared.status.borrow().clone()
     }
 
     /// A receiver that sees every status change.
     pub fn watch(&self) -> watch::Receiver<Status> {
-        self.inner.status.subscribe()
+        self.inner.shared.status.subscribe()
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -248,11 +318,11 @@ impl Supervisor {
         let (tx, rx) = mpsc::unbounded_channel();
         self.inner
             .commands
-            .send(Command_::Generate {
+            .send(Command::Job(Job::Generate {
                 req: GenerateRequest { id, prompt, params },
                 user: user.to_string(),
                 events: tx,
-            })
+            }))
             .map_err(|_| GenerationError::Unavailable("supervisor stopped".into()))?;
         Ok(Generation {
             id,
@@ -264,11 +334,7 @@ impl Supervisor {
 
     /// What the worker loads (the configured model, or the last one switched to).
     pub fn load_spec(&self) -> LoadSpec {
-        self.inner
-            .load
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.inner.shared.load()
     }
 
     /// Replaces the worker by one that loads `load` (a model update): requests in flight
@@ -279,7 +345,7 @@ impl Supervisor {
         let (reply, rx) = oneshot::channel();
         self.inner
             .commands
-            .send(Command_::Switch { load, reply })
+            .send(Command::Switch { load, reply })
             .map_err(|_| "the supervisor has stopped".to_string())?;
         rx.await
             .map_err(|_| "the supervisor has stopped".to_string())?
@@ -287,7 +353,7 @@ impl Supervisor {
 
     /// Asks the worker to exit and waits until it has (bounded).
     pub async fn shutdown(&self) {
-        let _ = self.inner.commands.send(Command_::Shutdown);
+        let _ = self.inner.commands.send(Command::Shutdown);
         let mut rx = self.watch();
         let _ = tokio::time::timeout(
             Duration::from_secs(10),
@@ -297,373 +363,185 @@ impl Supervisor {
     }
 }
 
-/// Why one worker life ended.
-enum End {
-    Shutdown,
-    Failed(String),
-    Switch(LoadSpec, SwitchReply),
+/// The runtime worker's scheduling: `slots` generations at once in the worker, the others
+/// in a fair bounded queue; nothing waits while no worker serves.
+struct Slots {
+    metrics: Arc<Metrics>,
+    slots: usize,
+    queue_timeout: Duration,
+    queue: FairQueue,
+    /// Generations in the worker, by id.
+    running: HashMap<u64, mpsc::UnboundedSender<Event>>,
+    rate: RateWindow,
 }
 
-async fn manage(
-    inner: Arc<Inner>,
-    mut spec: WorkerSpec,
-    mut commands: mpsc::UnboundedReceiver<Command_>,
-) {
-    let mut backoff = spec.backoff_initial;
-    // A switch waiting for its worker's load to succeed or fail.
-    let mut waiting: Option<SwitchReply> = None;
-    let switch_to =
-        |spec: &mut WorkerSpec, waiting: &mut Option<SwitchReply>, load: LoadSpec, reply| {
-            log::info!("switching the runtime worker to {}", load.path);
-            *inner
-                .load
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = load.clone();
-            spec.load = load;
-            if let Some(old) = waiting.replace(reply) {
-                let _ = old.send(Err("superseded by another model switch".into()));
+impl Policy for Slots {
+    type Protocol = RuntimeProtocol;
+    type Status = Status;
+    type Job = Job;
+    const WORDING: Wording = Wording {
+        name: "runtime worker",
+        worker: "worker",
+        the_worker: "worker",
+        model: "model",
+        us: "supervisor",
+        load_request: "load request",
+    };
+    const TICK: Option<Duration> = Some(Duration::from_secs(1));
+
+    fn describe_loaded(load: &LoadSpec, info: &ModelInfo) -> String {
+        format!(
+            "model ready: {} (sha256 {}, context {} tokens, template {:?})",
+            load.path, info.sha256, info.n_ctx, info.template
+        )
+    }
+
+    fn hold(&mut self, job: Job, held: Held<'_>) {
+        let Job::Generate { events, .. } = job else {
+            return;
+        };
+        let err = match held {
+            Held::Loading => "runtime worker starting".to_string(),
+            Held::Restarting(why) => {
+                self.metrics
+                    .rejected_unavailable
+                    .fetch_add(1, Ordering::Relaxed);
+                format!("runtime worker restarting: {why}")
             }
         };
-    loop {
-        inner.status.send_modify(|s| {
-            s.phase = Phase::Starting;
-            s.worker_pid = None;
-        });
-        let started = Instant::now();
-        let why = match run_worker_once(&inner, &spec, &mut commands, &mut waiting).await {
-            End::Switch(load, reply) => {
-                switch_to(&mut spec, &mut waiting, load, reply);
-                backoff = spec.backoff_initial;
-                continue;
-            }
-            End::Shutdown => {
-                inner.status.send_modify(|s| {
-                    s.phase = Phase::Stopped;
-                    s.worker_pid = None;
-                });
-                return;
-            }
-            End::Failed(why) => {
-                if let Some(reply) = waiting.take() {
-                    let _ = reply.send(Err(why.clone()));
-                }
-                why
-            }
-        };
-        if started.elapsed() >= spec.backoff_reset_after {
-            backoff = spec.backoff_initial;
-        }
-        log::error!(
-            "runtime worker: {why}; restarting in {} ms",
-            backoff.as_millis()
-        );
-        inner.status.send_modify(|s| {
-            s.phase = Phase::Restarting;
-            s.worker_pid = None;
-            s.restarts += 1;
-            s.last_error = Some(why.clone());
-        });
-        // Requests that arrive while waiting are refused at once.
-        let deadline = tokio::time::sleep(backoff);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = &mut deadline => break,
-                cmd = commands.recv() => match cmd {
-                    Some(Command_::Generate { events, .. }) => {
-                        inner.metrics.rejected_unavailable.fetch_add(1, Ordering::Relaxed);
-                        let _ = events.send(Event::Failed(GenerationError::Unavailable(
-                            format!("runtime worker restarting: {why}"))));
-                    }
-                    Some(Command_::Cancel { .. }) => {}
-                    Some(Command_::Switch { load, reply }) => {
-                        switch_to(&mut spec, &mut waiting, load, reply);
-                        break;
-                    }
-                    Some(Command_::Shutdown) | None => {
-                        inner.status.send_modify(|s| s.phase = Phase::Stopped);
-                        return;
-                    }
-                },
-            }
-        }
-        backoff = (backoff * 2).min(spec.backoff_max);
+        let _ = events.send(Event::Failed(GenerationError::Unavailable(err)));
     }
-}
 
-/// Starts `program` with one end of a fresh socket pair as its fd 3 and a parent-death signal.
-pub(crate) fn spawn_child(
-    program: &std::path::Path,
-    args: &[String],
-) -> Result<(Child, tokio::net::UnixStream), String> {
-    let (ours, theirs) =
-        std::os::unix::net::UnixStream::pair().map_err(|e| format!("socketpair failed: {e}"))?;
-    let their_fd = theirs.as_raw_fd();
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    // The service manager's protocol is civiad's, not the worker's.
-    for var in [
-        "NOTIFY_SOCKET",
-        "WATCHDOG_USEC",
-        "WATCHDOG_PID",
-        "LISTEN_FDS",
-        "LISTEN_PID",
-    ] {
-        cmd.env_remove(var);
+    async fn ready(
+        &mut self,
+        load: &LoadSpec,
+        _link: &mut Link<RuntimeProtocol>,
+    ) -> Result<(), String> {
+        // The worker's slots (a model switch may bring another count).
+        self.slots = load.n_parallel as usize;
+        self.rate = RateWindow::default();
+        Ok(())
     }
-    // SAFETY: the closure runs in the forked child before exec and only calls the
-    // async-signal-safe functions dup2, fcntl and prctl on file descriptors it owns.
-    unsafe {
-        cmd.pre_exec(move || {
-            if their_fd == 3 {
-                let flags = libc::fcntl(3, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(their_fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
-    drop(theirs);
-    ours.set_nonblocking(true)
-        .map_err(|e| format!("socket setup failed: {e}"))?;
-    let ours =
-        tokio::net::UnixStream::from_std(ours).map_err(|e| format!("socket setup failed: {e}"))?;
-    Ok((child, ours))
-}
 
-pub(crate) fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
-    match status {
-        Ok(s) => match (s.code(), s.signal()) {
-            (Some(code), _) => format!("worker exited with status {code}"),
-            (None, Some(sig)) => format!("worker killed by signal {sig}{}", signal_name(sig)),
-            _ => format!("worker ended: {s}"),
-        },
-        Err(e) => format!("cannot wait for worker: {e}"),
-    }
-}
-
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGKILL => " (SIGKILL)",
-        libc::SIGABRT => " (SIGABRT, llama.cpp abort)",
-        libc::SIGSEGV => " (SIGSEGV)",
-        libc::SIGBUS => " (SIGBUS)",
-        libc::SIGTERM => " (SIGTERM)",
-        _ => "",
-    }
-}
-
-async fn run_worker_once(
-    inner: &Inner,
-    spec: &WorkerSpec,
-    commands: &mut mpsc::UnboundedReceiver<Command_>,
-    waiting: &mut Option<SwitchReply>,
-) -> End {
-    let (mut child, sock) = match spawn_child(&spec.program, &spec.args) {
-        Ok(x) => x,
-        Err(e) => return End::Failed(e),
-    };
-    let pid = child.id();
-    inner.status.send_modify(|s| s.worker_pid = pid);
-    let (rd, mut wr) = sock.into_split();
-    let (reader, mut frames) = read_frames::<FromWorker>(rd);
-    let end = drive(
-        inner,
-        spec,
-        &mut child,
-        &mut wr,
-        &mut frames,
-        commands,
-        waiting,
-    )
-    .await;
-    reader.abort();
-    let _ = child.start_kill();
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    end
-}
-
-async fn drive(
-    inner: &Inner,
-    spec: &WorkerSpec,
-    child: &mut Child,
-    wr: &mut OwnedWriteHalf,
-    frames: &mut mpsc::UnboundedReceiver<Result<FromWorker, civia_ipc::IpcError>>,
-    commands: &mut mpsc::UnboundedReceiver<Command_>,
-    waiting: &mut Option<SwitchReply>,
-) -> End {
-    // Handshake and load, refusing generations meanwhile.
-    if let Err(e) = write_frame_async(
-        wr,
-        &ToWorker::Hello {
-            version: PROTOCOL_VERSION,
-        },
-    )
-    .await
-    {
-        return End::Failed(format!("handshake failed: {e}"));
-    }
-    let mut loaded = false;
-    let load_deadline = tokio::time::sleep(spec.load_timeout);
-    tokio::pin!(load_deadline);
-    while !loaded {
-        tokio::select! {
-            _ = &mut load_deadline => {
-                return End::Failed(format!("model not loaded within {} s", spec.load_timeout.as_secs()));
+    async fn submit(&mut self, job: Job, link: &mut Link<RuntimeProtocol>) -> Result<(), String> {
+        match job {
+            Job::Generate { req, user, events } => {
+                let q = Queued {
+                    req,
+                    user,
+                    events,
+                    since: Instant::now(),
+                };
+                if let Err(q) = self.queue.push(q) {
+                    self.metrics
+                        .rejected_queue_full
+                        .fetch_add(1, Ordering::Relaxed);
+                    let _ = q
+                        .events
+                        .send(Event::Failed(GenerationError::QueueFull(self.queue.len())));
+                }
+                self.admit(link).await
             }
-            status = child.wait() => {
-                // A worker that refused the model says why before exiting: read its last words.
-                let exit = describe_exit(status);
-                return End::Failed(last_words(frames, |f| match f {
-                    FromWorker::LoadFailed { message } => Some(message),
-                    _ => None,
-                })
-                .await
-                .unwrap_or(exit));
+            Job::Cancel { id } => {
+                if self.queue.remove(id).is_none() && self.running.contains_key(&id) {
+                    link.send(&ToWorker::Cancel { id })
+                        .await
+                        .map_err(|e| format!("cannot send cancel to worker: {e}"))?;
+                }
+                self.metrics
+                    .queued
+                    .store(self.queue.len() as u64, Ordering::Relaxed);
+                Ok(())
             }
-            f = frames.recv() => match f {
-                Some(Ok(FromWorker::Hello { version, pid })) => {
-                    if version != PROTOCOL_VERSION {
-                        return End::Failed(format!(
-                            "worker speaks protocol {version}, supervisor {PROTOCOL_VERSION}"));
-                    }
-                    log::info!("runtime worker {pid} started; loading {}", spec.load.path);
-                    if let Err(e) = write_frame_async(wr, &ToWorker::Load(spec.load.clone())).await {
-                        return End::Failed(format!("cannot send load request: {e}"));
-                    }
-                }
-                Some(Ok(FromWorker::Loaded(info))) => {
-                    log::info!(
-                        "model ready: {} (sha256 {}, context {} tokens, template {:?})",
-                        spec.load.path, info.sha256, info.n_ctx, info.template
-                    );
-                    if let Some(reply) = waiting.take() {
-                        let _ = reply.send(Ok(info.clone()));
-                    }
-                    inner.status.send_modify(|s| {
-                        s.phase = Phase::Ready;
-                        s.model = Some(info);
-                        s.last_error = None;
-                    });
-                    loaded = true;
-                }
-                Some(Ok(FromWorker::LoadFailed { message })) => return End::Failed(message),
-                Some(Ok(_)) => return End::Failed("worker sent a message out of order".into()),
-                Some(Err(e)) => return End::Failed(format!("worker connection lost during load: {e}")),
-                None => return End::Failed("worker connection lost during load".into()),
-            },
-            cmd = commands.recv() => match cmd {
-                Some(Command_::Generate { events, .. }) => {
-                    let _ = events.send(Event::Failed(GenerationError::Unavailable(
-                        "runtime worker starting".into())));
-                }
-                Some(Command_::Cancel { .. }) => {}
-                Some(Command_::Switch { load, reply }) => return End::Switch(load, reply),
-                Some(Command_::Shutdown) | None => return End::Shutdown,
-            },
         }
     }
 
-    let metrics = inner.metrics.clone();
-    let slots = spec.load.n_parallel.max(1) as usize;
-    let mut running: HashMap<u64, mpsc::UnboundedSender<Event>> = HashMap::new();
-    let mut queue = FairQueue::new(spec.queue_depth);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut rate = RateWindow::default();
-    let end = loop {
-        tokio::select! {
-            status = child.wait() => break End::Failed(describe_exit(status)),
-            f = frames.recv() => match f {
-                Some(Ok(msg)) => {
-                    dispatch(&mut running, msg, &metrics);
-                    if let Err(e) = admit(wr, &mut queue, &mut running, slots, &metrics).await {
-                        break End::Failed(e);
-                    }
-                }
-                Some(Err(civia_ipc::IpcError::Closed)) | None => {
-                    // The exit status says more than the closed socket: wait for it briefly.
-                    let why = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
-                        Ok(status) => describe_exit(status),
-                        Err(_) => "worker closed its connection".into(),
-                    };
-                    break End::Failed(why);
-                }
-                Some(Err(e)) => break End::Failed(format!("bad message from worker: {e}")),
-            },
-            cmd = commands.recv() => match cmd {
-                Some(Command_::Generate { req, user, events }) => {
-                    let q = Queued { req, user, events, since: Instant::now() };
-                    if let Err(q) = queue.push(q) {
-                        metrics.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
-                        let _ = q.events.send(Event::Failed(GenerationError::QueueFull(queue.len())));
-                    }
-                    if let Err(e) = admit(wr, &mut queue, &mut running, slots, &metrics).await {
-                        break End::Failed(e);
-                    }
-                }
-                Some(Command_::Cancel { id }) => {
-                    if queue.remove(id).is_none() && running.contains_key(&id) {
-                        if let Err(e) = write_frame_async(wr, &ToWorker::Cancel { id }).await {
-                            break End::Failed(format!("cannot send cancel to worker: {e}"));
-                        }
-                    }
-                    metrics.queued.store(queue.len() as u64, Ordering::Relaxed);
-                }
-                Some(Command_::Switch { load, reply }) => {
-                    let _ = write_frame_async(wr, &ToWorker::Shutdown).await;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-                    let err = GenerationError::Unavailable("the model is being replaced".into());
-                    fail_all(&mut running, &mut queue, &err, &metrics);
-                    inner.status.send_modify(|s| s.phase = Phase::Starting);
-                    return End::Switch(load, reply);
-                }
-                Some(Command_::Shutdown) | None => {
-                    let _ = write_frame_async(wr, &ToWorker::Shutdown).await;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-                    let err = GenerationError::Unavailable("civiad is shutting down".into());
-                    fail_all(&mut running, &mut queue, &err, &metrics);
-                    return End::Shutdown;
-                }
-            },
-            _ = tick.tick() => {
-                if let Some(deadline) = Instant::now().checked_sub(spec.queue_timeout) {
-                    for q in queue.expire(deadline) {
-                        metrics.rejected_queue_timeout.fetch_add(1, Ordering::Relaxed);
-                        let _ = q.events.send(Event::Failed(GenerationError::QueueTimeout(
-                            spec.queue_timeout.as_secs())));
-                    }
-                    metrics.queued.store(queue.len() as u64, Ordering::Relaxed);
-                }
-                let tps = rate.update(metrics.completion_tokens.load(Ordering::Relaxed));
-                metrics.tokens_per_second.store(tps.to_bits(), Ordering::Relaxed);
+    async fn message(
+        &mut self,
+        msg: FromWorker,
+        link: &mut Link<RuntimeProtocol>,
+    ) -> Result<(), String> {
+        dispatch(&mut self.running, msg, &self.metrics);
+        self.admit(link).await
+    }
+
+    fn tick(&mut self) {
+        let metrics = &self.metrics;
+        if let Some(deadline) = Instant::now().checked_sub(self.queue_timeout) {
+            for q in self.queue.expire(deadline) {
+                metrics
+                    .rejected_queue_timeout
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = q.events.send(Event::Failed(GenerationError::QueueTimeout(
+                    self.queue_timeout.as_secs(),
+                )));
             }
+            metrics
+                .queued
+                .store(self.queue.len() as u64, Ordering::Relaxed);
         }
-    };
-    // Refuse new work first, then answer everything in flight or waiting.
-    if let End::Failed(why) = &end {
-        inner.status.send_modify(|s| s.phase = Phase::Restarting);
+        let tps = self
+            .rate
+            .update(metrics.completion_tokens.load(Ordering::Relaxed));
         metrics
-            .failed_worker_crash
-            .fetch_add(running.len() as u64, Ordering::Relaxed);
-        fail_all(
-            &mut running,
-            &mut queue,
-            &GenerationError::WorkerCrashed(why.clone()),
-            &metrics,
-        );
+            .tokens_per_second
+            .store(tps.to_bits(), Ordering::Relaxed);
     }
-    end
+
+    fn crashed(&mut self, why: &str) {
+        self.metrics
+            .failed_worker_crash
+            .fetch_add(self.running.len() as u64, Ordering::Relaxed);
+        self.fail_all(&GenerationError::WorkerCrashed(why.to_string()));
+    }
+
+    fn load_failed(&mut self, _why: &str) {
+        // Nothing waits for a worker that is not serving: requests were refused meanwhile.
+    }
+
+    fn stop_all(&mut self, why: Stopping) {
+        let why = match why {
+            Stopping::Shutdown => "civiad is shutting down",
+            Stopping::Replaced => "the model is being replaced",
+        };
+        self.fail_all(&GenerationError::Unavailable(why.into()));
+    }
+}
+
+impl Slots {
+    /// Sends queued requests to the worker while it has free slots.
+    async fn admit(&mut self, link: &mut Link<RuntimeProtocol>) -> Result<(), String> {
+        while self.running.len() < self.slots {
+            let Some(q) = self.queue.pop() else { break };
+            if q.events.is_closed() {
+                continue; // the client left while waiting
+            }
+            let id = q.req.id;
+            self.running.insert(id, q.events);
+            self.metrics.admitted.fetch_add(1, Ordering::Relaxed);
+            link.send(&ToWorker::Generate(q.req))
+                .await
+                .map_err(|e| format!("cannot send request to worker: {e}"))?;
+        }
+        self.metrics
+            .queued
+            .store(self.queue.len() as u64, Ordering::Relaxed);
+        self.metrics
+            .active
+            .store(self.running.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn fail_all(&mut self, err: &GenerationError) {
+        for (_, tx) in self.running.drain() {
+            let _ = tx.send(Event::Failed(err.clone()));
+        }
+        for q in self.queue.drain() {
+            let _ = q.events.send(Event::Failed(err.clone()));
+        }
+        self.metrics.queued.store(0, Ordering::Relaxed);
+        self.metrics.active.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Completion tokens per second over a sliding window of ten one-second samples.
@@ -684,89 +562,6 @@ impl RateWindow {
             _ => 0.0,
         }
     }
-}
-
-/// Sends queued requests to the worker while it has free slots.
-async fn admit(
-    wr: &mut OwnedWriteHalf,
-    queue: &mut FairQueue,
-    running: &mut HashMap<u64, mpsc::UnboundedSender<Event>>,
-    slots: usize,
-    metrics: &Metrics,
-) -> Result<(), String> {
-    while running.len() < slots {
-        let Some(q) = queue.pop() else { break };
-        if q.events.is_closed() {
-            continue; // the client left while waiting
-        }
-        let id = q.req.id;
-        running.insert(id, q.events);
-        metrics.admitted.fetch_add(1, Ordering::Relaxed);
-        write_frame_async(wr, &ToWorker::Generate(q.req))
-            .await
-            .map_err(|e| format!("cannot send request to worker: {e}"))?;
-    }
-    metrics.queued.store(queue.len() as u64, Ordering::Relaxed);
-    metrics
-        .active
-        .store(running.len() as u64, Ordering::Relaxed);
-    Ok(())
-}
-
-/// Frames from a worker, read by their own task (reading is not cancel-safe inside
-/// `select!`); the channel ends after the first error.
-pub(crate) fn read_frames<T: for<'de> serde::Deserialize<'de> + Send + 'static>(
-    mut rd: tokio::net::unix::OwnedReadHalf,
-) -> (
-    tokio::task::JoinHandle<()>,
-    mpsc::UnboundedReceiver<Result<T, civia_ipc::IpcError>>,
-) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        loop {
-            let f = read_frame_async::<T>(&mut rd).await;
-            let stop = f.is_err();
-            if tx.send(f).is_err() || stop {
-                return;
-            }
-        }
-    });
-    (task, rx)
-}
-
-/// The load failure reason (`pick`) still in flight from a worker that has exited, if any.
-pub(crate) async fn last_words<T>(
-    frames: &mut mpsc::UnboundedReceiver<Result<T, civia_ipc::IpcError>>,
-    pick: impl Fn(T) -> Option<String>,
-) -> Option<String> {
-    let drain = async {
-        while let Some(f) = frames.recv().await {
-            if let Some(message) = f.ok().and_then(&pick) {
-                return Some(message);
-            }
-        }
-        None
-    };
-    tokio::time::timeout(Duration::from_secs(2), drain)
-        .await
-        .ok()
-        .flatten()
-}
-
-fn fail_all(
-    running: &mut HashMap<u64, mpsc::UnboundedSender<Event>>,
-    queue: &mut FairQueue,
-    err: &GenerationError,
-    metrics: &Metrics,
-) {
-    for (_, tx) in running.drain() {
-        let _ = tx.send(Event::Failed(err.clone()));
-    }
-    for q in queue.drain() {
-        let _ = q.events.send(Event::Failed(err.clone()));
-    }
-    metrics.queued.store(0, Ordering::Relaxed);
-    metrics.active.store(0, Ordering::Relaxed);
 }
 
 fn dispatch(

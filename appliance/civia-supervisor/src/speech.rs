@@ -5,21 +5,23 @@
 //! caller reserves its place ([`SpeechSupervisor::reserve`]) before it accepts an upload, so
 //! uploads are bounded too. The worker is restarted with exponential backoff when it dies:
 //! the job it was running fails with a clear error, the waiting ones run on the new worker
-//! (or fail if it cannot load its model).
+//! (or fail if it cannot load its model). The process itself is the engine's business
+//! ([`crate::engine`]); this module is the speech worker's scheduling policy and its handle.
 
-use crate::{describe_exit, last_words, read_frames, spawn_child, Phase};
-use civia_ipc::speech::{
-    AudioFormat, FromSpeech, Segment, SpeechFailure, SpeechLoadSpec, SpeechModelInfo, ToSpeech,
-    TranscribeRequest, SPEECH_PROTOCOL_VERSION,
+use crate::engine::{
+    self, Cmd, Command, Common, Held, Link, Policy, Shared, Stopping, Wording, WorkerStatus,
 };
-use civia_ipc::{write_frame_async, IpcError};
+use crate::Phase;
+use civia_config::Config;
+use civia_ipc::speech::{
+    AudioFormat, FromSpeech, Segment, SpeechFailure, SpeechLoadSpec, SpeechModelInfo,
+    SpeechProtocol, ToSpeech, TranscribeRequest,
+};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::net::unix::OwnedWriteHalf;
-use tokio::process::Child;
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// How to start the speech worker and what it loads.
@@ -46,6 +48,44 @@ pub struct SpeechStatus {
     pub model: Option<SpeechModelInfo>,
     /// Jobs running or waiting.
     pub jobs: usize,
+}
+
+impl WorkerStatus for SpeechStatus {
+    type Info = SpeechModelInfo;
+    fn common(&mut self) -> Common<'_, SpeechModelInfo> {
+        Common {
+            phase: &mut self.phase,
+            worker_pid: &mut self.worker_pid,
+            restarts: &mut self.restarts,
+            last_error: &mut self.last_error,
+            model: &mut self.model,
+        }
+    }
+}
+
+impl SpeechSpec {
+    /// The speech worker `program` loading `[speech] path` (None when transcription is off),
+    /// with the queue of `[speech]` and the restart settings of `[runtime]`
+    /// (`speech.threads = 0`: every core).
+    pub fn from_config(cfg: &Config, program: PathBuf) -> Option<Self> {
+        let path = cfg.speech.path.as_ref()?;
+        let r = &cfg.runtime;
+        Some(Self {
+            program,
+            args: Vec::new(),
+            load: SpeechLoadSpec {
+                path: path.to_string_lossy().into_owned(),
+                sha256: cfg.speech.sha256.clone(),
+                threads: crate::threads(cfg.speech.threads),
+                gpu: cfg.speech.gpu,
+            },
+            backoff_initial: Duration::from_millis(r.restart_backoff_initial_ms),
+            backoff_max: Duration::from_millis(r.restart_backoff_max_ms),
+            backoff_reset_after: Duration::from_secs(r.restart_backoff_reset_secs),
+            load_timeout: Duration::from_secs(r.load_timeout_secs),
+            queue_depth: cfg.speech.queue_depth,
+        })
+    }
 }
 
 /// Events of one transcription, in order: `Probed`, then `Progress` and `Segment` mixed,
@@ -81,7 +121,8 @@ pub enum SpeechError {
     },
 }
 
-enum Cmd {
+/// The speech worker's jobs.
+enum Job {
     Transcribe {
         req: TranscribeRequest,
         events: mpsc::UnboundedSender<SpeechEvent>,
@@ -89,12 +130,11 @@ enum Cmd {
     Cancel {
         id: u64,
     },
-    Shutdown,
 }
 
 struct Inner {
-    status: watch::Sender<SpeechStatus>,
-    commands: mpsc::UnboundedSender<Cmd>,
+    shared: Arc<Shared<SpeechStatus, SpeechLoadSpec>>,
+    commands: mpsc::UnboundedSender<Cmd<OneAtATime>>,
     next_id: AtomicU64,
     /// Jobs accepted and not yet ended (running + waiting).
     jobs: AtomicUsize,
@@ -107,7 +147,7 @@ impl Inner {
             .jobs
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         let n = self.jobs.load(Ordering::SeqCst);
-        self.status.send_modify(|s| s.jobs = n);
+        self.shared.status.send_modify(|s| s.jobs = n);
     }
 }
 
@@ -136,7 +176,7 @@ impl Drop for SpeechSlot {
 pub struct SpeechJob {
     id: u64,
     events: mpsc::UnboundedReceiver<SpeechEvent>,
-    commands: mpsc::UnboundedSender<Cmd>,
+    commands: mpsc::UnboundedSender<Cmd<OneAtATime>>,
     ended: bool,
 }
 
@@ -160,7 +200,9 @@ impl SpeechJob {
 impl Drop for SpeechJob {
     fn drop(&mut self) {
         if !self.ended {
-            let _ = self.commands.send(Cmd::Cancel { id: self.id });
+            let _ = self
+                .commands
+                .send(Command::Job(Job::Cancel { id: self.id }));
         }
     }
 }
@@ -169,31 +211,47 @@ impl SpeechSupervisor {
     /// Starts supervising (the worker starts at once, in the background).
     pub fn start(spec: SpeechSpec) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (status, _) = watch::channel(SpeechStatus {
+        let status = SpeechStatus {
             phase: Phase::Starting,
             worker_pid: None,
             restarts: 0,
             last_error: None,
             model: None,
             jobs: 0,
-        });
+        };
         let inner = Arc::new(Inner {
-            status,
+            shared: Arc::new(Shared::new(status, spec.load.clone())),
             commands: tx,
             next_id: AtomicU64::new(1),
             jobs: AtomicUsize::new(0),
             queue_depth: spec.queue_depth,
         });
-        tokio::spawn(manage(inner.clone(), spec, rx));
+        let policy = OneAtATime {
+            inner: inner.clone(),
+            queue: VecDeque::new(),
+            current: None,
+        };
+        let launch = engine::Launch {
+            program: spec.program,
+            args: spec.args,
+            load: spec.load,
+            backoff: engine::Backoff {
+                initial: spec.backoff_initial,
+                max: spec.backoff_max,
+                reset_after: spec.backoff_reset_after,
+            },
+            load_timeout: spec.load_timeout,
+        };
+        engine::spawn(policy, launch, inner.shared.clone(), rx);
         Self { inner }
     }
 
     pub fn status(&self) -> SpeechStatus {
-        self.inner.status.borrow().clone()
+        self.inner.shared.status.borrow().clone()
     }
 
     pub fn watch(&self) -> watch::Receiver<SpeechStatus> {
-        self.inner.status.subscribe()
+        self.inner.shared.status.subscribe()
     }
 
     /// Reserves a place for one transcription, or refuses at once when the worker is not
@@ -213,7 +271,7 @@ impl SpeechSupervisor {
             })
             .map_err(|n| SpeechError::Busy(n.saturating_sub(1)))?;
         let n = self.inner.jobs.load(Ordering::SeqCst);
-        self.inner.status.send_modify(|s| s.jobs = n);
+        self.inner.shared.status.send_modify(|s| s.jobs = n);
         Ok(SpeechSlot {
             inner: self.inner.clone(),
             used: false,
@@ -233,7 +291,7 @@ impl SpeechSupervisor {
         if self
             .inner
             .commands
-            .send(Cmd::Transcribe { req, events: tx })
+            .send(Command::Job(Job::Transcribe { req, events: tx }))
             .is_err()
         {
             self.inner.job_ended();
@@ -249,7 +307,7 @@ impl SpeechSupervisor {
 
     /// Stops the worker and waits (up to 10 s) for it to exit.
     pub async fn shutdown(&self) {
-        let _ = self.inner.commands.send(Cmd::Shutdown);
+        let _ = self.inner.commands.send(Command::Shutdown);
         let mut rx = self.watch();
         let _ = tokio::time::timeout(
             Duration::from_secs(10),
@@ -261,14 +319,98 @@ impl SpeechSupervisor {
 
 type Waiting = (TranscribeRequest, mpsc::UnboundedSender<SpeechEvent>);
 
-/// The jobs: the waiting queue outlives a worker, the running job does not.
-struct Jobs<'a> {
-    inner: &'a Inner,
-    queue: &'a mut VecDeque<Waiting>,
+/// The speech worker's scheduling: one job at a time in the worker, the others waiting in
+/// order. The waiting queue outlives a worker (jobs reserved before a restart run on the
+/// next one), the running job does not (its recording may be what killed the worker).
+struct OneAtATime {
+    inner: Arc<Inner>,
+    queue: VecDeque<Waiting>,
     current: Option<(u64, mpsc::UnboundedSender<SpeechEvent>)>,
 }
 
-impl Jobs<'_> {
+impl Policy for OneAtATime {
+    type Protocol = SpeechProtocol;
+    type Status = SpeechStatus;
+    type Job = Job;
+    const WORDING: Wording = Wording {
+        name: "speech worker",
+        worker: "speech worker",
+        the_worker: "the speech worker",
+        model: "speech model",
+        us: "civiad",
+        load_request: "the load request",
+    };
+
+    fn describe_loaded(load: &SpeechLoadSpec, info: &SpeechModelInfo) -> String {
+        format!(
+            "speech model ready: {} (whisper {}, sha256 {})",
+            load.path, info.kind, info.sha256
+        )
+    }
+
+    fn hold(&mut self, job: Job, _held: Held<'_>) {
+        match job {
+            Job::Transcribe { req, events } => self.queue.push_back((req, events)),
+            Job::Cancel { id } => self.cancel_waiting(id),
+        }
+    }
+
+    async fn ready(
+        &mut self,
+        _load: &SpeechLoadSpec,
+        link: &mut Link<SpeechProtocol>,
+    ) -> Result<(), String> {
+        self.start_next(link).await
+    }
+
+    async fn submit(&mut self, job: Job, link: &mut Link<SpeechProtocol>) -> Result<(), String> {
+        match job {
+            Job::Transcribe { req, events } => {
+                self.queue.push_back((req, events));
+                self.start_next(link).await
+            }
+            Job::Cancel { id } => {
+                if self.current.as_ref().is_some_and(|(cur, _)| *cur == id) {
+                    link.send(&ToSpeech::Cancel { id })
+                        .await
+                        .map_err(|e| format!("cannot send cancel to the speech worker: {e}"))?;
+                } else {
+                    self.cancel_waiting(id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn message(
+        &mut self,
+        msg: FromSpeech,
+        link: &mut Link<SpeechProtocol>,
+    ) -> Result<(), String> {
+        self.dispatch(msg);
+        self.start_next(link).await
+    }
+
+    fn crashed(&mut self, why: &str) {
+        // The running job fails; the others wait for the next worker.
+        self.fail_current(&SpeechError::WorkerCrashed(why.to_string()));
+    }
+
+    fn load_failed(&mut self, why: &str) {
+        // A worker that cannot load will not serve them soon.
+        self.fail_all(&SpeechError::Unavailable(why.to_string()));
+    }
+
+    fn stop_all(&mut self, why: Stopping) {
+        let why = match why {
+            Stopping::Shutdown => "civiad is shutting down",
+            Stopping::Replaced => "the speech model is being replaced",
+        };
+        self.fail_all(&SpeechError::Unavailable(why.into()));
+    }
+}
+
+impl OneAtATime {
     fn fail(&self, events: &mpsc::UnboundedSender<SpeechEvent>, err: SpeechError) {
         let _ = events.send(SpeechEvent::Failed(err));
         self.inner.job_ended();
@@ -303,7 +445,7 @@ impl Jobs<'_> {
     }
 
     /// Sends the next waiting job to an idle worker.
-    async fn start_next(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), IpcError> {
+    async fn start_next(&mut self, link: &mut Link<SpeechProtocol>) -> Result<(), String> {
         while self.current.is_none() {
             let Some((req, tx)) = self.queue.pop_front() else {
                 return Ok(());
@@ -313,7 +455,9 @@ impl Jobs<'_> {
                 continue;
             }
             let id = req.id;
-            write_frame_async(wr, &ToSpeech::Transcribe(req)).await?;
+            link.send(&ToSpeech::Transcribe(req))
+                .await
+                .map_err(|e| format!("cannot send a job to the speech worker: {e}"))?;
             self.current = Some((id, tx));
         }
         Ok(())
@@ -367,231 +511,6 @@ impl Jobs<'_> {
         if last {
             self.current = None;
             self.inner.job_ended();
-        }
-    }
-}
-
-enum End {
-    Shutdown,
-    /// The worker died or broke the protocol while serving.
-    Failed(String),
-    /// The worker could not start or load its model.
-    LoadFailed(String),
-}
-
-async fn manage(inner: Arc<Inner>, spec: SpeechSpec, mut commands: mpsc::UnboundedReceiver<Cmd>) {
-    let mut backoff = spec.backoff_initial;
-    let mut queue = VecDeque::new();
-    loop {
-        inner.status.send_modify(|s| {
-            s.phase = Phase::Starting;
-            s.worker_pid = None;
-        });
-        let started = Instant::now();
-        let why = match run_once(&inner, &spec, &mut commands, &mut queue).await {
-            End::Shutdown => {
-                inner.status.send_modify(|s| {
-                    s.phase = Phase::Stopped;
-                    s.worker_pid = None;
-                });
-                return;
-            }
-            End::Failed(why) | End::LoadFailed(why) => why,
-        };
-        if started.elapsed() >= spec.backoff_reset_after {
-            backoff = spec.backoff_initial;
-        }
-        log::error!(
-            "speech worker: {why}; restarting in {} ms",
-            backoff.as_millis()
-        );
-        inner.status.send_modify(|s| {
-            s.phase = Phase::Restarting;
-            s.worker_pid = None;
-            s.restarts += 1;
-            s.last_error = Some(why.clone());
-        });
-        // Jobs reserved before the crash may still arrive: they wait for the next worker.
-        let deadline = tokio::time::sleep(backoff);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = &mut deadline => break,
-                cmd = commands.recv() => match cmd {
-                    Some(Cmd::Transcribe { req, events }) => queue.push_back((req, events)),
-                    Some(Cmd::Cancel { id }) => Jobs { inner: &inner, queue: &mut queue, current: None }
-                        .cancel_waiting(id),
-                    Some(Cmd::Shutdown) | None => {
-                        Jobs { inner: &inner, queue: &mut queue, current: None }
-                            .fail_all(&SpeechError::Unavailable("civiad is shutting down".into()));
-                        inner.status.send_modify(|s| s.phase = Phase::Stopped);
-                        return;
-                    }
-                },
-            }
-        }
-        backoff = (backoff * 2).min(spec.backoff_max);
-    }
-}
-
-async fn run_once(
-    inner: &Inner,
-    spec: &SpeechSpec,
-    commands: &mut mpsc::UnboundedReceiver<Cmd>,
-    queue: &mut VecDeque<Waiting>,
-) -> End {
-    let mut jobs = Jobs {
-        inner,
-        queue,
-        current: None,
-    };
-    let (mut child, sock) = match spawn_child(&spec.program, &spec.args) {
-        Ok(x) => x,
-        Err(e) => {
-            jobs.fail_all(&SpeechError::Unavailable(e.clone()));
-            return End::LoadFailed(e);
-        }
-    };
-    inner.status.send_modify(|s| s.worker_pid = child.id());
-    let (rd, mut wr) = sock.into_split();
-    let (reader, mut frames) = read_frames::<FromSpeech>(rd);
-    let end = drive(
-        inner,
-        spec,
-        &mut child,
-        &mut wr,
-        &mut frames,
-        commands,
-        &mut jobs,
-    )
-    .await;
-    match &end {
-        // The running job's recording may be what killed the worker: it fails; the others
-        // wait for the next worker.
-        End::Failed(why) => jobs.fail_current(&SpeechError::WorkerCrashed(why.clone())),
-        // A worker that cannot load will not serve them soon.
-        End::LoadFailed(why) => jobs.fail_all(&SpeechError::Unavailable(why.clone())),
-        End::Shutdown => {}
-    }
-    reader.abort();
-    let _ = child.start_kill();
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    end
-}
-
-type Frames = mpsc::UnboundedReceiver<Result<FromSpeech, IpcError>>;
-
-async fn drive(
-    inner: &Inner,
-    spec: &SpeechSpec,
-    child: &mut Child,
-    wr: &mut OwnedWriteHalf,
-    frames: &mut Frames,
-    commands: &mut mpsc::UnboundedReceiver<Cmd>,
-    jobs: &mut Jobs<'_>,
-) -> End {
-    let hello = ToSpeech::Hello {
-        version: SPEECH_PROTOCOL_VERSION,
-    };
-    if let Err(e) = write_frame_async(wr, &hello).await {
-        return End::LoadFailed(format!("handshake failed: {e}"));
-    }
-    let load_deadline = tokio::time::sleep(spec.load_timeout);
-    tokio::pin!(load_deadline);
-    // Handshake and load; jobs reserved before a restart wait in the queue meanwhile.
-    loop {
-        tokio::select! {
-            _ = &mut load_deadline => {
-                return End::LoadFailed(format!(
-                    "speech model not loaded within {} s", spec.load_timeout.as_secs()));
-            }
-            status = child.wait() => {
-                let exit = describe_exit(status);
-                return End::LoadFailed(last_words(frames, |f| match f {
-                    FromSpeech::LoadFailed { message } => Some(message),
-                    _ => None,
-                })
-                .await
-                .unwrap_or(exit));
-            }
-            f = frames.recv() => match f {
-                Some(Ok(FromSpeech::Hello { version, pid })) => {
-                    if version != SPEECH_PROTOCOL_VERSION {
-                        return End::LoadFailed(format!(
-                            "speech worker speaks protocol {version}, civiad {SPEECH_PROTOCOL_VERSION}"));
-                    }
-                    log::info!("speech worker {pid} started; loading {}", spec.load.path);
-                    if let Err(e) = write_frame_async(wr, &ToSpeech::Load(spec.load.clone())).await {
-                        return End::LoadFailed(format!("cannot send the load request: {e}"));
-                    }
-                }
-                Some(Ok(FromSpeech::Loaded(info))) => {
-                    log::info!("speech model ready: {} (whisper {}, sha256 {})",
-                        spec.load.path, info.kind, info.sha256);
-                    inner.status.send_modify(|s| {
-                        s.phase = Phase::Ready;
-                        s.model = Some(info);
-                        s.last_error = None;
-                    });
-                    break;
-                }
-                Some(Ok(FromSpeech::LoadFailed { message })) => return End::LoadFailed(message),
-                Some(Ok(_)) => return End::LoadFailed("speech worker sent a message out of order".into()),
-                Some(Err(e)) => return End::LoadFailed(format!("speech worker connection lost during load: {e}")),
-                None => return End::LoadFailed("speech worker connection lost during load".into()),
-            },
-            cmd = commands.recv() => match cmd {
-                Some(Cmd::Transcribe { req, events }) => jobs.queue.push_back((req, events)),
-                Some(Cmd::Cancel { id }) => jobs.cancel_waiting(id),
-                Some(Cmd::Shutdown) | None => return End::Shutdown,
-            },
-        }
-    }
-    if let Err(e) = jobs.start_next(wr).await {
-        return End::Failed(format!("cannot send a job to the speech worker: {e}"));
-    }
-    loop {
-        tokio::select! {
-            status = child.wait() => return End::Failed(describe_exit(status)),
-            f = frames.recv() => match f {
-                Some(Ok(msg)) => {
-                    jobs.dispatch(msg);
-                    if let Err(e) = jobs.start_next(wr).await {
-                        return End::Failed(format!("cannot send a job to the speech worker: {e}"));
-                    }
-                }
-                Some(Err(IpcError::Closed)) | None => {
-                    let why = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
-                        Ok(status) => describe_exit(status),
-                        Err(_) => "speech worker closed its connection".into(),
-                    };
-                    return End::Failed(why);
-                }
-                Some(Err(e)) => return End::Failed(format!("bad message from the speech worker: {e}")),
-            },
-            cmd = commands.recv() => match cmd {
-                Some(Cmd::Transcribe { req, events }) => {
-                    jobs.queue.push_back((req, events));
-                    if let Err(e) = jobs.start_next(wr).await {
-                        return End::Failed(format!("cannot send a job to the speech worker: {e}"));
-                    }
-                }
-                Some(Cmd::Cancel { id }) => {
-                    if jobs.current.as_ref().is_some_and(|(cur, _)| *cur == id) {
-                        if let Err(e) = write_frame_async(wr, &ToSpeech::Cancel { id }).await {
-                            return End::Failed(format!("cannot send cancel to the speech worker: {e}"));
-                        }
-                    } else {
-                        jobs.cancel_waiting(id);
-                    }
-                }
-                Some(Cmd::Shutdown) | None => {
-                    let _ = write_frame_async(wr, &ToSpeech::Shutdown).await;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-                    jobs.fail_all(&SpeechError::Unavailable("civiad is shutting down".into()));
-                    return End::Shutdown;
-                }
-            },
         }
     }
 }
