@@ -285,6 +285,9 @@ impl From<&civia_auth::AuthError> for ApiError {
         use civia_auth::{AuthError as A, StoreError as S};
         let msg = e.to_string();
         let retry = e.retry_after();
+        if let A::UnknownModel { asked, served } = e {
+            return Self::model_not_found(asked, served);
+        }
         let (status, kind, code, param) = match e {
             A::MissingCredentials | A::InvalidKey => (
                 StatusCode::UNAUTHORIZED,
@@ -376,6 +379,30 @@ impl From<&civia_auth::AuthError> for ApiError {
                 "daily_quota_exceeded",
                 None,
             ),
+            A::LastAdmin => (
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "last_admin",
+                None,
+            ),
+            A::KeyNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "key_not_found",
+                None,
+            ),
+            A::LocalAdminCharter => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "permission_denied",
+                None,
+            ),
+            A::Invalid { param, .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_value",
+                Some(*param),
+            ),
             A::Store(S::NoUser(_)) => (
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
@@ -448,7 +475,7 @@ impl From<&civia_auth::AuthError> for ApiError {
                 "store_busy",
                 None,
             ),
-            A::Store(_) | A::Internal(_) => {
+            A::Store(_) | A::Internal(_) | A::UnknownModel { .. } => {
                 log::error!("{msg}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,18 +5,33 @@
 //! slows nobody else), the roles' permissions, request-rate and daily-token quotas (role
 //! defaults from the configuration, per-user overrides from the store), the one-time pairing
 //! code that creates the first admin, the trial admin behind `CIVIA_DEV_API_KEY`, and writing
-//! usage rows. Store calls run on blocking threads, never on the async executor.
+//! usage rows. The application services over the accounts' data: users, keys and quotas with
+//! the last-admin guard, the usage report (by model or service), the privacy operations
+//! (history, data-subject export and erasure) and the usage charter with its register (CSV
+//! with formula neutralisation). Store calls run on blocking threads, never on the async
+//! executor.
 //!
 //! Must never: log a password, key, session token or pairing attempt's code; answer
 //! differently for an unknown user and a wrong password; let a role do more than its
-//! permissions; keep request or answer text.
+//! permissions; keep request or answer text outside the owner's history; leave the box
+//! without an active administrator; rank agents in a usage report; speak HTTP.
 
+mod accounts;
+mod charter;
+mod privacy;
 mod throttle;
+
+pub use accounts::{
+    key_expiry, KeyRequest, NewKey, UsageGroup, UsageReport, UserChange, MAX_KEY_DAYS,
+    MAX_REPORT_DAYS,
+};
+pub use charter::{charter_signer, csv_field, register_csv, Register};
+pub use privacy::{dsr_reason, Erased, UserData};
 
 pub use civia_store::{
     check_password_policy, check_service, csrf_token, new_conversation_id, now, Acceptance,
     ApiKeyInfo, Charter, Conversation, KeyCheck, Message, NewMessage, Role, Store, StoreError,
-    UsageRecord, User,
+    UsageDay, UsageRecord, User,
 };
 
 use civia_config::{AuthConfig, QuotasConfig, RoleQuota};
@@ -67,6 +82,21 @@ pub enum AuthError {
          GET /v1/charter, then POST /v1/charter/accept."
     )]
     CharterNotAccepted { version: u32 },
+    #[error("This is the last active administrator: create another one first.")]
+    LastAdmin,
+    #[error("No active API key #{0}.")]
+    KeyNotFound(i64),
+    /// A key scoped to a model this box does not serve (`served`: its main model).
+    #[error("The model `{asked}` does not exist on this box; it serves `{served}`.")]
+    UnknownModel { asked: String, served: String },
+    #[error("The local admin socket does not accept the charter: users do.")]
+    LocalAdminCharter,
+    /// A value the service's rules refuse; `param` names the request field.
+    #[error("{message}")]
+    Invalid {
+        param: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -606,3 +636,6 @@ fn normalise_code(c: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod service_tests;

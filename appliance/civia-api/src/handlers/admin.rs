@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use civia_auth::{AuthError, QuotaView, Role, User};
+use civia_auth::{AuthError, KeyRequest, QuotaView, Role, User, UserChange};
 use civia_supervisor::Phase;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -29,15 +29,6 @@ fn role(s: &str) -> Result<Role, ApiError> {
 
 fn created(v: Value) -> Handler {
     Ok((StatusCode::CREATED, Json(v)).into_response())
-}
-
-fn last_admin() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "invalid_request_error",
-        "last_admin",
-        "This is the last active administrator: create another one first.",
-    )
 }
 
 // ---- pairing -------------------------------------------------------------------------
@@ -74,7 +65,7 @@ pub(crate) async fn pair(State(st): State<Arc<ApiState>>, ext: Extensions, b: Bo
 
 pub(crate) async fn list_users(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
     require(&ext, &[Role::Admin], "list users")?;
-    let users = st.auth.with_store(|s| s.users()).await?;
+    let users = st.auth.users().await?;
     let list: Vec<Value> = users.iter().map(user_json).collect();
     Ok(Json(json!({ "users": list })).into_response())
 }
@@ -119,7 +110,7 @@ pub(crate) async fn get_user(
 ) -> Handler {
     require(&ext, &[Role::Admin], "read users")?;
     let name = path(name)?;
-    let u = st.auth.with_store(move |s| s.user(&name)).await?;
+    let u = st.auth.user(name).await?;
     Ok(Json(user_json(&u)).into_response())
 }
 
@@ -158,46 +149,14 @@ pub(crate) async fn patch_user(
             Some("reset_password".into()),
         ));
     }
-    let new_role = req.role.as_deref().map(role).transpose()?;
-    let generated = if reset {
-        Some(civia_auth::generate_password()?)
-    } else {
-        None
+    let change = UserChange {
+        role: req.role.as_deref().map(role).transpose()?,
+        disabled: req.disabled,
+        service: req.service.clone(),
+        password: req.password.clone(),
+        reset_password: reset,
     };
-    let password = req.password.clone().or_else(|| generated.clone());
-    let (n, service, disabled) = (name.clone(), req.service.clone(), req.disabled);
-    let user = st
-        .auth
-        .with_store(move |s| {
-            let before = s.user(&n)?;
-            let demoted = new_role.is_some_and(|r| r != Role::Admin) || disabled == Some(true);
-            if before.role == Role::Admin && !before.disabled && demoted && s.active_admins()? <= 1
-            {
-                return Ok(None);
-            }
-            // Validate everything before changing anything.
-            if let Some(p) = &password {
-                civia_auth::check_password_policy(p)?;
-            }
-            if let Some(Some(svc)) = &service {
-                civia_auth::check_service(svc)?;
-            }
-            if let Some(p) = &password {
-                s.set_password(&n, p)?;
-            }
-            if let Some(svc) = &service {
-                s.set_service(&n, svc.as_deref())?;
-            }
-            if let Some(r) = new_role {
-                s.set_role(&n, r)?;
-            }
-            if let Some(d) = disabled {
-                s.set_disabled(&n, d)?;
-            }
-            s.user(&n).map(Some)
-        })
-        .await?
-        .ok_or_else(last_admin)?;
+    let (user, generated) = st.auth.change_user(name.clone(), change).await?;
     log::info!("user `{name}` changed by {}", principal(&ext)?.name());
     let detail = json!({
         "role": req.role, "disabled": req.disabled, "service_changed": req.service.is_some(),
@@ -219,21 +178,7 @@ pub(crate) async fn delete_user(
 ) -> Handler {
     require(&ext, &[Role::Admin], "delete users")?;
     let name = path(name)?;
-    let n = name.clone();
-    let deleted = st
-        .auth
-        .with_store(move |s| {
-            let u = s.user(&n)?;
-            if u.role == Role::Admin && !u.disabled && s.active_admins()? <= 1 {
-                return Ok(None);
-            }
-            s.delete_user(&n)?;
-            Ok(Some(u.id))
-        })
-        .await?;
-    let Some(id) = deleted else {
-        return Err(last_admin());
-    };
+    let id = st.auth.delete_user(name.clone()).await?;
     st.audit_admin(&ext, "admin.user_deleted", Some(id), json!({}))
         .await?;
     log::info!("user `{name}` deleted by {}", principal(&ext)?.name());
@@ -285,18 +230,11 @@ pub(crate) async fn put_quota(
     require(&ext, &[Role::Admin], "set quotas")?;
     let name = path(name)?;
     let req: QuotaBody = small_json(b).await?;
-    if req.tokens_per_day.is_some_and(|t| t > i64::MAX as u64) {
-        return Err(ApiError::bad_request(
-            "`tokens_per_day` is too large.",
-            Some("tokens_per_day".into()),
-        ));
-    }
-    let n = name.clone();
-    st.auth
-        .with_store(move |s| s.set_quota(&n, req.requests_per_minute, req.tokens_per_day))
+    let (u, q) = st
+        .auth
+        .set_quota(name.clone(), req.requests_per_minute, req.tokens_per_day)
         .await?;
     log::info!("quota of `{name}` changed by {}", principal(&ext)?.name());
-    let (u, q) = st.auth.quota_view(name).await?;
     let detail =
         json!({"requests_per_minute": q.rpm_override, "tokens_per_day": q.tokens_override});
     st.audit_admin(&ext, "admin.quota_changed", Some(u.id), detail)
@@ -319,15 +257,7 @@ pub(crate) async fn list_keys(
 ) -> Handler {
     require(&ext, &[Role::Admin], "list keys")?;
     let f = query(f)?;
-    let keys = st
-        .auth
-        .with_store(move |s| {
-            if let Some(u) = &f.user {
-                s.user(u)?;
-            }
-            s.keys(f.user.as_deref())
-        })
-        .await?;
+    let keys = st.auth.keys(f.user).await?;
     let list: Vec<Value> = keys.iter().map(key_json).collect();
     Ok(Json(json!({ "keys": list })).into_response())
 }
@@ -341,9 +271,6 @@ struct NewKey {
     expires_in_days: Option<u32>,
 }
 
-/// Longest key life: ten years.
-const MAX_KEY_DAYS: u32 = 3650;
-
 pub(crate) async fn create_key(
     State(st): State<Arc<ApiState>>,
     ext: Extensions,
@@ -351,33 +278,13 @@ pub(crate) async fn create_key(
 ) -> Handler {
     require(&ext, &[Role::Admin], "create keys")?;
     let req: NewKey = small_json(b).await?;
-    if let Some(m) = &req.model {
-        if !st.model_ids().contains(m) {
-            return Err(ApiError::model_not_found(m, &st.model_id));
-        }
-    }
-    let expires_at = match req.expires_in_days {
-        Some(0) | Some(MAX_KEY_DAYS..) => {
-            return Err(ApiError::bad_request(
-                format!(
-                    "`expires_in_days` must be between 1 and {}.",
-                    MAX_KEY_DAYS - 1
-                ),
-                Some("expires_in_days".into()),
-            ))
-        }
-        Some(d) => Some(civia_auth::now() + i64::from(d) * 86_400),
-        None => None,
+    let req = KeyRequest {
+        user: req.user,
+        name: req.name,
+        model: req.model,
+        expires_in_days: req.expires_in_days,
     };
-    let name = req.name.unwrap_or_else(|| "default".into());
-    let (user, model) = (req.user.clone(), req.model.clone());
-    let (key, info, owner) = st
-        .auth
-        .with_store(move |s| {
-            let (key, info) = s.create_key(&user, &name, model.as_deref(), expires_at)?;
-            Ok((key, info, s.user(&user)?.id))
-        })
-        .await?;
+    let civia_auth::NewKey { key, info, owner } = st.auth.create_key(req, &st.model_ids()).await?;
     let detail =
         json!({"key_id": info.id, "model": info.model_scope, "expires_at": info.expires_at});
     st.audit_admin(&ext, "admin.key_created", Some(owner), detail)
@@ -398,14 +305,7 @@ pub(crate) async fn revoke_key(
 ) -> Handler {
     require(&ext, &[Role::Admin], "revoke keys")?;
     let id = path(id)?;
-    if !st.auth.with_store(move |s| s.revoke_key(id)).await? {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "key_not_found",
-            format!("No active API key #{id}."),
-        ));
-    }
+    st.auth.revoke_key(id).await?;
     log::info!("API key #{id} revoked by {}", principal(&ext)?.name());
     st.audit_admin(&ext, "admin.key_revoked", None, json!({"key_id": id}))
         .await?;
@@ -428,37 +328,9 @@ pub(crate) async fn usage(
 ) -> Handler {
     require(&ext, &[Role::Admin, Role::Dpo], "read usage reports")?;
     let q = query(q)?;
-    let days = q.days.unwrap_or(30);
-    if !(1..=3660).contains(&days) {
-        return Err(ApiError::bad_request(
-            "`days` must be between 1 and 3660.",
-            Some("days".into()),
-        ));
-    }
-    let by = q.by.unwrap_or_else(|| "model".into());
-    let by_service = match by.as_str() {
-        "model" => false,
-        "service" => true,
-        _ => {
-            return Err(ApiError::bad_request(
-                "`by` must be `model` or `service` (reports never rank agents).",
-                Some("by".into()),
-            ))
-        }
-    };
-    let to = civia_auth::day_start() + 86_400;
-    let from = to - i64::from(days) * 86_400;
-    let rows = st
-        .auth
-        .with_store(move |s| {
-            if by_service {
-                s.usage_by_service(from, to)
-            } else {
-                s.usage_by_day(from, to)
-            }
-        })
-        .await?;
-    let rows: Vec<Value> = rows
+    let report = st.auth.usage_report(q.days, q.by.as_deref()).await?;
+    let rows: Vec<Value> = report
+        .rows
         .iter()
         .map(|r| {
             json!({
@@ -467,6 +339,7 @@ pub(crate) async fn usage(
             })
         })
         .collect();
+    let (by, from, to) = (report.group.as_str(), report.from, report.to);
     Ok(Json(json!({ "by": by, "from": from, "to": to, "rows": rows })).into_response())
 }
 
@@ -477,7 +350,7 @@ pub(crate) async fn status(State(st): State<Arc<ApiState>>, ext: Extensions) -> 
         "read the system status",
     )?;
     let s = st.supervisor.status();
-    let users = st.auth.with_store(|s| s.user_count()).await?;
+    let users = st.auth.user_count().await?;
     let state_dir = st.config.state_dir.clone();
     let host =
         tokio::task::spawn_blocking(move || civia_system::Collector::new("/").host(&state_dir))
@@ -503,8 +376,6 @@ pub(crate) async fn status(State(st): State<Arc<ApiState>>, ext: Extensions) -> 
     }))
     .into_response())
 }
-
-// ---- web sessions --------------------------------------------------------------------
 
 #[cfg(test)]
 mod tests {

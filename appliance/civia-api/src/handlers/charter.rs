@@ -14,7 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use civia_auth::{Principal, Role};
+use civia_auth::Role;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -23,17 +23,7 @@ type Handler = Result<Response, ApiError>;
 
 pub(crate) async fn get(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
     let uid = principal(&ext)?.user().map(|u| u.id);
-    let (c, accepted) = st
-        .auth
-        .with_store(move |s| {
-            let c = s.charter()?;
-            let a = match uid {
-                Some(id) => s.accepted_at(id, c.version)?,
-                None => None,
-            };
-            Ok((c, a))
-        })
-        .await?;
+    let (c, accepted) = st.auth.charter_for(uid).await?;
     Ok(Json(json!({
         "version": c.version, "text": c.text, "created_at": c.created_at,
         "required": st.config.charter.required, "accepted_at": accepted,
@@ -48,25 +38,10 @@ struct AcceptBody {
 }
 
 pub(crate) async fn accept(State(st): State<Arc<ApiState>>, ext: Extensions, b: Body) -> Handler {
-    let p = principal(&ext)?;
-    let Principal::User { user, session, .. } = p else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "permission_denied",
-            "The local admin socket does not accept the charter: users do.",
-        ));
-    };
+    let (uid, channel) = civia_auth::charter_signer(principal(&ext)?)?;
     let req: AcceptBody = parse_json(&read_body(b, 4096).await?)?;
-    let (uid, channel) = (user.id, if *session { "web" } else { "api" });
     let version = req.version;
-    let at = st
-        .auth
-        .with_store(move |s| {
-            s.accept_charter(uid, version, channel)?;
-            s.accepted_at(uid, version)
-        })
-        .await?;
+    let at = st.auth.accept_charter(uid, version, channel).await?;
     let detail = json!({"version": version, "channel": channel});
     st.audit_admin(&ext, "charter.accepted", None, detail)
         .await?;
@@ -83,10 +58,7 @@ pub(crate) async fn put(State(st): State<Arc<ApiState>>, ext: Extensions, b: Bod
     require(&ext, &[Role::Admin], "publish the charter")?;
     let req: CharterBody = parse_json(&read_body(b, 256 * 1024).await?)?;
     let by = principal(&ext)?.name().to_string();
-    let c = st
-        .auth
-        .with_store(move |s| s.set_charter(&req.text, &by))
-        .await?;
+    let c = st.auth.publish_charter(req.text, by).await?;
     st.audit_admin(
         &ext,
         "admin.charter_published",
@@ -108,16 +80,6 @@ pub(crate) struct RegisterQuery {
     format: Option<String>,
 }
 
-/// A CSV field: quoted, quotes doubled, and a leading formula character neutralised.
-fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
 pub(crate) async fn register(
     State(st): State<Arc<ApiState>>,
     ext: Extensions,
@@ -134,32 +96,13 @@ pub(crate) async fn register(
             ))
         }
     };
-    let (current, coverage, rows) = st
-        .auth
-        .with_store(|s| {
-            Ok((
-                s.charter()?,
-                s.charter_coverage()?,
-                s.charter_register(None)?,
-            ))
-        })
-        .await?;
+    let reg = st.auth.charter_register().await?;
     if csv {
-        let mut out = String::from("utilisateur,role,service,version,acceptee_le,canal\n");
-        for r in &rows {
-            out.push_str(&format!(
-                "{},{},{},{},{},{}\n",
-                csv_field(&r.user),
-                r.role.as_str(),
-                csv_field(r.service.as_deref().unwrap_or("")),
-                r.version,
-                civia_base::time::rfc3339(r.accepted_at),
-                r.channel
-            ));
-        }
+        let out = civia_auth::register_csv(&reg.rows);
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response());
     }
-    let data: Vec<_> = rows
+    let data: Vec<_> = reg
+        .rows
         .iter()
         .map(|r| {
             json!({"user": r.user, "role": r.role.as_str(), "service": r.service,
@@ -167,9 +110,9 @@ pub(crate) async fn register(
         })
         .collect();
     Ok(Json(json!({
-        "current_version": current.version,
-        "active_users": coverage.1,
-        "accepted_current": coverage.0,
+        "current_version": reg.current.version,
+        "active_users": reg.active_users,
+        "accepted_current": reg.accepted_current,
         "data": data,
     }))
     .into_response())

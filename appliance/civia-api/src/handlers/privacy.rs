@@ -21,7 +21,7 @@ use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, Extensions, StatusCode};
+use axum::http::{header, Extensions};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::{Principal, Role, User};
@@ -51,7 +51,7 @@ pub(crate) async fn list_conversations(
     ext: Extensions,
 ) -> Handler {
     let me = owner(&ext)?;
-    let list = st.auth.with_store(move |s| s.conversations(me.id)).await?;
+    let list = st.auth.conversations(me.id).await?;
     let data: Vec<Value> = list.iter().map(|c| conversation_json(&st, c)).collect();
     Ok(Json(json!({
         "object": "list",
@@ -69,12 +69,7 @@ pub(crate) async fn get_conversation(
 ) -> Handler {
     let me = owner(&ext)?;
     let id = path(id)?;
-    let key = id.clone();
-    let found = st
-        .auth
-        .with_store(move |s| s.conversation(me.id, &key))
-        .await?;
-    let Some((c, messages)) = found else {
+    let Some((c, messages)) = st.auth.conversation(me.id, id.clone()).await? else {
         return Err(conversation_not_found(&id));
     };
     let mut v = conversation_json(&st, &c);
@@ -89,13 +84,7 @@ pub(crate) async fn delete_conversation(
 ) -> Handler {
     let me = owner(&ext)?;
     let id = path(id)?;
-    let key = id.clone();
-    let uid = me.id;
-    if !st
-        .auth
-        .with_store(move |s| s.delete_conversation(uid, &key))
-        .await?
-    {
+    if !st.auth.delete_conversation(me.id, id.clone()).await? {
         return Err(conversation_not_found(&id));
     }
     st.audit_admin(
@@ -110,7 +99,7 @@ pub(crate) async fn delete_conversation(
 
 pub(crate) async fn delete_history(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
     let me = owner(&ext)?;
-    let n = st.auth.with_store(move |s| s.delete_history(me.id)).await?;
+    let n = st.auth.delete_history(me.id).await?;
     st.audit_admin(
         &ext,
         "privacy.history_erased",
@@ -123,24 +112,9 @@ pub(crate) async fn delete_history(State(st): State<Arc<ApiState>>, ext: Extensi
 
 /// Everything the box holds about `user`, as the owner or the DPO receives it.
 async fn user_data(st: &ApiState, user: User) -> Result<Value, ApiError> {
-    let uid = user.id;
-    let name = user.name.clone();
-    let (keys, acceptances, conversations, usage) = st
-        .auth
-        .with_store(move |s| {
-            let keys = s.keys(Some(&name))?;
-            let acceptances = s.charter_register(Some(uid))?;
-            let mut conversations = Vec::new();
-            for c in s.conversations(uid)? {
-                if let Some(full) = s.conversation(uid, &c.id)? {
-                    conversations.push(full);
-                }
-            }
-            let usage = s.usage_of(uid)?;
-            Ok((keys, acceptances, conversations, usage))
-        })
-        .await?;
-    let conversations: Vec<Value> = conversations
+    let d = st.auth.user_data(user).await?;
+    let conversations: Vec<Value> = d
+        .conversations
         .iter()
         .map(|(c, messages)| {
             let mut v = conversation_json(st, c);
@@ -148,16 +122,16 @@ async fn user_data(st: &ApiState, user: User) -> Result<Value, ApiError> {
             v
         })
         .collect();
-    let pseudonym = st.audit.as_ref().map(|a| a.pseudonym_of(uid));
+    let pseudonym = st.audit.as_ref().map(|a| a.pseudonym_of(d.user.id));
     Ok(json!({
         "generated_at": civia_auth::now(),
-        "account": user_json(&user),
-        "api_keys": keys.iter().map(key_json).collect::<Vec<_>>(),
-        "charter_acceptances": acceptances.iter().map(|a| json!({
+        "account": user_json(&d.user),
+        "api_keys": d.keys.iter().map(key_json).collect::<Vec<_>>(),
+        "charter_acceptances": d.acceptances.iter().map(|a| json!({
             "version": a.version, "accepted_at": a.accepted_at, "channel": a.channel,
         })).collect::<Vec<_>>(),
         "conversations": conversations,
-        "usage_by_day": usage.iter().map(|d| json!({
+        "usage_by_day": d.usage.iter().map(|d| json!({
             "date": civia_base::time::date_of_day(d.day), "model": d.model, "requests": d.requests,
             "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens,
         })).collect::<Vec<_>>(),
@@ -205,19 +179,6 @@ fn require_dsr(ext: &Extensions) -> Result<(), ApiError> {
     }
 }
 
-/// A reason is mandatory and recorded: "demande d'accès du 3 mars (courrier n° 12)".
-fn reason(r: Option<String>) -> Result<String, ApiError> {
-    let r = r.unwrap_or_default();
-    let r = r.trim();
-    if r.is_empty() || r.chars().count() > 200 || r.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "`reason` is required: 1 to 200 printable characters (the request's reference).",
-            Some("reason".into()),
-        ));
-    }
-    Ok(r.to_string())
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DsrQuery {
@@ -232,8 +193,8 @@ pub(crate) async fn dsr_export(
 ) -> Handler {
     require_dsr(&ext)?;
     let name = path(name)?;
-    let why = reason(query(q)?.reason)?;
-    let user = st.auth.with_store(move |s| s.user(&name)).await?;
+    let why = civia_auth::dsr_reason(query(q)?.reason)?;
+    let user = st.auth.user(name).await?;
     let uid = user.id;
     let file = format!("civia-dsr-{}.json", user.name);
     let v = user_data(&st, user).await?;
@@ -259,31 +220,10 @@ pub(crate) async fn dsr_erase(
     require_dsr(&ext)?;
     let name = path(name)?;
     let req: EraseBody = parse_json(&read_body(b, 16 * 1024).await?)?;
-    let why = reason(req.reason)?;
+    let why = civia_auth::dsr_reason(req.reason)?;
     let delete_account = req.delete_account;
-    let user = st.auth.with_store(move |s| s.user(&name)).await?;
-    let (uid, uname, is_admin) = (user.id, user.name.clone(), user.role == Role::Admin);
-    let erased = st
-        .auth
-        .with_store(move |s| {
-            if delete_account && is_admin && !user.disabled && s.active_admins()? <= 1 {
-                return Ok(None);
-            }
-            let n = s.delete_history(uid)?;
-            if delete_account {
-                s.delete_user(&uname)?;
-            }
-            Ok(Some(n))
-        })
-        .await?;
-    let Some(n) = erased else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "invalid_request_error",
-            "last_admin",
-            "This is the last active administrator: create another one first.",
-        ));
-    };
+    let e = st.auth.erase_user(name, delete_account).await?;
+    let (uid, n) = (e.user_id, e.conversations);
     let detail = json!({"reason": why, "conversations": n, "account_deleted": delete_account});
     st.audit_admin(&ext, "dsr.erased", Some(uid), detail)
         .await?;
