@@ -7,7 +7,9 @@
 //! and of the AI Act deployer checklist ([`deployer_checklist`]), with the stable ids of
 //! their sections, measures, risks and checklist items; the reading of each measure's state
 //! from the snapshot (one place, shared by the three documents); the Markdown escaping of
-//! the snapshot's strings.
+//! the snapshot's strings; the mapping of the box's configuration and of the state the daemon
+//! read (model and dossier, audit log, accounts, charter, host facts) to the snapshot
+//! ([`Snapshot::from_live`]).
 //!
 //! Must never: do I/O (no files, clock, network or environment: the caller gives the
 //! snapshot and its date); or state a measure that the snapshot does not say is enabled.
@@ -18,6 +20,7 @@
 mod checklist;
 mod document;
 mod dpia;
+mod live;
 mod measures;
 mod register;
 mod snapshot;
@@ -34,6 +37,7 @@ pub use document::{
     Section, UnknownKind,
 };
 pub use dpia::dpia_kit;
+pub use live::{AuditState, Charter, Live, LoadedModel};
 pub use register::register_entry;
 pub use snapshot::{
     AuditInfo, CharterInfo, GuardInfo, HistoryInfo, Measure, ModelInfo, SecurityInfo, Snapshot,

@@ -10,6 +10,68 @@ use zip::{CompressionMethod, ZipWriter};
 use crate::error::Error;
 use crate::Format;
 
+/// Longest title a draft may carry, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// Whether `title` may title a draft: at most [`MAX_TITLE_CHARS`] characters, none of them a
+/// control character (it ends up in file metadata and in a download's file name).
+pub fn title_acceptable(title: &str) -> bool {
+    title.chars().count() <= MAX_TITLE_CHARS && !title.chars().any(char::is_control)
+}
+
+/// A format a draft is exported to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExportFormat {
+    Docx,
+    Odt,
+    Txt,
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = ();
+
+    /// `docx`, `odt` or `txt`, as written.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "docx" => Ok(ExportFormat::Docx),
+            "odt" => Ok(ExportFormat::Odt),
+            "txt" => Ok(ExportFormat::Txt),
+            _ => Err(()),
+        }
+    }
+}
+
+impl ExportFormat {
+    /// The media type of the exported file.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Docx => {
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            }
+            ExportFormat::Odt => "application/vnd.oasis.opendocument.text",
+            ExportFormat::Txt => "text/plain; charset=utf-8",
+        }
+    }
+
+    /// The file name extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Docx => "docx",
+            ExportFormat::Odt => "odt",
+            ExportFormat::Txt => "txt",
+        }
+    }
+
+    /// The draft as a file of this format ([`to_docx`], [`to_odt`], [`to_text`]).
+    pub fn export(self, d: &Draft) -> Result<Vec<u8>, Error> {
+        match self {
+            ExportFormat::Docx => to_docx(d),
+            ExportFormat::Odt => to_odt(d),
+            ExportFormat::Txt => Ok(to_text(d).into_bytes()),
+        }
+    }
+}
+
 /// A draft to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Draft<'a> {

@@ -19,7 +19,9 @@ mod text;
 mod zipsafe;
 
 pub use error::{Error, Hazard};
-pub use export::{to_docx, to_odt, to_text, Draft};
+pub use export::{
+    title_acceptable, to_docx, to_odt, to_text, Draft, ExportFormat, MAX_TITLE_CHARS,
+};
 pub use text::chunks;
 
 use text::Sink;

@@ -777,3 +777,43 @@ fn every_error_has_french_text() {
         "Le fichier est trop volumineux (50 Mo) : la taille maximale acceptée est de 20 Mo."
     );
 }
+
+#[test]
+fn export_formats_by_name() {
+    use civia_documents::ExportFormat;
+    let d = draft(true);
+    for (name, ext, mime) in [
+        (
+            "docx",
+            "docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        ("odt", "odt", "application/vnd.oasis.opendocument.text"),
+        ("txt", "txt", "text/plain; charset=utf-8"),
+    ] {
+        let f: ExportFormat = name.parse().expect(name);
+        assert_eq!((f.extension(), f.content_type()), (ext, mime));
+        let bytes = f.export(&d).expect(name);
+        // The same file as the format's own writer.
+        let direct = match f {
+            ExportFormat::Docx => civia_documents::to_docx(&d).expect("docx"),
+            ExportFormat::Odt => civia_documents::to_odt(&d).expect("odt"),
+            ExportFormat::Txt => civia_documents::to_text(&d).into_bytes(),
+        };
+        assert_eq!(bytes.len(), direct.len(), "{name}");
+    }
+    for bad in ["pdf", "DOCX", "", "txt "] {
+        assert!(bad.parse::<ExportFormat>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn draft_titles() {
+    use civia_documents::{title_acceptable, MAX_TITLE_CHARS};
+    assert!(title_acceptable(""));
+    assert!(title_acceptable("Courrier à M. Durand"));
+    assert!(title_acceptable(&"é".repeat(MAX_TITLE_CHARS)));
+    assert!(!title_acceptable(&"é".repeat(MAX_TITLE_CHARS + 1)));
+    assert!(!title_acceptable("ligne\nsuivante"));
+    assert!(!title_acceptable("tab\there"));
+}

@@ -14,7 +14,10 @@
 //! ([`Collector::new`]) so that tests read a fake tree; and the egress probe
 //! ([`probe_egress`]): one TCP connect, bounded in time, closed at once; and, on request, the
 //! main-memory read bandwidth ([`measure_memory_read`]), what bounds a model's decoding speed
-//! on the CPU: a bounded buffer allocated, read by a few threads, freed.
+//! on the CPU: a bounded buffer allocated, read by a few threads, freed; and how the API may
+//! run both ([`ProbeTarget`], [`measure_bandwidth`]): the probe's target and timeout checked,
+//! at most [`PARALLEL_PROBES`] probes at once, one bandwidth measurement at a time, and the
+//! decoding-speed bound from the loaded weights ([`decode_bound`]).
 //!
 //! Must never: write a file, run a program, block on a special file, read without bound,
 //! fail or panic on a missing or garbled file (a fact it cannot read is `null` or an empty
@@ -24,6 +27,7 @@
 mod bandwidth;
 mod host;
 mod net;
+mod service;
 mod volume;
 
 pub use bandwidth::{
@@ -32,6 +36,10 @@ pub use bandwidth::{
 };
 pub use host::HostInfo;
 pub use net::{check_probe_target, probe_egress, EgressResult, ProbeError, MAX_PROBE_TIMEOUT};
+pub use service::{
+    decode_bound, max_probe_timeout_ms, measure_bandwidth, MeasureError, ProbeTarget, TargetError,
+    BANDWIDTH_PASSES, DEFAULT_PROBE_TIMEOUT_MS, PARALLEL_PROBES,
+};
 pub use volume::unescape as unescape_mount_path;
 
 use serde::Serialize;

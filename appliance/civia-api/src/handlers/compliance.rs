@@ -16,8 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::Role;
 use civia_compliance::{
-    AuditInfo, CharterInfo, DocumentKind, GuardInfo, HistoryInfo, Measure, ModelInfo, SecurityInfo,
-    Snapshot, UserCounts,
+    AuditState, Charter, DocumentKind, Live, LoadedModel, Snapshot, UserCounts,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -28,97 +27,51 @@ pub(crate) struct FormatQuery {
     format: Option<String>,
 }
 
-/// The snapshot of the live configuration and state the documents are rendered from.
+/// The snapshot of the live configuration and state the documents are rendered from: this
+/// reads; `Snapshot::from_live` decides what each fact says.
 pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
-    let cfg = &st.config;
     let (charter, coverage, users) = st
         .auth
         .with_store(|s| Ok((s.charter()?, s.charter_coverage()?, s.users()?)))
         .await?;
     let count = |r: Role| users.iter().filter(|u| u.role == r && !u.disabled).count() as u64;
-    let model = match st.verified_dossier() {
-        Ok((d, info)) => {
-            let text = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_string);
-            ModelInfo {
-                id: st.model_id.clone(),
-                sha256: info.sha256,
-                licence: text("licence"),
-                provider: text("provider"),
-                dossier_present: true,
-            }
-        }
-        Err(_) => ModelInfo {
-            id: st.model_id.clone(),
-            sha256: st
-                .supervisor
-                .status()
-                .model
-                .map(|m| m.sha256)
-                .unwrap_or_default(),
-            licence: None,
-            provider: None,
-            dossier_present: false,
-        },
+    let verified = st.verified_dossier().ok();
+    let sha256 = match &verified {
+        Some((_, info)) => info.sha256.clone(),
+        None => st
+            .supervisor
+            .status()
+            .model
+            .map(|m| m.sha256)
+            .unwrap_or_default(),
     };
-    let state_dir = cfg.state_dir.clone();
+    let state_dir = st.config.state_dir.clone();
     let host =
         tokio::task::spawn_blocking(move || civia_system::Collector::new("/").host(&state_dir))
             .await
             .map_err(|e| ApiError::internal(format!("host task failed: {e}")))?;
-    let (chain_verified, journald) = match &st.audit {
-        Some(a) => (a.chain_verifies().await, a.mirrored()),
-        None => (None, false),
+    let audit = match &st.audit {
+        Some(a) => Some(AuditState {
+            chain_verified: a.chain_verifies().await,
+            journald_mirror: a.mirrored(),
+        }),
+        None => None,
     };
-    Ok(Snapshot {
+    let live = Live {
         generated_at: civia_base::time::rfc3339(civia_auth::now()),
         box_version: env!("CARGO_PKG_VERSION").to_string(),
-        commune: cfg.commune.name.clone(),
-        controller_contact: cfg.commune.dpo_contact.clone(),
-        models: vec![model],
-        audit: AuditInfo {
-            enabled: st.audit.is_some(),
-            retention_months: cfg.audit.retention_months,
-            retention_justification: cfg.audit.retention_justification.clone(),
-            chain_verified,
-            signed_segments: st.audit.is_some(),
-            journald_mirror: journald,
+        model: LoadedModel {
+            id: st.model_id.clone(),
+            sha256,
+            dossier: verified.as_ref().map(|(d, _)| d),
         },
-        history: HistoryInfo {
-            enabled: cfg.history.enabled,
-            retention_days: cfg.history.retention_days,
-        },
-        security: SecurityInfo {
-            tls_lan: cfg.api_tls(),
-            lan_only_sources: cfg
-                .api
-                .allowed_sources
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            // civiad opens no outgoing connection; the image's firewall is not visible here.
-            egress_default_zero: true,
-            disk_encryption: match host.state_encrypted {
-                Some(true) => Measure::Enabled,
-                Some(false) => Measure::Disabled,
-                None => Measure::Unknown,
-            },
-            // A TPM being present does not say that the box's secrets are sealed in it.
-            tpm: Measure::Unknown,
-            api_keys_hashed: true,
-            login_throttling: true,
-            signed_updates: st.updates.is_some(),
-            admin_socket_local_only: true,
-        },
-        guard: GuardInfo {
-            pii_detection: true,
-            max_prompt_chars: u32::try_from(cfg.guard.max_prompt_chars).unwrap_or(u32::MAX),
-            max_answer_tokens: cfg.api.max_tokens,
-            system_prompt_leak_filter: st.leak_guard.is_some(),
-            ai_marking: true,
-        },
-        charter: CharterInfo {
+        audit,
+        state_encrypted: host.state_encrypted,
+        leak_filter: st.leak_guard.is_some(),
+        signed_updates: st.updates.is_some(),
+        charter: Charter {
             version: charter.version,
-            updated_at: Some(civia_base::time::rfc3339(charter.created_at)),
+            created_at: civia_base::time::rfc3339(charter.created_at),
             users_accepted_current: coverage.0,
             users_total: coverage.1,
         },
@@ -128,7 +81,8 @@ pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
             dpos: count(Role::Dpo),
             integrators: count(Role::Integrator),
         },
-    })
+    };
+    Ok(Snapshot::from_live(&st.config, live))
 }
 
 pub(crate) async fn document(

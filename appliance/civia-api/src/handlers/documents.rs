@@ -15,7 +15,7 @@ use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::MODEL_USERS;
-use civia_documents::{Error as DocError, Limits};
+use civia_documents::{Error as DocError, ExportFormat, Limits};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -179,7 +179,7 @@ pub(crate) async fn export(
     who.require(MODEL_USERS, "use the model")?;
     let format: String = crate::extract::path(format)?;
     let req: ExportBody = parse_json(&read_body(body, 4 * 1024 * 1024).await?)?;
-    if req.title.chars().count() > 200 || req.title.chars().any(char::is_control) {
+    if !civia_documents::title_acceptable(&req.title) {
         return Err(ApiError::bad_request(
             "`title`: at most 200 printable characters.",
             Some("title".into()),
@@ -196,35 +196,19 @@ pub(crate) async fn export(
         author: None,
         visible_notice: req.notice.unwrap_or(true),
     };
-    let (bytes, ctype, extension) = match format.as_str() {
-        "docx" => (
-            civia_documents::to_docx(&draft).map_err(|e| doc_error(&e))?,
-            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-            "docx",
-        ),
-        "odt" => (
-            civia_documents::to_odt(&draft).map_err(|e| doc_error(&e))?,
-            "application/vnd.oasis.opendocument.text",
-            "odt",
-        ),
-        "txt" => (
-            civia_documents::to_text(&draft).into_bytes(),
-            "text/plain; charset=utf-8",
-            "txt",
-        ),
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "not_found",
-                "Export formats: docx, odt, txt.",
-            ))
-        }
+    let Ok(format) = format.parse::<ExportFormat>() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            "Export formats: docx, odt, txt.",
+        ));
     };
-    let name = file_name(&req.title, extension);
+    let bytes = format.export(&draft).map_err(|e| doc_error(&e))?;
+    let name = file_name(&req.title, format.extension());
     Ok((
         [
-            (header::CONTENT_TYPE, ctype.to_string()),
+            (header::CONTENT_TYPE, format.content_type().to_string()),
             (header::CONTENT_DISPOSITION, disposition(&name)),
         ],
         [(

@@ -7,7 +7,7 @@
 //! All three need the `admin` role. The pairing code is part of the facts only on the local admin
 //! socket (the console, `civia console-status`), never on a network listener. A probe only
 //! connects and closes: no byte of data is sent, no name is resolved (that would itself be
-//! egress); it is audited (`admin.egress_probe`) and at most [`PARALLEL_PROBES`] run at once.
+//! egress); it is audited (`admin.egress_probe`) and at most `civia_system::PARALLEL_PROBES` run at once.
 //! A bandwidth measurement keeps every core busy for a moment: one at a time, others get 409.
 
 use crate::body::read_bytes;
@@ -15,29 +15,19 @@ use crate::extract::require;
 use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::Extensions;
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::{Principal, Role};
+use civia_system::{MeasureError, ProbeTarget, TargetError};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 type Handler = Result<Response, ApiError>;
 
 /// A probe body is a few dozen bytes.
 const PROBE_BODY_LIMIT: usize = 4 * 1024;
-/// Probes running at once; more wait their turn.
-pub(crate) const PARALLEL_PROBES: usize = 2;
-/// The probe's timeout when the body gives none.
-const DEFAULT_PROBE_TIMEOUT_MS: u64 = 3000;
-
-static PROBES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PARALLEL_PROBES);
-/// One memory-bandwidth measurement at a time.
-static BANDWIDTH: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-/// Timed reads of the buffer; the fastest counts.
-const BANDWIDTH_PASSES: u32 = 3;
 
 pub(crate) async fn facts(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
     require(&ext, &[Role::Admin], "read the system facts")?;
@@ -64,19 +54,12 @@ pub(crate) async fn facts(State(st): State<Arc<ApiState>>, ext: Extensions) -> H
     Ok(Json(v).into_response())
 }
 
-/// A validated probe request.
-#[derive(Debug, PartialEq, Eq)]
-struct Probe {
-    address: SocketAddr,
-    timeout_ms: u64,
-}
-
 fn invalid(param: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message, Some(param.to_string()))
 }
 
 /// `{"address": "IP:PORT", "timeout_ms": 1..=5000}`, with French messages naming the field.
-fn parse_probe(body: &[u8]) -> Result<Probe, ApiError> {
+fn parse_probe(body: &[u8]) -> Result<ProbeTarget, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid_json(format!(
             "Le corps de la requête n'est pas du JSON valide : {e}."
@@ -91,8 +74,7 @@ fn parse_probe(body: &[u8]) -> Result<Probe, ApiError> {
     probe_fields(&map)
 }
 
-fn probe_fields(map: &Map<String, Value>) -> Result<Probe, ApiError> {
-    let max_ms = civia_system::MAX_PROBE_TIMEOUT.as_millis() as u64;
+fn probe_fields(map: &Map<String, Value>) -> Result<ProbeTarget, ApiError> {
     if let Some(k) = map
         .keys()
         .find(|k| !["address", "timeout_ms"].contains(&k.as_str()))
@@ -116,24 +98,43 @@ fn probe_fields(map: &Map<String, Value>) -> Result<Probe, ApiError> {
             ))
         }
     };
-    civia_system::check_probe_target(address)
-        .map_err(|e| invalid("address", format!("Adresse refusée : {e}.")))?;
     let timeout_ms = match map.get("timeout_ms") {
-        None | Some(Value::Null) => DEFAULT_PROBE_TIMEOUT_MS,
-        Some(v) => v
-            .as_u64()
-            .filter(|ms| (1..=max_ms).contains(ms))
-            .ok_or_else(|| {
-                invalid(
-                    "timeout_ms",
-                    format!("`timeout_ms` doit être un entier entre 1 et {max_ms}."),
-                )
-            })?,
+        None | Some(Value::Null) => None,
+        // Not a whole number of milliseconds: refused like 0, after the address is checked.
+        Some(v) => Some(v.as_u64().unwrap_or(0)),
     };
-    Ok(Probe {
-        address,
-        timeout_ms,
-    })
+    ProbeTarget::new(address, timeout_ms).map_err(target_error)
+}
+
+fn target_error(e: TargetError) -> ApiError {
+    match e {
+        TargetError::Address(e) => invalid("address", format!("Adresse refusée : {e}.")),
+        TargetError::Timeout => invalid(
+            "timeout_ms",
+            format!(
+                "`timeout_ms` doit être un entier entre 1 et {}.",
+                civia_system::max_probe_timeout_ms()
+            ),
+        ),
+    }
+}
+
+fn measure_error(e: MeasureError) -> ApiError {
+    match e {
+        MeasureError::Busy => ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "measurement_running",
+            "Une mesure de bande passante est déjà en cours ; réessayez dans quelques secondes.",
+        ),
+        MeasureError::Failed(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "measurement_failed",
+            format!("La mesure de bande passante mémoire a échoué : {e}."),
+        ),
+        MeasureError::Task(e) => ApiError::internal(e),
+    }
 }
 
 pub(crate) async fn egress_probe(
@@ -143,16 +144,7 @@ pub(crate) async fn egress_probe(
 ) -> Handler {
     require(&ext, &[Role::Admin], "probe egress from the box")?;
     let probe = parse_probe(&read_bytes(b, PROBE_BODY_LIMIT).await?)?;
-    let result = {
-        let _turn = PROBES
-            .acquire()
-            .await
-            .map_err(|e| ApiError::internal(format!("egress probe: {e}")))?;
-        let (addr, timeout) = (probe.address, Duration::from_millis(probe.timeout_ms));
-        tokio::task::spawn_blocking(move || civia_system::probe_egress(addr, timeout))
-            .await
-            .map_err(|e| ApiError::internal(format!("egress probe task failed: {e}")))?
-    };
+    let result = probe.run().await.map_err(measure_error)?;
     log::info!(
         "egress probe to {} by {}: connected={} error={:?}",
         probe.address,
@@ -176,44 +168,15 @@ pub(crate) async fn egress_probe(
 /// (`null`).
 pub(crate) async fn memory_bandwidth(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
     require(&ext, &[Role::Admin], "measure the memory bandwidth")?;
-    let Ok(_turn) = BANDWIDTH.try_acquire() else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "invalid_request_error",
-            "measurement_running",
-            "Une mesure de bande passante est déjà en cours ; réessayez dans quelques secondes.",
-        ));
-    };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(civia_system::MAX_THREADS);
-    let memory = tokio::task::spawn_blocking(move || {
-        civia_system::measure_memory_read(
-            civia_system::DEFAULT_BUFFER_BYTES,
-            threads,
-            BANDWIDTH_PASSES,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("memory bandwidth task failed: {e}")))?
-    .map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "measurement_failed",
-            format!("La mesure de bande passante mémoire a échoué : {e}."),
-        )
-    })?;
+    let memory = civia_system::measure_bandwidth()
+        .await
+        .map_err(measure_error)?;
     // Where the worker put the layers (it reports llama.cpp's devices when it loads).
     let model = st.supervisor.status().model;
     let weights = model.as_ref().map(|m| m.size_bytes);
     let gpu_layers = model.as_ref().map_or(0, |m| m.gpu_layers);
     let on_gpu = gpu_layers > 0;
-    let bound = match weights {
-        Some(w) if w > 0 && !on_gpu => Some(memory.bytes_per_second as f64 / w as f64),
-        _ => None,
-    };
+    let bound = civia_system::decode_bound(&memory, weights, gpu_layers);
     log::info!(
         "memory read bandwidth {:.2} GB/s ({} threads), decode bound {:?} tokens/s",
         memory.bytes_per_second as f64 / 1e9,
@@ -238,7 +201,7 @@ pub(crate) async fn memory_bandwidth(State(st): State<Arc<ApiState>>, ext: Exten
 mod tests {
     use super::*;
 
-    fn parse(body: &str) -> Result<Probe, ApiError> {
+    fn parse(body: &str) -> Result<ProbeTarget, ApiError> {
         parse_probe(body.as_bytes())
     }
 
@@ -246,13 +209,13 @@ mod tests {
     fn probe_bodies() {
         assert_eq!(
             parse(r#"{"address": "192.0.2.10:443", "timeout_ms": 5000}"#).expect("valid"),
-            Probe {
+            ProbeTarget {
                 address: "192.0.2.10:443".parse().expect("addr"),
                 timeout_ms: 5000
             }
         );
         let p = parse(r#"{"address": " [2001:db8::1]:80 "}"#).expect("valid");
-        assert_eq!(p.timeout_ms, DEFAULT_PROBE_TIMEOUT_MS);
+        assert_eq!(p.timeout_ms, civia_system::DEFAULT_PROBE_TIMEOUT_MS);
         assert!(p.address.is_ipv6());
 
         for (body, code, param) in [
