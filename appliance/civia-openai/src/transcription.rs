@@ -40,12 +40,14 @@ impl Format {
             "srt" => Format::Srt,
             "vtt" => Format::Vtt,
             "verbose_json" => Format::VerboseJson,
-            other => return Err(Error::invalid(
-                "response_format",
-                format!(
+            other => {
+                return Err(Error::invalid(
+                    "response_format",
+                    format!(
                     "`response_format` « {other} » inconnu : json, text, srt, vtt ou verbose_json."
                 ),
-            )),
+                ))
+            }
         })
     }
 }

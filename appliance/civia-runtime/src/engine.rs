@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-use crate::worker::WorkerError;
+use crate::error::WorkerError;
 
 /// One generation in progress.
 struct Job {

@@ -12,6 +12,7 @@
 //! the supervisor answers the requests in flight and restarts it.
 
 mod engine;
+mod error;
 pub mod stop;
 pub mod template;
 pub mod worker;

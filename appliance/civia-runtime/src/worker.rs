@@ -3,7 +3,7 @@
 
 use crate::engine::{Engine, EngineConfig};
 use crate::template::ChatTemplate;
-use civia_ipc::worker::{handshake, Link, StartError, Started};
+use civia_ipc::worker::{handshake, Link, Started};
 use civia_ipc::{
     read_frame, ComputeDevice, DeviceKind, IpcError, ModelInfo, RuntimeProtocol, ToWorker,
 };
@@ -17,15 +17,7 @@ use std::num::NonZeroU32;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::channel;
 
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error(transparent)]
-    Ipc(#[from] IpcError),
-    /// The worker stopped before serving: handshake, or a model refused (already reported
-    /// to the supervisor).
-    #[error(transparent)]
-    Start(#[from] StartError),
-}
+pub use crate::error::WorkerError;
 
 /// Runs the worker on an already connected socket until the supervisor says `Shutdown` or
 /// closes the socket.

@@ -673,7 +673,7 @@ mod tests {
     async fn exit_descriptions_name_the_status_or_the_signal() {
         let status = |script: &str| {
             let mut c = Process::new("/bin/sh");
-            c.arg("-c").arg(script.to_string());
+            c.arg("-c").arg(script);
             async move { c.status().await }
         };
         assert_eq!(

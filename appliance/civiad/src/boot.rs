@@ -2,8 +2,8 @@
 //! or its slot is marked bad and civiad exits with [`civia_update::EXIT_TRIAL_UNHEALTHY`]
 //! (the service unit's `ExecStopPost=` then reboots into the previous slot).
 
-use civia_update::{TrialOutcome, Updates};
 use civia_supervisor::{Phase, Supervisor};
+use civia_update::{TrialOutcome, Updates};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
