@@ -2,9 +2,9 @@
 //! can read it (after draining a bounded amount), and JSON parsing that names the offending
 //! field.
 
+use crate::error::Class;
 use crate::ApiError;
 use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use std::io::Read;
 use std::sync::Arc;
@@ -43,9 +43,8 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
 /// bounded amount, so that the client reads the answer).
 pub(crate) async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
+        ApiError::of(
+            Class::TooLarge,
             "request_too_large",
             format!("The request body exceeds the limit of {limit} bytes."),
         )

@@ -6,6 +6,45 @@ use axum::Json;
 use civia_supervisor::GenerationError;
 use serde_json::json;
 
+/// The HTTP status and OpenAI error `type` that go together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// 400 `invalid_request_error`
+    Invalid,
+    /// 401 `invalid_request_error`
+    Unauthorized,
+    /// 403 `permission_error`
+    Forbidden,
+    /// 404 `invalid_request_error`
+    NotFound,
+    /// 409 `invalid_request_error`
+    Conflict,
+    /// 413 `invalid_request_error`
+    TooLarge,
+    /// 429 `rate_limit_error`
+    RateLimited,
+    /// 503 `server_error`
+    Unavailable,
+    /// 500 `server_error`
+    Internal,
+}
+
+impl Class {
+    fn status_and_kind(self) -> (StatusCode, &'static str) {
+        match self {
+            Class::Invalid => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+            Class::Unauthorized => (StatusCode::UNAUTHORIZED, "invalid_request_error"),
+            Class::Forbidden => (StatusCode::FORBIDDEN, "permission_error"),
+            Class::NotFound => (StatusCode::NOT_FOUND, "invalid_request_error"),
+            Class::Conflict => (StatusCode::CONFLICT, "invalid_request_error"),
+            Class::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
+            Class::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+            Class::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
+            Class::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -33,24 +72,20 @@ impl ApiError {
         }
     }
 
+    /// An error of a [`Class`] (its status and `type`) with a stable `code`.
+    pub fn of(class: Class, code: &'static str, message: impl Into<String>) -> Self {
+        let (status, kind) = class.status_and_kind();
+        Self::new(status, kind, code, message)
+    }
+
     pub fn bad_request(message: impl Into<String>, param: Option<String>) -> Self {
-        let mut e = Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid_value",
-            message,
-        );
+        let mut e = Self::of(Class::Invalid, "invalid_value", message);
         e.param = param;
         e
     }
 
     pub fn invalid_json(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid_json",
-            message,
-        )
+        Self::of(Class::Invalid, "invalid_json", message)
     }
 
     pub fn with_param(mut self, param: &str) -> Self {
@@ -61,32 +96,17 @@ impl ApiError {
     }
 
     pub fn unsupported(param: &str, message: impl Into<String>) -> Self {
-        let mut e = Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "unsupported_parameter",
-            message,
-        );
+        let mut e = Self::of(Class::Invalid, "unsupported_parameter", message);
         e.param = Some(param.to_string());
         e
     }
 
     pub fn unauthorized(message: &str) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            message,
-        )
+        Self::of(Class::Unauthorized, "invalid_api_key", message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal_error",
-            message,
-        )
+        Self::of(Class::Internal, "internal_error", message)
     }
 
     pub fn model_not_found(asked: &str, served: &str) -> Self {
@@ -119,52 +139,17 @@ impl From<civia_openai::Error> for ApiError {
 
 impl From<GenerationError> for ApiError {
     fn from(e: GenerationError) -> Self {
-        let msg = e.to_string();
-        let (status, kind, code, retry) = match e {
-            GenerationError::Unavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "model_unavailable",
-                Some(2),
-            ),
-            GenerationError::QueueFull(_) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "queue_full",
-                Some(5),
-            ),
-            GenerationError::QueueTimeout(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "queue_timeout",
-                Some(10),
-            ),
-            GenerationError::WorkerCrashed(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "runtime_restarted",
-                Some(2),
-            ),
-            GenerationError::ContextOverflow(_) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "context_length_exceeded",
-                None,
-            ),
-            GenerationError::InvalidPrompt(_) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_prompt",
-                None,
-            ),
-            GenerationError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "generation_failed",
-                None,
-            ),
+        use GenerationError as G;
+        let (class, code, retry) = match e {
+            G::Unavailable(_) => (Class::Unavailable, "model_unavailable", Some(2)),
+            G::QueueFull(_) => (Class::RateLimited, "queue_full", Some(5)),
+            G::QueueTimeout(_) => (Class::Unavailable, "queue_timeout", Some(10)),
+            G::WorkerCrashed(_) => (Class::Unavailable, "runtime_restarted", Some(2)),
+            G::ContextOverflow(_) => (Class::Invalid, "context_length_exceeded", None),
+            G::InvalidPrompt(_) => (Class::Invalid, "invalid_prompt", None),
+            G::Internal(_) => (Class::Internal, "generation_failed", None),
         };
-        let mut err = Self::new(status, kind, code, msg);
+        let mut err = Self::of(class, code, e.to_string());
         err.retry_after_secs = retry;
         err
     }
@@ -174,21 +159,9 @@ impl From<civia_supervisor::SpeechError> for ApiError {
     fn from(e: civia_supervisor::SpeechError) -> Self {
         use civia_ipc::speech::SpeechFailure as F;
         use civia_supervisor::SpeechError as S;
-        let bad = |code, message: String| {
-            Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                code,
-                message,
-            )
-        };
+        let bad = |code, message: String| Self::of(Class::Invalid, code, message);
         let unavailable = |code, message: String, retry| {
-            let mut e = Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                code,
-                message,
-            );
+            let mut e = Self::of(Class::Unavailable, code, message);
             e.retry_after_secs = Some(retry);
             e
         };
@@ -203,9 +176,8 @@ impl From<civia_supervisor::SpeechError> for ApiError {
                 format!("Le service de transcription est occupé ({n} enregistrement(s) en attente). Réessayez plus tard."),
                 30,
             ),
-            S::WorkerCrashed(why) => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
+            S::WorkerCrashed(why) => Self::of(
+                Class::Internal,
                 "speech_failed",
                 format!(
                     "Le service de transcription s'est arrêté pendant le traitement ({why}) ; il \
@@ -231,9 +203,8 @@ impl From<civia_supervisor::SpeechError> for ApiError {
                 ),
                 F::InvalidRequest => bad("invalid_value", message),
                 F::Cancelled => unavailable("speech_cancelled", message, 1),
-                F::Internal => Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
+                F::Internal => Self::of(
+                    Class::Internal,
                     "speech_failed",
                     format!("La transcription a échoué : {message}"),
                 ),
@@ -256,9 +227,8 @@ impl IntoResponse for ApiError {
 
 impl From<civia_audit::AuditUnavailable> for ApiError {
     fn from(_: civia_audit::AuditUnavailable) -> Self {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
+        ApiError::of(
+            Class::Internal,
             "audit_unavailable",
             "The audit log cannot be written: the request is refused (details in the journal).",
         )
@@ -283,211 +253,50 @@ impl From<civia_metering::Error> for ApiError {
 impl From<&civia_auth::AuthError> for ApiError {
     fn from(e: &civia_auth::AuthError) -> Self {
         use civia_auth::{AuthError as A, StoreError as S};
-        let msg = e.to_string();
-        let retry = e.retry_after();
+        use Class::*;
         if let A::UnknownModel { asked, served } = e {
             return Self::model_not_found(asked, served);
         }
-        let (status, kind, code, param) = match e {
-            A::MissingCredentials | A::InvalidKey => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                "invalid_api_key",
-                None,
-            ),
-            A::RevokedKey => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                "revoked_api_key",
-                None,
-            ),
-            A::ExpiredKey => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                "expired_api_key",
-                None,
-            ),
-            A::Disabled => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                "account_disabled",
-                None,
-            ),
-            A::BadLogin => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                "invalid_credentials",
-                None,
-            ),
-            A::BadSession => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
-                "session_expired",
-                None,
-            ),
-            A::Csrf => (
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "csrf_failed",
-                None,
-            ),
-            A::Forbidden { .. } => (
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "permission_denied",
-                None,
-            ),
-            A::ModelScope(_) => (
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "model_not_allowed",
-                Some("model"),
-            ),
-            A::CharterNotAccepted { .. } => (
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "charter_not_accepted",
-                None,
-            ),
-            A::BadPairing => (
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "bad_pairing_code",
-                Some("code"),
-            ),
-            A::AccountLocked { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "account_locked",
-                None,
-            ),
-            A::AddressBlocked { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "address_blocked",
-                None,
-            ),
-            A::Quota { what, .. } if what.contains("minute") => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "rate_limit_exceeded",
-                None,
-            ),
-            A::Quota { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "daily_quota_exceeded",
-                None,
-            ),
-            A::LastAdmin => (
-                StatusCode::CONFLICT,
-                "invalid_request_error",
-                "last_admin",
-                None,
-            ),
-            A::KeyNotFound(_) => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "key_not_found",
-                None,
-            ),
-            A::LocalAdminCharter => (
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "permission_denied",
-                None,
-            ),
-            A::Invalid { param, .. } => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_value",
-                Some(*param),
-            ),
-            A::Store(S::NoUser(_)) => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "user_not_found",
-                None,
-            ),
-            A::Store(S::UserExists(_)) => (
-                StatusCode::CONFLICT,
-                "invalid_request_error",
-                "user_exists",
-                Some("name"),
-            ),
-            A::Store(S::BadName(_)) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_value",
-                Some("name"),
-            ),
-            A::Store(S::BadRole(_)) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_value",
-                Some("role"),
-            ),
-            A::Store(S::BadService(_)) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_value",
-                Some("service"),
-            ),
-            A::Store(S::BadKeyName) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_value",
-                Some("name"),
-            ),
-            A::Store(S::WeakPassword(_)) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "weak_password",
-                Some("password"),
-            ),
-            A::Store(S::NoConversation(_)) => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "conversation_not_found",
-                None,
-            ),
-            A::Store(S::BadCharter) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_value",
-                Some("text"),
-            ),
-            A::Store(S::StaleCharter { .. }) => (
-                StatusCode::CONFLICT,
-                "invalid_request_error",
-                "charter_changed",
-                Some("version"),
-            ),
-            A::Store(S::BadChannel(_)) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_value",
-                None,
-            ),
-            A::Store(S::ScrubBusy) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "store_busy",
-                None,
-            ),
+        let (class, code, param) = match e {
+            A::MissingCredentials | A::InvalidKey => (Unauthorized, "invalid_api_key", None),
+            A::RevokedKey => (Unauthorized, "revoked_api_key", None),
+            A::ExpiredKey => (Unauthorized, "expired_api_key", None),
+            A::Disabled => (Unauthorized, "account_disabled", None),
+            A::BadLogin => (Unauthorized, "invalid_credentials", None),
+            A::BadSession => (Unauthorized, "session_expired", None),
+            A::Csrf => (Forbidden, "csrf_failed", None),
+            A::Forbidden { .. } | A::LocalAdminCharter => (Forbidden, "permission_denied", None),
+            A::ModelScope(_) => (Forbidden, "model_not_allowed", Some("model")),
+            A::CharterNotAccepted { .. } => (Forbidden, "charter_not_accepted", None),
+            A::BadPairing => (Forbidden, "bad_pairing_code", Some("code")),
+            A::AccountLocked { .. } => (RateLimited, "account_locked", None),
+            A::AddressBlocked { .. } => (RateLimited, "address_blocked", None),
+            A::Quota { what, .. } if what.contains("minute") => {
+                (RateLimited, "rate_limit_exceeded", None)
+            }
+            A::Quota { .. } => (RateLimited, "daily_quota_exceeded", None),
+            A::LastAdmin => (Conflict, "last_admin", None),
+            A::KeyNotFound(_) => (NotFound, "key_not_found", None),
+            A::Invalid { param, .. } => (Invalid, "invalid_value", Some(*param)),
+            A::Store(S::NoUser(_)) => (NotFound, "user_not_found", None),
+            A::Store(S::UserExists(_)) => (Conflict, "user_exists", Some("name")),
+            A::Store(S::BadName(_) | S::BadKeyName) => (Invalid, "invalid_value", Some("name")),
+            A::Store(S::BadRole(_)) => (Invalid, "invalid_value", Some("role")),
+            A::Store(S::BadService(_)) => (Invalid, "invalid_value", Some("service")),
+            A::Store(S::WeakPassword(_)) => (Invalid, "weak_password", Some("password")),
+            A::Store(S::NoConversation(_)) => (NotFound, "conversation_not_found", None),
+            A::Store(S::BadCharter) => (Invalid, "invalid_value", Some("text")),
+            A::Store(S::StaleCharter { .. }) => (Conflict, "charter_changed", Some("version")),
+            A::Store(S::BadChannel(_)) => (Invalid, "invalid_value", None),
+            A::Store(S::ScrubBusy) => (Unavailable, "store_busy", None),
             A::Store(_) | A::Internal(_) | A::UnknownModel { .. } => {
-                log::error!("{msg}");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "internal_error",
-                    None,
-                )
+                log::error!("{e}");
+                (Internal, "internal_error", None)
             }
         };
-        let mut err = Self::new(status, kind, code, msg);
+        let mut err = Self::of(class, code, e.to_string());
         err.param = param.map(str::to_string);
-        err.retry_after_secs = retry;
+        err.retry_after_secs = e.retry_after();
         err
     }
 }

@@ -1,6 +1,7 @@
 //! The routes: which URL reaches which handler behind which middleware (authentication,
 //! metering), and what every answer goes through (fallbacks, panic guard, request log).
 
+use crate::error::Class;
 use crate::handlers::{
     admin, audio, audit, charter, compliance, documents, health, meetings, models, openai, privacy,
     session, system, updates, web,
@@ -151,12 +152,7 @@ fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "invalid_request_error",
-        "not_found",
-        "Unknown URL.",
-    )
+    ApiError::of(Class::NotFound, "not_found", "Unknown URL.")
 }
 
 async fn method_not_allowed() -> ApiError {

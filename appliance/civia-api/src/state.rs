@@ -1,6 +1,7 @@
 //! What every handler is given: the services the daemon composed, and the few facts about
 //! them that several handlers answer alike.
 
+use crate::error::Class;
 use crate::ApiError;
 use axum::http::{Extensions, StatusCode};
 use civia_auth::{Auth, Principal};
@@ -91,9 +92,8 @@ impl ApiState {
         use civia_compliance::dossier::DossierError;
         let status = self.supervisor.status();
         let Some(info) = status.model.filter(|_| status.phase == Phase::Ready) else {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
+            return Err(ApiError::of(
+                Class::Unavailable,
                 "model_unavailable",
                 "The model is not loaded yet: its dossier is checked against the loaded weights.",
             ));

@@ -6,6 +6,7 @@
 //! Refusals name the problem in French (`message`), for the agent's screen.
 
 use crate::body::{parse_json, read_body, read_bytes, MAX_DOCUMENT_BYTES};
+use crate::error::Class;
 use crate::extract::principal;
 use crate::{ApiError, ApiState};
 use axum::body::Body;
@@ -76,9 +77,8 @@ pub(crate) async fn extract(
     principal(&ext)?.require(MODEL_USERS, "use the model")?;
     let bytes = read_bytes(body, MAX_DOCUMENT_BYTES).await.map_err(|e| {
         if e.status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
+            ApiError::of(
+                Class::TooLarge,
                 "request_too_large",
                 format!(
                     "Le fichier dépasse la taille maximale acceptée ({} Mo).",
@@ -197,9 +197,8 @@ pub(crate) async fn export(
         visible_notice: req.notice.unwrap_or(true),
     };
     let Ok(format) = format.parse::<ExportFormat>() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
+        return Err(ApiError::of(
+            Class::NotFound,
             "not_found",
             "Export formats: docx, odt, txt.",
         ));

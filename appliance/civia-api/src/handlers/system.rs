@@ -11,11 +11,12 @@
 //! A bandwidth measurement keeps every core busy for a moment: one at a time, others get 409.
 
 use crate::body::read_bytes;
+use crate::error::Class;
 use crate::extract::require;
 use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{Extensions, StatusCode};
+use axum::http::Extensions;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::{Principal, Role};
@@ -121,15 +122,13 @@ fn target_error(e: TargetError) -> ApiError {
 
 fn measure_error(e: MeasureError) -> ApiError {
     match e {
-        MeasureError::Busy => ApiError::new(
-            StatusCode::CONFLICT,
-            "invalid_request_error",
+        MeasureError::Busy => ApiError::of(
+            Class::Conflict,
             "measurement_running",
             "Une mesure de bande passante est déjà en cours ; réessayez dans quelques secondes.",
         ),
-        MeasureError::Failed(e) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
+        MeasureError::Failed(e) => ApiError::of(
+            Class::Unavailable,
             "measurement_failed",
             format!("La mesure de bande passante mémoire a échoué : {e}."),
         ),

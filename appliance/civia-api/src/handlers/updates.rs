@@ -6,6 +6,7 @@
 //! refused bundle, nothing written) and leaves an update event in the journal.
 
 use crate::body::{body_reader, parse_json, read_body, BodyReader};
+use crate::error::Class;
 use crate::extract::require;
 use crate::{ApiError, ApiState};
 use axum::body::Body;
@@ -32,9 +33,8 @@ fn update_error(e: UpdateError) -> ApiError {
 
 fn updates(st: &ApiState) -> Result<&Updates, ApiError> {
     st.updates.as_deref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "invalid_request_error",
+        ApiError::of(
+            Class::Conflict,
             "system_updates_off",
             "Updates are not configured on this daemon.",
         )
@@ -63,12 +63,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::SystemUpdatesOff(_) => "system_updates_off",
             ServiceError::Busy => "update_in_progress",
         };
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "invalid_request_error",
-            code,
-            e.to_string(),
-        )
+        ApiError::of(Class::Conflict, code, e.to_string())
     }
 }
 
@@ -81,9 +76,8 @@ async fn install_upload<T: Send + 'static>(
     let (reader, too_large) = body_reader(body, limit);
     blocking(move || f(reader)).await.map_err(|e| {
         if too_large.load(std::sync::atomic::Ordering::SeqCst) {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
+            ApiError::of(
+                Class::TooLarge,
                 "request_too_large",
                 format!("The bundle exceeds update.max_upload_bytes ({limit} bytes)."),
             )
@@ -179,9 +173,8 @@ async fn switch_to_installed(
         let store = u.models();
         let rid = id.clone();
         let _ = blocking(move || store.rollback(&rid)).await;
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "invalid_request_error",
+        return Err(ApiError::of(
+            Class::Conflict,
             "model_mismatch",
             format!(
                 "The bundle carries the model `{id}` but this box serves `{}` ([model] id).",

@@ -2,8 +2,9 @@
 //! the application's page; `/app/{path}` its scripts and styles. Open to the allowed source
 //! ranges without credentials (the pages hold no data: they ask the API, which checks).
 
+use crate::error::Class;
 use axum::extract::Path;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 
 pub(crate) async fn root() -> Redirect {
@@ -20,13 +21,7 @@ pub(crate) async fn asset(Path(path): Path<String>) -> Response {
 
 fn serve(path: &str) -> Response {
     let Some(a) = civia_web::asset(path) else {
-        return crate::ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "not_found",
-            "Unknown URL.",
-        )
-        .into_response();
+        return crate::ApiError::of(Class::NotFound, "not_found", "Unknown URL.").into_response();
     };
     let mut resp = (
         [(
