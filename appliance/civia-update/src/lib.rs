@@ -43,7 +43,7 @@ pub use civia_bundle_format as format;
 pub use civia_bundle_format::{FormatError, Version};
 pub use events::{AuditEvent, NullObserver, Observer, Phase, Progress, RecordingObserver};
 pub use model::{ModelInstalled, ModelStore};
-pub use service::{ServiceError, TrialOutcome, Updates};
+pub use service::{ModelActivated, ModelLoader, ServiceError, TrialOutcome, Updates};
 pub use system::{BootStatus, Slot, SlotPaths, SystemConfig, SystemUpdater};
 pub use trust::TrustStore;
 

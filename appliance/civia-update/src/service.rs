@@ -4,11 +4,11 @@
 //! blesses or marks bad a trial boot.
 
 use crate::{
-    partition, AuditEvent, ModelStore, Observer, Slot, SlotPaths, SystemConfig, SystemUpdater,
-    UpdateError, Version,
+    partition, AuditEvent, ModelInstalled, ModelStore, Observer, Slot, SlotPaths, SystemConfig,
+    SystemUpdater, UpdateError, Version,
 };
 use civia_audit::{Audit, Event};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Why the service refused or failed an operation.
@@ -24,6 +24,41 @@ pub enum ServiceError {
     Update(#[from] UpdateError),
     #[error("update task failed: {0}")]
     Task(String),
+    #[error(
+        "The bundle carries the model `{bundle}` but this box serves `{served}` ([model] id)."
+    )]
+    ModelMismatch { bundle: String, served: String },
+    #[error(
+        "The model {version} of the bundle does not load ({why}); back to {}.",
+        restored.as_ref().map_or_else(|| "the configured model".to_string(), |v| format!("version {v}"))
+    )]
+    ModelLoadFailed {
+        version: Version,
+        why: String,
+        /// The version running again, when the previous one was restored.
+        restored: Option<Version>,
+    },
+}
+
+/// How the daemon puts a model into service: a fresh runtime worker loads the weights.
+pub trait ModelLoader {
+    /// Loads the weights at `path`; the SHA-256 of what was loaded, or why it failed.
+    fn load(&self, path: &Path)
+        -> impl std::future::Future<Output = Result<String, String>> + Send;
+    /// Loads again what ran before [`ModelLoader::load`] was called.
+    fn restore(&self) -> impl std::future::Future<Output = Result<(), String>> + Send;
+}
+
+/// A model bundle in service.
+#[derive(Debug, Clone)]
+pub struct ModelActivated {
+    pub model_id: String,
+    pub version: Version,
+    pub previous: Option<Version>,
+    /// SHA-256 of the weights loaded.
+    pub sha256: String,
+    /// The model's new downgrade floor.
+    pub floor: Version,
 }
 
 /// Runs an agent operation (file and block-device I/O) on a blocking thread.
@@ -191,6 +226,55 @@ impl Updates {
             Err(e) => {
                 log::error!("update state after boot: {e}");
                 None
+            }
+        }
+    }
+
+    /// Puts a freshly installed model bundle into service: the bundle must carry the model
+    /// this box serves (else it is rolled back); `loader` loads it; the store confirms it,
+    /// or, when it does not load, rolls back and `loader` reloads the previous model.
+    pub async fn activate_model(
+        &self,
+        installed: ModelInstalled,
+        served_id: &str,
+        loader: &impl ModelLoader,
+    ) -> Result<ModelActivated, ServiceError> {
+        let id = installed.model_id.clone();
+        if id != served_id {
+            let (store, rid) = (self.models(), id.clone());
+            let _ = blocking(move || store.rollback(&rid)).await;
+            return Err(ServiceError::ModelMismatch {
+                bundle: id,
+                served: served_id.to_string(),
+            });
+        }
+        match loader.load(&installed.path).await {
+            Ok(sha256) => {
+                let (store, cid) = (self.models(), id.clone());
+                let floor = blocking(move || store.confirm(&cid)).await?;
+                Ok(ModelActivated {
+                    model_id: id,
+                    version: installed.version,
+                    previous: installed.previous,
+                    sha256,
+                    floor,
+                })
+            }
+            Err(why) => {
+                log::error!(
+                    "update: model {id} {} does not load: {why}",
+                    installed.version
+                );
+                let (store, rid) = (self.models(), id.clone());
+                let restored = blocking(move || store.rollback(&rid)).await.ok();
+                if let Err(e) = loader.restore().await {
+                    log::error!("update: the previous model does not load either: {e}");
+                }
+                Err(ServiceError::ModelLoadFailed {
+                    version: installed.version,
+                    why,
+                    restored,
+                })
             }
         }
     }

@@ -62,6 +62,15 @@ impl From<ServiceError> for ApiError {
             ServiceError::UpdatesOff(_) => "updates_off",
             ServiceError::SystemUpdatesOff(_) => "system_updates_off",
             ServiceError::Busy => "update_in_progress",
+            ServiceError::ModelMismatch { .. } => "model_mismatch",
+            ServiceError::ModelLoadFailed { .. } => {
+                return ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request_error",
+                    "model_load_failed",
+                    e.to_string(),
+                )
+            }
         };
         ApiError::of(Class::Conflict, code, e.to_string())
     }
@@ -161,69 +170,48 @@ pub(crate) async fn upload_model(
     switch_to_installed(&st, u, installed).await
 }
 
-/// Loads a freshly installed model bundle; confirms it, or rolls back and reloads the
-/// previous model when it does not load.
+/// The runtime worker as the update service's model loader.
+struct WorkerLoader<'a> {
+    supervisor: &'a civia_supervisor::Supervisor,
+    before: civia_ipc::LoadSpec,
+}
+
+impl civia_update::ModelLoader for WorkerLoader<'_> {
+    async fn load(&self, path: &std::path::Path) -> Result<String, String> {
+        let mut next = self.before.clone();
+        next.path = path.to_string_lossy().into_owned();
+        next.sha256 = None; // the bundle's signed hash was checked while installing
+        self.supervisor
+            .switch_model(next)
+            .await
+            .map(|info| info.sha256)
+    }
+
+    async fn restore(&self) -> Result<(), String> {
+        self.supervisor
+            .switch_model(self.before.clone())
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Puts a freshly installed model bundle into service (or back out).
 async fn switch_to_installed(
     st: &ApiState,
     u: &Updates,
     installed: civia_update::ModelInstalled,
 ) -> Result<Response, ApiError> {
-    let id = installed.model_id.clone();
-    if id != st.model_id {
-        let store = u.models();
-        let rid = id.clone();
-        let _ = blocking(move || store.rollback(&rid)).await;
-        return Err(ApiError::of(
-            Class::Conflict,
-            "model_mismatch",
-            format!(
-                "The bundle carries the model `{id}` but this box serves `{}` ([model] id).",
-                st.model_id
-            ),
-        ));
-    }
-    let before = st.supervisor.load_spec();
-    let mut next = before.clone();
-    next.path = installed.path.to_string_lossy().into_owned();
-    next.sha256 = None; // the bundle's signed hash was checked while installing
-    match st.supervisor.switch_model(next).await {
-        Ok(info) => {
-            let store = u.models();
-            let cid = id.clone();
-            let floor = blocking(move || store.confirm(&cid)).await?;
-            Ok(Json(json!({
-                "kind": "model", "model": id, "version": installed.version.to_string(),
-                "previous": installed.previous.map(|v| v.to_string()),
-                "sha256": info.sha256, "floor": floor.to_string(),
-            }))
-            .into_response())
-        }
-        Err(why) => {
-            log::error!(
-                "update: model {id} {} does not load: {why}",
-                installed.version
-            );
-            let store = u.models();
-            let rid = id.clone();
-            let restored = blocking(move || store.rollback(&rid)).await.ok();
-            if let Err(e) = st.supervisor.switch_model(before).await {
-                log::error!("update: the previous model does not load either: {e}");
-            }
-            Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request_error",
-                "model_load_failed",
-                format!(
-                    "The model {} of the bundle does not load ({why}); back to {}.",
-                    installed.version,
-                    restored.map_or_else(
-                        || "the configured model".to_string(),
-                        |v| format!("version {v}")
-                    )
-                ),
-            ))
-        }
-    }
+    let loader = WorkerLoader {
+        supervisor: &st.supervisor,
+        before: st.supervisor.load_spec(),
+    };
+    let m = u.activate_model(installed, &st.model_id, &loader).await?;
+    Ok(Json(json!({
+        "kind": "model", "model": m.model_id, "version": m.version.to_string(),
+        "previous": m.previous.map(|v| v.to_string()),
+        "sha256": m.sha256, "floor": m.floor.to_string(),
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]
