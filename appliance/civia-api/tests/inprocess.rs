@@ -3,6 +3,7 @@
 //! (no listener, no daemon). The runtime worker is a program that exits at once, so the
 //! model is never loaded: these tests cover who may call what, and the shape of every
 //! refusal, not generation (the daemon's tests and the Python suites cover that).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};

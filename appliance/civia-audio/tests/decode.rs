@@ -1,5 +1,6 @@
 //! The decoding side of the speech worker on hand-made files: rates and channels converted to
 //! 16 kHz mono, and every kind of bad file refused with its own error (no model needed).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 use civia_audio::{AudioError, AudioStream, RATE};
 use std::io::Write;

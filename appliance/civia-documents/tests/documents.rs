@@ -1,4 +1,5 @@
 //! Extraction, export round trips and hostile inputs, on documents built by the tests.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! The supervision engine with real processes standing in for the workers: `/bin/false`, and
 //! shell scripts that write canned frames on fd 3 (hello, then loaded or refused), wait for
 //! the first job and die.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 use civia_ipc::speech::{
     FromSpeech, SpeechLoadSpec, SpeechModelInfo, ToSpeech, TranscribeRequest,

@@ -1,5 +1,6 @@
 //! The boot-counting and blessing state machine on an ESP directory, with systemd-boot's
 //! choice and counting modelled by `esp::firmware_boot`.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Kill the install at every failure point and at random ones: the active slot and its UKI are
 //! untouched, the inactive slot is unbootable and marked unusable, and a retry succeeds.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! partition nodes, each partition is attached as its own loop device instead (offset + size
 //! limit: whole devices, so the partition UUIDs are left alone and not checked). Needs root,
 //! loop devices, sfdisk, partx and veritysetup; CI has them (appliance/scripts/deps.sh).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 

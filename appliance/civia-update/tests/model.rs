@@ -1,5 +1,6 @@
 //! Model bundles: atomic install under the models directory, rollback, floor, refusals and
 //! interrupted installs.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 

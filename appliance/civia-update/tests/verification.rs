@@ -1,5 +1,6 @@
 //! Every refusal leaves the slots, the ESP, the state and the models untouched, and emits
 //! exactly one `Refused` audit event with its code.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 

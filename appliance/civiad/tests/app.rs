@@ -1,6 +1,7 @@
 //! The daemon built in-process through its composition root (`civiad::App`), the way
 //! `main` builds it: the same configuration file as the other tests, the runtime worker
 //! being the civiad binary.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 use common::*;

@@ -1,4 +1,5 @@
 //! Many agents at once: continuous batching, prefix reuse, fair bounded admission.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 use common::*;

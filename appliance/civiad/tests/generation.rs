@@ -1,4 +1,5 @@
 //! End-to-end generation on real models through the HTTP API.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 use common::*;

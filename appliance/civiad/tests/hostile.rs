@@ -1,5 +1,6 @@
 //! Malformed, oversized and hostile requests: a clear OpenAI error each time, never a 500,
 //! never a crash; the daemon keeps serving afterwards.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 use common::*;

@@ -1,5 +1,6 @@
 //! The security perimeter on the real daemon: pairing, the `civia` CLI over the admin socket,
 //! roles, API keys, quotas, login throttling, the LAN guard and connection limits.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Crash isolation and supervision: the worker dies, civiad answers, restarts it, keeps serving.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 use common::*;

@@ -1,6 +1,7 @@
 //! The box's facts about itself on the real daemon: `GET /admin/system`, the egress probe,
 //! the memory-bandwidth measurement, who may use them, and `civia console-status` with the pairing code on the admin socket
 //! only.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! systemd integration as a service manager sees it: the notify socket receives READY=1 only
 //! once the model is loaded, STATUS= lines, and watchdog pings.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 use common::*;

@@ -1,5 +1,6 @@
 //! The integrator's whole ceremony through the binary: keys, root (2 of 3), a rotation,
 //! build, threshold signing, inspect, verify; and the refusals verify reports.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 use std::fs;
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! of seeded mutations of a real signed bundle's header. Parsing and verification must never
 //! panic, and a mutation that verifies must have left every signed byte as it was (it
 //! touched only unsigned framing: whitespace, hex case of a signature).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 use std::fs;
 

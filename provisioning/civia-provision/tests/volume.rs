@@ -2,6 +2,7 @@
 //! fresh swtpm and a LUKS2 volume in a file (no device-mapper needed: keys are checked with
 //! `cryptsetup open --test-passphrase`, and the TPM2 token by unsealing its blob with the
 //! same swtpm and testing the passphrase it yields).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

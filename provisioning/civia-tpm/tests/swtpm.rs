@@ -1,4 +1,5 @@
 //! TPM tests against a fresh swtpm each (they need `swtpm`; appliance/scripts/deps.sh).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod common;
 

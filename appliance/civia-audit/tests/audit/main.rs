@@ -1,4 +1,5 @@
 //! Integration tests of the audit trail on real files in temporary directories.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions fail loudly
 
 mod concurrency;
 mod export;
