@@ -323,6 +323,36 @@ async fn refusals_have_one_shape() {
         )
         .await;
     assert_error(s, &body, StatusCode::PAYLOAD_TOO_LARGE, "request_too_large");
+    // History refusals come before the model is asked (`civia` is the request's extension).
+    let chat = |civia: &str| {
+        format!(r#"{{"model": "model", "messages": [{{"role": "user", "content": "x"}}], "civia": {civia}}}"#)
+            .into_bytes()
+    };
+    let agent = Some(Role::Agent);
+    let url = "/v1/chat/completions";
+    let (s, body) = b
+        .call(
+            Method::POST,
+            url,
+            agent,
+            Some(chat(r#"{"conversation_id": "conv-nope"}"#)),
+        )
+        .await;
+    assert_error(s, &body, StatusCode::NOT_FOUND, "conversation_not_found");
+    assert_eq!(body["error"]["param"], "civia.conversation_id", "{body}");
+    assert_eq!(
+        body["error"]["message"], "No conversation `conv-nope` in your history.",
+        "{body}"
+    );
+    let (s, body) = b
+        .call(
+            Method::POST,
+            url,
+            agent,
+            Some(chat(r#"{"save": true, "folder": 1}"#)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     // Bad query and path parameters are OpenAI errors too, not axum's plain text.
     let (s, body) = b
         .call(Method::GET, "/admin/usage?days=-1", admin, None)

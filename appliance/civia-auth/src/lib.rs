@@ -6,10 +6,11 @@
 //! defaults from the configuration, per-user overrides from the store), the one-time pairing
 //! code that creates the first admin, the trial admin behind `CIVIA_DEV_API_KEY`, and writing
 //! usage rows. The application services over the accounts' data: users, keys and quotas with
-//! the last-admin guard, the usage report (by model or service), the privacy operations
-//! (history, data-subject export and erasure) and the usage charter with its register (CSV
-//! with formula neutralisation). Store calls run on blocking threads, never on the async
-//! executor.
+//! the last-admin guard, the usage report (by model or service), keeping a chat exchange in
+//! its author's history (`civia.save`: which conversation, which messages, the title), the
+//! privacy operations (history, data-subject export and erasure) and the usage charter with
+//! its register (CSV with formula neutralisation). Store calls run on blocking threads, never
+//! on the async executor.
 //!
 //! Must never: log a password, key, session token or pairing attempt's code; answer
 //! differently for an unknown user and a wrong password; let a role do more than its
@@ -18,6 +19,7 @@
 
 mod accounts;
 mod charter;
+mod history;
 mod privacy;
 mod throttle;
 
@@ -26,6 +28,7 @@ pub use accounts::{
     MAX_REPORT_DAYS,
 };
 pub use charter::{charter_signer, csv_field, register_csv, Register};
+pub use history::{Keep, KeepError, KeepRequest};
 pub use privacy::{dsr_reason, Erased, UserData};
 
 pub use civia_store::{

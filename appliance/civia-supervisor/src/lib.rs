@@ -8,18 +8,23 @@
 //! worker's (generation slots behind a fair bounded queue, routing streamed events by id,
 //! cancellation when a caller goes away; every request in flight when the worker dies gets
 //! [`GenerationError::WorkerCrashed`] at once), in `speech` the speech worker's (one job at a
-//! time, the others waiting in order). Also the specs built from the configuration
-//! ([`WorkerSpec::from_config`], [`SpeechSpec::from_config`]).
+//! time, the others waiting in order). Driving one transcription to its end (`transcription`:
+//! its recording in a private spool file deleted once the job ends, the job's events as
+//! [`Step`]s, the segments collected into the [`Transcribed`] result). Also the specs built
+//! from the configuration ([`WorkerSpec::from_config`], [`SpeechSpec::from_config`]).
 //!
 //! Must never: block on the worker from a caller's task (callers only see channels), let a
-//! worker failure take down the supervisor, or log prompts and outputs.
+//! worker failure take down the supervisor, log prompts, recordings' content or outputs, keep
+//! a recording past its transcription, or speak HTTP or an API's formats.
 
 mod admission;
 mod engine;
 mod speech;
+mod transcription;
 
 pub use admission::Metrics;
 pub use speech::{SpeechError, SpeechEvent, SpeechJob, SpeechSpec, SpeechStatus, SpeechSupervisor};
+pub use transcription::{SpoolFile, Step, Transcribed, Transcription};
 
 use admission::{FairQueue, Queued};
 use civia_config::Config;

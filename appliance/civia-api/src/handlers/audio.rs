@@ -12,17 +12,15 @@ use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use civia_ipc::speech::{Segment, TranscribeRequest};
+use civia_ipc::speech::TranscribeRequest;
 use civia_metering::UsageTicket;
 use civia_openai::transcription::{
     done_event, join_text, progress_event, render, segment_event, Params, Rendered, Transcript,
 };
-use civia_supervisor::{SpeechEvent, SpeechJob};
+use civia_supervisor::{SpoolFile, Step, Transcribed, Transcription};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
@@ -34,45 +32,6 @@ const MAX_FIELDS_BYTES: usize = 64 * 1024;
 const MAX_FIELDS: usize = 32;
 /// What the form may hold besides the recording (fields, part headers, boundaries).
 const MAX_FORM_OVERHEAD: u64 = 1024 * 1024;
-
-/// An uploaded recording in the spool directory, deleted when dropped.
-struct SpoolFile {
-    path: PathBuf,
-}
-
-impl SpoolFile {
-    fn create(dir: &std::path::Path) -> Result<(Self, std::fs::File), ApiError> {
-        let path = dir.join(format!("{}.upload", uuid::Uuid::new_v4().simple()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| {
-                log::error!("cannot create a spool file in {}: {e}", dir.display());
-                ApiError::internal("Impossible d'enregistrer le fichier pour sa transcription.")
-            })?;
-        Ok((Self { path }, file))
-    }
-
-    /// Deletes the recording now; true when it is gone.
-    fn remove(&self) -> bool {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-            Err(e) => {
-                log::error!("cannot delete the recording {}: {e}", self.path.display());
-                false
-            }
-        }
-    }
-}
-
-impl Drop for SpoolFile {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
 
 struct Upload {
     file: SpoolFile,
@@ -132,7 +91,11 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
             let filename = field
                 .file_name()
                 .map(|n| n.chars().filter(|c| !c.is_control()).take(255).collect());
-            let (spool, out) = SpoolFile::create(&st.config.speech_spool_dir())?;
+            let dir = st.config.speech_spool_dir();
+            let (spool, out) = SpoolFile::create(&dir).map_err(|e| {
+                log::error!("cannot create a spool file in {}: {e}", dir.display());
+                ApiError::internal("Impossible d'enregistrer le fichier pour sa transcription.")
+            })?;
             let mut out = tokio::fs::File::from_std(out);
             let mut total = 0u64;
             // Past the limit the rest is read and thrown away (bounded), so that the client
@@ -246,7 +209,7 @@ pub async fn transcriptions(
         slot,
         TranscribeRequest {
             id: 0,
-            audio_path: upload.file.path.to_string_lossy().into_owned(),
+            audio_path: upload.file.path().to_string_lossy().into_owned(),
             filename_hint: upload.filename.clone(),
             language: p.language.clone(),
             prompt: p.prompt.clone(),
@@ -257,25 +220,17 @@ pub async fn transcriptions(
     )?;
     let ticket = ext.get::<Arc<UsageTicket>>().cloned();
     let marking = marking(&st, &speech_id);
-    let run = Run {
-        job,
-        temperature: p.temperature,
-        file: upload.file,
-        segments: Vec::new(),
-        started: Instant::now(),
-    };
+    let mut run = Transcription::new(job, upload.file);
     if p.stream {
         // The file is opened and probed before the 200: a file the box cannot read is an
         // HTTP error, like without `stream`.
-        let mut run = run;
         let first = match run.step().await {
-            Some(Ok(step)) => step,
-            Some(Err(e)) => return Err(e),
-            None => return Err(ApiError::internal("La transcription s'est interrompue.")),
+            Some(step) => step?,
+            None => return Err(interrupted()),
         };
-        return Ok(stream(run, first, ticket, marking));
+        return Ok(stream(run, p.temperature, first, ticket, marking));
     }
-    let done = run.collect().await?;
+    let done = transcript(run.collect().await?.ok_or_else(interrupted)?, p.temperature);
     if let Some(t) = &ticket {
         t.finish(
             0,
@@ -303,103 +258,31 @@ fn marking(st: &ApiState, speech_id: &str) -> Value {
     })
 }
 
-/// One transcription in progress with its recording.
-struct Run {
-    job: SpeechJob,
-    temperature: f32,
-    file: SpoolFile,
-    segments: Vec<Segment>,
-    started: Instant,
+fn interrupted() -> ApiError {
+    ApiError::internal("La transcription s'est interrompue.")
 }
 
-impl Run {
-    /// The next event, with the recording deleted once the job has ended.
-    async fn step(&mut self) -> Option<Result<Step, ApiError>> {
-        let ev = self.job.next().await?;
-        Some(match ev {
-            SpeechEvent::Probed(format) => {
-                let known = [
-                    "wav", "mp3", "ogg", "opus", "oga", "flac", "m4a", "mp4", "aac",
-                ];
-                log::info!(
-                    "transcribing a {} recording ({}, {} Hz, {} channel(s), {})",
-                    if known.contains(&format.container.as_str()) {
-                        format.container.as_str()
-                    } else {
-                        "other"
-                    },
-                    format.codec,
-                    format.sample_rate,
-                    format.channels,
-                    format
-                        .duration_secs
-                        .map_or("duration unknown".into(), |d| format!("{d:.0} s"))
-                );
-                Ok(Step::Progress {
-                    processed: 0.0,
-                    duration: format.duration_secs,
-                })
-            }
-            SpeechEvent::Progress {
-                processed_secs,
-                duration_secs,
-            } => Ok(Step::Progress {
-                processed: processed_secs,
-                duration: duration_secs,
-            }),
-            SpeechEvent::Segment(s) => {
-                self.segments.push(s.clone());
-                Ok(Step::Segment(s))
-            }
-            SpeechEvent::Finished {
-                language,
-                duration_secs,
-                silent_secs,
-            } => {
-                let audio_deleted = self.file.remove();
-                let secs = self.started.elapsed().as_secs_f64();
-                log::info!(
-                    "transcribed {duration_secs:.1} s of audio in {secs:.1} s (real-time factor {:.2}; {silent_secs:.0} s of silence skipped)",
-                    secs / duration_secs.max(0.001)
-                );
-                Ok(Step::Done(Transcript {
-                    temperature: self.temperature,
-                    text: join_text(&self.segments),
-                    segments: std::mem::take(&mut self.segments),
-                    language,
-                    duration_secs,
-                    audio_deleted,
-                }))
-            }
-            SpeechEvent::Failed(e) => {
-                self.file.remove();
-                Err(e.into())
-            }
-        })
+/// The transcript in OpenAI's terms.
+fn transcript(t: Transcribed, temperature: f32) -> Transcript {
+    Transcript {
+        temperature,
+        text: join_text(&t.segments),
+        segments: t.segments,
+        language: t.language,
+        duration_secs: t.duration_secs,
+        audio_deleted: t.audio_deleted,
     }
-
-    async fn collect(mut self) -> Result<Transcript, ApiError> {
-        while let Some(step) = self.step().await {
-            if let Step::Done(d) = step? {
-                return Ok(d);
-            }
-        }
-        Err(ApiError::internal("La transcription s'est interrompue."))
-    }
-}
-
-enum Step {
-    Progress {
-        processed: f64,
-        duration: Option<f64>,
-    },
-    Segment(Segment),
-    Done(Transcript),
 }
 
 /// Server-sent events: a `transcript.text.delta` per segment (and for progress alone, with
 /// an empty delta), then `transcript.text.done` with the whole text and the segments.
-fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: Value) -> Response {
+fn stream(
+    mut run: Transcription,
+    temperature: f32,
+    first: Step,
+    ticket: Option<Arc<UsageTicket>>,
+    marking: Value,
+) -> Response {
     let events = async_stream::stream! {
         let guard = civia_metering::StreamGuard(ticket);
         // Progress never goes back: whisper reports a window's progress before its segments.
@@ -424,6 +307,7 @@ fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: 
                     segment_event(&s, processed, duration)
                 }
                 Ok(Step::Done(done)) => {
+                    let done = transcript(done, temperature);
                     if let Some(t) = &guard.0 {
                         if let Err(e) = t.finish(0, 0, 200, Some(civia_base::hash::sha256_hex(done.text.as_bytes()))).await {
                             yield Ok::<_, Infallible>(SseEvent::default().data(ApiError::from(e).body().to_string()));
@@ -436,6 +320,7 @@ fn stream(mut run: Run, first: Step, ticket: Option<Arc<UsageTicket>>, marking: 
                     return;
                 }
                 Err(e) => {
+                    let e = ApiError::from(e);
                     log::warn!("transcription stream ended with an error: {}", e.message);
                     if let Some(t) = &guard.0 {
                         let _ = t.finish(0, 0, e.status.as_u16(), None).await;

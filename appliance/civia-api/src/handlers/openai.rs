@@ -5,7 +5,7 @@ use crate::body::{parse_json, read_body};
 use crate::generation::{
     civia_marking, collect, leak_warning, marked, not_kept, with_system_prompt, LEAK_NOTICE,
 };
-use crate::history::{HistoryOptions, Keep};
+use crate::history::HistoryOptions;
 use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
@@ -13,6 +13,7 @@ use axum::http::Extensions;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use civia_auth::Keep;
 use civia_ipc::{Prompt, SamplingParams};
 use civia_metering::{StreamGuard, UsageTicket};
 use civia_openai::{
@@ -145,7 +146,7 @@ fn stream_response(
                         }
                     }
                     if let Some(k) = keep.take() {
-                        if k.save(&st, std::mem::take(&mut answer)).await.is_err() {
+                        if k.save(&st.auth, st.model_id.clone(), std::mem::take(&mut answer)).await.is_err() {
                             not_kept(&mut marking);
                         }
                     }
@@ -235,7 +236,10 @@ async fn respond(
         leak_warning(&mut marking);
     }
     if let Some(k) = keep {
-        if k.save(st, c.text.clone()).await.is_err() {
+        if k.save(&st.auth, st.model_id.clone(), c.text.clone())
+            .await
+            .is_err()
+        {
             not_kept(&mut marking);
         }
     }
