@@ -106,6 +106,12 @@ pub enum AuthError {
     Internal(String),
 }
 
+impl From<civia_store::UnknownRole> for AuthError {
+    fn from(e: civia_store::UnknownRole) -> Self {
+        AuthError::Store(e.into())
+    }
+}
+
 impl AuthError {
     /// Seconds after which trying again can succeed, for `Retry-After`.
     pub fn retry_after(&self) -> Option<u64> {

@@ -159,7 +159,7 @@ pub enum UserCommand {
     /// Create an account (a password is generated and printed unless --password-stdin)
     Add {
         name: String,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = role_parser())]
         role: Role,
         /// The user's service (e.g. "État civil")
         #[arg(long)]
@@ -179,7 +179,7 @@ pub enum UserCommand {
     /// Change an account's role
     SetRole {
         name: String,
-        #[arg(value_enum)]
+        #[arg(value_parser = role_parser())]
         role: Role,
     },
     /// Change an account's service
@@ -250,23 +250,13 @@ fn parse_limit(s: &str) -> Result<Limit, String> {
         .map_err(|_| format!("`{s}` is neither a number nor `default`"))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Role {
-    Agent,
-    Admin,
-    Dpo,
-    Integrator,
-}
+pub use civia_config::Role;
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Admin => "admin",
-            Role::Dpo => "dpo",
-            Role::Integrator => "integrator",
-        }
-    }
+/// `--role`: one of the roles, listed in `--help`.
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str))
+        .try_map(|s| s.parse::<Role>())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

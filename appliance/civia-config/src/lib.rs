@@ -887,9 +887,62 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
+/// What a user may do: named in the configuration (quotas per role), stored with each account,
+/// checked by the API, given on the `civia` command line. One definition for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Uses the model (web UI and `/v1`).
+    Agent,
+    /// Manages users, keys, quotas and the box.
+    Admin,
+    /// Reads compliance data and exports, nothing else.
+    Dpo,
+    /// Installs updates and model bundles, reads system status, nothing else.
+    Integrator,
+}
+
+impl Role {
+    /// Every role, in the order the documentation lists them.
+    pub const ALL: [Role; 4] = [Role::Agent, Role::Admin, Role::Dpo, Role::Integrator];
+
+    /// The role's name (`agent`, `admin`, `dpo`, `integrator`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+            Role::Dpo => "dpo",
+            Role::Integrator => "integrator",
+        }
+    }
+}
+
+/// A name that is not a role.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role `{0}` (agent, admin, dpo or integrator)")]
+pub struct UnknownRole(pub String);
+
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, UnknownRole> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_round_trip_and_refuse_other_names() {
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+        }
+        assert_eq!("Admin".parse::<Role>(), Err(UnknownRole("Admin".into())));
+        assert_eq!("".parse::<Role>(), Err(UnknownRole(String::new())));
+    }
 
     const MINIMAL: &str = r#"
 state_dir = "/var/lib/civia"

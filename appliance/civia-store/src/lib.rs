@@ -74,40 +74,11 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// What a user may do; checked by the API, stored here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Uses the model (web UI and `/v1`).
-    Agent,
-    /// Manages users, keys, quotas and the box.
-    Admin,
-    /// Reads compliance data and exports, nothing else.
-    Dpo,
-    /// Installs updates and model bundles, reads system status, nothing else.
-    Integrator,
-}
+pub use civia_config::{Role, UnknownRole};
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Admin => "admin",
-            Role::Dpo => "dpo",
-            Role::Integrator => "integrator",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "agent" => Ok(Role::Agent),
-            "admin" => Ok(Role::Admin),
-            "dpo" => Ok(Role::Dpo),
-            "integrator" => Ok(Role::Integrator),
-            other => Err(StoreError::BadRole(other.to_string())),
-        }
+impl From<UnknownRole> for StoreError {
+    fn from(e: UnknownRole) -> Self {
+        StoreError::BadRole(e.0)
     }
 }
 
