@@ -28,7 +28,7 @@ END = "<!-- crate-graph:end -->"
 LAYERS: list[tuple[str, str, list[str]]] = [
     ("bin", "programs and composition roots",
      ["civiad", "civia-cli", "civia-provision", "civia-bundle"]),
-    ("http", "HTTP layer", ["civia-api"]),
+    ("http", "HTTP layer", ["civia-admin-api", "civia-api"]),
     ("svc", "services: each owns its data",
      ["civia-metering", "civia-minutes", "civia-auth", "civia-store", "civia-audit",
       "civia-update", "civia-system", "civia-tls", "civia-web", "civia-tpm"]),

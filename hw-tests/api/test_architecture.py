@@ -3,7 +3,7 @@
 - No module-import cycle inside any crate: a module reaches another through `use crate::…`,
   `crate::…::` paths or `super::…` (names re-exported by the crate root are followed to the
   module that defines them; `#[cfg(test)]` items are left out).
-- In `civia-api`, no handler imports another handler: what two handlers share lives in a
+- In `civia-api` and `civia-admin-api`, no handler imports another handler: what two handlers share lives in a
   module outside `handlers/`.
 - No crate holds more than MAX_SHARE of the workspace's Rust source lines (tests excluded).
 """
@@ -15,9 +15,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# The issue's bound is 12 %; civia-api is above it today (see CHANGELOG.md, Unreleased):
-# this bound only stops it from growing while it is brought down.
-MAX_SHARE = {"appliance/civia-api": 0.20}
+# The issue's bound is 12 %, for every crate (an exception would be named here).
+MAX_SHARE: dict[str, float] = {}
 DEFAULT_MAX_SHARE = 0.12
 
 
@@ -157,7 +156,7 @@ def test_no_module_import_cycle_in_any_crate():
 
 
 def test_no_handler_imports_another_handler():
-    g = edges(ROOT / "appliance/civia-api")
+    g = edges(ROOT / "appliance/civia-api") | edges(ROOT / "appliance/civia-admin-api")
     for mod, targets in g.items():
         if mod.startswith("handlers::"):
             others = sorted(t for t in targets if t.startswith("handlers::"))

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// Who is calling: the local admin socket, else a bearer key, else a session cookie (with
 /// its CSRF token on anything but GET/HEAD).
-pub(crate) async fn authenticate(
+pub async fn authenticate(
     st: &ApiState,
     local: Option<Principal>,
     method: Method,
@@ -42,7 +42,7 @@ pub(crate) async fn authenticate(
 }
 
 /// Requires credentials; the principal goes into the request's extensions.
-pub(crate) async fn require_auth(
+pub async fn require_auth(
     State(st): State<Arc<ApiState>>,
     mut req: Request,
     next: Next,

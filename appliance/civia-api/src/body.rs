@@ -11,20 +11,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The limit of the small JSON bodies of the admin plane and the session routes.
-pub(crate) const SMALL_BODY_LIMIT: usize = 64 * 1024;
+pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
 
 /// Largest document accepted (bytes).
-pub(crate) const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
+pub const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
 
 /// How much of an oversized body is read and thrown away before answering 413, so that the
 /// client finishes sending and reads the answer instead of a broken pipe (lingering close).
-pub(crate) const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
+pub const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
 
-pub(crate) const OVERSIZE_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long an oversized body is drained at most.
+pub const OVERSIZE_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads a JSON request body with clear errors: 413 when larger than `limit`, 400 when empty
 /// or not UTF-8.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let buf = read_bytes(body, limit).await?;
     if buf.is_empty() {
         return Err(ApiError::invalid_json(
@@ -41,7 +42,7 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
 
 /// Reads a request body of any content: 413 when larger than `limit` (after draining a
 /// bounded amount, so that the client reads the answer).
-pub(crate) async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::of(
             Class::TooLarge,
@@ -84,7 +85,7 @@ pub(crate) async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiErr
 
 /// Parses JSON into `T`, naming the offending field (400 `invalid_value`) or the syntax
 /// error (400 `invalid_json`). Unknown fields are ignored.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -104,14 +105,13 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
 
 /// A blocking reader over a request body, fed by an async task, bounded in size (an
 /// update bundle is read by the installer on a blocking thread as it arrives).
-/// A blocking reader over the request body, fed by an async task, bounded in size.
-pub(crate) struct BodyReader {
+pub struct BodyReader {
     rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, String>>,
     buf: axum::body::Bytes,
 }
 
 /// Set when the upload went past its limit.
-pub(crate) type TooLarge = Arc<std::sync::atomic::AtomicBool>;
+pub type TooLarge = Arc<std::sync::atomic::AtomicBool>;
 
 impl Read for BodyReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
@@ -128,7 +128,8 @@ impl Read for BodyReader {
     }
 }
 
-pub(crate) fn body_reader(body: Body, limit: u64) -> (BodyReader, TooLarge) {
+/// A [`BodyReader`] over `body`, bounded to `limit` bytes, and the flag set when it went past.
+pub fn body_reader(body: Body, limit: u64) -> (BodyReader, TooLarge) {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let too_large = TooLarge::default();
     let flag = too_large.clone();
@@ -168,6 +169,6 @@ pub(crate) fn body_reader(body: Body, limit: u64) -> (BodyReader, TooLarge) {
 }
 
 /// A small JSON body (at most [`SMALL_BODY_LIMIT`] bytes) parsed into `T`.
-pub(crate) async fn small_json<T: serde::de::DeserializeOwned>(b: Body) -> Result<T, ApiError> {
+pub async fn small_json<T: serde::de::DeserializeOwned>(b: Body) -> Result<T, ApiError> {
     parse_json(&read_body(b, SMALL_BODY_LIMIT).await?)
 }

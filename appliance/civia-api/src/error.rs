@@ -4,6 +4,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_supervisor::GenerationError;
+use civia_update::{ServiceError, UpdateError};
 use serde_json::json;
 
 /// The HTTP status and OpenAI error `type` that go together.
@@ -222,6 +223,42 @@ impl IntoResponse for ApiError {
             }
         }
         resp
+    }
+}
+
+/// An update refused (400) or failed (500), with the updater's code.
+impl From<UpdateError> for ApiError {
+    fn from(e: UpdateError) -> Self {
+        let (status, kind) = if e.is_refusal() {
+            (StatusCode::BAD_REQUEST, "invalid_request_error")
+        } else {
+            (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
+        };
+        ApiError::new(status, kind, e.code(), e.to_string())
+    }
+}
+
+/// The update service's refusals: 409 with their code (updates off, one in progress, the
+/// model does not match), 422 when the new model fails to load.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let code = match e {
+            ServiceError::Update(u) => return u.into(),
+            ServiceError::Task(_) => return ApiError::internal(e.to_string()),
+            ServiceError::UpdatesOff(_) => "updates_off",
+            ServiceError::SystemUpdatesOff(_) => "system_updates_off",
+            ServiceError::Busy => "update_in_progress",
+            ServiceError::ModelMismatch { .. } => "model_mismatch",
+            ServiceError::ModelLoadFailed { .. } => {
+                return ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request_error",
+                    "model_load_failed",
+                    e.to_string(),
+                )
+            }
+        };
+        ApiError::of(Class::Conflict, code, e.to_string())
     }
 }
 

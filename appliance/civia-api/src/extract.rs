@@ -16,37 +16,36 @@ pub const SESSION_COOKIE: &str = "civia_session";
 /// Header carrying the session's CSRF token on state-changing requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-pub(crate) fn principal(ext: &Extensions) -> Result<&Principal, ApiError> {
+/// The authenticated caller (put there by [`crate::auth::require_auth`]); 401 when absent.
+pub fn principal(ext: &Extensions) -> Result<&Principal, ApiError> {
     ext.get::<Principal>()
         .ok_or_else(|| AuthError::MissingCredentials.into())
 }
 
-pub(crate) fn require(
-    ext: &Extensions,
-    roles: &[Role],
-    action: &'static str,
-) -> Result<(), ApiError> {
+/// Requires one of `roles` (the local admin socket passes every check); 403 naming `action`.
+pub fn require(ext: &Extensions, roles: &[Role], action: &'static str) -> Result<(), ApiError> {
     Ok(principal(ext)?.require(roles, action)?)
 }
 
 /// Path and query rejections as OpenAI error objects, not axum's plain text.
-pub(crate) fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     p.map(|Path(v)| v)
         .map_err(|e| ApiError::bad_request(format!("Invalid URL: {}", e.body_text()), None))
 }
 
-pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v)
         .map_err(|e| ApiError::bad_request(format!("Invalid query: {}", e.body_text()), None))
 }
 
 /// The client's address (loopback when unknown, e.g. on the admin socket).
-pub(crate) fn client_ip(ext: &Extensions) -> IpAddr {
+pub fn client_ip(ext: &Extensions) -> IpAddr {
     ext.get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip())
 }
 
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<Result<String, AuthError>> {
+/// The `Authorization: Bearer …` key, if the header is there (an error when it is malformed).
+pub fn bearer(headers: &HeaderMap) -> Option<Result<String, AuthError>> {
     let v = headers.get(header::AUTHORIZATION)?;
     let token = v
         .to_str()
@@ -56,7 +55,8 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<Result<String, AuthError>> {
     Some(token.filter(|t| !t.is_empty()).ok_or(AuthError::InvalidKey))
 }
 
-pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+/// The web session's token, from its cookie.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -68,7 +68,7 @@ pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Who a request counts against in the fair queue: the user at their workstation.
-pub(crate) fn fairness_key(ext: &Extensions) -> String {
+pub fn fairness_key(ext: &Extensions) -> String {
     let who = ext.get::<Principal>().map_or("anonymous", |p| p.name());
     format!("{who}@{}", client_ip(ext))
 }

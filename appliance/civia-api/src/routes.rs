@@ -3,22 +3,23 @@
 
 use crate::error::Class;
 use crate::handlers::{
-    admin, audio, audit, charter, compliance, documents, health, meetings, models, openai, privacy,
-    session, system, updates, web,
+    audio, charter, documents, health, meetings, models, openai, privacy, session, web,
 };
 use crate::{auth, metering, ApiError, ApiState};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The API listener's router: `/v1`, `/auth`, health, metrics, and `/admin` unless the
-/// admin plane has its own listener.
-pub fn router(state: Arc<ApiState>) -> Router {
+/// The API listener's router: `/v1`, `/auth`, health, metrics, OpenAPI, the web app, and
+/// `admin` (the admin plane's routes, `civia_admin_api::routes`) nested under `/admin` when
+/// given: the caller gives it when the admin plane has no listener of its own
+/// ([`ApiState::admin_on_api`]).
+pub fn router(state: Arc<ApiState>, admin: Option<Router<Arc<ApiState>>>) -> Router {
     let generate = Router::new()
         .route("/chat/completions", post(openai::chat_completions))
         .route("/completions", post(openai::completions))
@@ -69,61 +70,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/app/{*path}", get(web::asset))
         .nest("/v1", v1)
         .nest("/auth", session);
-    if state.admin_on_api {
-        app = app.nest("/admin", admin_routes(&state));
+    if let Some(admin) = admin {
+        app = app.nest("/admin", admin);
     }
     finish(app, state)
 }
 
-/// The admin plane alone, for `[admin] listen` and the CLI's Unix socket.
-pub fn admin_router(state: Arc<ApiState>) -> Router {
-    let app = Router::new()
-        .route("/health", get(health::health))
-        .route("/ca.crt", get(health::ca_certificate))
-        .nest("/admin", admin_routes(&state));
-    finish(app, state)
-}
-
-fn admin_routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/users", get(admin::list_users).post(admin::add_user))
-        .route(
-            "/users/{name}",
-            get(admin::get_user)
-                .patch(admin::patch_user)
-                .delete(admin::delete_user),
-        )
-        .route(
-            "/users/{name}/quota",
-            get(admin::get_quota).put(admin::put_quota),
-        )
-        .route("/keys", get(admin::list_keys).post(admin::create_key))
-        .route("/keys/{id}", delete(admin::revoke_key))
-        .route("/usage", get(admin::usage))
-        .route("/status", get(admin::status))
-        .route("/system", get(system::facts))
-        .route("/system/egress-probe", post(system::egress_probe))
-        .route("/system/memory-bandwidth", post(system::memory_bandwidth))
-        .route("/users/{name}/data", get(privacy::dsr_export))
-        .route("/users/{name}/erase", post(privacy::dsr_erase))
-        .route("/charter", get(charter::get).put(charter::put))
-        .route("/charter/register", get(charter::register))
-        .route("/compliance/{kind}", get(compliance::document))
-        .route("/audit/verify", get(audit::verify))
-        .route("/audit/export", get(audit::export))
-        .route("/updates", get(updates::status))
-        .route("/updates/system", post(updates::upload_system))
-        .route("/updates/model", post(updates::upload_model))
-        .route("/updates/install-path", post(updates::install_path))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_auth,
-        ))
-        .route("/pair", post(admin::pair))
-}
-
-/// Fallbacks, body limit, panic guard and request log.
-fn finish(app: Router<Arc<ApiState>>, state: Arc<ApiState>) -> Router {
+/// Finishes a router the way every listener's is: JSON 404 and 405 fallbacks, no default
+/// body limit (bodies are bounded by [`crate::body`]), panic guard and request log, in that
+/// order; then the state.
+pub fn finish(app: Router<Arc<ApiState>>, state: Arc<ApiState>) -> Router {
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are limited by `read_body`, which answers 413 the way clients can read.

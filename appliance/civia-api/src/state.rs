@@ -38,7 +38,7 @@ pub struct ApiState {
 
 impl ApiState {
     /// The language model, then the speech model when transcription is on.
-    pub(crate) fn model_ids(&self) -> Vec<String> {
+    pub fn model_ids(&self) -> Vec<String> {
         let speech = self.speech.as_ref().and(self.config.speech_model_id());
         std::iter::once(self.model_id.clone())
             .chain(speech)
@@ -46,7 +46,7 @@ impl ApiState {
     }
 
     /// What `/health` and `/admin/status` say about transcription (null when it is off).
-    pub(crate) fn speech_status(&self) -> Value {
+    pub fn speech_status(&self) -> Value {
         let (Some(speech), Some(id)) = (&self.speech, self.config.speech_model_id()) else {
             return Value::Null;
         };
@@ -68,7 +68,7 @@ impl ApiState {
     /// An administration event by the caller (`admin.*`, `auth.*`, `dsr.*`), the target user
     /// named by pseudonym only.
     /// An `admin.*` / `auth.*` audit event by the caller, the target user by pseudonym.
-    pub(crate) async fn audit_admin(
+    pub async fn audit_admin(
         &self,
         ext: &Extensions,
         name: &str,
@@ -86,7 +86,7 @@ impl ApiState {
 
     /// The loaded model's dossier, checked against the loaded weights (409 when it does not
     /// match, 503 before the model is loaded).
-    pub(crate) fn verified_dossier(
+    pub fn verified_dossier(
         &self,
     ) -> Result<(civia_compliance::dossier::Dossier, civia_ipc::ModelInfo), ApiError> {
         use civia_compliance::dossier::DossierError;
@@ -116,7 +116,7 @@ impl ApiState {
 }
 
 /// A caller as the audit trail names it.
-pub(crate) fn actor(p: &Principal) -> civia_audit::Actor<'_> {
+pub fn actor(p: &Principal) -> civia_audit::Actor<'_> {
     civia_audit::Actor {
         user_id: p.user().map(|u| u.id),
         role: p.role().as_str(),

@@ -3,14 +3,16 @@
 use civia_auth::{ApiKeyInfo, User};
 use serde_json::{json, Value};
 
-pub(crate) fn user_json(u: &User) -> Value {
+/// An account, without its password hash.
+pub fn user_json(u: &User) -> Value {
     json!({
         "id": u.id, "name": u.name, "role": u.role.as_str(), "service": u.service,
         "created_at": u.created_at, "disabled": u.disabled,
     })
 }
 
-pub(crate) fn key_json(k: &ApiKeyInfo) -> Value {
+/// An API key's metadata (never the key itself).
+pub fn key_json(k: &ApiKeyInfo) -> Value {
     json!({
         "id": k.id, "user": k.user, "name": k.name, "prefix": k.prefix, "model": k.model_scope,
         "created_at": k.created_at, "expires_at": k.expires_at, "last_used_at": k.last_used_at,

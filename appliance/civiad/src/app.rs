@@ -10,7 +10,8 @@
 
 use crate::boot::{self, Stop};
 use crate::{serve, systemd, DaemonError};
-use civia_api::{admin_router, router, ApiState, Auth};
+use civia_admin_api::admin_router;
+use civia_api::{router, ApiState, Auth};
 use civia_config::Config;
 use civia_supervisor::{SpeechSpec, SpeechSupervisor, Supervisor, WorkerSpec};
 use std::future::Future;
@@ -239,10 +240,12 @@ impl App {
                 stopped(),
             ));
         }
+        // The admin plane is nested in the API listener's router unless it has its own.
+        let admin = state.admin_on_api.then(|| civia_admin_api::routes(&state));
         tasks.spawn(serve::serve_tcp(
             listeners.api,
             api_tls.then_some(server_tls),
-            router(state),
+            router(state, admin),
             gate,
             stopped(),
         ));

@@ -18,7 +18,7 @@ pub(crate) async fn openapi() -> impl IntoResponse {
 }
 
 /// The box CA, for agents' browsers and programs to trust the box (no authentication).
-pub(crate) async fn ca_certificate(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
+pub async fn ca_certificate(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "application/x-pem-file"),
@@ -46,7 +46,8 @@ pub(crate) async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoRespons
     )
 }
 
-pub(crate) async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+/// Liveness and the model's phase (no authentication; `/health` on every listener).
+pub async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {
     let s = st.supervisor.status();
     Json(json!({
         "status": "ok",

@@ -1,12 +1,9 @@
-//! One module per resource. A handler extracts the caller and the request, calls a service,
+//! One module per resource of the API listener (the admin plane's are `civia-admin-api`'s). A handler extracts the caller and the request, calls a service,
 //! and shapes the answer; it imports the shared plumbing of the crate root (`extract`,
 //! `body`, `metering`, `generation`, `history`, `state`), never another handler.
 
-pub(crate) mod admin;
 pub(crate) mod audio;
-pub(crate) mod audit;
 pub(crate) mod charter;
-pub(crate) mod compliance;
 pub(crate) mod documents;
 pub(crate) mod health;
 pub(crate) mod meetings;
@@ -14,6 +11,4 @@ pub(crate) mod models;
 pub(crate) mod openai;
 pub(crate) mod privacy;
 pub(crate) mod session;
-pub(crate) mod system;
-pub(crate) mod updates;
 pub(crate) mod web;

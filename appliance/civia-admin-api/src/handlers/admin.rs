@@ -5,16 +5,16 @@
 //! the status `admin` or `integrator`. The last active admin cannot be removed, disabled or
 //! demoted, so the box never locks its commune out.
 
-use crate::body::small_json;
-use crate::extract::{client_ip, path, principal, query, require};
-use crate::views::{key_json, user_json};
-use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use civia_api::body::small_json;
+use civia_api::extract::{client_ip, path, principal, query, require};
+use civia_api::views::{key_json, user_json};
+use civia_api::{ApiError, ApiState};
 use civia_auth::{AuthError, KeyRequest, QuotaView, Role, User, UserChange};
 use civia_supervisor::Phase;
 use serde::Deserialize;

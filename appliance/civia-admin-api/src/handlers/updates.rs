@@ -5,31 +5,22 @@
 //! One install at a time. Every refusal is answered with the agent's stable code (400 for a
 //! refused bundle, nothing written) and leaves an update event in the journal.
 
-use crate::body::{body_reader, parse_json, read_body, BodyReader};
-use crate::error::Class;
-use crate::extract::require;
-use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{Extensions, StatusCode};
+use axum::http::Extensions;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use civia_api::body::{body_reader, parse_json, read_body, BodyReader};
+use civia_api::error::Class;
+use civia_api::extract::require;
+use civia_api::{ApiError, ApiState};
 use civia_auth::{Principal, Role};
 use civia_update::service::blocking;
-use civia_update::{ServiceError, UpdateError, Updates};
+use civia_update::{UpdateError, Updates};
 use serde::Deserialize;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-fn update_error(e: UpdateError) -> ApiError {
-    let (status, kind) = if e.is_refusal() {
-        (StatusCode::BAD_REQUEST, "invalid_request_error")
-    } else {
-        (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
-    };
-    ApiError::new(status, kind, e.code(), e.to_string())
-}
 
 fn updates(st: &ApiState) -> Result<&Updates, ApiError> {
     st.updates.as_deref().ok_or_else(|| {
@@ -52,28 +43,6 @@ fn installer<'a>(st: &'a ApiState, ext: &Extensions) -> Result<&'a Updates, ApiE
     let u = updates(st)?;
     u.check_trusted()?;
     Ok(u)
-}
-
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
-        let code = match e {
-            ServiceError::Update(u) => return update_error(u),
-            ServiceError::Task(_) => return ApiError::internal(e.to_string()),
-            ServiceError::UpdatesOff(_) => "updates_off",
-            ServiceError::SystemUpdatesOff(_) => "system_updates_off",
-            ServiceError::Busy => "update_in_progress",
-            ServiceError::ModelMismatch { .. } => "model_mismatch",
-            ServiceError::ModelLoadFailed { .. } => {
-                return ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_request_error",
-                    "model_load_failed",
-                    e.to_string(),
-                )
-            }
-        };
-        ApiError::of(Class::Conflict, code, e.to_string())
-    }
 }
 
 /// An install from an upload: past the size limit, a 413 rather than the reader's I/O error.
@@ -108,7 +77,7 @@ pub(crate) async fn status(
     let u = updates(&st)?;
     let system = match &u.system {
         Ok(c) => {
-            let state = u.system_updater()?.state().map_err(update_error)?;
+            let state = u.system_updater()?.state().map_err(ApiError::from)?;
             json!({
                 "enabled": true, "reason": null, "compatible": c.compatible,
                 "booted_slot": c.booted.name(), "running_version": c.running.to_string(),

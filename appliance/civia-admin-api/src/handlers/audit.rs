@@ -1,13 +1,13 @@
 //! `/admin/audit/*`: verifying and exporting the audit trail (admin or DPO). Reading the
 //! trail is itself an event (`audit.read`), written before anything is read.
 
-use crate::extract::{query, require};
-use crate::{ApiError, ApiState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, Extensions};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use civia_api::extract::{query, require};
+use civia_api::{ApiError, ApiState};
 use civia_audit::{Audit, Event, ExportFormat};
 use civia_auth::{Principal, Role};
 use serde::Deserialize;

@@ -1,5 +1,5 @@
-//! The HTTP layer tested in-process: the real router over a real store, audit trail and
-//! configuration in a temporary directory, requests sent with `tower::ServiceExt::oneshot`
+//! The admin plane and the API listener tested in-process: the real routers over a real
+//! store, audit trail and configuration in a temporary directory, requests sent with `tower::ServiceExt::oneshot`
 //! (no listener, no daemon). The runtime worker is a program that exits at once, so the
 //! model is never loaded: these tests cover who may call what, and the shape of every
 //! refusal, not generation (the daemon's tests and the Python suites cover that).
@@ -100,8 +100,10 @@ async fn start() -> Box_ {
     });
     Box_ {
         _dir: dir,
-        app: civia_api::router(state.clone()),
-        admin_only: civia_api::admin_router(state),
+        // Built as civiad builds them: the admin plane nested in the API listener's router
+        // (`admin_on_api`), and alone for its own listener.
+        app: civia_api::router(state.clone(), Some(civia_admin_api::routes(&state))),
+        admin_only: civia_admin_api::admin_router(state),
         keys,
     }
 }

@@ -10,15 +10,15 @@
 //! egress); it is audited (`admin.egress_probe`) and at most `civia_system::PARALLEL_PROBES` run at once.
 //! A bandwidth measurement keeps every core busy for a moment: one at a time, others get 409.
 
-use crate::body::read_bytes;
-use crate::error::Class;
-use crate::extract::require;
-use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Extensions;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use civia_api::body::read_bytes;
+use civia_api::error::Class;
+use civia_api::extract::require;
+use civia_api::{ApiError, ApiState};
 use civia_auth::{Principal, Role};
 use civia_system::{MeasureError, ProbeTarget, TargetError};
 use serde_json::{json, Map, Value};
@@ -147,7 +147,7 @@ pub(crate) async fn egress_probe(
     log::info!(
         "egress probe to {} by {}: connected={} error={:?}",
         probe.address,
-        crate::extract::principal(&ext)?.name(),
+        civia_api::extract::principal(&ext)?.name(),
         result.connected,
         result.error
     );

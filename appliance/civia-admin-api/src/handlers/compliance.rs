@@ -7,13 +7,13 @@
 //! the kernel (is the state directory on dm-crypt?); the TPM's use for the box's secrets is
 //! not observable here and stays "non vérifié" until provisioning reports it.
 
-use crate::extract::{path, query, require};
-use crate::{ApiError, ApiState};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, Extensions};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use civia_api::extract::{path, query, require};
+use civia_api::{ApiError, ApiState};
 use civia_auth::Role;
 use civia_compliance::{
     AuditState, Charter, DocumentKind, Live, LoadedModel, Snapshot, UserCounts,
