@@ -67,7 +67,6 @@ impl ApiState {
 
     /// An administration event by the caller (`admin.*`, `auth.*`, `dsr.*`), the target user
     /// named by pseudonym only.
-    /// An `admin.*` / `auth.*` audit event by the caller, the target user by pseudonym.
     pub async fn audit_admin(
         &self,
         ext: &Extensions,

@@ -11,6 +11,9 @@
 //! ([`export`]), user pseudonyms ([`Pseudonymizer`]), development key files ([`DeviceKey`],
 //! [`secret_load_or_create`]) and the mirror of entries in the systemd journal, as structured
 //! fields over journald's native protocol ([`JournalMirror`]; best effort, never blocking).
+//! And the service the daemon shares between requests ([`Audit`]): appends fsynced on blocking
+//! threads, a failure typed as [`AuditUnavailable`] so that the caller refuses its request,
+//! callers named by pseudonym ([`Actor`]), verification and export off the async executor.
 //!
 //! Must never:
 //! - store prompt or output text: entries hold metadata, token counts and SHA-256 digests

@@ -493,7 +493,6 @@ impl Auth {
         }
     }
 
-    /// Lets a model request through: role, then requests per minute, then tokens per day.
     /// Refuses a model request from a user who has not accepted the current charter, when
     /// the commune requires it (after the role check, so that a role without model access
     /// hears that first). Keys and sessions of users are checked; the local admin socket is
@@ -531,6 +530,7 @@ impl Auth {
         }
     }
 
+    /// Lets a model request through: role, then requests per minute, then tokens per day.
     pub async fn admit(&self, who: &Principal) -> Result<()> {
         who.require(MODEL_USERS, "use the model")?;
         let Some(user) = who.user() else {

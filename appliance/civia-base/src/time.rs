@@ -88,13 +88,14 @@ pub fn format_ms(ms: i64) -> String {
     )
 }
 
-/// A Unix time in seconds as RFC 3339 UTC with milliseconds (times before 1970 and after
-/// year 9999 give the empty string).
+/// A Unix time in seconds as RFC 3339 UTC with milliseconds (a time before 1970 gives the
+/// epoch, one after year 9999 the empty string).
 pub fn rfc3339(unix_secs: i64) -> String {
-    if !(0..253_402_300_800).contains(&unix_secs) {
+    let t = unix_secs.max(0);
+    if t >= 253_402_300_800 {
         return String::new();
     }
-    format_ms(unix_secs * 1000)
+    format_ms(t * 1000)
 }
 
 #[cfg(test)]
@@ -116,7 +117,8 @@ mod tests {
         assert_eq!(date_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
         assert_eq!(date_time(-1), "1969-12-31 23:59:59 UTC");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20.000Z");
-        assert_eq!(rfc3339(-5), "");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(253_402_300_800), "");
         assert_eq!(format_ms(1_764_416_822_123), "2025-11-29T11:47:02.123Z");
     }
 

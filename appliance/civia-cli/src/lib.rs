@@ -67,7 +67,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Everything that can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -206,10 +205,7 @@ struct ErrorObject {
 
 /// Runs the command of `cli`: reads a password from `stdin` if asked to, prints to `out`.
 pub fn run<R: BufRead, W: Write>(cli: &Cli, stdin: &mut R, out: &mut W) -> Result<(), Error> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    run_at(cli, stdin, out, now)
+    run_at(cli, stdin, out, civia_base::time::now_unix())
 }
 
 /// [`run`] with the current time (Unix seconds) given, for key expiry.

@@ -28,7 +28,6 @@ use argon2::Argon2;
 use civia_base::hash::sha256_hex;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -146,12 +145,7 @@ pub struct UsageDay {
     pub completion_tokens: u64,
 }
 
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use civia_base::time::now_unix as now;
 
 fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];

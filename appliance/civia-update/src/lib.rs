@@ -17,14 +17,18 @@
 //! - the events it emits for the audit log and for progress ([`events`]);
 //! - the GPT partition UUIDs of a written slot, derived from its dm-verity root hash so that
 //!   `systemd-veritysetup-generator` finds the slot from `roothash=` alone, and the booted slot
-//!   from the kernel command line ([`partition`]).
+//!   from the kernel command line ([`partition`]);
+//! - the daemon's update service ([`service::Updates`]): updates on or off and why, one install
+//!   at a time, every event to the journal and the audit trail (`update.<event>`), a model
+//!   bundle put into service through the daemon's [`service::ModelLoader`] (confirmed, or rolled
+//!   back and the previous model reloaded), and the outcome of a trial boot's health check.
 //!
 //! It must never: write to the running (active) slot or its UKI; write a byte of a payload
 //! anywhere before the whole bundle verified; lower the floor or the reference time; trust a
 //! root that the previous root's threshold did not sign; open a network connection (updates
-//! work with no network at all). It does not reboot the machine nor run health checks: the
-//! daemon does, and reports the result ([`system::SystemUpdater::bless`],
-//! [`system::SystemUpdater::mark_bad`]).
+//! work with no network at all). It does not reboot the machine nor judge the box's health:
+//! the daemon does, and hands the verdict to [`service::Updates::health_check`], which
+//! blesses the slot or marks it bad.
 
 pub mod esp;
 pub mod events;

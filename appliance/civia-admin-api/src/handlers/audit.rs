@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_api::extract::{query, require};
 use civia_api::{ApiError, ApiState};
-use civia_audit::{Audit, Event, ExportFormat};
+use civia_audit::{Audit, Event, ExportFormat, ServiceError};
 use civia_auth::{Principal, Role};
 use serde::Deserialize;
 use serde_json::json;
@@ -52,7 +52,7 @@ pub(crate) async fn verify(
             "warnings": r.warnings.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>(),
             "first_bad": null,
         }),
-        Err(civia_audit::ServiceError::Audit(e)) => match e.tamper() {
+        Err(ServiceError::Audit(e)) => match e.tamper() {
             Some(t) => json!({
                 "ok": false, "message": e.to_string(),
                 "first_bad": {"segment": t.segment, "line": t.line, "seq": t.seq,
@@ -64,7 +64,9 @@ pub(crate) async fn verify(
                 )))
             }
         },
-        Err(e) => return Err(ApiError::internal(format!("verify failed: {e}"))),
+        Err(ServiceError::Task(e)) => {
+            return Err(ApiError::internal(format!("verify task failed: {e}")))
+        }
     };
     Ok(Json(body).into_response())
 }
@@ -107,6 +109,9 @@ pub(crate) async fn export(
     let out = audit(&st)?
         .export(from, to, format)
         .await
-        .map_err(|e| ApiError::internal(format!("export failed: {e}")))?;
+        .map_err(|e| match e {
+            ServiceError::Task(e) => ApiError::internal(format!("export task failed: {e}")),
+            ServiceError::Audit(e) => ApiError::internal(format!("export failed: {e}")),
+        })?;
     Ok(([(header::CONTENT_TYPE, ctype)], out).into_response())
 }

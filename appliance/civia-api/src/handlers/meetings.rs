@@ -18,7 +18,6 @@ use civia_metering::UsageTicket;
 use civia_minutes::{Answer, AskError, Minutes, Model, Pipeline, Progress};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -180,7 +179,7 @@ pub async fn minutes(
             .map_err(AskError::into_inner)?;
         let (sections, usage) = shaped(&m);
         if let Some(t) = &ticket {
-            let sha = hex::encode(Sha256::digest(m.markdown.as_bytes()));
+            let sha = civia_base::hash::sha256_hex(&m.markdown);
             t.finish(m.prompt_tokens, m.completion_tokens, 200, Some(sha))
                 .await?;
         }
@@ -228,7 +227,7 @@ pub async fn minutes(
         match result {
             Ok(m) => {
                 if let Some(t) = &guard.0 {
-                    let sha = hex::encode(Sha256::digest(m.markdown.as_bytes()));
+                    let sha = civia_base::hash::sha256_hex(&m.markdown);
                     if let Err(e) = t.finish(m.prompt_tokens, m.completion_tokens, 200, Some(sha)).await {
                         yield Ok(SseEvent::default().data(ApiError::from(e).body().to_string()));
                         return;

@@ -25,14 +25,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// The request limits of `[api]` and `[guard]`.
 fn limits(st: &ApiState) -> Limits {
@@ -202,7 +194,12 @@ async fn respond(
     let pii = ticket.as_ref().map(|t| t.pii()).unwrap_or_default();
     let unique = uuid::Uuid::new_v4().simple().to_string();
     if stream {
-        let env = Envelope::new(shape, &unique, now(), &st.model_id);
+        let env = Envelope::new(
+            shape,
+            &unique,
+            u64::try_from(civia_base::time::now_unix()).unwrap_or(0),
+            &st.model_id,
+        );
         return Ok(stream_response(
             env,
             generation,
@@ -221,7 +218,7 @@ async fn respond(
         }
     }
     if let Some(t) = ticket {
-        let sha = hex::encode(Sha256::digest(c.text.as_bytes()));
+        let sha = civia_base::hash::sha256_hex(&c.text);
         t.finish(
             c.usage.prompt_tokens,
             c.usage.completion_tokens,
@@ -248,7 +245,12 @@ async fn respond(
     } else {
         finish_str(c.reason)
     };
-    let env = Envelope::new(shape, &unique, now(), &st.model_id);
+    let env = Envelope::new(
+        shape,
+        &unique,
+        u64::try_from(civia_base::time::now_unix()).unwrap_or(0),
+        &st.model_id,
+    );
     Ok(marked(
         Json(env.completion(&c.text, finish, &c.usage, marking)).into_response(),
         &pii,
