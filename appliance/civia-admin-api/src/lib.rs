@@ -19,6 +19,7 @@
 //! text, or let a handler import another handler.
 
 mod handlers;
+mod host;
 mod routes;
 
 pub use routes::{admin_router, routes};

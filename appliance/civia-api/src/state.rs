@@ -3,7 +3,7 @@
 
 use crate::error::Class;
 use crate::ApiError;
-use axum::http::{Extensions, StatusCode};
+use axum::http::Extensions;
 use civia_auth::{Auth, Principal};
 use civia_config::ApiConfig;
 use civia_supervisor::{Phase, SpeechSupervisor, Supervisor};
@@ -85,7 +85,7 @@ impl ApiState {
 
     /// The loaded model's dossier, checked against the loaded weights (409 when it does not
     /// match, 503 before the model is loaded).
-    pub fn verified_dossier(
+    pub async fn verified_dossier(
         &self,
     ) -> Result<(civia_compliance::dossier::Dossier, civia_ipc::ModelInfo), ApiError> {
         use civia_compliance::dossier::DossierError;
@@ -97,19 +97,25 @@ impl ApiState {
                 "The model is not loaded yet: its dossier is checked against the loaded weights.",
             ));
         };
+        // The dossier is a file (up to 1 MiB): read off the async executor.
         let weights = std::path::PathBuf::from(self.supervisor.load_spec().path);
-        let dossier =
-            civia_compliance::dossier::load_verified(&weights, &info.sha256).map_err(|e| {
-                let (status, code) = match &e {
-                    DossierError::NotFound(_) => (StatusCode::NOT_FOUND, "dossier_not_found"),
-                    DossierError::Invalid { path, message } => {
-                        log::error!("dossier {}: {message}", path.display());
-                        (StatusCode::CONFLICT, "dossier_invalid")
-                    }
-                    DossierError::Mismatch { .. } => (StatusCode::CONFLICT, "dossier_mismatch"),
-                };
-                ApiError::new(status, "invalid_request_error", code, e.to_string())
-            })?;
+        let sha256 = info.sha256.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            civia_compliance::dossier::load_verified(&weights, &sha256)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("dossier task failed: {e}")))?;
+        let dossier = loaded.map_err(|e| {
+            let (class, code) = match &e {
+                DossierError::NotFound(_) => (Class::NotFound, "dossier_not_found"),
+                DossierError::Invalid { path, message } => {
+                    log::error!("dossier {}: {message}", path.display());
+                    (Class::Conflict, "dossier_invalid")
+                }
+                DossierError::Mismatch { .. } => (Class::Conflict, "dossier_mismatch"),
+            };
+            ApiError::of(class, code, e.to_string())
+        })?;
         Ok((dossier, info))
     }
 }

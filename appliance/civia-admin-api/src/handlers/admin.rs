@@ -351,11 +351,7 @@ pub(crate) async fn status(State(st): State<Arc<ApiState>>, ext: Extensions) -> 
     )?;
     let s = st.supervisor.status();
     let users = st.auth.user_count().await?;
-    let state_dir = st.config.state_dir.clone();
-    let host =
-        tokio::task::spawn_blocking(move || civia_system::Collector::new("/").host(&state_dir))
-            .await
-            .map_err(|e| ApiError::internal(format!("host task failed: {e}")))?;
+    let host = crate::host::facts(&st).await?;
     let updates = st.updates.as_ref().map(|u| u.system.is_ok());
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),

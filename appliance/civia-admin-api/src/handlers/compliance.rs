@@ -35,7 +35,7 @@ pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
         .with_store(|s| Ok((s.charter()?, s.charter_coverage()?, s.users()?)))
         .await?;
     let count = |r: Role| users.iter().filter(|u| u.role == r && !u.disabled).count() as u64;
-    let verified = st.verified_dossier().ok();
+    let verified = st.verified_dossier().await.ok();
     let sha256 = match &verified {
         Some((_, info)) => info.sha256.clone(),
         None => st
@@ -45,11 +45,7 @@ pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
             .map(|m| m.sha256)
             .unwrap_or_default(),
     };
-    let state_dir = st.config.state_dir.clone();
-    let host =
-        tokio::task::spawn_blocking(move || civia_system::Collector::new("/").host(&state_dir))
-            .await
-            .map_err(|e| ApiError::internal(format!("host task failed: {e}")))?;
+    let host = crate::host::facts(st).await?;
     let audit = match &st.audit {
         Some(a) => Some(AuditState {
             chain_verified: a.chain_verifies().await,

@@ -43,7 +43,7 @@ pub(crate) async fn model_dossier(
     if id != st.model_id {
         return ApiError::model_not_found(&id, &st.model_id).into_response();
     }
-    let (dossier, info) = match st.verified_dossier() {
+    let (dossier, info) = match st.verified_dossier().await {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
