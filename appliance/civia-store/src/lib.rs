@@ -246,12 +246,22 @@ impl Store {
         check_password_policy(password)?;
         let hash = hash_password(password)?;
         let created = now();
-        let res = self.conn.execute(
-            "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![name, role.as_str(), hash, created],
-        );
+        // The id comes from the never-reused sequence (migration 5), in the same
+        // transaction as the account.
+        let insert = |tx: &rusqlite::Transaction| -> rusqlite::Result<()> {
+            tx.execute("INSERT INTO user_ids DEFAULT VALUES", [])?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO users (id, name, role, password_hash, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, name, role.as_str(), hash, created],
+            )?;
+            Ok(())
+        };
+        let tx = self.conn.unchecked_transaction()?;
+        let res = insert(&tx).and_then(|()| tx.commit());
         match res {
-            Ok(_) => self.user(name),
+            Ok(()) => self.user(name),
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {

@@ -89,6 +89,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         channel TEXT NOT NULL,
         PRIMARY KEY (user_id, version)
      );",
+    // 5: user ids are never reused (the audit pseudonym is keyed on the id: a new account
+    // must not inherit a deleted person's). `users.id` has no AUTOINCREMENT, so ids come
+    // from this sequence (AUTOINCREMENT: SQLite never hands out a value again), seeded with
+    // the ids in use.
+    "CREATE TABLE user_ids (id INTEGER PRIMARY KEY AUTOINCREMENT);
+     INSERT INTO user_ids (id) SELECT id FROM users;",
 ];
 
 pub(crate) fn version(conn: &Connection) -> Result<u32> {

@@ -532,3 +532,29 @@ fn charter_versions_and_register() {
     // Reopening does not add another default version.
     drop(s);
 }
+
+/// Audit pseudonyms are keyed on the user id: a new account must never get the id of a
+/// deleted one, or it would inherit the deleted person's pseudonym (and audit trail).
+#[test]
+fn user_ids_are_never_reused() {
+    let (d, s) = store();
+    s.add_user("premier", Role::Agent, "correct horse battery")
+        .unwrap();
+    let gone = s
+        .add_user("parti", Role::Agent, "correct horse battery")
+        .unwrap();
+    s.delete_user("parti").unwrap();
+    let next = s
+        .add_user("nouveau", Role::Agent, "correct horse battery")
+        .unwrap();
+    assert_ne!(next.id, gone.id, "the deleted account's id was given again");
+    assert!(next.id > gone.id);
+    // Also after reopening the file, and for a deleted id that is not the largest.
+    drop(s);
+    let s = Store::open(&d.path().join("civia.db")).unwrap();
+    s.delete_user("nouveau").unwrap();
+    let again = s
+        .add_user("encore", Role::Agent, "correct horse battery")
+        .unwrap();
+    assert!(again.id > next.id);
+}
