@@ -235,3 +235,41 @@ def test_oversized_uploads_and_boxes_without_root_metadata(civiad, keys, tmp_pat
         assert r.status_code == 409 and r.json()["error"]["code"] == "updates_off", r.text
     status = httpx.get(bare.url + "/admin/updates", headers=presta).json()
     assert status["system"]["enabled"] is False and "absent.json" in status["system"]["reason"]
+
+
+def test_an_install_finishes_and_keeps_its_lock_when_the_client_hangs_up(civiad, keys, tmp_path):
+    """The integrator's connection drops right after the upload: the install goes on to the
+    end (the new model is loaded and confirmed, not left half-activated) and holds the
+    update lock the whole time (a second upload meanwhile is refused, never interleaved)."""
+    import socket
+    from urllib.parse import urlsplit
+    server = civiad(model=TINY, update=update_section(keys, booted_slot="a", running_version="1.0.0"))
+    presta = user_key(server, "presta", "integrator")
+    new_gguf = model_path("tiny-mistral-notemplate")
+    good = model_bundle(keys, tmp_path / "m-1.0.0.civia", "1.0.0", new_gguf)
+    body = good.read_bytes()
+    u = urlsplit(server.url)
+    s = socket.create_connection((u.hostname, u.port))
+    s.sendall((f"POST /admin/updates/model HTTP/1.1\r\nHost: {u.hostname}\r\n"
+               f"Authorization: {presta['authorization']}\r\nContent-Length: {len(body)}\r\n"
+               "Content-Type: application/octet-stream\r\n\r\n").encode() + body)
+    s.close()  # hang up before the answer
+    # A second upload while the first is still at work is refused with `update_in_progress`
+    # (or, once the first is done, as a replay); never a second install at the same time.
+    second = upload(server, "model", good, presta)
+    assert second.status_code in (400, 409), second.text
+    assert second.json()["error"]["code"] in ("update_in_progress", "not_newer", "below_floor"), second.text
+    # The first install went to its end: the new model is loaded, and confirmed.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = httpx.get(server.url + "/admin/updates", headers=presta).json()
+        if status["model"]["current"] == "1.0.0" and loaded_sha(server) == sha256(new_gguf):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the install stopped with the client: {status}, loaded {loaded_sha(server)}")
+    chat_ok(server)
+    r = httpx.get(server.url + "/admin/audit/export", headers=server.headers(),
+                  params={"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
+    names = [json.loads(line)["event"] for line in r.text.splitlines()]
+    assert "update.model_confirmed" in names, names

@@ -71,6 +71,22 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(ServiceError::Update)
 }
 
+/// Runs an install (holding the guard from [`Updates::begin`]) in a task of its own and
+/// waits for it. When the caller's future is dropped (the client hung up), the install still
+/// goes to its end, activation and rollback included, and the lock is released only then.
+pub async fn detached<T: Send + 'static, E: From<ServiceError> + Send + 'static>(
+    guard: tokio::sync::OwnedMutexGuard<()>,
+    work: impl std::future::Future<Output = Result<T, E>> + Send + 'static,
+) -> Result<T, E> {
+    let task = tokio::spawn(async move {
+        let out = work.await;
+        drop(guard);
+        out
+    });
+    task.await
+        .map_err(|e| E::from(ServiceError::Task(e.to_string())))?
+}
+
 /// What the daemon knows about updates on this box.
 pub struct Updates {
     /// System updates, or why they are off on this machine.
@@ -80,7 +96,7 @@ pub struct Updates {
     pub state_dir: PathBuf,
     pub models_dir: PathBuf,
     pub max_upload_bytes: u64,
-    busy: tokio::sync::Mutex<()>,
+    busy: Arc<tokio::sync::Mutex<()>>,
     pub observer: &'static UpdateObserver,
 }
 
@@ -181,7 +197,7 @@ impl Updates {
             state_dir: cfg.update_state_dir(),
             models_dir: cfg.models_dir(),
             max_upload_bytes: cfg.update.max_upload_bytes,
-            busy: tokio::sync::Mutex::new(()),
+            busy: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -194,9 +210,14 @@ impl Updates {
         }
     }
 
-    /// One install at a time: the guard is held for the whole install.
-    pub fn begin(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, ServiceError> {
-        self.busy.try_lock().map_err(|_| ServiceError::Busy)
+    /// One install at a time: the guard is held for the whole install. It is owned so that
+    /// it moves into the task doing the work (see [`detached`]): a request's future is
+    /// dropped when its client hangs up, the install and its lock must not be.
+    pub fn begin(&self) -> Result<tokio::sync::OwnedMutexGuard<()>, ServiceError> {
+        self.busy
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| ServiceError::Busy)
     }
 
     pub fn models(&self) -> ModelStore<'static> {

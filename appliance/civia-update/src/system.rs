@@ -135,7 +135,9 @@ impl<'o> SystemUpdater<'o> {
 
     /// Installs a bundle from a stream (the admin API's upload). The header is verified
     /// before the rest is read; the bundle is then spooled under the state directory, verified
-    /// whole, and installed as from a path. The spool file is removed afterwards.
+    /// whole, and installed as from a path. The spool file has a name of its own (uploads
+    /// never share one) and is removed afterwards, whether the install succeeds, fails, or
+    /// the upload breaks off half-written.
     pub fn install_from_reader<R: Read>(&self, mut r: R) -> Result<Installed, UpdateError> {
         let spool = self.cfg.state_dir.join("spool");
         let res = (|| {
@@ -144,12 +146,19 @@ impl<'o> SystemUpdater<'o> {
             let root = self.trust.current()?;
             self.verify_policy(&st, &root, &header)?;
             std::fs::create_dir_all(&spool).map_err(io_err("creating the spool directory"))?;
-            let file = spool.join("upload.bundle");
-            let mut out =
-                File::create(&file).map_err(io_err(format!("creating {}", file.display())))?;
-            header.write_preamble(&mut out)?;
-            std::io::copy(&mut r, &mut out).map_err(io_err("spooling the upload"))?;
-            out.sync_all().map_err(io_err("syncing the upload"))?;
+            let mut file = tempfile::Builder::new()
+                .prefix("upload-")
+                .suffix(".bundle")
+                .tempfile_in(&spool)
+                .map_err(io_err(format!(
+                    "creating a spool file in {}",
+                    spool.display()
+                )))?;
+            header.write_preamble(file.as_file_mut())?;
+            std::io::copy(&mut r, file.as_file_mut()).map_err(io_err("spooling the upload"))?;
+            file.as_file()
+                .sync_all()
+                .map_err(io_err("syncing the upload"))?;
             Ok(file)
         })();
         let file = match res {
@@ -160,9 +169,8 @@ impl<'o> SystemUpdater<'o> {
                 return Err(e);
             }
         };
-        let out = self.install_with_source(&file, Source::Stream);
-        let _ = std::fs::remove_file(&file);
-        out
+        // `file` (a `NamedTempFile`) removes itself when dropped, after the install.
+        self.install_with_source(file.path(), Source::Stream)
     }
 
     fn verify_policy(

@@ -15,7 +15,7 @@ use civia_api::error::Class;
 use civia_api::extract::require;
 use civia_api::{ApiError, ApiState};
 use civia_auth::{Principal, Role};
-use civia_update::service::blocking;
+use civia_update::service::{blocking, detached};
 use civia_update::{UpdateError, Updates};
 use serde::Deserialize;
 use serde_json::json;
@@ -108,10 +108,12 @@ pub(crate) async fn upload_system(
 ) -> Result<Response, ApiError> {
     let u = installer(&st, &ext)?;
     let updater = u.system_updater()?;
-    let _guard = u.begin()?;
-    let done = install_upload(body, u.max_upload_bytes, move |r| {
-        updater.install_from_reader(r)
-    })
+    let guard = u.begin()?;
+    let limit = u.max_upload_bytes;
+    let done = detached(
+        guard,
+        install_upload(body, limit, move |r| updater.install_from_reader(r)),
+    )
     .await?;
     Ok(system_installed(&done))
 }
@@ -130,13 +132,14 @@ pub(crate) async fn upload_model(
     body: Body,
 ) -> Result<Response, ApiError> {
     let u = installer(&st, &ext)?;
-    let _guard = u.begin()?;
-    let store = u.models();
-    let installed = install_upload(body, u.max_upload_bytes, move |r| {
-        store.install_from_reader(r)
+    let guard = u.begin()?;
+    let (store, limit) = (u.models(), u.max_upload_bytes);
+    let st = st.clone();
+    detached(guard, async move {
+        let installed = install_upload(body, limit, move |r| store.install_from_reader(r)).await?;
+        switch_to_installed(&st, installed).await
     })
-    .await?;
-    switch_to_installed(&st, u, installed).await
+    .await
 }
 
 /// The runtime worker as the update service's model loader.
@@ -167,9 +170,9 @@ impl civia_update::ModelLoader for WorkerLoader<'_> {
 /// Puts a freshly installed model bundle into service (or back out).
 async fn switch_to_installed(
     st: &ApiState,
-    u: &Updates,
     installed: civia_update::ModelInstalled,
 ) -> Result<Response, ApiError> {
+    let u = updates(st)?;
     let loader = WorkerLoader {
         supervisor: &st.supervisor,
         before: st.supervisor.load_spec(),
@@ -217,15 +220,21 @@ pub(crate) async fn install_path(
     match req.kind.as_str() {
         "system" => {
             let updater = u.system_updater()?;
-            let _guard = u.begin()?;
-            let done = blocking(move || updater.install_from_path(&path)).await?;
-            Ok(system_installed(&done))
+            let guard = u.begin()?;
+            let install = async move {
+                Ok::<_, ApiError>(blocking(move || updater.install_from_path(&path)).await?)
+            };
+            Ok(system_installed(&detached(guard, install).await?))
         }
         "model" => {
-            let _guard = u.begin()?;
+            let guard = u.begin()?;
             let store = u.models();
-            let installed = blocking(move || store.install_from_path(&path)).await?;
-            switch_to_installed(&st, u, installed).await
+            let st = st.clone();
+            detached(guard, async move {
+                let installed = blocking(move || store.install_from_path(&path)).await?;
+                switch_to_installed(&st, installed).await
+            })
+            .await
         }
         _ => Err(ApiError::bad_request(
             "`kind` must be `system` or `model`.",
