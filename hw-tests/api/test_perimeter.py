@@ -117,6 +117,29 @@ def test_admin_plane_on_its_own_listener(civiad, tmp_path):
         httpx.get(f"http://127.0.0.1:{admin_port}/admin/users", headers=h, timeout=5)
 
 
+def test_agents_filling_the_api_listener_never_lock_the_admin_out(civiad, tmp_path):
+    """The admin listener has its own connection places: every place of the API listener
+    taken (idle connections from several workstations) leaves the admin port served."""
+    import socket
+    admin_port = free_port()
+    server = civiad(model=TINY, api={"tls": True, "max_connections": 4, "header_timeout_secs": 60},
+                    admin={"listen": f"127.0.0.1:{admin_port}"})
+    ca = ca_file(server, tmp_path)
+    port = int(server.url.rsplit(":", 1)[1])
+    held = [socket.create_connection(("127.0.0.1", port), source_address=(f"127.0.0.{10 + i}", 0))
+            for i in range(4)]
+    try:
+        time.sleep(0.3)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(server.url + "/health", verify=str(ca), timeout=3)
+        r = httpx.get(f"https://127.0.0.1:{admin_port}/admin/users", headers=server.headers(),
+                      verify=str(ca), timeout=10)
+        assert r.status_code == 200, r.text
+    finally:
+        for s in held:
+            s.close()
+
+
 # --- LAN-only guard between network namespaces ---------------------------------------------
 
 def sh(*args, check=True, **kw):

@@ -1,14 +1,21 @@
 //! Reading request bodies with clear errors: bounded reads that answer 413 the way clients
-//! can read it (after draining a bounded amount), and JSON parsing that names the offending
-//! field.
+//! can read it (after draining a bounded amount), bodies paced against trickling clients
+//! (408), and JSON parsing that names the offending field.
+//!
+//! The pacing ([`Paced`]) is written here rather than taken from `tower-http`: its
+//! `TimeoutBody` bounds the wait between two frames, which a client sending one byte every
+//! few seconds never exceeds; the pace here bounds the whole body against its size.
 
 use crate::error::Class;
 use crate::ApiError;
 use axum::body::{Body, Bytes};
 use http_body_util::BodyExt;
+use std::future::Future;
 use std::io::Read;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 /// The limit of the small JSON bodies of the admin plane and the session routes.
 pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
@@ -21,7 +28,124 @@ pub const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
 pub const OVERSIZE_DRAIN_BYTES: usize = 64 * 1024 * 1024;
 
 /// How long an oversized body is drained at most.
-pub const OVERSIZE_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+pub const OVERSIZE_DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// The pace every request body must keep: complete within `grace` plus its size at `rate`
+/// bytes per second (`api.body_timeout_secs`, `api.min_body_bytes_per_sec`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub grace: Duration,
+    pub rate: u64,
+}
+
+impl Pace {
+    pub fn of(cfg: &civia_config::ApiConfig) -> Self {
+        Self {
+            grace: Duration::from_secs(cfg.body_timeout_secs),
+            rate: cfg.min_body_bytes_per_sec.max(1),
+        }
+    }
+
+    fn deadline(&self, started: Instant, received: u64) -> Instant {
+        let allowed = self.grace + Duration::from_secs(received / self.rate);
+        started + allowed
+    }
+}
+
+/// The error a [`Paced`] body ends with when its client is too slow.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body was not sent in time (api.body_timeout_secs, api.min_body_bytes_per_sec)")]
+pub struct BodyTimeout;
+
+/// A request body that fails with [`BodyTimeout`] once it falls behind its [`Pace`]; readers
+/// answer 408 and the connection is closed (the rest of the body is never read).
+pub struct Paced {
+    inner: Body,
+    pace: Pace,
+    started: Instant,
+    received: u64,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Paced {
+    pub fn new(inner: Body, pace: Pace) -> Self {
+        let started = Instant::now();
+        let timer = Box::pin(tokio::time::sleep_until(pace.deadline(started, 0).into()));
+        Self {
+            inner,
+            pace,
+            started,
+            received: 0,
+            timer,
+        }
+    }
+}
+
+impl http_body::Body for Paced {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received = this.received.saturating_add(data.len() as u64);
+                    let next = this.pace.deadline(this.started, this.received);
+                    this.timer.as_mut().reset(next.into());
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimeout)))),
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Middleware: every request body keeps the listener's [`Pace`].
+pub async fn pace(
+    axum::extract::State(pace): axum::extract::State<Pace>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    next.run(req.map(|b| Body::new(Paced::new(b, pace)))).await
+}
+
+/// Whether a body read failed because the client fell behind its pace.
+fn timed_out(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BodyTimeout>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The answer to a body that fell behind its pace.
+pub fn body_timeout() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        "invalid_request_error",
+        "request_timeout",
+        "The request body was not sent in time: the connection is closed.",
+    )
+}
 
 /// Reads a JSON request body with clear errors: 413 when larger than `limit`, 400 when empty
 /// or not UTF-8.
@@ -68,7 +192,11 @@ pub async fn read_bytes(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         };
         let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| {
-            ApiError::bad_request(format!("Cannot read the request body: {e}"), None)
+            if timed_out(&e) {
+                body_timeout()
+            } else {
+                ApiError::bad_request(format!("Cannot read the request body: {e}"), None)
+            }
         })?;
         if let Ok(data) = frame.into_data() {
             total = total.saturating_add(data.len());

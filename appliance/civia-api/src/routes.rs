@@ -84,6 +84,11 @@ pub fn finish(app: Router<Arc<ApiState>>, state: Arc<ApiState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are limited by `read_body`, which answers 413 the way clients can read.
         .layer(DefaultBodyLimit::disable())
+        // Every body keeps a pace (trickling clients are cut off with 408).
+        .layer(middleware::from_fn_with_state(
+            crate::body::Pace::of(&state.limits),
+            crate::body::pace,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
         .layer(middleware::from_fn(log_request))
         .with_state(state)

@@ -249,10 +249,17 @@ pub struct ApiConfig {
     pub allowed_sources: Vec<IpNet>,
     /// Most open connections in all (beyond: new connections wait in the kernel's backlog).
     pub max_connections: usize,
-    /// Most open connections from one source address (beyond: refused at once).
+    /// Most open connections from one source (beyond: refused at once). A source is an IPv4
+    /// address or an IPv6 /64 (one workstation's prefix: it can pick any address in it).
     pub max_connections_per_address: usize,
     /// Time a client has to send a request's headers (and to finish a TLS handshake).
     pub header_timeout_secs: u64,
+    /// Time a client has to send a request body, on top of the time its size takes at
+    /// `min_body_bytes_per_sec`: a small body is complete within this, a trickled one is cut
+    /// off (408) and its connection closed.
+    pub body_timeout_secs: u64,
+    /// Slowest accepted upload rate once `body_timeout_secs` has passed (bytes per second).
+    pub min_body_bytes_per_sec: u64,
 }
 
 /// RFC 1918, IPv6 unique local addresses and loopback.
@@ -300,6 +307,8 @@ impl Default for ApiConfig {
             max_connections: 1024,
             max_connections_per_address: 64,
             header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            min_body_bytes_per_sec: 64 * 1024,
         }
     }
 }
@@ -317,6 +326,14 @@ pub struct AdminConfig {
     pub socket: Option<PathBuf>,
     /// Group allowed to use the admin socket besides root (ignored when it does not exist).
     pub socket_group: String,
+    /// Source ranges allowed on the admin listener (`listen`). Default: the API's
+    /// (`api.allowed_sources`); set it to the IT office's range to keep agents' workstations
+    /// off the admin port.
+    pub allowed_sources: Option<Vec<IpNet>>,
+    /// The admin listener's own connection limits: agents filling the API listener never
+    /// lock the administrator out.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
 }
 
 impl Default for AdminConfig {
@@ -325,6 +342,9 @@ impl Default for AdminConfig {
             listen: None,
             socket: None,
             socket_group: "civia-admin".into(),
+            allowed_sources: None,
+            max_connections: 64,
+            max_connections_per_address: 16,
         }
     }
 }
@@ -615,6 +635,18 @@ impl Config {
         }
         if self.api.header_timeout_secs == 0 {
             return bad("api.header_timeout_secs", "must be at least 1".into());
+        }
+        if self.api.body_timeout_secs == 0 || self.api.min_body_bytes_per_sec == 0 {
+            return bad(
+                "api.body_timeout_secs",
+                "body_timeout_secs and min_body_bytes_per_sec must be at least 1".into(),
+            );
+        }
+        if self.admin.max_connections == 0 || self.admin.max_connections_per_address == 0 {
+            return bad("admin.max_connections", "limits must be at least 1".into());
+        }
+        if self.admin.allowed_sources.as_ref().is_some_and(Vec::is_empty) {
+            return bad("admin.allowed_sources", "must name at least one range".into());
         }
         let justified = self
             .audit

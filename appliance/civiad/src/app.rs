@@ -217,7 +217,7 @@ impl App {
         );
         let _ = listening.send(());
 
-        let gate = serve::Gate::new(&cfg.api);
+        let gate = serve::Gate::api(&cfg.api);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
             let mut rx = stop_rx.clone();
@@ -236,7 +236,7 @@ impl App {
                 l,
                 Some(server_tls.clone()),
                 admin_router(state.clone()),
-                gate.clone(),
+                serve::Gate::admin(&cfg),
                 stopped(),
             ));
         }

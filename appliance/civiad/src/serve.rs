@@ -47,13 +47,58 @@ impl Drop for Admitted {
     }
 }
 
+/// What the per-source limit counts: an IPv4 address (IPv4-mapped IPv6 included), or an
+/// IPv6 /64 — one host picks any of the 2^64 addresses of its prefix (SLAAC privacy
+/// addresses), so counting /128s would give it no limit at all.
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 impl Gate {
-    pub fn new(cfg: &civia_config::ApiConfig) -> Arc<Self> {
+    /// The API listener's gate.
+    pub fn api(cfg: &civia_config::ApiConfig) -> Arc<Self> {
+        Self::new(
+            cfg.allowed_sources.clone(),
+            cfg.max_connections,
+            cfg.max_connections_per_address,
+            cfg.header_timeout_secs,
+        )
+    }
+
+    /// The admin listener's gate: its own places (agents filling the API listener never lock
+    /// the administrator out) and its own source ranges (default: the API's).
+    pub fn admin(cfg: &civia_config::Config) -> Arc<Self> {
+        Self::new(
+            cfg.admin
+                .allowed_sources
+                .clone()
+                .unwrap_or_else(|| cfg.api.allowed_sources.clone()),
+            cfg.admin.max_connections,
+            cfg.admin.max_connections_per_address,
+            cfg.api.header_timeout_secs,
+        )
+    }
+
+    fn new(
+        allowed: Vec<IpNet>,
+        total: usize,
+        per_address: usize,
+        header_timeout_secs: u64,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            allowed: cfg.allowed_sources.clone(),
-            per_address: cfg.max_connections_per_address,
-            header_timeout: Duration::from_secs(cfg.header_timeout_secs),
-            total: Arc::new(Semaphore::new(cfg.max_connections)),
+            allowed,
+            per_address,
+            header_timeout: Duration::from_secs(header_timeout_secs),
+            total: Arc::new(Semaphore::new(total)),
             open: Mutex::new(HashMap::new()),
         })
     }
@@ -70,7 +115,7 @@ impl Gate {
             log::warn!("refused connection from {peer}: api.max_connections reached");
             return None;
         };
-        let ip = peer.ip();
+        let ip = source_key(peer.ip());
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(ip).or_insert(0);
         if *n >= self.per_address {
@@ -231,4 +276,40 @@ fn group_id(name: &str) -> Option<u32> {
         )
     };
     (rc == 0 && !found.is_null()).then_some(grp.gr_gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(per_address: usize) -> Arc<Gate> {
+        let all = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
+        Gate::new(all, 100, per_address, 10)
+    }
+
+    fn peer(ip: &str) -> SocketAddr {
+        SocketAddr::new(ip.parse().unwrap(), 40000)
+    }
+
+    #[tokio::test]
+    async fn one_ipv6_host_counts_once_whatever_address_of_its_64_it_uses() {
+        let g = gate(2);
+        let a = g.admit(peer("2001:db8:1:2::1")).expect("first");
+        let b = g.admit(peer("2001:db8:1:2:aaaa::7")).expect("second");
+        // A third address of the same /64 is the same source: refused.
+        assert!(g.admit(peer("2001:db8:1:2:ffff:ffff:ffff:ffff")).is_none());
+        // Another /64 has its own places.
+        let c = g.admit(peer("2001:db8:1:3::1")).expect("other prefix");
+        drop((a, b));
+        assert!(g.admit(peer("2001:db8:1:2::9")).is_some(), "places given back");
+        drop(c);
+    }
+
+    #[tokio::test]
+    async fn ipv4_and_mapped_ipv4_are_one_source() {
+        let g = gate(1);
+        let _a = g.admit(peer("192.168.1.10")).expect("first");
+        assert!(g.admit(peer("::ffff:192.168.1.10")).is_none());
+        assert!(g.admit(peer("192.168.1.11")).is_some());
+    }
 }

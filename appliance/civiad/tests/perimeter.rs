@@ -467,3 +467,57 @@ async fn slow_headers_and_connection_floods_are_cut_off_without_hurting_others()
         d.log()
     );
 }
+
+/// A client trickling a request body (no credentials needed on `/auth/login`) is cut off
+/// with 408 once it falls behind `body_timeout_secs` + size at `min_body_bytes_per_sec`,
+/// while a prompt one on the same daemon is served.
+#[tokio::test]
+async fn a_trickled_body_is_cut_off_with_408() {
+    let mut s = Setup::model(TINY);
+    s.api_extra = "body_timeout_secs = 2\nmin_body_bytes_per_sec = 1024".into();
+    let d = Daemon::start(s).await;
+    let mut slow = socket2_free_connect(d.port, [127, 0, 0, 5]).expect("connect");
+    slow.write_all(
+        b"POST /auth/login HTTP/1.1\r\nHost: civia\r\nContent-Type: application/json\r\n\
+          Content-Length: 4000\r\n\r\n{\"username\": \"",
+    )
+    .expect("headers");
+    // One byte a second, in a thread (the daemon may close the socket under it).
+    let mut writer = slow.try_clone().expect("clone");
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..40 {
+            std::thread::sleep(Duration::from_secs(1));
+            if writer.write_all(b"a").is_err() {
+                return;
+            }
+        }
+    });
+    let t0 = Instant::now();
+    slow.set_read_timeout(Some(Duration::from_secs(40)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match slow.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408") && answer.contains("request_timeout"),
+        "after {:?}: {answer:?}",
+        t0.elapsed()
+    );
+    // A small body sent at once is served meanwhile and afterwards.
+    let (st, _) = post(
+        &d.client_from([127, 0, 0, 6]),
+        &d,
+        "/auth/login",
+        json!({"username": "nobody", "password": "wrong password here"}),
+    )
+    .await;
+    assert_eq!(st, 401);
+    drop(slow);
+    let _ = trickle.join();
+}
