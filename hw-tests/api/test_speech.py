@@ -338,6 +338,39 @@ MEETING_END = [
 ]
 
 
+def test_a_slow_upload_holds_no_place_in_the_queue(civiad, french):
+    """Two places in all (queue_depth = 1): two clients trickling their uploads do not take
+    them, so another agent's transcription goes through meanwhile."""
+    import socket
+    from urllib.parse import urlsplit
+    server = speech_server(civiad, queue_depth=1)
+    u = urlsplit(server.url)
+    boundary = "civia-slow-upload"
+    head = (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: {u.hostname}\r\n"
+            f"Authorization: {server.headers()['authorization']}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            "Content-Length: 5000000\r\n\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+            "Content-Type: audio/wav\r\n\r\n").encode() + wav_bytes(french)[:200_000]
+    deadline = time.monotonic() + 60
+    while speech_health(server)["phase"] != "ready" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    slow = []
+    try:
+        for _ in range(2):
+            slow.append(socket.create_connection((u.hostname, u.port)))
+            slow[-1].sendall(head)
+        deadline = time.monotonic() + 30
+        while len(spool(server)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(spool(server)) == 2, "the slow uploads never reached the spool"
+        r = transcribe(server, "c.wav", wav_bytes(french))
+        assert r.status_code == 200, r.text
+    finally:
+        for s in slow:
+            s.close()
+
+
 def sse(r: httpx.Response):
     for line in r.iter_lines():
         if line.startswith("data: "):

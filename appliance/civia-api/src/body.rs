@@ -54,7 +54,9 @@ impl Pace {
 
 /// The error a [`Paced`] body ends with when its client is too slow.
 #[derive(Debug, thiserror::Error)]
-#[error("the request body was not sent in time (api.body_timeout_secs, api.min_body_bytes_per_sec)")]
+#[error(
+    "the request body was not sent in time (api.body_timeout_secs, api.min_body_bytes_per_sec)"
+)]
 pub struct BodyTimeout;
 
 /// A request body that fails with [`BodyTimeout`] once it falls behind its [`Pace`]; readers

@@ -211,6 +211,8 @@ pub struct Auth {
     quotas: QuotasConfig,
     throttle: Mutex<Throttle>,
     rates: Mutex<HashMap<i64, VecDeque<Instant>>>,
+    /// Model requests admitted and not yet ended, per user (see [`InFlight`]).
+    in_flight: Arc<Mutex<HashMap<i64, u32>>>,
     pairing: Mutex<Option<String>>,
     hashing: tokio::sync::Semaphore,
 }
@@ -242,6 +244,7 @@ impl Auth {
             quotas,
             throttle: Mutex::new(Throttle::default()),
             rates: Mutex::new(HashMap::new()),
+            in_flight: Arc::default(),
             pairing: Mutex::new(None),
             hashing: tokio::sync::Semaphore::new(PARALLEL_HASHES),
         };
@@ -475,6 +478,7 @@ impl Auth {
             effective: RoleQuota {
                 requests_per_minute: rpm.unwrap_or(base.requests_per_minute),
                 tokens_per_day: tokens.unwrap_or(base.tokens_per_day),
+                concurrent_requests: base.concurrent_requests,
             },
             tokens_today: today,
         };
@@ -489,6 +493,7 @@ impl Auth {
             Role::Dpo | Role::Integrator => RoleQuota {
                 requests_per_minute: 0,
                 tokens_per_day: 0,
+                concurrent_requests: 0,
             },
         }
     }
@@ -530,11 +535,13 @@ impl Auth {
         }
     }
 
-    /// Lets a model request through: role, then requests per minute, then tokens per day.
-    pub async fn admit(&self, who: &Principal) -> Result<()> {
+    /// Lets a model request through: role, then requests per minute, then tokens per day,
+    /// then requests in flight. The returned guard holds the user's place until the request
+    /// ends (None for the local admin, who is not a user).
+    pub async fn admit(&self, who: &Principal) -> Result<Option<InFlight>> {
         who.require(MODEL_USERS, "use the model")?;
         let Some(user) = who.user() else {
-            return Ok(());
+            return Ok(None);
         };
         let uid = user.id;
         let since = day_start();
@@ -574,7 +581,7 @@ impl Auth {
             }
             window.push_back(now);
         }
-        Ok(())
+        InFlight::take(&self.in_flight, uid, base.concurrent_requests).map(Some)
     }
 
     /// Writes a usage row in the background (metadata only); failures are logged.
@@ -593,6 +600,44 @@ impl Auth {
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
+
+/// A user's place among their requests in flight, given back when dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    counts: Arc<Mutex<HashMap<i64, u32>>>,
+    uid: i64,
+}
+
+impl InFlight {
+    /// Takes one of the user's `limit` places (0: unlimited), or refuses with a quota error.
+    fn take(counts: &Arc<Mutex<HashMap<i64, u32>>>, uid: i64, limit: u32) -> Result<Self> {
+        let mut c = lock(counts);
+        let n = c.entry(uid).or_insert(0);
+        if limit > 0 && *n >= limit {
+            return Err(AuthError::Quota {
+                what: "concurrent requests",
+                retry_after: 1,
+            });
+        }
+        *n += 1;
+        Ok(Self {
+            counts: counts.clone(),
+            uid,
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut c = lock(&self.counts);
+        if let Some(n) = c.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.remove(&self.uid);
+            }
+        }
+    }
+}
 
 /// Start of the current UTC day, in Unix seconds.
 pub fn day_start() -> i64 {

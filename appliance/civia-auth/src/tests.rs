@@ -149,6 +149,7 @@ async fn roles_keys_and_quotas() {
         agent: RoleQuota {
             requests_per_minute: 3,
             tokens_per_day: 0,
+            concurrent_requests: 0,
         },
         ..QuotasConfig::default()
     };
@@ -261,4 +262,51 @@ async fn trial_key_makes_a_trial_admin_and_ends_pairing() {
         Err(AuthError::RevokedKey)
     ));
     assert!(a.bearer("autre-cle".into()).await.is_ok());
+}
+
+/// One agent cannot fill the model's queue: at most `concurrent_requests` of their requests
+/// are admitted at once; a place comes back when a request ends (its guard is dropped).
+#[tokio::test(flavor = "multi_thread")]
+async fn one_user_has_a_bounded_number_of_requests_in_flight() {
+    let quotas = QuotasConfig {
+        agent: RoleQuota {
+            requests_per_minute: 0,
+            tokens_per_day: 0,
+            concurrent_requests: 2,
+        },
+        ..QuotasConfig::default()
+    };
+    let (_d, a) = auth_with(AuthConfig::default(), quotas);
+    for name in ["agent", "other"] {
+        a.add_user(name.into(), Role::Agent, None, Some(PW.into()))
+            .await
+            .unwrap();
+    }
+    let principal = |name: &'static str| {
+        let a = &a;
+        async move {
+            let (key, _) = a
+                .with_store(move |s| s.create_key(name, "k", None, None))
+                .await
+                .unwrap();
+            a.bearer(key).await.unwrap()
+        }
+    };
+    let (who, other) = (principal("agent").await, principal("other").await);
+    let first = a.admit(&who).await.unwrap();
+    let _second = a.admit(&who).await.unwrap();
+    match a.admit(&who).await {
+        Err(AuthError::Quota { what, retry_after }) => {
+            assert_eq!(what, "concurrent requests");
+            assert!(retry_after >= 1);
+        }
+        other => panic!(
+            "a third request in flight was admitted: {:?}",
+            other.is_ok()
+        ),
+    }
+    // Another agent is not slowed down.
+    let _o = a.admit(&other).await.unwrap();
+    drop(first);
+    assert!(a.admit(&who).await.is_ok(), "the place came back");
 }

@@ -442,10 +442,12 @@ impl Default for QuotasConfig {
             agent: RoleQuota {
                 requests_per_minute: 60,
                 tokens_per_day: 2_000_000,
+                concurrent_requests: default_concurrent_requests(),
             },
             admin: RoleQuota {
                 requests_per_minute: 0,
                 tokens_per_day: 0,
+                concurrent_requests: 0,
             },
         }
     }
@@ -458,6 +460,14 @@ pub struct RoleQuota {
     pub requests_per_minute: u32,
     /// Prompt + completion tokens per UTC day (0: unlimited).
     pub tokens_per_day: u64,
+    /// Model requests of one user admitted at once, queued or running (0: unlimited;
+    /// absent: 4): one agent cannot fill the model's or the speech worker's queue.
+    #[serde(default = "default_concurrent_requests")]
+    pub concurrent_requests: u32,
+}
+
+fn default_concurrent_requests() -> u32 {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -645,8 +655,16 @@ impl Config {
         if self.admin.max_connections == 0 || self.admin.max_connections_per_address == 0 {
             return bad("admin.max_connections", "limits must be at least 1".into());
         }
-        if self.admin.allowed_sources.as_ref().is_some_and(Vec::is_empty) {
-            return bad("admin.allowed_sources", "must name at least one range".into());
+        if self
+            .admin
+            .allowed_sources
+            .as_ref()
+            .is_some_and(Vec::is_empty)
+        {
+            return bad(
+                "admin.allowed_sources",
+                "must name at least one range".into(),
+            );
         }
         let justified = self
             .audit
@@ -1017,6 +1035,14 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
             d.max_connections_per_address
         );
         assert_eq!(c.api.header_timeout_secs, d.header_timeout_secs);
+        assert_eq!(c.api.body_timeout_secs, d.body_timeout_secs);
+        assert_eq!(c.api.min_body_bytes_per_sec, d.min_body_bytes_per_sec);
+        let ad = AdminConfig::default();
+        assert_eq!(c.admin.allowed_sources, ad.allowed_sources);
+        assert_eq!(
+            (c.admin.max_connections, c.admin.max_connections_per_address),
+            (ad.max_connections, ad.max_connections_per_address)
+        );
         let (a, q) = (AuthConfig::default(), QuotasConfig::default());
         assert_eq!(c.auth.lockout_failures, a.lockout_failures);
         assert_eq!(c.auth.lockout_secs, a.lockout_secs);

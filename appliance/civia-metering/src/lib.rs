@@ -112,9 +112,13 @@ impl Meter {
             Ok(()) => self.auth.admit(who).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = admitted {
-            ticket.refuse(answer(&e)).await?;
-            return Ok(Admission::Refused(e));
+        match admitted {
+            // The user's place in flight lives as long as the ticket (the response's end).
+            Ok(place) => ticket.hold(place),
+            Err(e) => {
+                ticket.refuse(answer(&e)).await?;
+                return Ok(Admission::Refused(e));
+            }
         }
         if let Some(audit) = &self.audit {
             let ev = Event {

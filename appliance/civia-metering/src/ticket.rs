@@ -27,6 +27,8 @@ pub struct UsageTicket {
     pii: Mutex<Vec<civia_guard::PiiKind>>,
     /// What the output guard did (`system_prompt_leak`).
     output_flags: Mutex<Vec<&'static str>>,
+    /// The user's place among their requests in flight, given back with the ticket.
+    place: Mutex<Option<civia_auth::InFlight>>,
 }
 
 impl std::fmt::Debug for UsageTicket {
@@ -62,7 +64,13 @@ impl UsageTicket {
             prompt_sha256: Mutex::new(None),
             pii: Mutex::new(Vec::new()),
             output_flags: Mutex::new(Vec::new()),
+            place: Mutex::new(None),
         }
+    }
+
+    /// Keeps the user's place in flight until the ticket is dropped.
+    pub(crate) fn hold(&self, place: Option<civia_auth::InFlight>) {
+        *lock(&self.place) = place;
     }
 
     /// The request body's hash for the audit (never the body), and the kinds of personal

@@ -254,15 +254,27 @@ impl SpeechSupervisor {
         self.inner.shared.status.subscribe()
     }
 
-    /// Reserves a place for one transcription, or refuses at once when the worker is not
-    /// ready or `queue_depth` jobs already wait behind the running one.
-    pub fn reserve(&self) -> Result<SpeechSlot, SpeechError> {
+    /// Refuses at once, without taking anything, when a transcription would be refused now
+    /// (worker not ready, queue full): the API checks this before an upload, and reserves
+    /// its place only once the recording is received, so that a slow upload holds no place.
+    pub fn check_room(&self) -> Result<(), SpeechError> {
         let status = self.status();
         if status.phase != Phase::Ready {
             return Err(SpeechError::Unavailable(status.last_error.unwrap_or_else(
                 || format!("speech worker {}", status.phase.as_str()),
             )));
         }
+        let n = self.inner.jobs.load(Ordering::SeqCst);
+        if n > self.inner.queue_depth {
+            return Err(SpeechError::Busy(n.saturating_sub(1)));
+        }
+        Ok(())
+    }
+
+    /// Reserves a place for one transcription, or refuses at once when the worker is not
+    /// ready or `queue_depth` jobs already wait behind the running one.
+    pub fn reserve(&self) -> Result<SpeechSlot, SpeechError> {
+        self.check_room()?;
         let limit = self.inner.queue_depth + 1;
         self.inner
             .jobs

@@ -301,7 +301,10 @@ mod tests {
         // Another /64 has its own places.
         let c = g.admit(peer("2001:db8:1:3::1")).expect("other prefix");
         drop((a, b));
-        assert!(g.admit(peer("2001:db8:1:2::9")).is_some(), "places given back");
+        assert!(
+            g.admit(peer("2001:db8:1:2::9")).is_some(),
+            "places given back"
+        );
         drop(c);
     }
 

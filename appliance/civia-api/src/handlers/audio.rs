@@ -189,7 +189,7 @@ pub async fn transcriptions(
         ));
     };
     let ext = req.extensions().clone();
-    // Cheap refusals first: nothing is uploaded without a place in the queue.
+    // Cheap refusals first.
     if let Some(who) = ext.get::<civia_auth::Principal>() {
         who.check_model(&speech_id)?;
     }
@@ -202,9 +202,13 @@ pub async fn transcriptions(
     if declared.is_some_and(|n| n > limit + MAX_FORM_OVERHEAD) {
         return Err(too_large(limit));
     }
-    let slot = speech.reserve()?;
+    // Refused at once when the queue is full; the place itself is taken once the recording
+    // is received (a slow upload holds none; the user's uploads in flight are bounded by
+    // their `concurrent_requests` quota).
+    speech.check_room()?;
     let upload = receive(&st, req).await?;
     let p = Params::parse(&upload.fields, &speech_id, &st.config.speech.language)?;
+    let slot = speech.reserve()?;
     let job = speech.transcribe(
         slot,
         TranscribeRequest {
