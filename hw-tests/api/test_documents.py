@@ -120,3 +120,44 @@ def test_the_web_application_is_served_with_strict_headers(civiad):
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     for path in ("/app/nope.js", "/app/../Cargo.toml", "/app/%2e%2e/Cargo.toml"):
         assert httpx.get(server.url + path).status_code == 404, path
+
+
+def test_extraction_is_metered_bounded_in_time_and_parallelism(civiad, tmp_path):
+    """`/v1/documents` is a model request (audited, charter and quotas), and each extraction
+    runs in a child process with a wall clock: a parser that hangs or balloons (stood for by an
+    extractor program that sleeps or allocates) is stopped with a clear refusal, a second
+    extraction meanwhile gets 503 documents_busy, and the box carries on."""
+    import json
+    import threading
+    import time
+    hang = tmp_path / "hang.sh"
+    hang.write_text("#!/bin/sh\nexec sleep 60\n")
+    hang.chmod(0o755)
+    server = civiad(model=TINY, sections={"documents": {
+        "extractor": str(hang), "timeout_secs": 2, "max_parallel": 1}})
+    agent = user_key(server, "agent", "agent")
+    box = {}
+    t = threading.Thread(target=lambda: box.update(r=upload(server, agent, b"Bonjour", "a.txt", "text/plain")))
+    t0 = time.monotonic()
+    t.start()
+    time.sleep(0.5)
+    busy = upload(server, agent, b"Bonjour", "b.txt", "text/plain")
+    assert busy.status_code == 503 and busy.json()["error"]["code"] == "documents_busy", busy.text
+    assert busy.headers["retry-after"]
+    t.join()
+    r = box["r"]
+    assert r.status_code == 422 and r.json()["error"]["code"] == "document_too_complex", r.text
+    assert "limites" in r.json()["error"]["message"]
+    assert time.monotonic() - t0 < 50, "the hanging extraction was not stopped"
+    # Every extraction is in the audit trail as a model request, refused or not.
+    r = httpx.get(server.url + "/admin/audit/export", headers=server.headers(),
+                  params={"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
+    events = [json.loads(line)["event"] for line in r.text.splitlines()]
+    assert events.count("request.received") >= 2, events
+    # An agent who has not accepted the charter cannot use it either.
+    h = server.headers()
+    httpx.post(server.url + "/admin/users", headers=h, json={"name": "nouvelle", "role": "agent"})
+    k = httpx.post(server.url + "/admin/keys", headers=h, json={"user": "nouvelle"}).json()["key"]
+    r = upload(server, {"authorization": f"Bearer {k}"}, b"Bonjour", "c.txt", "text/plain")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "charter_not_accepted", r.text
+    assert httpx.get(server.url + "/health").status_code == 200

@@ -25,6 +25,7 @@ pub fn router(state: Arc<ApiState>, admin: Option<Router<Arc<ApiState>>>) -> Rou
         .route("/completions", post(openai::completions))
         .route("/audio/transcriptions", post(audio::transcriptions))
         .route("/meetings/minutes", post(meetings::minutes))
+        .route("/documents", post(documents::extract))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metering::meter,
@@ -42,7 +43,6 @@ pub fn router(state: Arc<ApiState>, admin: Option<Router<Arc<ApiState>>>) -> Rou
             get(privacy::get_conversation).delete(privacy::delete_conversation),
         )
         .route("/me/export", get(privacy::export_mine))
-        .route("/documents", post(documents::extract))
         .route("/exports/{format}", post(documents::export))
         .route("/charter", get(charter::get))
         .route("/charter/accept", post(charter::accept))

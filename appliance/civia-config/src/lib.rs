@@ -69,6 +69,35 @@ pub struct Config {
     pub commune: CommuneConfig,
     #[serde(default)]
     pub speech: SpeechConfig,
+    #[serde(default)]
+    pub documents: DocumentsConfig,
+}
+
+/// Text extraction from uploaded documents (`POST /v1/documents`): each extraction runs in a
+/// child process under these budgets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocumentsConfig {
+    /// The extraction program (default: civiad itself, as `civiad extract-document`).
+    pub extractor: Option<PathBuf>,
+    /// Wall-clock budget of one extraction, in seconds.
+    pub timeout_secs: u64,
+    /// Memory (address space) budget of one extraction, in MiB: everything the file
+    /// inflates to, all parts together.
+    pub memory_mb: u64,
+    /// Extractions running at once on the box (beyond: 503 with Retry-After).
+    pub max_parallel: usize,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        Self {
+            extractor: None,
+            timeout_secs: 30,
+            memory_mb: 1024,
+            max_parallel: 2,
+        }
+    }
 }
 
 /// Meeting transcription: the speech worker (whisper.cpp) and its limits. Off unless `path`
@@ -646,6 +675,13 @@ impl Config {
         if self.api.header_timeout_secs == 0 {
             return bad("api.header_timeout_secs", "must be at least 1".into());
         }
+        let d = &self.documents;
+        if d.timeout_secs == 0 || d.max_parallel == 0 || d.memory_mb < 64 {
+            return bad(
+                "documents",
+                "timeout_secs and max_parallel must be at least 1, memory_mb at least 64".into(),
+            );
+        }
         if self.api.body_timeout_secs == 0 || self.api.min_body_bytes_per_sec == 0 {
             return bad(
                 "api.body_timeout_secs",
@@ -1042,6 +1078,15 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
         assert_eq!(
             (c.admin.max_connections, c.admin.max_connections_per_address),
             (ad.max_connections, ad.max_connections_per_address)
+        );
+        let dd = DocumentsConfig::default();
+        assert_eq!(
+            (
+                c.documents.timeout_secs,
+                c.documents.memory_mb,
+                c.documents.max_parallel
+            ),
+            (dd.timeout_secs, dd.memory_mb, dd.max_parallel)
         );
         let (a, q) = (AuthConfig::default(), QuotasConfig::default());
         assert_eq!(c.auth.lockout_failures, a.lockout_failures);

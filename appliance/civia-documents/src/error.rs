@@ -134,6 +134,62 @@ pub enum Error {
         /// The underlying error.
         reason: String,
     },
+    /// The extraction process went past its wall-clock or memory budget, or died.
+    #[error("the extraction was stopped: {reason}")]
+    Exhausted {
+        /// What happened (time, memory, signal), for the logs.
+        reason: String,
+    },
+    /// The extraction process could not be run or answered nonsense (a fault of the box).
+    #[error("the document extractor failed: {reason}")]
+    Extractor {
+        /// What went wrong, for the logs.
+        reason: String,
+    },
+    /// A refusal reported by the extraction process (see [`crate::isolated`]).
+    #[error("{message}")]
+    Reported {
+        /// The refusal's kind.
+        kind: ErrorKind,
+        /// The English message, for the logs.
+        message: String,
+        /// The French message, for the agents' UI.
+        french: String,
+    },
+}
+
+/// The kind of an [`Error`], stable across the extraction process boundary: what the API
+/// maps to a status and a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    TooLarge,
+    Encrypted,
+    NoText,
+    Unsupported,
+    Invalid,
+    InvalidDraft,
+    Exhausted,
+    Internal,
+}
+
+impl Error {
+    /// This error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::Encrypted { .. } => ErrorKind::Encrypted,
+            Error::NoText => ErrorKind::NoText,
+            Error::Unsupported { .. } | Error::FormatMismatch { .. } | Error::Empty => {
+                ErrorKind::Unsupported
+            }
+            Error::Corrupt { .. } | Error::Hostile { .. } => ErrorKind::Invalid,
+            Error::InvalidDraft { .. } => ErrorKind::InvalidDraft,
+            Error::Exhausted { .. } => ErrorKind::Exhausted,
+            Error::Export { .. } | Error::Extractor { .. } => ErrorKind::Internal,
+            Error::Reported { kind, .. } => *kind,
+        }
+    }
 }
 
 impl Error {
@@ -174,6 +230,15 @@ impl Error {
             Error::Export { format, .. } => {
                 format!("L'export au format {format} a échoué. Réessayez ou copiez le texte.")
             }
+            Error::Exhausted { .. } => "La lecture de ce fichier a dépassé les limites du \
+                 boîtier (temps ou mémoire) : il est anormalement complexe. Enregistrez-le à \
+                 nouveau (par exemple en PDF) ou découpez-le, puis réessayez."
+                .to_owned(),
+            Error::Extractor { .. } => {
+                "La lecture des documents est indisponible sur le boîtier. Réessayez plus tard."
+                    .to_owned()
+            }
+            Error::Reported { french, .. } => french.clone(),
         }
     }
 }

@@ -10,15 +10,22 @@
 //! characters); XML with a DOCTYPE is refused outright; PDF parsing runs under
 //! `catch_unwind` so that a parser panic becomes [`Error::Corrupt`]. Every error has an English
 //! `Display` for the logs and [`Error::french`] for the agents' UI.
+//!
+//! [`isolated`] runs one extraction in a child process under resource limits (wall clock,
+//! address space, CPU time, no files): the parsers are large and fed hostile bytes, so a
+//! document that loops, balloons or crashes costs that child only. The child is the caller's
+//! program started with an argument of its choosing (`civiad extract-document`), which calls
+//! [`isolated::child_main`].
 
 mod error;
 mod export;
+pub mod isolated;
 mod office;
 mod pdf;
 mod text;
 mod zipsafe;
 
-pub use error::{Error, Hazard};
+pub use error::{Error, ErrorKind, Hazard};
 pub use export::{
     title_acceptable, to_docx, to_odt, to_text, Draft, ExportFormat, MAX_TITLE_CHARS,
 };
@@ -27,7 +34,7 @@ pub use text::chunks;
 use text::Sink;
 
 /// A document format accepted for upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     /// Portable Document Format.
     Pdf,
@@ -75,7 +82,7 @@ impl Format {
 }
 
 /// Bounds applied to every extraction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Largest accepted input, in bytes.
     pub max_bytes: usize,
@@ -102,7 +109,7 @@ impl Default for Limits {
 }
 
 /// Text extracted from a document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Extracted {
     /// Format found in the bytes.
     pub format: Format,

@@ -1,5 +1,7 @@
 //! `civiad`, the Civia supervisor daemon: started as `civiad --config PATH`; the same binary
-//! started as `civiad runtime-worker` (by itself, never by hand) is the runtime worker.
+//! started as `civiad runtime-worker` (by itself, never by hand) is the runtime worker, and
+//! as `civiad extract-document` the process that reads one uploaded document under limits
+//! (`civia_documents::isolated`).
 //!
 //! Owns: the command line, the exit statuses (0 on a signal, 2 on a bad configuration or a
 //! failed start, [`civia_update::EXIT_TRIAL_UNHEALTHY`] for a bad trial boot) and the async
@@ -29,12 +31,22 @@ enum Sub {
     /// Internal: the runtime worker, started by civiad with its IPC socket on fd 3.
     #[command(hide = true)]
     RuntimeWorker,
+    /// Internal: extracts the text of one document (request and file on stdin, answer on
+    /// stdout), started by civiad under resource limits.
+    #[command(hide = true)]
+    ExtractDocument,
     /// Checks the configuration file and prints the effective values.
     CheckConfig,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Sub::ExtractDocument) = cli.command {
+        return match civia_documents::isolated::child_main() {
+            0 => ExitCode::SUCCESS,
+            _ => ExitCode::from(2),
+        };
+    }
     if let Some(Sub::RuntimeWorker) = cli.command {
         return civia_ipc::worker::worker_main(
             &civia_ipc::worker::WorkerNames {

@@ -1,5 +1,8 @@
 //! Documents for the agents' tasks: `POST /v1/documents` extracts the text of an uploaded
-//! PDF, DOCX, ODT or TXT file (the file is read in memory and dropped: nothing is stored);
+//! PDF, DOCX, ODT or TXT file (the file is read in memory and dropped: nothing is stored).
+//! It is a model request for the accounting (charter, quotas, requests in flight, audit:
+//! the `meter` middleware); the extraction runs in a child process under the `[documents]`
+//! budgets (wall clock, memory), at most `documents.max_parallel` at once;
 //! `POST /v1/exports/{docx|odt|txt}` turns a draft into a file that carries the AI marking
 //! (AI Act art. 50) in its metadata and, by default, a visible notice.
 //!
@@ -16,7 +19,9 @@ use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::MODEL_USERS;
-use civia_documents::{Error as DocError, ExportFormat, Limits};
+use civia_documents::isolated::Sandbox;
+use civia_documents::{Error as DocError, ErrorKind, ExportFormat, Limits};
+use civia_metering::UsageTicket;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -25,19 +30,19 @@ use std::sync::Arc;
 pub const FILENAME_HEADER: &str = "x-civia-filename";
 
 fn doc_error(e: &DocError) -> ApiError {
-    let (status, code) = match e {
-        DocError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
-        DocError::Encrypted { .. } => (StatusCode::BAD_REQUEST, "document_encrypted"),
-        DocError::NoText => (StatusCode::BAD_REQUEST, "document_without_text"),
-        DocError::Unsupported { .. } | DocError::FormatMismatch { .. } | DocError::Empty => {
-            (StatusCode::BAD_REQUEST, "document_unsupported")
+    let (status, code) = match e.kind() {
+        ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
+        ErrorKind::Encrypted => (StatusCode::BAD_REQUEST, "document_encrypted"),
+        ErrorKind::NoText => (StatusCode::BAD_REQUEST, "document_without_text"),
+        ErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "document_unsupported"),
+        ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "document_invalid"),
+        ErrorKind::Exhausted => {
+            log::warn!("document extraction stopped: {e}");
+            (StatusCode::UNPROCESSABLE_ENTITY, "document_too_complex")
         }
-        DocError::Corrupt { .. } | DocError::Hostile { .. } => {
-            (StatusCode::BAD_REQUEST, "document_invalid")
-        }
-        DocError::InvalidDraft { .. } => (StatusCode::BAD_REQUEST, "invalid_value"),
-        DocError::Export { .. } => {
-            log::error!("export failed: {e}");
+        ErrorKind::InvalidDraft => (StatusCode::BAD_REQUEST, "invalid_value"),
+        ErrorKind::Internal => {
+            log::error!("document service failed: {e}");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
         }
     };
@@ -55,8 +60,48 @@ fn percent_decode(s: &str) -> String {
         .into_owned()
 }
 
+/// The places of the extractions running at once (`documents.max_parallel`, read once).
+static PLACES: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+
+/// A place among the extractions running at once, or 503 with Retry-After at once.
+fn extraction_place(st: &ApiState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    let places = PLACES.get_or_init(|| {
+        Arc::new(tokio::sync::Semaphore::new(
+            st.config.documents.max_parallel,
+        ))
+    });
+    places.clone().try_acquire_owned().map_err(|_| {
+        let mut e = ApiError::of(
+            Class::Unavailable,
+            "documents_busy",
+            "Le boîtier lit déjà plusieurs documents : réessayez dans quelques secondes.",
+        );
+        e.retry_after_secs = Some(5);
+        e
+    })
+}
+
+/// How the extraction process is run: civiad itself (`civiad extract-document`) unless
+/// `documents.extractor` names another program.
+fn sandbox(cfg: &civia_config::DocumentsConfig) -> Result<Sandbox, ApiError> {
+    let (program, args) = match &cfg.extractor {
+        Some(p) => (p.clone(), Vec::new()),
+        None => (
+            std::env::current_exe()
+                .map_err(|e| ApiError::internal(format!("cannot find civiad's program: {e}")))?,
+            vec!["extract-document".to_owned()],
+        ),
+    };
+    Ok(Sandbox {
+        program,
+        args,
+        wall: std::time::Duration::from_secs(cfg.timeout_secs),
+        memory_bytes: cfg.memory_mb.saturating_mul(1024 * 1024),
+    })
+}
+
 pub(crate) async fn extract(
-    State(_st): State<Arc<ApiState>>,
+    State(st): State<Arc<ApiState>>,
     ext: Extensions,
     headers: HeaderMap,
     body: Body,
@@ -91,12 +136,18 @@ pub(crate) async fn extract(
         max_bytes: MAX_DOCUMENT_BYTES,
         ..Limits::default()
     };
+    let _place = extraction_place(&st)?;
+    let sandbox = sandbox(&st.config.documents)?;
     let extracted = tokio::task::spawn_blocking(move || {
-        civia_documents::extract(&bytes, hint.as_deref(), &limits)
+        civia_documents::isolated::extract(&sandbox, &bytes, hint.as_deref(), &limits)
     })
     .await
     .map_err(|e| ApiError::internal(format!("extraction task failed: {e}")))?
     .map_err(|e| doc_error(&e))?;
+    if let Some(t) = ext.get::<Arc<UsageTicket>>() {
+        let sha = civia_base::hash::sha256_hex(extracted.text.as_bytes());
+        t.finish(0, 0, 200, Some(sha)).await?;
+    }
     Ok(Json(json!({
         "object": "document",
         "format": extracted.format.to_string().to_lowercase(),
