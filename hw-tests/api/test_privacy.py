@@ -32,6 +32,31 @@ def new_user(server, name, role):
     return {"authorization": f"Bearer {r.json()['key']}"}
 
 
+def session_of(server, name, password) -> dict:
+    """Headers of a web session (cookie sent by hand: the Secure cookie over loopback HTTP)."""
+    r = httpx.post(server.url + "/auth/login", json={"username": name, "password": password})
+    assert r.status_code == 200, r.text
+    cookie = r.headers["set-cookie"].split(";", 1)[0]
+    return {"cookie": cookie, "x-csrf-token": r.json()["csrf_token"]}
+
+
+def own_key(server, name, role="agent") -> dict:
+    """A user who chose their own password and made their own key with it: the credentials
+    that reach their history (the administrator made neither)."""
+    r = httpx.post(server.url + "/admin/users", headers=server.headers(), json={"name": name, "role": role})
+    assert r.status_code == 201, r.text
+    given = r.json()["password"]
+    session = session_of(server, name, given)
+    r = httpx.post(server.url + "/auth/password", headers=session,
+                   json={"current_password": given, "new_password": f"mon propre secret {name}"})
+    assert r.status_code == 200, r.text
+    r = httpx.post(server.url + "/v1/me/keys", headers=session, json={"name": "client officiel"})
+    assert r.status_code == 201 and r.json()["info"]["own"] is True, r.text
+    auth = {"authorization": f"Bearer {r.json()['key']}"}
+    accept_charter(server, auth)
+    return auth
+
+
 def client(server, auth) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key=auth["authorization"].split()[1], max_retries=0)
 
@@ -123,8 +148,8 @@ def test_history_is_private_exportable_and_erased_without_a_trace(civiad, tmp_pa
         server = civiad(model=SMOL, sections={"audit": {"journal_socket": str(tmp_path / "journal.socket")}})
         state = server.log.parent / "state"
         canary = f"CANARI-{uuid.uuid4().hex}"
-        alice = user_key(server, "alice", "agent")
-        bob = user_key(server, "bob", "agent")
+        alice = own_key(server, "alice")
+        bob = own_key(server, "bob")
         dpo = user_key(server, "dpo", "dpo")
         admin = server.headers()
 
@@ -158,11 +183,12 @@ def test_history_is_private_exportable_and_erased_without_a_trace(civiad, tmp_pa
         assert [m["role"] for m in full["messages"]] == ["user", "assistant", "user", "assistant"]
         assert canary in full["messages"][0]["content"] and full["messages"][1]["model"] == SMOL
 
-        # Nobody else reads it: another agent, the admin, the DPO (404, as if it did not exist).
-        for who in (bob, admin, dpo):
-            assert httpx.get(server.url + f"/v1/conversations/{conv}", headers=who).status_code == 404
+        # Nobody else reads it: another agent, the admin (404, as if it did not exist), the
+        # DPO with the key an administrator made (403: no history at all with such a key).
+        for who, status in ((bob, 404), (admin, 404), (dpo, 403)):
+            assert httpx.get(server.url + f"/v1/conversations/{conv}", headers=who).status_code == status
             assert conv not in httpx.get(server.url + "/v1/conversations", headers=who).text
-            assert httpx.delete(server.url + f"/v1/conversations/{conv}", headers=who).status_code == 404
+            assert httpx.delete(server.url + f"/v1/conversations/{conv}", headers=who).status_code == status
         r = chat(server, bob, "Je m'invite", conversation_id=conv)
         assert r.status_code == 404 and r.json()["error"]["code"] == "conversation_not_found", r.text
         for bad in ({"save": "oui"}, {"save": True, "colour": "red"}, {"conversation_id": 5}):
@@ -222,7 +248,7 @@ def test_history_is_private_exportable_and_erased_without_a_trace(civiad, tmp_pa
 
 def test_history_off_and_dsr_account_deletion(civiad):
     server = civiad(model=TINY, sections={"history": {"enabled": False}})
-    agent = user_key(server, "agent", "agent")
+    agent = own_key(server, "agent")
     r = chat(server, agent, "x", save=True)
     assert r.status_code == 409 and r.json()["error"]["code"] == "history_disabled"
     assert chat(server, agent, "x", save=False).status_code == 200
@@ -301,3 +327,57 @@ def test_compliance_documents_follow_the_live_configuration(civiad):
     assert httpx.get(server.url + "/admin/compliance/dpia", headers=dpo, params={"format": "pdf"}).status_code == 400
     r = cli(server, "compliance", "checklist")
     assert r.returncode == 0 and "art. 50" in r.stdout, r.stdout + r.stderr
+
+
+def test_an_administrator_never_reaches_an_agents_history(civiad):
+    """README: an agent's conversations are readable by the agent only. An administrator tries
+    the two ways an account gives: a key made for the agent, and a password set for them."""
+    server = civiad(model=SMOL)
+    state = server.log.parent / "state"
+    canary = f"CANARI-{uuid.uuid4().hex}"
+    alice = own_key(server, "alice")
+    conv = chat(server, alice, f"Mon dossier médical {canary}", save=True).json()["civia"]["conversation_id"]
+    h = server.headers()
+
+    # 1. A key an administrator makes for Alice (over HTTP, as `civia key create --user`
+    # does on the socket) works for the model but never reaches her history,
+    r = httpx.post(server.url + "/admin/keys", headers=h, json={"user": "alice"})
+    assert r.status_code == 201, r.text
+    made = {"authorization": f"Bearer {r.json()['key']}"}
+    for path in ("/v1/conversations", f"/v1/conversations/{conv}", "/v1/me/export"):
+        r = httpx.get(server.url + path, headers=made)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "own_credentials_required", r.text
+        assert canary not in r.text
+    assert httpx.delete(server.url + "/v1/conversations", headers=made).status_code == 403
+    # cannot continue or add to her conversations,
+    r = chat(server, made, "Suite", conversation_id=conv)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "own_credentials_required", r.text
+    assert chat(server, made, "Bonjour").status_code == 200
+    # and cannot mint a key that would.
+    r = httpx.post(server.url + "/v1/me/keys", headers=made, json={})
+    assert r.status_code == 201 and r.json()["info"]["own"] is False, r.text
+    minted = {"authorization": f"Bearer {r.json()['key']}"}
+    assert httpx.get(server.url + "/v1/conversations", headers=minted).status_code == 403
+    listing = httpx.get(server.url + "/v1/conversations", headers=alice).json()["data"]
+    assert [c["id"] for c in listing] == [conv], "her own key still reads it"
+
+    # 2. A password the administrator sets erases the history first and ends every session
+    # and key of hers: logging in with it, even choosing "her" password, finds nothing.
+    r = httpx.patch(server.url + "/admin/users/alice", headers=h, json={"reset_password": True})
+    assert r.status_code == 200, r.text
+    known = r.json()["password"]
+    r = httpx.get(server.url + "/v1/conversations", headers=alice)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "revoked_api_key", r.text
+    session = session_of(server, "alice", known)
+    r = httpx.get(server.url + "/v1/conversations", headers=session)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "own_credentials_required", r.text
+    r = httpx.post(server.url + "/auth/password", headers=session,
+                   json={"current_password": known, "new_password": "le secret de l'administrateur"})
+    assert r.status_code == 200, r.text
+    r = httpx.get(server.url + "/v1/conversations", headers=session)
+    assert r.status_code == 200 and r.json()["data"] == [], r.text
+    assert files_containing(state, canary.encode()) == []
+    # A wrong current password changes nothing.
+    r = httpx.post(server.url + "/auth/password", headers=session,
+                   json={"current_password": "pas le bon mot de passe", "new_password": "un autre secret long"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "wrong_password", r.text

@@ -305,11 +305,16 @@ impl From<&civia_auth::AuthError> for ApiError {
             A::Forbidden { .. } | A::LocalAdminCharter => (Forbidden, "permission_denied", None),
             A::ModelScope(_) => (Forbidden, "model_not_allowed", Some("model")),
             A::CharterNotAccepted { .. } => (Forbidden, "charter_not_accepted", None),
+            A::NotOwnCredential => (Forbidden, "own_credentials_required", None),
+            A::WrongPassword => (Unauthorized, "wrong_password", None),
             A::BadPairing => (Forbidden, "bad_pairing_code", Some("code")),
             A::AccountLocked { .. } => (RateLimited, "account_locked", None),
             A::AddressBlocked { .. } => (RateLimited, "address_blocked", None),
             A::Quota { what, .. } if what.contains("minute") => {
                 (RateLimited, "rate_limit_exceeded", None)
+            }
+            A::Quota { what, .. } if what.contains("concurrent") => {
+                (RateLimited, "too_many_requests_in_flight", None)
             }
             A::Quota { .. } => (RateLimited, "daily_quota_exceeded", None),
             A::LastAdmin => (Conflict, "last_admin", None),

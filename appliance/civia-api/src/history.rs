@@ -76,7 +76,12 @@ fn no_history() -> ApiError {
     )
 }
 
-/// The caller as the owner of a history: a user (the local admin socket has none).
+/// The caller as the owner of a history: a user (the local admin socket has none) calling
+/// with a credential only they hold (403 `own_credentials_required` otherwise).
 pub(crate) fn owner(ext: &Extensions) -> Result<User, ApiError> {
-    principal(ext)?.user().cloned().ok_or_else(no_history)
+    let p = principal(ext)?;
+    if p.user().is_none() {
+        return Err(no_history());
+    }
+    Ok(p.owner()?.clone())
 }

@@ -43,6 +43,7 @@ pub fn router(state: Arc<ApiState>, admin: Option<Router<Arc<ApiState>>>) -> Rou
             get(privacy::get_conversation).delete(privacy::delete_conversation),
         )
         .route("/me/export", get(privacy::export_mine))
+        .route("/me/keys", post(session::create_own_key))
         .route("/exports/{format}", post(documents::export))
         .route("/charter", get(charter::get))
         .route("/charter/accept", post(charter::accept))
@@ -53,6 +54,7 @@ pub fn router(state: Arc<ApiState>, admin: Option<Router<Arc<ApiState>>>) -> Rou
         ));
     let session = Router::new()
         .route("/me", get(session::me))
+        .route("/password", post(session::change_password))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_auth,

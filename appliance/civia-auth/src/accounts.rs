@@ -151,7 +151,12 @@ impl Auth {
                     check_service(svc)?;
                 }
                 if let Some(p) = &password {
+                    // An administrator now knows a password of this user: everything that
+                    // opened their history goes (sessions, keys), and the history with it,
+                    // so that the password never reaches what the user kept.
                     s.set_password(&name, p)?;
+                    s.revoke_credentials(before.id)?;
+                    s.delete_history(before.id)?;
                 }
                 if let Some(svc) = &service {
                     s.set_service(&name, svc.as_deref())?;
@@ -227,6 +232,74 @@ impl Auth {
             let (key, info) = s.create_key(&user, &name, model.as_deref(), expires_at)?;
             let owner = s.user(&user)?.id;
             Ok(NewKey { key, info, owner })
+        })
+        .await
+    }
+
+    /// The caller makes a key for themselves. It reaches their history only when the
+    /// credential they call with does (see [`Principal::owner`]): a key an administrator made
+    /// cannot mint one that does.
+    pub async fn create_own_key(
+        &self,
+        who: &crate::Principal,
+        name: Option<String>,
+        model: Option<String>,
+        expires_in_days: Option<u32>,
+        served: &[String],
+    ) -> Result<NewKey> {
+        let Some(user) = who.user() else {
+            return Err(AuthError::Forbidden {
+                role: "admin",
+                action: "make a personal key (the admin socket is not a user)",
+            });
+        };
+        if let Some(m) = &model {
+            if !served.contains(m) {
+                return Err(AuthError::UnknownModel {
+                    asked: m.clone(),
+                    served: served.first().cloned().unwrap_or_default(),
+                });
+            }
+        }
+        let own = who.owner().is_ok();
+        let expires_at = key_expiry(expires_in_days, now())?;
+        let name = name.unwrap_or_else(|| "personnelle".into());
+        let (owner, uname) = (user.id, user.name.clone());
+        self.with_store(move |s| {
+            let (key, info) = if own {
+                s.create_own_key(&uname, &name, model.as_deref(), expires_at)?
+            } else {
+                s.create_key(&uname, &name, model.as_deref(), expires_at)?
+            };
+            Ok(NewKey { key, info, owner })
+        })
+        .await
+    }
+
+    /// The caller replaces their password with one of their choosing (the current one is
+    /// checked): from then on their sessions reach their history.
+    pub async fn change_own_password(
+        &self,
+        who: &crate::Principal,
+        current: String,
+        new: String,
+    ) -> Result<()> {
+        let Some(user) = who.user() else {
+            return Err(AuthError::Forbidden {
+                role: "admin",
+                action: "change a password (the admin socket is not a user)",
+            });
+        };
+        if current.len() > 1024 || new.len() > 1024 {
+            return Err(AuthError::WrongPassword);
+        }
+        let name = user.name.clone();
+        self.in_store(move |s| {
+            if s.verify_password(&name, &current)?.is_none() {
+                return Err(AuthError::WrongPassword);
+            }
+            check_password_policy(&new)?;
+            Ok(s.set_own_password(&name, &new)?)
         })
         .await
     }

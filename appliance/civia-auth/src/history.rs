@@ -61,7 +61,8 @@ impl Auth {
             return Err(KeepError::Disabled);
         }
         let who = who.ok_or(AuthError::MissingCredentials)?;
-        let owner = who.user().ok_or(KeepError::NoHistory)?.id;
+        who.user().ok_or(KeepError::NoHistory)?;
+        let owner = who.owner()?.id;
         let kept = |(role, _): &(&str, &str)| *role == "user" || *role == "assistant";
         let pair = |(role, content): (&str, &str)| (role.to_string(), content.to_string());
         let (id, messages): (String, Vec<(String, String)>) = match req.conversation_id {
@@ -157,6 +158,7 @@ mod tests {
             key_id: None,
             model_scope: None,
             session: false,
+            own: true,
         }
     }
 

@@ -85,6 +85,15 @@ pub enum AuthError {
          GET /v1/charter, then POST /v1/charter/accept."
     )]
     CharterNotAccepted { version: u32 },
+    /// History needs a credential only its owner holds.
+    #[error(
+        "Your history is reachable only with credentials you alone hold: a password you chose \
+             (POST /auth/password) or an API key you made with it (POST /v1/me/keys). Keys \
+             made by an administrator and passwords an administrator set do not reach it."
+    )]
+    NotOwnCredential,
+    #[error("The current password is wrong.")]
+    WrongPassword,
     #[error("This is the last active administrator: create another one first.")]
     LastAdmin,
     #[error("No active API key #{0}.")]
@@ -136,6 +145,10 @@ pub enum Principal {
         model_scope: Option<String>,
         /// Authenticated by the session cookie (state-changing requests need the CSRF token).
         session: bool,
+        /// The credential is one only the user holds: a key they made themselves, or a
+        /// session opened with a password they chose. Only such credentials reach their
+        /// history; an administrator can make keys and set passwords, never these.
+        own: bool,
     },
     /// Whoever opened the admin Unix socket (root or the admin group): an administrator.
     LocalAdmin,
@@ -160,6 +173,20 @@ impl Principal {
         match self {
             Principal::User { key_id, .. } => *key_id,
             Principal::LocalAdmin => None,
+        }
+    }
+
+    /// The user behind a credential only they hold (see `Principal::User::own`), or why not.
+    pub fn owner(&self) -> Result<&User> {
+        match self {
+            Principal::User {
+                user, own: true, ..
+            } => Ok(user),
+            Principal::User { .. } => Err(AuthError::NotOwnCredential),
+            Principal::LocalAdmin => Err(AuthError::Forbidden {
+                role: "admin",
+                action: "read or change a user's history (only its owner may)",
+            }),
         }
     }
 
@@ -312,11 +339,13 @@ impl Auth {
                 key_id,
                 user,
                 model_scope,
+                own,
             } => Ok(Principal::User {
                 user,
                 key_id: Some(key_id),
                 model_scope,
                 session: false,
+                own,
             }),
             KeyCheck::Unknown => Err(AuthError::InvalidKey),
             KeyCheck::Revoked => Err(AuthError::RevokedKey),
@@ -337,6 +366,7 @@ impl Auth {
             .await?;
         match user {
             Some(user) => Ok(Principal::User {
+                own: user.own_password,
                 user,
                 key_id: None,
                 model_scope: None,

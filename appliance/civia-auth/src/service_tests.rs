@@ -245,6 +245,7 @@ async fn register_and_user_data_from_a_real_store() {
         key_id: None,
         model_scope: None,
         session: true,
+        own: false,
     };
     let (uid, channel) = charter_signer(&who).unwrap();
     assert_eq!((uid, channel), (u.id, "web"));

@@ -37,6 +37,7 @@ fn open() -> Box_ {
             key_id: None,
             model_scope: None,
             session: false,
+            own: false,
         }
     };
     let (agent, dpo) = (principal(Role::Agent), principal(Role::Dpo));

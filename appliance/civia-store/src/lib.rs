@@ -90,6 +90,9 @@ pub struct User {
     pub disabled: bool,
     /// The town hall department the user works in (for usage reports per service).
     pub service: Option<String>,
+    /// The user chose their password themselves (an administrator set none since): a web
+    /// session opened with it reaches their history.
+    pub own_password: bool,
 }
 
 /// A key as listed (never the key itself).
@@ -114,6 +117,9 @@ pub enum KeyCheck {
         key_id: i64,
         user: User,
         model_scope: Option<String>,
+        /// Made by its owner with a credential only they hold (not by an administrator for
+        /// them): it reaches the owner's history.
+        own: bool,
     },
     Unknown,
     Revoked,
@@ -274,7 +280,7 @@ impl Store {
     pub fn user(&self, name: &str) -> Result<User> {
         self.conn
             .query_row(
-                "SELECT id, name, role, created_at, disabled, service FROM users WHERE name = ?1",
+                "SELECT id, name, role, created_at, disabled, service, own_password FROM users WHERE name = ?1",
                 [name],
                 row_user,
             )
@@ -284,7 +290,7 @@ impl Store {
 
     fn user_by_id(&self, id: i64) -> Result<User> {
         Ok(self.conn.query_row(
-            "SELECT id, name, role, created_at, disabled, service FROM users WHERE id = ?1",
+            "SELECT id, name, role, created_at, disabled, service, own_password FROM users WHERE id = ?1",
             [id],
             row_user,
         )?)
@@ -300,7 +306,7 @@ impl Store {
 
     pub fn users(&self) -> Result<Vec<User>> {
         let mut st = self.conn.prepare(
-            "SELECT id, name, role, created_at, disabled, service FROM users ORDER BY name",
+            "SELECT id, name, role, created_at, disabled, service, own_password FROM users ORDER BY name",
         )?;
         let rows = st.query_map([], row_user)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -381,14 +387,38 @@ impl Store {
         }
     }
 
+    /// Sets a password for the user (an administrator's act: the password is not the user's
+    /// own, see [`Store::set_own_password`]).
     pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
         check_password_policy(password)?;
         let hash = hash_password(password)?;
         self.update_user(
             name,
-            "UPDATE users SET password_hash = ?1 WHERE name = ?2",
+            "UPDATE users SET password_hash = ?1, own_password = 0 WHERE name = ?2",
             params![hash, name],
         )
+    }
+
+    /// The user replaces their password with one of their own choosing (the caller checked
+    /// the current one).
+    pub fn set_own_password(&self, name: &str, password: &str) -> Result<()> {
+        check_password_policy(password)?;
+        let hash = hash_password(password)?;
+        self.update_user(
+            name,
+            "UPDATE users SET password_hash = ?1, own_password = 1 WHERE name = ?2",
+            params![hash, name],
+        )
+    }
+
+    /// Ends every session of a user and revokes every key; returns how many keys.
+    pub fn revoke_credentials(&self, user_id: i64) -> Result<usize> {
+        self.conn
+            .execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+        Ok(self.conn.execute(
+            "UPDATE api_keys SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL",
+            params![now(), user_id],
+        )?)
     }
 
     /// Creates an API key for `user`; the key is returned once and only its hash is kept.
@@ -399,8 +429,31 @@ impl Store {
         model_scope: Option<&str>,
         expires_at: Option<i64>,
     ) -> Result<(String, ApiKeyInfo)> {
+        self.new_key(user, name, model_scope, expires_at, false)
+    }
+
+    /// Creates a key for `user` made with a credential only they hold: it reaches their
+    /// history (see [`KeyCheck::Valid::own`]).
+    pub fn create_own_key(
+        &self,
+        user: &str,
+        name: &str,
+        model_scope: Option<&str>,
+        expires_at: Option<i64>,
+    ) -> Result<(String, ApiKeyInfo)> {
+        self.new_key(user, name, model_scope, expires_at, true)
+    }
+
+    fn new_key(
+        &self,
+        user: &str,
+        name: &str,
+        model_scope: Option<&str>,
+        expires_at: Option<i64>,
+        own: bool,
+    ) -> Result<(String, ApiKeyInfo)> {
         let key = format!("civia-{}", hex::encode(random_bytes::<32>()?));
-        let info = self.insert_key(user, name, &key, model_scope, expires_at)?;
+        let info = self.insert_key(user, name, &key, model_scope, expires_at, own)?;
         Ok((key, info))
     }
 
@@ -431,7 +484,8 @@ impl Store {
                 )?;
                 Ok(id)
             }
-            None => Ok(self.insert_key(user, name, key, None, None)?.id),
+            // The trial key is the operator's own (they chose it, in the environment).
+            None => Ok(self.insert_key(user, name, key, None, None, true)?.id),
         }
     }
 
@@ -442,6 +496,7 @@ impl Store {
         key: &str,
         model_scope: Option<&str>,
         expires_at: Option<i64>,
+        own: bool,
     ) -> Result<ApiKeyInfo> {
         if !valid_label(name) {
             return Err(StoreError::BadKeyName);
@@ -449,9 +504,9 @@ impl Store {
         let owner = self.user(user)?;
         let prefix: String = key.chars().take(12).collect();
         self.conn.execute(
-            "INSERT INTO api_keys (user_id, name, prefix, key_hash, model_scope, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![owner.id, name, prefix, sha256_hex(key), model_scope, now(), expires_at],
+            "INSERT INTO api_keys (user_id, name, prefix, key_hash, model_scope, created_at, expires_at, own)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![owner.id, name, prefix, sha256_hex(key), model_scope, now(), expires_at, own],
         )?;
         let id = self.conn.last_insert_rowid();
         self.keys(Some(user))?
@@ -496,13 +551,22 @@ impl Store {
         let row: Option<KeyRow> = self
             .conn
             .query_row(
-                "SELECT id, user_id, model_scope, expires_at, revoked_at IS NOT NULL
+                "SELECT id, user_id, model_scope, expires_at, revoked_at IS NOT NULL, own
                  FROM api_keys WHERE key_hash = ?1",
                 [sha256_hex(key)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
             .optional()?;
-        let Some((key_id, user_id, model_scope, expires_at, revoked)) = row else {
+        let Some((key_id, user_id, model_scope, expires_at, revoked, own)) = row else {
             return Ok(KeyCheck::Unknown);
         };
         if revoked {
@@ -524,6 +588,7 @@ impl Store {
             key_id,
             user,
             model_scope,
+            own,
         })
     }
 
@@ -700,7 +765,7 @@ fn row_usage_day(r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageDay> {
 }
 
 /// id, user id, model scope, expiry, revoked.
-type KeyRow = (i64, i64, Option<String>, Option<i64>, bool);
+type KeyRow = (i64, i64, Option<String>, Option<i64>, bool, bool);
 
 /// A valid Argon2id hash of a random password, checked for unknown users so that their
 /// answer takes as long as a known user's.
@@ -728,6 +793,7 @@ fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         created_at: r.get(3)?,
         disabled: r.get(4)?,
         service: r.get(5)?,
+        own_password: r.get(6)?,
     })
 }
 

@@ -95,6 +95,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // the ids in use.
     "CREATE TABLE user_ids (id INTEGER PRIMARY KEY AUTOINCREMENT);
      INSERT INTO user_ids (id) SELECT id FROM users;",
+    // 6: credentials only the owner holds. A key is `own` when its owner made it with such a
+    // credential (else an administrator made it for them: it cannot reach their history); a
+    // password is `own_password` once the owner chose it (an administrator set every earlier
+    // one). Every key and password from before is taken as set by an administrator.
+    "ALTER TABLE api_keys ADD COLUMN own INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE users ADD COLUMN own_password INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub(crate) fn version(conn: &Connection) -> Result<u32> {

@@ -109,10 +109,29 @@ export async function startCiviad({ model = SMOL, extraToml = '', speech = null 
       }
       return fetch(url + p, { method, headers: h, body: payload });
     },
+    /**
+     * Creates a user as the administrator does (with a generated password), then, as the user,
+     * replaces it with `password` (POST /auth/password): a password of their own, the only
+     * kind whose sessions reach their history.
+     */
     async createUser(name, role, password) {
-      const r = await server.api('POST', '/admin/users', { name, role, password });
+      const r = await server.api('POST', '/admin/users', { name, role });
       if (r.status !== 201 && r.status !== 200) throw new Error(`create user ${name}: ${r.status} ${await r.text()}`);
-      return r.json();
+      const created = await r.json();
+      const login = await fetch(url + '/auth/login', {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: name, password: created.password }),
+      });
+      if (login.status !== 200) throw new Error(`login ${name}: ${login.status} ${await login.text()}`);
+      const { csrf_token: csrf } = await login.json();
+      const cookie = (login.headers.get('set-cookie') || '').split(';')[0];
+      const changed = await fetch(url + '/auth/password', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie, 'x-csrf-token': csrf },
+        body: JSON.stringify({ current_password: created.password, new_password: password }),
+      });
+      if (changed.status !== 200) throw new Error(`own password ${name}: ${changed.status} ${await changed.text()}`);
+      return created;
     },
   };
   const deadline = Date.now() + READY_TIMEOUT_MS;

@@ -1,4 +1,5 @@
-//! The web session routes (`/auth/*`): log in, log out, and who am I.
+//! The session routes (`/auth/*`): log in, log out, who am I, change my password; and the
+//! caller's own API keys (`/v1/me/keys`).
 
 use crate::body::small_json;
 use crate::extract::{client_ip, principal, session_cookie, CSRF_HEADER, SESSION_COOKIE};
@@ -53,6 +54,7 @@ pub(crate) async fn login(State(st): State<Arc<ApiState>>, ext: Extensions, b: B
     log::info!("`{}` logged in from {ip}", s.user.name);
     if let Some(a) = &st.audit {
         let me = Principal::User {
+            own: s.user.own_password,
             user: s.user.clone(),
             key_id: None,
             model_scope: None,
@@ -120,4 +122,64 @@ pub(crate) async fn me(
         v["csrf_token"] = json!(civia_auth::csrf_token(&token));
     }
     Ok(Json(v).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /auth/password`: the caller replaces their password with one of their own; from
+/// then on their sessions reach their history (an administrator never knows this password).
+pub(crate) async fn change_password(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    b: Body,
+) -> Handler {
+    let who = principal(&ext)?;
+    let req: PasswordBody = small_json(b).await?;
+    st.auth
+        .change_own_password(who, req.current_password, req.new_password)
+        .await?;
+    st.audit_admin(&ext, "auth.password_changed", None, json!({}))
+        .await?;
+    Ok(Json(json!({"changed": true, "history_reachable": true})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnKeyBody {
+    name: Option<String>,
+    model: Option<String>,
+    expires_in_days: Option<u32>,
+}
+
+/// `POST /v1/me/keys`: the caller makes an API key for themselves (for the official client
+/// or a script of theirs). Made with a credential only they hold, it reaches their history.
+pub(crate) async fn create_own_key(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    b: Body,
+) -> Handler {
+    let who = principal(&ext)?;
+    let req: OwnKeyBody = small_json(b).await?;
+    let civia_auth::NewKey { key, info, owner } = st
+        .auth
+        .create_own_key(
+            who,
+            req.name,
+            req.model,
+            req.expires_in_days,
+            &st.model_ids(),
+        )
+        .await?;
+    let own = who.owner().is_ok();
+    let detail = json!({"key_id": info.id, "own": own, "expires_at": info.expires_at});
+    st.audit_admin(&ext, "auth.own_key_created", Some(owner), detail)
+        .await?;
+    let mut v = json!({ "key": key, "info": crate::views::key_json(&info) });
+    v["info"]["own"] = json!(own);
+    Ok((StatusCode::CREATED, Json(v)).into_response())
 }

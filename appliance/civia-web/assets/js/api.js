@@ -56,6 +56,12 @@ const FRENCH = {
   invalid_json: 'Demande mal formée.',
   updates_off: 'Les mises à jour sont désactivées sur cette box.',
   update_in_progress: 'Une mise à jour est déjà en cours.',
+  own_credentials_required: 'Votre historique n\'est accessible qu\'avec un mot de passe que vous avez choisi vous-même : choisissez le vôtre dans « Mes données », puis réessayez.',
+  wrong_password: 'Le mot de passe actuel est incorrect.',
+  too_many_requests_in_flight: 'Vous avez déjà plusieurs demandes en cours : attendez qu\'elles se terminent.',
+  documents_busy: 'La box lit déjà plusieurs documents : réessayez dans quelques secondes.',
+  document_too_complex: 'La lecture de ce fichier a dépassé les limites de la box : il est anormalement complexe.',
+  request_timeout: 'L\'envoi a été trop lent et a été interrompu. Vérifiez le réseau puis réessayez.',
   // Used when the box sent no message for these codes.
   audio_unsupported: 'Ce format de fichier audio n\'est pas pris en charge. Formats acceptés : WAV, MP3, OGG, Opus, FLAC, M4A ou AAC.',
   audio_corrupt: 'Le fichier audio est endommagé ou illisible.',

@@ -1,5 +1,5 @@
 // "Mes données": what the box holds about the user, its export and the erasure of the history.
-import { h, messageZones, downloadBlob, append } from '../dom.js';
+import { h, messageZones, downloadBlob, append, field } from '../dom.js';
 import { api, fetchFile, ApiError } from '../api.js';
 import { limits, userName, canUseModel } from '../state.js';
 import { confirmDialog } from '../dialog.js';
@@ -36,6 +36,30 @@ export function myDataView(main) {
       zones.error(e instanceof ApiError ? e.french : 'L\'effacement a échoué.');
     }
   });
+  // A password of one's own: the administrator gave the first one (and knows it); only
+  // sessions opened with a password the agent chose reach the history.
+  const current = field({ label: 'Mot de passe actuel', name: 'current-password', type: 'password', required: true, autocomplete: 'current-password' });
+  const chosen = field({ label: 'Nouveau mot de passe (12 caractères au moins)', name: 'new-password', type: 'password', required: true, autocomplete: 'new-password' });
+  const pwZones = messageZones();
+  const pwForm = h('form', { class: 'formulaire', novalidate: true }, current.wrap, chosen.wrap,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'bouton bouton-principal' }, 'Choisir ce mot de passe')),
+    pwZones.status, pwZones.alert);
+  pwForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    pwZones.clearAll();
+    if (!current.input.value || !chosen.input.value) {
+      pwZones.error('Saisissez votre mot de passe actuel et le nouveau.');
+      return;
+    }
+    try {
+      await api('POST', '/auth/password', { current_password: current.input.value, new_password: chosen.input.value });
+      current.input.value = '';
+      chosen.input.value = '';
+      pwZones.info('Votre mot de passe a été changé : vous seul le connaissez, et votre historique vous est accessible.');
+    } catch (e) {
+      pwZones.error(e instanceof ApiError ? e.french : 'Le changement de mot de passe a échoué.');
+    }
+  });
   append(main, 
     h('h1', { text: 'Mes données' }),
     h('p', { class: 'introduction', text: 'Civia fonctionne entièrement sur la box de la mairie : aucune donnée n\'est envoyée à l\'extérieur.' }),
@@ -57,6 +81,9 @@ export function myDataView(main) {
       h('div', { class: 'actions' }, eraseBtn),
     ] : null,
     zones.status, zones.alert,
+    h('h2', { text: 'Votre mot de passe' }),
+    h('p', { text: 'Choisissez un mot de passe que vous seul connaissez : l\'administrateur ne connaît que celui qu\'il vous a remis. Votre historique n\'est accessible qu\'avec un mot de passe choisi par vous ; si l\'administrateur réinitialise votre mot de passe, votre historique est effacé.' }),
+    pwForm,
     h('p', { class: 'aide', text: 'Pour toute autre demande sur vos données, adressez-vous au délégué à la protection des données (DPO) de la commune.' }),
   );
 }
