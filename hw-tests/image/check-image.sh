@@ -9,7 +9,8 @@
 # - the command line: verity root, panic on corruption, hardening options;
 # - systemd-analyze security (offline) of civiad.service and civia-console.service under a
 #   maximum exposure, and civiad's key sandbox settings;
-# - the root file system's mDNS responder takes the box's host name.
+# - the root file system's mDNS responder takes the box's host name;
+# - the image's SBOM (CycloneDX) lists its Debian packages and crates.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 J=$REPO/image/out/image.json
@@ -129,5 +130,15 @@ check "no SSH, no getty, root locked (image recipe)" bash -c \
     "! grep -q ssh '$REPO/image/packages.txt' && grep -q 'getty.target' '$REPO/image/build' && grep -q 'usermod -L' '$REPO/image/build'"
 check "nftables: output policy drop, input only 443/8443 from the LAN sets" bash -c \
     "grep -q 'hook output priority filter; policy drop' '$REPO/image/build' && grep -q 'ip saddr @lan4 tcp dport { 443, 8443 } accept' '$REPO/image/build'"
+check "SBOM (CycloneDX 1.5): Debian packages, crates, listed in SHA256SUMS" python3 -c "
+import json, sys
+b = json.load(open('$PARTS/sbom.cdx.json'))
+assert b['bomFormat'] == 'CycloneDX' and b['specVersion'] == '1.5', b.get('specVersion')
+purls = [c['purl'] for c in b['components']]
+assert any(p.startswith('pkg:deb/debian/systemd@') for p in purls), 'no systemd package'
+assert any(p.startswith('pkg:cargo/llama-cpp-2@') for p in purls), 'no llama-cpp-2 crate'
+assert b['metadata']['component']['version'] == '$VERSION'
+assert 'sbom.cdx.json' in open('$PARTS/SHA256SUMS').read()
+"
 echo "check-image: $fails failure(s) ($VERSION, $DISK)"
 [ "$fails" = 0 ]

@@ -96,9 +96,21 @@ pub fn finish(app: Router<Arc<ApiState>>, state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
+/// The path as the journal keeps it: a user name in the URL (`/admin/users/{name}…`) is left
+/// out, since the journal outlives an account's erasure.
+fn journal_path(path: &str) -> String {
+    match path.strip_prefix("/admin/users/") {
+        Some(rest) if !rest.is_empty() => match rest.split_once('/') {
+            Some((_, tail)) => format!("/admin/users/{{name}}/{tail}"),
+            None => "/admin/users/{name}".into(),
+        },
+        _ => path.to_string(),
+    }
+}
+
 async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let path = journal_path(req.uri().path());
     let t0 = Instant::now();
     let resp = next.run(req).await;
     log::info!(
@@ -125,4 +137,16 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "This method is not allowed on this URL.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_journal_keeps_no_user_name_from_the_url() {
+        use super::journal_path as j;
+        assert_eq!(j("/admin/users/jeanne.dupont"), "/admin/users/{name}");
+        assert_eq!(j("/admin/users/jeanne/quota"), "/admin/users/{name}/quota");
+        assert_eq!(j("/admin/users"), "/admin/users");
+        assert_eq!(j("/v1/models"), "/v1/models");
+    }
 }

@@ -190,7 +190,16 @@ impl Principal {
         }
     }
 
-    /// Name for logs and fairness: the user name, or `local-admin`.
+    /// Who, for the journal: `user #<id>` or `local-admin`. Never the name: the journal
+    /// outlives an account's erasure (the id means nothing once the account is gone).
+    pub fn log_label(&self) -> String {
+        match self {
+            Principal::User { user, .. } => format!("user #{}", user.id),
+            Principal::LocalAdmin => "local-admin".into(),
+        }
+    }
+
+    /// Name for fairness between callers: the user name, or `local-admin`.
     pub fn name(&self) -> &str {
         match self {
             Principal::User { user, .. } => &user.name,
@@ -198,8 +207,21 @@ impl Principal {
         }
     }
 
-    /// Refuses with 403 unless the role is one of `roles`.
+    /// Refuses with 403 unless the role is one of `roles`. A key limited to a model is for
+    /// that model only: it never carries its owner's administration rights.
     pub fn require(&self, roles: &[Role], action: &'static str) -> Result<()> {
+        if let Principal::User {
+            model_scope: Some(_),
+            ..
+        } = self
+        {
+            if !roles.contains(&Role::Agent) {
+                return Err(AuthError::Forbidden {
+                    role: "model-scoped key",
+                    action,
+                });
+            }
+        }
         if roles.contains(&self.role()) {
             Ok(())
         } else {
@@ -399,7 +421,7 @@ impl Auth {
         let Some(user) = user else {
             let locked = lock(&self.throttle).failed(&key, addr, &self.cfg);
             if locked {
-                log::warn!("account `{key}` locked after too many failed logins (from {addr})");
+                log::warn!("an account was locked after too many failed logins (from {addr})");
             }
             return Err(AuthError::BadLogin);
         };
@@ -454,7 +476,7 @@ impl Auth {
                 return Err(e);
             }
         };
-        log::info!("paired: first administrator `{}` created", user.name);
+        log::info!("paired: first administrator (user #{}) created", user.id);
         Ok((user, generated))
     }
 

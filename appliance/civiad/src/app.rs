@@ -295,6 +295,20 @@ async fn open_accounts(cfg: &Config) -> Result<Arc<Auth>, DaemonError> {
         .ok()
         .filter(|k| !k.is_empty());
     if let Some(key) = &dev_api_key {
+        // An administrator's key from the environment is for trying the box on this machine:
+        // never on a listener other machines reach, never a short guessable one.
+        let loopback = cfg.api.listen.ip().is_loopback()
+            && cfg.admin.listen.is_none_or(|a| a.ip().is_loopback());
+        if !loopback {
+            return Err(DaemonError::TrialKey(
+                "the trial key is accepted only when every listener is on loopback (api.listen, admin.listen); unset it and pair the box",
+            ));
+        }
+        if key.len() < 16 || key.len() > 256 || key.chars().any(|c| c.is_control()) {
+            return Err(DaemonError::TrialKey(
+                "the trial key must be 16 to 256 printable characters",
+            ));
+        }
         auth.install_trial_key(key.clone()).await?;
         log::info!(
             "trial mode: CIVIA_DEV_API_KEY is the API key of the administrator `{}`",

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub enum DaemonError {
     #[error("{0}")]
     Config(#[from] civia_config::ConfigError),
+    #[error("CIVIA_DEV_API_KEY: {0}")]
+    TrialKey(&'static str),
     #[error("missing --config PATH")]
     NoConfig,
     #[error("model.path: {path} cannot be read: {source}")]

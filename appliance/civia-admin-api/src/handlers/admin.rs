@@ -91,10 +91,10 @@ pub(crate) async fn add_user(State(st): State<Arc<ApiState>>, ext: Extensions, b
     st.audit_admin(&ext, "admin.user_created", Some(user.id), detail)
         .await?;
     log::info!(
-        "user `{}` ({}) created by {}",
-        user.name,
+        "user #{} ({}) created by {}",
+        user.id,
         user.role.as_str(),
-        principal(&ext)?.name()
+        principal(&ext)?.log_label()
     );
     let mut v = json!({ "user": user_json(&user) });
     if let Some(p) = password {
@@ -157,7 +157,11 @@ pub(crate) async fn patch_user(
         reset_password: reset,
     };
     let (user, generated) = st.auth.change_user(name.clone(), change).await?;
-    log::info!("user `{name}` changed by {}", principal(&ext)?.name());
+    log::info!(
+        "user #{} changed by {}",
+        user.id,
+        principal(&ext)?.log_label()
+    );
     let detail = json!({
         "role": req.role, "disabled": req.disabled, "service_changed": req.service.is_some(),
         "password_changed": req.password.is_some() || reset,
@@ -181,7 +185,7 @@ pub(crate) async fn delete_user(
     let id = st.auth.delete_user(name.clone()).await?;
     st.audit_admin(&ext, "admin.user_deleted", Some(id), json!({}))
         .await?;
-    log::info!("user `{name}` deleted by {}", principal(&ext)?.name());
+    log::info!("user #{id} deleted by {}", principal(&ext)?.log_label());
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -234,7 +238,11 @@ pub(crate) async fn put_quota(
         .auth
         .set_quota(name.clone(), req.requests_per_minute, req.tokens_per_day)
         .await?;
-    log::info!("quota of `{name}` changed by {}", principal(&ext)?.name());
+    log::info!(
+        "quota of user #{} changed by {}",
+        u.id,
+        principal(&ext)?.log_label()
+    );
     let detail =
         json!({"requests_per_minute": q.rpm_override, "tokens_per_day": q.tokens_override});
     st.audit_admin(&ext, "admin.quota_changed", Some(u.id), detail)
@@ -290,10 +298,9 @@ pub(crate) async fn create_key(
     st.audit_admin(&ext, "admin.key_created", Some(owner), detail)
         .await?;
     log::info!(
-        "API key #{} for `{}` created by {}",
+        "API key #{} for user #{owner} created by {}",
         info.id,
-        info.user,
-        principal(&ext)?.name()
+        principal(&ext)?.log_label()
     );
     created(json!({ "key": key, "info": key_json(&info) }))
 }
@@ -306,7 +313,7 @@ pub(crate) async fn revoke_key(
     require(&ext, &[Role::Admin], "revoke keys")?;
     let id = path(id)?;
     st.auth.revoke_key(id).await?;
-    log::info!("API key #{id} revoked by {}", principal(&ext)?.name());
+    log::info!("API key #{id} revoked by {}", principal(&ext)?.log_label());
     st.audit_admin(&ext, "admin.key_revoked", None, json!({"key_id": id}))
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -46,15 +46,42 @@ pub(crate) async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoRespons
     )
 }
 
-/// Liveness and the model's phase (no authentication; `/health` on every listener).
+/// An error message for anonymous readers: every absolute path is cut to its file name (the
+/// box's layout — state directory, model store, spool — is the administrator's business;
+/// `/admin/status` gives it whole).
+fn without_paths(message: &str) -> String {
+    message
+        .split(' ')
+        .map(|word| match word.find('/') {
+            Some(i) if word[i..].len() > 1 && word[i + 1..].contains('/') || i == 0 => {
+                let (head, path) = word.split_at(i);
+                let tail = path.trim_end_matches([':', ',', ')', '.', ';']);
+                let rest = &path[tail.len()..];
+                let name = tail.rsplit('/').next().unwrap_or("");
+                format!("{head}…/{name}{rest}")
+            }
+            _ => word.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Liveness and the model's phase (no authentication; `/health` on every listener). Error
+/// messages name files without their paths.
 pub async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {
     let s = st.supervisor.status();
+    let mut speech = st.speech_status();
+    if let Some(e) = speech.get_mut("last_error") {
+        if let Some(text) = e.as_str() {
+            *e = json!(without_paths(text));
+        }
+    }
     Json(json!({
         "status": "ok",
         "worker": {
             "phase": s.phase.as_str(),
             "restarts": s.restarts,
-            "last_error": s.last_error,
+            "last_error": s.last_error.as_deref().map(without_paths),
         },
         "model": {
             "id": st.model_id,
@@ -63,8 +90,27 @@ pub async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> 
             "context_length": s.model.as_ref().map(|m| m.n_ctx),
             "chat_template": s.model.as_ref().map(|m| m.template),
         },
-        "speech": st.speech_status(),
+        "speech": speech,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_paths;
+
+    #[test]
+    fn anonymous_errors_name_files_not_paths() {
+        assert_eq!(
+            without_paths("cannot open /var/lib/civia/models/x.gguf: not a GGUF file"),
+            "cannot open …/x.gguf: not a GGUF file"
+        );
+        assert_eq!(
+            without_paths("worker (/usr/bin/civiad) exited; see /run/civia/a"),
+            "worker (…/civiad) exited; see …/a"
+        );
+        assert_eq!(without_paths("ok and/or fine"), "ok and/or fine");
+        assert!(!without_paths("spool /var/lib/civia/spool/speech/1.upload").contains("/var"));
+    }
 }
 
 pub(crate) async fn ready(State(st): State<Arc<ApiState>>) -> Response {

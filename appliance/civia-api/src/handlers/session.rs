@@ -2,13 +2,14 @@
 //! caller's own API keys (`/v1/me/keys`).
 
 use crate::body::small_json;
+use crate::error::Class;
 use crate::extract::{client_ip, principal, session_cookie, CSRF_HEADER, SESSION_COOKIE};
 use crate::state::actor;
 use crate::views::user_json;
 use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, Extensions, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::{AuthError, Principal};
@@ -31,16 +32,54 @@ fn session_cookie_header(value: &str, max_age: u64) -> String {
     )
 }
 
-pub(crate) async fn login(State(st): State<Arc<ApiState>>, ext: Extensions, b: Body) -> Handler {
+/// Login CSRF: another site's page must not log the agent's browser into an account of the
+/// attacker's. A cross-site form can only send `text/plain`, url-encoded or multipart bodies
+/// (a JSON content type needs a CORS preflight, which the box never grants), and a browser
+/// names the page's origin: it must be the box's own.
+fn same_site_login(headers: &HeaderMap) -> Result<(), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(ApiError::of(
+            Class::Invalid,
+            "invalid_content_type",
+            "POST /auth/login takes `Content-Type: application/json`.",
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, rest)| rest.trim_end_matches('/'));
+        if host.is_none() || origin_host != host {
+            return Err(AuthError::Csrf.into());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn login(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    headers: HeaderMap,
+    b: Body,
+) -> Handler {
+    same_site_login(&headers)?;
     let req: LoginBody = small_json(b).await?;
     let ip = client_ip(&ext);
     let s = match st.auth.login(req.username.clone(), req.password, ip).await {
         Ok(s) => s,
         Err(e) => {
-            log::info!(
-                "login of `{}` from {ip} refused: {e}",
-                req.username.chars().take(64).collect::<String>()
-            );
+            // No user name in the journal (it outlives an account's erasure).
+            log::info!("a login from {ip} was refused: {e}");
             let e = ApiError::from(e);
             // Attempts refused by the throttle are not audited one by one: an attacker
             // must not be able to fill the disk (the lock itself was audited).
@@ -51,7 +90,7 @@ pub(crate) async fn login(State(st): State<Arc<ApiState>>, ext: Extensions, b: B
             return Err(e);
         }
     };
-    log::info!("`{}` logged in from {ip}", s.user.name);
+    log::info!("user #{} logged in from {ip}", s.user.id);
     if let Some(a) = &st.audit {
         let me = Principal::User {
             own: s.user.own_password,
