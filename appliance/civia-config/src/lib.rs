@@ -69,6 +69,47 @@ pub struct Config {
     pub commune: CommuneConfig,
     #[serde(default)]
     pub speech: SpeechConfig,
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+/// Where civiad's own secrets come from: the seeds of the TLS CA key, the audit signing key
+/// and the audit pseudonym secret (`civia-tpm`'s `SecretStore`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// `auto` (default): sealed by the TPM when the TPM device is there and the sealed files
+    /// (`*.sealed`, written by `civia-provision first-boot`) are in `dir`; otherwise plain
+    /// files (mode 0600, created as needed), said loudly in the log and on the console.
+    /// `tpm`: sealed or civiad does not start. `files`: plain files (trial machines).
+    pub protection: SecretProtection,
+    /// Directory of the secrets; default `<state_dir>/secrets`. On a box,
+    /// `/state/provision/secrets` (civia-provision's).
+    pub dir: Option<PathBuf>,
+    /// TPM access (tss2 TCTI string); default `device:/dev/tpmrm0`.
+    pub tcti: String,
+    /// The integrator's signed PCR policies (systemd-measure JSON) needed to unseal, when the
+    /// secrets were sealed under a signed policy.
+    pub signed_policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretProtection {
+    Auto,
+    Tpm,
+    Files,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            protection: SecretProtection::Auto,
+            dir: None,
+            tcti: "device:/dev/tpmrm0".into(),
+            signed_policy: None,
+        }
+    }
 }
 
 /// Meeting transcription: the speech worker (whisper.cpp) and its limits. Off unless `path`
@@ -253,6 +294,11 @@ pub struct ApiConfig {
     pub max_connections_per_address: usize,
     /// Time a client has to send a request's headers (and to finish a TLS handshake).
     pub header_timeout_secs: u64,
+    /// Life of a new box CA in days (default 1095, three years; 90 to 3650).
+    pub tls_ca_days: i64,
+    /// The box CA is replaced at start once fewer days than this are left (default 90; at
+    /// least 7, under half of `tls_ca_days`). Agents must then install the new CA.
+    pub tls_ca_rotate_days: i64,
 }
 
 /// RFC 1918, IPv6 unique local addresses and loopback.
@@ -297,6 +343,8 @@ impl Default for ApiConfig {
             tls_certificate: None,
             tls_key: None,
             allowed_sources: default_allowed_sources(),
+            tls_ca_days: 1095,
+            tls_ca_rotate_days: 90,
             max_connections: 1024,
             max_connections_per_address: 64,
             header_timeout_secs: 10,
@@ -607,6 +655,17 @@ impl Config {
         if self.admin.listen.is_some_and(|a| a == self.api.listen) {
             return bad("admin.listen", "must differ from api.listen".into());
         }
+        if !(90..=3650).contains(&self.api.tls_ca_days) {
+            return bad("api.tls_ca_days", "must be 90 to 3650 days".into());
+        }
+        if self.api.tls_ca_rotate_days < 7
+            || self.api.tls_ca_rotate_days * 2 >= self.api.tls_ca_days
+        {
+            return bad(
+                "api.tls_ca_rotate_days",
+                "must be at least 7 days and under half of api.tls_ca_days".into(),
+            );
+        }
         if self.api.allowed_sources.is_empty() {
             return bad("api.allowed_sources", "must name at least one range".into());
         }
@@ -815,6 +874,14 @@ impl Config {
             .models_dir
             .clone()
             .unwrap_or_else(|| self.state_dir.join("models"))
+    }
+
+    /// The directory of civiad's secrets (`[secrets] dir`).
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.secrets
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("secrets"))
     }
 
     /// The admin socket of the `civia` CLI.

@@ -185,7 +185,9 @@ impl CaPolicy {
                 return Err(TlsError::Policy(format!("{ip}/{p}: prefix over {max}")));
             }
         }
-        if self.ca_days < 2 || self.rotate_before_days < 1 || self.rotate_before_days >= self.ca_days
+        if self.ca_days < 2
+            || self.rotate_before_days < 1
+            || self.rotate_before_days >= self.ca_days
         {
             return Err(TlsError::Policy(format!(
                 "CA life {} days and rotation {} days before its end: need 1 <= rotation < life",
@@ -355,10 +357,13 @@ fn still_good(
     if left < RENEW_BEFORE_DAYS * 86400 {
         return Ok(false);
     }
-    let issued_by = cert.extensions().iter().find_map(|e| match e.parsed_extension() {
-        ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.as_ref().map(|k| k.0),
-        _ => None,
-    });
+    let issued_by = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.as_ref().map(|k| k.0),
+            _ => None,
+        });
     if ca_key_id.is_none() || issued_by != ca_key_id {
         return Ok(false);
     }
@@ -476,7 +481,11 @@ pub fn load_or_create(
         Some(c) => c,
         None => {
             let key = derive_ca_key(seed, next_generation)?;
-            let pem = new_ca(hosts.first().map_or("civia.local", String::as_str), &key, policy)?;
+            let pem = new_ca(
+                hosts.first().map_or("civia.local", String::as_str),
+                &key,
+                policy,
+            )?;
             let facts = ca_facts(&ca_crt, &pem)?;
             write_file(&ca_crt, pem.as_bytes(), 0o644)?;
             (pem, facts, next_generation)
@@ -485,7 +494,10 @@ pub fn load_or_create(
     // A key file of an older version: the key now lives only in the sealed secret.
     let legacy = dir.join("ca.key");
     match std::fs::remove_file(&legacy) {
-        Ok(()) => log::warn!("{}: plaintext CA key of an older version deleted", legacy.display()),
+        Ok(()) => log::warn!(
+            "{}: plaintext CA key of an older version deleted",
+            legacy.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(&legacy)(e)),
     }

@@ -74,7 +74,10 @@ fn created_once_reused_then_renewed_when_names_change() {
     more.dns.push("mairie.example".into());
     let c = load_or_create(&tls, &SEED, &more, &["mairie.example".into()], &addrs()).unwrap();
     assert!(c.renewed, "new names need a new certificate");
-    assert!(c.ca_rotated, "a CA whose constraints do not cover the names is replaced");
+    assert!(
+        c.ca_rotated,
+        "a CA whose constraints do not cover the names is replaced"
+    );
     assert_eq!(c.ca_generation, 1);
     let (ok, text) = openssl_verify(
         dir.path(),
@@ -99,7 +102,14 @@ fn garbage_files_are_reported_not_trusted() {
 #[test]
 fn the_ca_has_critical_name_constraints_for_the_box_names_and_lan_ranges() {
     let dir = tempfile::tempdir().unwrap();
-    let m = load_or_create(&dir.path().join("tls"), &SEED, &policy(), &hosts(), &addrs()).unwrap();
+    let m = load_or_create(
+        &dir.path().join("tls"),
+        &SEED,
+        &policy(),
+        &hosts(),
+        &addrs(),
+    )
+    .unwrap();
     let text = openssl_text(dir.path(), &m.ca_pem);
     assert!(text.contains("X509v3 Name Constraints: critical"), "{text}");
     for want in [
@@ -121,7 +131,14 @@ fn the_ca_has_critical_name_constraints_for_the_box_names_and_lan_ranges() {
 #[test]
 fn a_leaf_outside_the_box_names_does_not_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let m = load_or_create(&dir.path().join("tls"), &SEED, &policy(), &hosts(), &addrs()).unwrap();
+    let m = load_or_create(
+        &dir.path().join("tls"),
+        &SEED,
+        &policy(),
+        &hosts(),
+        &addrs(),
+    )
+    .unwrap();
     // Whoever holds the CA key signs a certificate for another site.
     let key = derive_ca_key(&SEED, 0).unwrap();
     let (evil, _) = new_server_cert(
@@ -134,8 +151,12 @@ fn a_leaf_outside_the_box_names_does_not_verify() {
     let (ok, text) = openssl_verify(dir.path(), &m.ca_pem, &evil);
     assert!(!ok, "a leaf for another site verified: {text}");
     assert!(text.contains("permitted subtree violation"), "{text}");
-    let (evil_ip, _) = new_server_cert(&m.ca_pem, &key, &[], &["8.8.8.8".parse().unwrap()]).unwrap();
-    assert!(!openssl_verify(dir.path(), &m.ca_pem, &evil_ip).0, "an address outside the LAN verified");
+    let (evil_ip, _) =
+        new_server_cert(&m.ca_pem, &key, &[], &["8.8.8.8".parse().unwrap()]).unwrap();
+    assert!(
+        !openssl_verify(dir.path(), &m.ca_pem, &evil_ip).0,
+        "an address outside the LAN verified"
+    );
     // The box's own certificate verifies.
     let own = std::fs::read_to_string(dir.path().join("tls/server.crt")).unwrap();
     let (ok, text) = openssl_verify(dir.path(), &m.ca_pem, &own);
@@ -151,7 +172,10 @@ fn the_ca_key_is_never_on_disk_and_an_old_key_file_is_deleted() {
     let m = load_or_create(&tls, &SEED, &policy(), &hosts(), &addrs()).unwrap();
     assert!(!tls.join("ca.key").exists());
     // The only private key on disk is the server's, and it is not the CA's.
-    let ca_public = derive_ca_key(&SEED, m.ca_generation).unwrap().public_key_raw().to_vec();
+    let ca_public = derive_ca_key(&SEED, m.ca_generation)
+        .unwrap()
+        .public_key_raw()
+        .to_vec();
     let mut keys = 0;
     for entry in std::fs::read_dir(&tls).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
@@ -180,7 +204,10 @@ fn the_ca_rotates_before_its_end_and_when_unconstrained_or_foreign() {
     assert_eq!(b.ca_generation, a.ca_generation + 1);
     assert_ne!(a.ca_fingerprint, b.ca_fingerprint);
     let server = std::fs::read_to_string(tls.join("server.crt")).unwrap();
-    assert!(openssl_verify(dir.path(), &b.ca_pem, &server).0, "server cert re-issued by the new CA");
+    assert!(
+        openssl_verify(dir.path(), &b.ca_pem, &server).0,
+        "server cert re-issued by the new CA"
+    );
     assert!(!openssl_verify(dir.path(), &a.ca_pem, &server).0);
 
     // An unconstrained ten-year CA made by an older version, with this seed's key.
