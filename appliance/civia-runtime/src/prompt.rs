@@ -87,7 +87,7 @@ impl PromptTokenizer {
                 })
             })
             .collect();
-        specials.sort_by(|a, b| b.text.len().cmp(&a.text.len()));
+        specials.sort_by_key(|s| std::cmp::Reverse(s.text.len()));
         Self { specials }
     }
 
