@@ -97,6 +97,7 @@ async fn start() -> Box_ {
         audit: Some(audit),
         started_at: 0,
         ca_pem: "-----BEGIN CERTIFICATE-----\n".into(),
+        trust: Default::default(),
     });
     Box_ {
         _dir: dir,

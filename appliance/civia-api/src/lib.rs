@@ -38,4 +38,4 @@ pub use extract::{CSRF_HEADER, SESSION_COOKIE};
 pub use handlers::charter::get as get_charter;
 pub use handlers::health::{ca_certificate, health, OPENAPI_JSON};
 pub use routes::{finish, router};
-pub use state::ApiState;
+pub use state::{ApiState, TrustFacts};

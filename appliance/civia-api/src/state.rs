@@ -34,6 +34,22 @@ pub struct ApiState {
     pub started_at: u64,
     /// The box CA certificate (PEM), served at `/ca.crt`.
     pub ca_pem: String,
+    /// The CA's fingerprint and how the box's secrets are protected, for `/admin/system`
+    /// and the console.
+    pub trust: TrustFacts,
+}
+
+/// What an administrator checks before trusting the box CA.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TrustFacts {
+    /// SHA-256 of the CA certificate (`AB:CD:…`).
+    pub ca_fingerprint_sha256: String,
+    /// End of the CA's validity (RFC 3339).
+    pub ca_not_after: String,
+    /// `tpm` (sealed) or `trial-files` (plain files, no TPM).
+    pub secrets_protection: String,
+    /// A sentence for the administrator.
+    pub secrets_message: String,
 }
 
 impl ApiState {

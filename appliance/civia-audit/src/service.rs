@@ -41,7 +41,7 @@ pub struct Audit {
 
 impl Audit {
     /// Opens `<dir>` with the device key and the pseudonym secret found (or created, 0600)
-    /// under `keys_dir`. On a box with a TPM both come from the sealed secret store instead.
+    /// under `keys_dir` (development and boxes set up before the sealed secret store).
     pub fn open(dir: &Path, keys_dir: &Path, policy: &RetentionPolicy) -> Result<Self, AuditError> {
         policy.validate()?;
         std::fs::create_dir_all(keys_dir).map_err(|source| AuditError::Io {
@@ -50,6 +50,33 @@ impl Audit {
         })?;
         let key = crate::DeviceKey::load_or_create(&keys_dir.join("device-ed25519.key"))?;
         let secret = crate::secret_load_or_create(&keys_dir.join("audit-pseudonym.secret"))?;
+        Self::open_keyed(dir, key, secret, policy)
+    }
+
+    /// Opens `<dir>` with the 32-byte Ed25519 seed of the signing key and the pseudonym
+    /// secret the caller holds (unsealed from the TPM-sealed secret store): nothing about them
+    /// is written.
+    pub fn open_with_keys(
+        dir: &Path,
+        signing_seed: &[u8; 32],
+        secret: [u8; 32],
+        policy: &RetentionPolicy,
+    ) -> Result<Self, AuditError> {
+        Self::open_keyed(
+            dir,
+            ed25519_dalek::SigningKey::from_bytes(signing_seed),
+            secret,
+            policy,
+        )
+    }
+
+    fn open_keyed(
+        dir: &Path,
+        key: ed25519_dalek::SigningKey,
+        secret: [u8; 32],
+        policy: &RetentionPolicy,
+    ) -> Result<Self, AuditError> {
+        policy.validate()?;
         let public = key.verifying_key();
         let log = AuditLog::open(dir, key, policy.months)?;
         if let Some(torn) = &log.open_report().torn {

@@ -971,6 +971,32 @@ fn print_console_status<W: Write>(out: &mut W, v: &Value) -> io::Result<()> {
         None => UNKNOWN,
     };
     writeln!(out, "Démarrage sécurisé : {secure_boot}")?;
+    let trust = &v["trust"];
+    let keys = match trust["secrets_protection"].as_str() {
+        Some("tpm") => "scellées par le TPM",
+        Some("trial-files") => "NON scellées (pas de TPM : fichiers en clair)",
+        _ => UNKNOWN,
+    };
+    writeln!(out, "Clés de la box : {keys}")?;
+    // The fingerprint an agent or the IT person compares with the browser's before
+    // installing the CA: on a line of its own (95 characters) so that nothing cuts it.
+    match text(&trust["ca_fingerprint_sha256"]) {
+        Some(fp) => {
+            if let Some(end) = text(&trust["ca_not_after"]) {
+                let day = end.get(..10).unwrap_or(&end);
+                writeln!(
+                    out,
+                    "Autorité de certification (AC) de la box, valable jusqu'au {day}"
+                )?;
+            }
+            writeln!(
+                out,
+                "Empreinte SHA-256 de l'AC (à comparer avant de l'installer) :"
+            )?;
+            writeln!(out, "  {fp}")?;
+        }
+        None => writeln!(out, "Empreinte SHA-256 de l'AC : inconnue")?,
+    }
     let pairing = match v.get("pairing_code") {
         Some(Value::Null) => "aucun (box déjà appairée)".to_string(),
         Some(code) => text(code).unwrap_or_else(|| UNKNOWN.into()),

@@ -409,7 +409,8 @@ const SYSTEM_FACTS: &str = r#"{"civiad_version":"0.1.0","booted_slot":"b","runni
 "var":{"path":"/var/lib/civia","mount_point":"/var","source":"/dev/mapper/civia-var","fs_type":"ext4","device":"dm-2","dm_name":"civia-var","read_only":false,"verity":false,"luks2":true,"unlock_method":"tpm2"},
 "tpm":{"present":true,"version_major":2},"secure_boot":true,
 "kernel":{"release":"6.12.43","cmdline_roothash":false,"cmdline_usrhash":true,"lockdown":"integrity"},
-"gpu":[],"image":{"id":"civia","version":"1.4.2"},"pairing_code":"K7QM-3XPA"}"#;
+"gpu":[],"image":{"id":"civia","version":"1.4.2"},"pairing_code":"K7QM-3XPA",
+"trust":{"ca_fingerprint_sha256":"AB:CD:EF:01","ca_not_after":"2029-12-07T10:00:00Z","secrets_protection":"tpm","secrets_message":"sealed"}}"#;
 
 #[test]
 fn console_status_is_a_stable_french_block() {
@@ -427,6 +428,10 @@ Chiffrement /var : oui (LUKS2)
 Déverrouillage /var : TPM2
 TPM : oui (TPM 2.0)
 Démarrage sécurisé : oui
+Clés de la box : scellées par le TPM
+Autorité de certification (AC) de la box, valable jusqu'au 2029-12-07
+Empreinte SHA-256 de l'AC (à comparer avant de l'installer) :
+  AB:CD:EF:01
 Code d'appairage : K7QM-3XPA
 "
     );
@@ -455,6 +460,8 @@ Chiffrement /var : non
 Déverrouillage /var : inconnu
 TPM : non
 Démarrage sécurisé : inconnu
+Clés de la box : inconnu
+Empreinte SHA-256 de l'AC : inconnue
 Code d'appairage : aucun (box déjà appairée)
 "
     );

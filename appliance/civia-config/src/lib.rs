@@ -71,6 +71,8 @@ pub struct Config {
     pub speech: SpeechConfig,
     #[serde(default)]
     pub documents: DocumentsConfig,
+    #[serde(default)]
+    pub secrets: SecretsConfig,
 }
 
 /// Text extraction from uploaded documents (`POST /v1/documents`): each extraction runs in a
@@ -96,6 +98,45 @@ impl Default for DocumentsConfig {
             timeout_secs: 30,
             memory_mb: 1024,
             max_parallel: 2,
+        }
+    }
+}
+
+/// Where civiad's own secrets come from: the seeds of the TLS CA key, the audit signing key
+/// and the audit pseudonym secret (`civia-tpm`'s `SecretStore`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// `auto` (default): sealed by the TPM when the TPM device is there and the sealed files
+    /// (`*.sealed`, written by `civia-provision first-boot`) are in `dir`; otherwise plain
+    /// files (mode 0600, created as needed), said loudly in the log and on the console.
+    /// `tpm`: sealed or civiad does not start. `files`: plain files (trial machines).
+    pub protection: SecretProtection,
+    /// Directory of the secrets; default `<state_dir>/secrets`. On a box,
+    /// `/state/provision/secrets` (civia-provision's).
+    pub dir: Option<PathBuf>,
+    /// TPM access (tss2 TCTI string); default `device:/dev/tpmrm0`.
+    pub tcti: String,
+    /// The integrator's signed PCR policies (systemd-measure JSON) needed to unseal, when the
+    /// secrets were sealed under a signed policy.
+    pub signed_policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretProtection {
+    Auto,
+    Tpm,
+    Files,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            protection: SecretProtection::Auto,
+            dir: None,
+            tcti: "device:/dev/tpmrm0".into(),
+            signed_policy: None,
         }
     }
 }
@@ -289,6 +330,11 @@ pub struct ApiConfig {
     pub body_timeout_secs: u64,
     /// Slowest accepted upload rate once `body_timeout_secs` has passed (bytes per second).
     pub min_body_bytes_per_sec: u64,
+    /// Life of a new box CA in days (default 1095, three years; 90 to 3650).
+    pub tls_ca_days: i64,
+    /// The box CA is replaced at start once fewer days than this are left (default 90; at
+    /// least 7, under half of `tls_ca_days`). Agents must then install the new CA.
+    pub tls_ca_rotate_days: i64,
 }
 
 /// RFC 1918, IPv6 unique local addresses and loopback.
@@ -333,6 +379,8 @@ impl Default for ApiConfig {
             tls_certificate: None,
             tls_key: None,
             allowed_sources: default_allowed_sources(),
+            tls_ca_days: 1095,
+            tls_ca_rotate_days: 90,
             max_connections: 1024,
             max_connections_per_address: 64,
             header_timeout_secs: 10,
@@ -666,6 +714,17 @@ impl Config {
         if self.admin.listen.is_some_and(|a| a == self.api.listen) {
             return bad("admin.listen", "must differ from api.listen".into());
         }
+        if !(90..=3650).contains(&self.api.tls_ca_days) {
+            return bad("api.tls_ca_days", "must be 90 to 3650 days".into());
+        }
+        if self.api.tls_ca_rotate_days < 7
+            || self.api.tls_ca_rotate_days * 2 >= self.api.tls_ca_days
+        {
+            return bad(
+                "api.tls_ca_rotate_days",
+                "must be at least 7 days and under half of api.tls_ca_days".into(),
+            );
+        }
         if self.api.allowed_sources.is_empty() {
             return bad("api.allowed_sources", "must name at least one range".into());
         }
@@ -901,6 +960,14 @@ impl Config {
             .models_dir
             .clone()
             .unwrap_or_else(|| self.state_dir.join("models"))
+    }
+
+    /// The directory of civiad's secrets (`[secrets] dir`).
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.secrets
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("secrets"))
     }
 
     /// The admin socket of the `civia` CLI.

@@ -7,6 +7,7 @@
 //! cache stays in place, and a new request reuses the longest cached prefix (its own slot's,
 //! or copied from another slot), so shared system prompts are evaluated once.
 
+use crate::prompt::PromptTokenizer;
 use crate::stop::{StopMatcher, Utf8Assembler};
 use crate::template::ChatTemplate;
 use civia_ipc::{
@@ -60,6 +61,7 @@ pub(crate) struct Engine<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
     template: ChatTemplate,
+    prompts: PromptTokenizer,
     out: UnixStream,
     rx: Receiver<Option<ToWorker>>,
     queue: VecDeque<GenerateRequest>,
@@ -91,6 +93,7 @@ impl<'m> Engine<'m> {
         Self {
             model,
             ctx,
+            prompts: PromptTokenizer::new(model),
             template,
             out,
             rx,
@@ -209,22 +212,22 @@ impl<'m> Engine<'m> {
     }
 
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, (FailureKind, String)> {
-        let vocab = self.model.vocab();
-        let (text, parse_special) = match prompt {
-            Prompt::Chat { messages } => (
-                self.template
-                    .render(messages)
-                    .map_err(|e| (FailureKind::InvalidPrompt, e.to_string()))?,
-                true,
-            ),
-            Prompt::Text { text } => (text.clone(), false),
+        let tokens = match prompt {
+            // Control tokens come from the template only; contents are text (prompt.rs).
+            Prompt::Chat { messages } => self
+                .prompts
+                .chat(self.model, &self.template, messages)
+                .map_err(|e| (FailureKind::InvalidPrompt, e.to_string()))?,
+            Prompt::Text { text } => {
+                let vocab = self.model.vocab();
+                let mut tokens = vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), false);
+                let bos = vocab.bos();
+                if tokens.len() >= 2 && tokens[0] == bos && tokens[1] == bos {
+                    tokens.remove(0);
+                }
+                tokens
+            }
         };
-        let mut tokens = vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), parse_special);
-        // Templates that write the BOS text themselves would otherwise get two.
-        let bos = vocab.bos();
-        if tokens.len() >= 2 && tokens[0] == bos && tokens[1] == bos {
-            tokens.remove(0);
-        }
         if tokens.is_empty() {
             return Err((FailureKind::InvalidPrompt, "the prompt is empty".into()));
         }

@@ -84,7 +84,25 @@ impl AppBuilder {
                 addrs.push(addr.ip());
             }
         }
-        let tls = civia_tls::load_or_create(&cfg.state_dir.join("tls"), &names, &addrs)?;
+        // The seeds of the CA key and the audit keys, sealed by the TPM on a box.
+        let secrets = crate::secrets::open(&cfg)?;
+        let tls = civia_tls::load_or_create(
+            &cfg.state_dir.join("tls"),
+            secrets.tls_ca.expose(),
+            &ca_policy(&cfg, &names, &addrs),
+            &names,
+            &addrs,
+        )?;
+        if tls.ca_rotated {
+            log::warn!(
+                "new box CA (generation {}), valid until {}: agents must install it again (GET /ca.crt); SHA-256 fingerprint {}",
+                tls.ca_generation,
+                civia_base::time::rfc3339(tls.ca_not_after),
+                tls.ca_fingerprint
+            );
+        } else {
+            log::info!("box CA SHA-256 fingerprint {}", tls.ca_fingerprint);
+        }
         if tls.renewed {
             log::info!("server certificate issued for {names:?} {addrs:?}");
         }
@@ -97,7 +115,7 @@ impl AppBuilder {
         };
 
         let auth = open_accounts(&cfg).await?;
-        let (audit, updates) = audit_and_updates(&cfg)?;
+        let (audit, updates) = audit_and_updates(&cfg, &secrets)?;
         let unhealthy = boot::after_boot(
             &updates,
             &supervisor,
@@ -116,6 +134,12 @@ impl AppBuilder {
             updates: Some(updates),
             audit: Some(audit),
             ca_pem: tls.ca_pem.clone(),
+            trust: civia_api::TrustFacts {
+                ca_fingerprint_sha256: tls.ca_fingerprint.clone(),
+                ca_not_after: civia_base::time::rfc3339(tls.ca_not_after),
+                secrets_protection: secrets.status.protection.to_string(),
+                secrets_message: secrets.status.message.clone(),
+            },
             started_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -327,17 +351,54 @@ async fn open_accounts(cfg: &Config) -> Result<Arc<Auth>, DaemonError> {
 
 /// The audit trail (model requests fail closed when it cannot be written) and signed
 /// updates (system and model bundles), which record into it.
+/// What the box CA may certify: the box's names, and the LAN ranges (`api.allowed_sources`)
+/// plus any certificate address outside them.
+fn ca_policy(cfg: &Config, names: &[String], addrs: &[std::net::IpAddr]) -> civia_tls::CaPolicy {
+    let mut ip_ranges: Vec<(std::net::IpAddr, u8)> = cfg
+        .api
+        .allowed_sources
+        .iter()
+        .map(|n| (n.network(), n.prefix_len()))
+        .collect();
+    for a in addrs {
+        if !civia_config::source_allowed(&cfg.api.allowed_sources, *a) {
+            ip_ranges.push((*a, if a.is_ipv4() { 32 } else { 128 }));
+        }
+    }
+    civia_tls::CaPolicy {
+        dns: names.to_vec(),
+        ip_ranges,
+        ca_days: cfg.api.tls_ca_days,
+        rotate_before_days: cfg.api.tls_ca_rotate_days,
+    }
+}
+
 fn audit_and_updates(
     cfg: &Config,
+    secrets: &crate::secrets::BoxSecrets,
 ) -> Result<(Arc<civia_audit::Audit>, Arc<civia_update::Updates>), DaemonError> {
-    let audit = Arc::new(civia_audit::Audit::open(
-        &cfg.state_dir.join("audit"),
-        &cfg.state_dir.join("keys"),
-        &civia_audit::RetentionPolicy {
-            months: cfg.audit.retention_months,
-            justification: cfg.audit.retention_justification.clone(),
-        },
-    )?);
+    let policy = civia_audit::RetentionPolicy {
+        months: cfg.audit.retention_months,
+        justification: cfg.audit.retention_justification.clone(),
+    };
+    let keys = cfg.state_dir.join("keys");
+    // A trail begun with the key files of an older version stays with them: its seals name
+    // that key. New trails take their keys from the secret store.
+    let audit = if keys.join("device-ed25519.key").exists() {
+        log::warn!(
+            "audit: keys from the plain files in {} (a trail begun before the sealed secret store)",
+            keys.display()
+        );
+        civia_audit::Audit::open(&cfg.state_dir.join("audit"), &keys, &policy)?
+    } else {
+        civia_audit::Audit::open_with_keys(
+            &cfg.state_dir.join("audit"),
+            &secrets.audit_signing_seed(),
+            *secrets.audit_pseudonym_secret(),
+            &policy,
+        )?
+    };
+    let audit = Arc::new(audit);
     if cfg.audit.journald {
         audit.mirror_to_journal(&cfg.audit.journal_socket);
     }

@@ -43,6 +43,13 @@ pub enum DaemonError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Tls(#[from] civia_tls::TlsError),
+    #[error("secrets ({dir}): {source}")]
+    Secrets {
+        dir: PathBuf,
+        source: civia_tpm::TpmError,
+    },
+    #[error("secrets ({dir}): {why}")]
+    SecretsUnavailable { dir: PathBuf, why: String },
     #[error("{0}")]
     Store(#[from] civia_auth::StoreError),
     #[error("{0}")]

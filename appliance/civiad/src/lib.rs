@@ -16,6 +16,7 @@ pub mod app;
 pub mod boot;
 mod error;
 pub mod logging;
+pub mod secrets;
 mod serve;
 pub mod systemd;
 

@@ -47,6 +47,7 @@ pub(crate) async fn facts(State(st): State<Arc<ApiState>>, ext: Extensions) -> H
     v["civiad_version"] = json!(env!("CARGO_PKG_VERSION"));
     v["booted_slot"] = json!(system.map(|c| c.booted.name()));
     v["running_version"] = json!(system.map(|c| c.running.to_string()));
+    v["trust"] = json!(st.trust);
     // Whoever can open the admin socket is root-equivalent on the box: the console shows the
     // code there. A network caller never sees it, not even an administrator.
     if matches!(ext.get::<Principal>(), Some(Principal::LocalAdmin)) {

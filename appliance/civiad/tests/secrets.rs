@@ -1,0 +1,169 @@
+//! civiad's secrets through `civia-tpm`'s `SecretStore` (a fresh swtpm per test): the box CA
+//! key is sealed by the TPM, never on disk in a usable form, and the same CA comes back
+//! after a restart; without a TPM the store says so.
+#![allow(clippy::unwrap_used)]
+
+use civia_config::Config;
+use civia_tpm::swtpm::Swtpm;
+use civia_tpm::{Backend, SealPolicy, SecretKind, SecretStore};
+use std::path::Path;
+
+fn config(state: &Path, extra: &str) -> Config {
+    Config::from_toml(&format!(
+        "state_dir = {state:?}\n[model]\npath = \"/nonexistent.gguf\"\n{extra}"
+    ))
+    .unwrap()
+}
+
+fn policy() -> civia_tls::CaPolicy {
+    civia_tls::CaPolicy {
+        dns: vec!["civia.local".into()],
+        ip_ranges: vec![("192.168.0.0".parse().unwrap(), 16)],
+        ca_days: 1095,
+        rotate_before_days: 90,
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_ca_key_is_sealed_by_the_tpm_and_survives_a_restart() {
+    let tpm_state = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let secrets_dir = state.path().join("secrets");
+    let hosts = vec!["civia.local".to_string()];
+
+    let first = {
+        let sw = Swtpm::start_in(tpm_state.path()).unwrap();
+        // What civia-provision first-boot does: seal the secrets under the boot policy.
+        let store = SecretStore::new(
+            &secrets_dir,
+            Backend::Tpm {
+                tcti: sw.tcti(),
+                policy: SealPolicy {
+                    literal_pcrs: vec![7],
+                    authority: None,
+                },
+                signed_policy: None,
+            },
+        );
+        for k in SecretKind::ALL {
+            store.ensure(k).unwrap();
+        }
+        let cfg = config(
+            state.path(),
+            &format!("[secrets]\nprotection = \"tpm\"\ntcti = {:?}\n", sw.tcti()),
+        );
+        let s = civiad::secrets::open(&cfg).unwrap();
+        assert_eq!(s.status.protection, "tpm");
+        let m = civia_tls::load_or_create(
+            &state.path().join("tls"),
+            s.tls_ca.expose(),
+            &policy(),
+            &hosts,
+            &[],
+        )
+        .unwrap();
+        assert!(m.ca_rotated);
+
+        // On disk: no usable CA private key, and the seed in no readable form.
+        let seed = s.tls_ca.expose().to_vec();
+        let hex_seed: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+        let ca_public = {
+            let (_, der) = x509_parser::pem::parse_x509_pem(m.ca_pem.as_bytes()).unwrap();
+            let cert = der.parse_x509().unwrap();
+            cert.public_key().subject_public_key.data.to_vec()
+        };
+        assert!(!state.path().join("tls/ca.key").exists());
+        let mut private_keys = 0;
+        for f in files(state.path()) {
+            let bytes = std::fs::read(&f).unwrap();
+            assert!(
+                !bytes.windows(seed.len()).any(|w| w == seed.as_slice()),
+                "{} holds the CA seed",
+                f.display()
+            );
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(&hex_seed),
+                "{} holds the seed in hex",
+                f.display()
+            );
+            if let Ok(k) = rcgen::KeyPair::from_pem(&text) {
+                private_keys += 1;
+                assert_ne!(
+                    k.public_key_raw(),
+                    &ca_public[..],
+                    "{} is the CA key",
+                    f.display()
+                );
+            }
+        }
+        assert_eq!(private_keys, 1, "only the server key");
+        m.ca_fingerprint
+    };
+
+    // civiad and the TPM restart (the swtpm keeps its state, as a real TPM does).
+    let sw = Swtpm::start_in(tpm_state.path()).unwrap();
+    let cfg = config(
+        state.path(),
+        &format!("[secrets]\nprotection = \"auto\"\ntcti = {:?}\n", sw.tcti()),
+    );
+    let s = civiad::secrets::open(&cfg).unwrap();
+    assert_eq!(
+        s.status.protection, "tpm",
+        "auto takes the TPM when sealed files are there"
+    );
+    let m = civia_tls::load_or_create(
+        &state.path().join("tls"),
+        s.tls_ca.expose(),
+        &policy(),
+        &hosts,
+        &[],
+    )
+    .unwrap();
+    assert!(!m.ca_rotated);
+    assert_eq!(m.ca_fingerprint, first, "the same CA after a restart");
+    drop(sw);
+
+    // Another TPM (the disk moved to another machine): nothing unseals, civiad does not start.
+    let other = Swtpm::start().unwrap();
+    let cfg = config(
+        state.path(),
+        &format!(
+            "[secrets]\nprotection = \"tpm\"\ntcti = {:?}\n",
+            other.tcti()
+        ),
+    );
+    assert!(civiad::secrets::open(&cfg).is_err());
+}
+
+#[test]
+fn without_a_tpm_the_secrets_are_plain_files_and_the_status_says_so() {
+    let state = tempfile::tempdir().unwrap();
+    let cfg = config(
+        state.path(),
+        "[secrets]\nprotection = \"auto\"\ntcti = \"device:/nonexistent/tpmrm0\"\n",
+    );
+    let s = civiad::secrets::open(&cfg).unwrap();
+    assert_eq!(s.status.protection, "trial-files");
+    assert!(s.status.message.contains("no TPM"), "{}", s.status.message);
+    let again = civiad::secrets::open(&cfg).unwrap();
+    assert_eq!(s.tls_ca.expose(), again.tls_ca.expose());
+    // Asking for the TPM without sealed secrets is an error, not a silent fallback.
+    let cfg = config(state.path(), "[secrets]\nprotection = \"tpm\"\n");
+    let err = civiad::secrets::open(&cfg).err().unwrap().to_string();
+    assert!(err.contains("civia-provision"), "{err}");
+}
