@@ -619,7 +619,11 @@ fn recovery_keys_never_reach_the_state_disk() {
 
     env.ok(&["first-boot"]);
     env.assert_provisioned();
+    // The key waits sealed by the TPM (the only form it takes on /state) until shown.
+    let sealed = env.p("state/recovery-key.pending.sealed");
+    assert!(sealed.exists());
     let shown = env.ok(&["recovery-key", "take"]).trim().to_string();
+    assert!(!sealed.exists());
     assert_eq!(shown.len(), 71);
     // A rotation authorized by the shown key (typed into a file in memory, not on /state).
     let typed = tempfile::tempdir_in("/dev/shm").unwrap();
