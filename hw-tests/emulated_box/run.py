@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -29,7 +30,7 @@ sys.path.insert(0, str(HERE.parent / "acceptance"))
 from vm import LAN_HOST, OUTSIDE_HOST, BootTimeout, Lan, Vm, sh  # noqa: E402
 
 CORE = ["first-boot", "perimeter", "reboot-tpm-unlock", "boot-chain-change", "unsigned-boot-refused",
-        "update-a-to-b", "downgrade-refused", "verity-corruption"]
+        "update-a-to-b", "downgrade-refused", "initrd-failure-poweroff", "verity-corruption"]
 # Every scenario: the core ones plus the long rollback (about 5 minutes), before the last,
 # destructive one.
 FULL = CORE[:-1] + ["update-unhealthy-rollback", CORE[-1]]
@@ -136,6 +137,7 @@ class Run:
         self.lan: Lan | None = None
         self.ip = ""
         self.recovery_key = ""
+        self.known_slot = "a"  # the booted slot, when the box is off
         self.pairing_code = ""
         self.admin_pw = ""
         self.box = None
@@ -342,8 +344,57 @@ class Run:
         assert outcome.get("version") == bad["version"] and outcome.get("result") != "installed", st
         return f"{bad['version']} failed its health check; back on {st['running_version']} by itself"
 
-    def s_verity(self) -> str:
+    def s_initrd_failure(self) -> str:
+        """An initrd that cannot find its root (the booted slot's GPT partition UUID changed
+        offline, as a thief with the disk could do) must power the machine off: a shell there
+        would run in the boot phase where the TPM may release /var's key."""
         slot = "a"
+        try:
+            slot = self.updates()["booted_slot"]
+        except Exception:  # noqa: BLE001 — the box may be off after a failed scenario
+            pass
+        self.vm.stop()
+        self.known_slot = slot  # the box stays off: verity-corruption needs the slot
+        part = f"usr-{slot}"
+        old = self.vm.set_partition_uuid(part, "0badc0de-0000-4000-8000-000000000019")
+        shell = (r"Entering emergency mode|Give root password|Press Enter for maintenance"
+                 r"|emergency shell|dracut:/#|sh-\d\.\d#")
+        t0 = time.monotonic()
+        try:
+            self.vm.start()
+            end = time.monotonic() + BOOT_TIMEOUT
+            while time.monotonic() < end and self.vm.qemu.poll() is None:
+                text = self.vm.console_text()
+                if m := re.search(shell, text):
+                    # Show what it gives: a root shell in the initrd.
+                    time.sleep(5)
+                    self.vm.type("\r")
+                    time.sleep(5)
+                    self.vm.type("id\r")
+                    got = ""
+                    try:
+                        got = self.vm.wait_console(r"uid=\d+\([a-z]+\)[^\n]*", 120).group(0)
+                    except BootTimeout:
+                        pass
+                    locked = "root account is locked" in self.vm.console_text()
+                    raise AssertionError(
+                        f"the initrd entered emergency mode and started a shell login ({m.group(0)!r}); "
+                        + (f"`id` in it: {got!r}" if got else
+                           "sulogin refused (root locked)" if locked else "no answer to `id`"))
+                time.sleep(1)
+            if self.vm.qemu.poll() is None:
+                raise AssertionError(f"the machine neither powered off nor offered a shell within {BOOT_TIMEOUT:.0f} s")
+            text = self.vm.console_text()
+            assert "Power down" in text or "Powering off" in text, "QEMU stopped, but not by a power-off"
+            why = last_line(text, "Timed out") or last_line(text, "failed") or last_line(text, "Boot has failed")
+        finally:
+            self.vm.kill()
+            self.vm.set_partition_uuid(part, old)
+        return (f"{part} UUID changed: the initrd failed and powered off after "
+                f"{time.monotonic() - t0:.0f} s, no shell (\"{why.strip()[:90]}\")")
+
+    def s_verity(self) -> str:
+        slot = self.known_slot
         try:
             slot = self.updates()["booted_slot"]
         except Exception:  # noqa: BLE001 — the box may be off after a failed scenario
@@ -366,6 +417,7 @@ SCENARIOS = {
     "update-a-to-b": ("Run.s_update", ["first-boot"]),
     "downgrade-refused": ("Run.s_downgrade", ["update-a-to-b"]),
     "update-unhealthy-rollback": ("Run.s_unhealthy", ["update-a-to-b"]),
+    "initrd-failure-poweroff": ("Run.s_initrd_failure", []),
     "verity-corruption": ("Run.s_verity", []),
 }
 

@@ -148,6 +148,14 @@ class Vm:
     def esp_del(self, name: str) -> None:
         sh("mdel", "-i", self.esp_spec(), f"::/EFI/Linux/{name}", env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
 
+    def set_partition_uuid(self, partition: str, uuid: str) -> str:
+        """Writes a new GPT partition UUID for `partition`; returns the previous one."""
+        table = json.loads(sh("sfdisk", "--json", str(self.disk)).stdout)["partitiontable"]
+        number = next(i + 1 for i, p in enumerate(table["partitions"]) if p.get("name") == partition)
+        old = table["partitions"][number - 1]["uuid"]
+        sh("sfdisk", "-q", "--part-uuid", str(self.disk), str(number), uuid)
+        return old
+
     def corrupt(self, partition: str, offset: int, length: int = 4096) -> None:
         part = self.partitions()[partition]
         with open(self.disk, "r+b") as f:

@@ -4,9 +4,11 @@
 #   hash (what systemd-veritysetup-generator looks for), slot B empty;
 # - the root image against its hash tree (veritysetup verify);
 # - the UKI and systemd-boot signed with the Secure Boot key, the UKI's PCR 11 signature
-#   made with the PCR policy key and covering the four boot phases;
+#   made with the PCR policy key for the one boot phase in which /var is unlocked;
 # - the update bundle verified as a box would (civia-bundle verify);
-# - the command line: verity root, panic on corruption, hardening options;
+# - the command line: verity root, panic on corruption, hardening options, no initrd shell
+#   (rd.shell=0 rd.emergency=poweroff rd.timeout=180: an initrd failure, a missing root device
+#   included, powers off);
 # - systemd-analyze security (offline) of civiad.service and civia-console.service under a
 #   maximum exposure, and civiad's key sandbox settings;
 # - the root file system's mDNS responder takes the box's host name;
@@ -49,19 +51,46 @@ rm -f "$corrupt"
 check "UKI signed with the Secure Boot key" sbverify --cert "$KEYS/db.crt" "$PARTS/civia.efi"
 check "systemd-boot signed with the Secure Boot key" sbverify --cert "$KEYS/db.crt" "$PARTS/systemd-bootx64.efi"
 check "UKI not signed by another key" bash -c "openssl req -new -x509 -newkey rsa:2048 -nodes -subj /CN=other -keyout /dev/null -out /tmp/other.crt 2>/dev/null; ! sbverify --cert /tmp/other.crt '$PARTS/civia.efi'"
-sig=$(mktemp)
-objcopy -O binary --only-section=.pcrsig "$PARTS/civia.efi" "$sig"
-check "PCR 11 signature: 4 boot phases, sha256, the policy key" python3 - "$sig" "$KEYS/pcr-policy.pub.pem" <<'PY'
-import json, sys, hashlib, subprocess
-d = json.load(open(sys.argv[1]))
-e = d["sha256"]
-assert len(e) == 4 and all(x["pcrs"] == [11] for x in e), e
+# The PCR 11 policy is signed for one boot phase only: the one in which /var is unlocked
+# (after the initrd, before sysinit.target: enter-initrd:leave-initrd). A signature for
+# enter-initrd would let anything running in the initrd (a rescue shell) unseal the volume key.
+# The expected PCR 11 values are recomputed here from the UKI's own sections (systemd-measure
+# calculate), and the TPM2 PolicyPCR digest of each is compared with the signed ones.
+uki_sections=$(mktemp -d "$TOOLS/uki-sections.XXXXXX")
+for s in linux osrel cmdline initrd uname sbat pcrpkey; do
+    objcopy -O binary --only-section=".$s" "$PARTS/civia.efi" "$uki_sections/$s"
+done
+objcopy -O binary --only-section=.pcrsig "$PARTS/civia.efi" "$uki_sections/pcrsig.json"
+measure() { # PHASE
+    local in=/${uki_sections##*/}
+    chroot "$TOOLS" /usr/lib/systemd/systemd-measure calculate --json=short --bank=sha256 --phase="$1" \
+        --linux="$in/linux" --osrel="$in/osrel" --cmdline="$in/cmdline" --initrd="$in/initrd" \
+        --uname="$in/uname" --sbat="$in/sbat" --pcrpkey="$in/pcrpkey"
+}
+measure enter-initrd > "$uki_sections/initrd-phase.json"
+measure enter-initrd:leave-initrd > "$uki_sections/unlock-phase.json"
+check "PCR 11 signature: only the phase /var is unlocked in (enter-initrd:leave-initrd), sha256, the policy key" \
+    python3 - "$uki_sections" "$KEYS/pcr-policy.pub.pem" <<'PY'
+import hashlib, json, struct, subprocess, sys
+d = sys.argv[1]
+e = json.load(open(f"{d}/pcrsig.json"))["sha256"]
+assert all(x["pcrs"] == [11] for x in e), e
 # systemd's fingerprint: SHA-256 of the RSA public key in PKCS#1 DER (i2d_PublicKey).
 der = subprocess.run(["openssl", "rsa", "-pubin", "-in", sys.argv[2], "-RSAPublicKey_out", "-outform", "DER"],
                      capture_output=True, check=True).stdout
 assert all(x["pkfp"] == hashlib.sha256(der).hexdigest() for x in e), "signed by another key"
+def policy(phase_file):
+    # TPM2_PolicyPCR over PCR 11 of the sha256 bank, from an empty policy digest.
+    value = bytes.fromhex(json.load(open(phase_file))["sha256"][0]["hash"])
+    selection = struct.pack(">IHB", 1, 0x000B, 3) + bytes([0x00, 0x08, 0x00])
+    return hashlib.sha256(b"\0" * 32 + struct.pack(">I", 0x17F) + selection
+                          + hashlib.sha256(value).digest()).hexdigest()
+signed = [x["pol"] for x in e]
+initrd, unlock = policy(f"{d}/initrd-phase.json"), policy(f"{d}/unlock-phase.json")
+assert initrd not in signed, "PCR 11 signed for enter-initrd: a shell in the initrd could unseal /var's key"
+assert signed == [unlock], f"expected exactly the enter-initrd:leave-initrd policy {unlock}, signed: {signed}"
 PY
-rm -f "$sig"
+rm -rf "$uki_sections"
 # The initrd measures the boot phases into PCR 11 only with the TPM libraries and efivarfs
 # (systemd-pcrextend exits quietly without them, and then no signed PCR 11 value matches:
 # the TPM refuses /var at every boot). Seen once; checked here.
@@ -87,7 +116,7 @@ if not any("efivarfs" in n for n in names):
 assert not missing, f"missing from the initrd: {missing}"
 PY
 cmdline=$(cat "$PARTS/cmdline")
-check "command line: verity root, panic on corruption, hardening" bash -c "for w in roothash=$ROOTHASH root=/dev/mapper/root systemd.verity_root_options=panic-on-corruption lockdown=integrity module.sig_enforce=1 init_on_alloc=1 slab_nomerge vsyscall=none; do grep -qw -- \"\$w\" <<< '$cmdline' || { echo \"missing \$w\"; exit 1; }; done"
+check "command line: verity root, panic on corruption, hardening, no initrd shell" bash -c "for w in roothash=$ROOTHASH root=/dev/mapper/root systemd.verity_root_options=panic-on-corruption rd.shell=0 rd.emergency=poweroff rd.timeout=180 lockdown=integrity module.sig_enforce=1 init_on_alloc=1 slab_nomerge vsyscall=none; do grep -qw -- \"\$w\" <<< '$cmdline' || { echo \"missing \$w\"; exit 1; }; done"
 check "bundle verifies as a box would" "$REPO/target/release/civia-bundle" verify "$BUNDLE" --root "$KEYS/root.json" --compatible "$COMPATIBLE" --running 0.0.0
 check "bundle refused for another hardware model" bash -c "! '$REPO/target/release/civia-bundle' verify '$BUNDLE' --root '$KEYS/root.json' --compatible other-box --running 0.0.0"
 check "bundle refused as a downgrade" bash -c "! '$REPO/target/release/civia-bundle' verify '$BUNDLE' --root '$KEYS/root.json' --compatible '$COMPATIBLE' --running 99.0.0"

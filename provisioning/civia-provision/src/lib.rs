@@ -7,19 +7,38 @@
 //!   the enrolled policy, drop the temporary initial key, emit the pairing code. Every step
 //!   records its result in a state file written atomically, so a power cut at any point is
 //!   followed by a rerun that completes without losing a secret or duplicating a keyslot;
-//! - the recovery key (shown once; rotation invalidates the previous one);
+//! - the recovery key (shown once; rotation invalidates the previous one) and where it waits
+//!   until it is shown (see "Keys at rest" below);
 //! - the status report (volume, keyslots and tokens, TPM presence and identity, secrets);
 //! - offline verification of attestation quotes (`verify-quote`);
 //! - the factory reset (explicit confirmation), which destroys keyslots and state.
 //!
 //! What it must never do:
 //! - format a volume that is already provisioned without an explicit factory reset;
-//! - pass a key on a command line or in the environment, or leave one in a file after use
-//!   (the recovery key waits in a 0600 file only until it is shown once);
+//! - pass a key on a command line or in the environment, or write a key in clear to
+//!   persistent media (`/state` is not encrypted: a key written there stays in its freed
+//!   blocks, and in an SSD's spare blocks, whatever is done to the file afterwards);
 //! - remove the last way into the volume (the initial key goes only once the recovery key
 //!   and the TPM2 token are both enrolled);
 //! - talk to the supervisor: `civiad` calls into this crate (or runs the binary), not the
 //!   reverse.
+//!
+//! ## Keys at rest
+//!
+//! Two keys must outlive the process that made them until first boot completes: the initial
+//! key (the first keyslot, removed once the recovery key and the TPM2 token are in) and the
+//! recovery key (until it is shown once, `recovery-key take`). A power cut may come between.
+//! - With a TPM they wait **sealed by the TPM** under the volume's own policy (PCR 7 at its
+//!   current value, PCR 11 signed by the integrator) in `<state_dir>/<name>.sealed`: the blob
+//!   is useless off this TPM, and this TPM releases it only in a boot that could unlock `/var`
+//!   through its TPM2 token anyway, so the blob (or a copy left in freed blocks) gives nothing
+//!   the token does not. `take` unseals it, prints it and removes the blob.
+//! - Without a TPM (trial mode) they wait in clear in `runtime_dir` (a RAM file system, `/run`),
+//!   never on disk; a power cut before first boot completes loses them: a trial volume then
+//!   needs a factory reset (or `recovery-key rotate --volume-key-file`).
+//!
+//! Keys go to cryptsetup on its standard input; a second key in the same command goes through
+//! a [`luks::KeyFile`], which can only be created on a RAM file system.
 //!
 //! Failpoints: when `CIVIA_PROVISION_FAILPOINT` names one of [`FAILPOINTS`], the process
 //! aborts right there (as a power cut would stop it). Tests use it; it changes nothing
@@ -35,7 +54,9 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use civia_tpm::fsutil::{ensure_private_dir, read_private, write_atomic};
 use civia_tpm::secrets::mixed_random;
-use civia_tpm::{Backend, PolicyAuthority, SealPolicy, SecretStore, StoreStatus, Tpm};
+use civia_tpm::{
+    Backend, PolicyAuthority, SealPolicy, SealedBlob, SecretStore, SignedPolicies, StoreStatus, Tpm,
+};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -76,8 +97,12 @@ fn failpoint(name: &str) {
 /// Where things are and what the volume and secrets are bound to.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Provisioning state, sealed secrets (`secrets/`), pending keys. Mode 0700.
+    /// Provisioning state, sealed secrets (`secrets/`), TPM-sealed pending keys. Mode 0700.
+    /// Persistent and not encrypted: no key is ever written here in clear.
     pub state_dir: PathBuf,
+    /// A directory on a RAM file system (`/run/civia-provision`): the short-lived key files
+    /// handed to cryptsetup, and the pending keys of trial mode. Mode 0700.
+    pub runtime_dir: PathBuf,
     /// The LUKS2 data volume (block device or file); `None`: no volume (trial machine).
     pub volume: Option<PathBuf>,
     /// TCTI of the TPM; `None`: trial mode without TPM.
@@ -124,12 +149,96 @@ impl Config {
     fn state_path(&self) -> PathBuf {
         self.state_dir.join("provision.json")
     }
-    fn initial_key_path(&self) -> PathBuf {
-        self.state_dir.join("initial.key")
+    /// Where a pending key waits: sealed in the state directory with a TPM, in the runtime
+    /// directory (memory) without.
+    fn pending_path(&self, key: Pending) -> PathBuf {
+        match self.tcti {
+            Some(_) => self.state_dir.join(format!("{}.sealed", key.name())),
+            None => self.runtime_dir.join(key.name()),
+        }
     }
     pub fn pending_recovery_path(&self) -> PathBuf {
-        self.state_dir.join("recovery-key.pending")
+        self.pending_path(Pending::RecoveryKey)
     }
+}
+
+/// The keys that wait between two steps of first boot (see "Keys at rest").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    InitialKey,
+    RecoveryKey,
+}
+
+impl Pending {
+    fn name(self) -> &'static str {
+        match self {
+            Self::InitialKey => "initial-key",
+            Self::RecoveryKey => "recovery-key.pending",
+        }
+    }
+}
+
+fn ensure_runtime_dir(cfg: &Config) -> Result<()> {
+    ensure_private_dir(&cfg.runtime_dir)?;
+    if !luks::is_in_memory(&cfg.runtime_dir)? {
+        return Err(ProvisionError::Refused(format!(
+            "runtime directory {} is not a RAM file system (tmpfs): keys would reach a disk",
+            cfg.runtime_dir.display()
+        )));
+    }
+    luks::sweep_key_files(&cfg.runtime_dir)
+}
+
+/// Keeps `key` until first boot needs it again: TPM-sealed on the state partition, or in
+/// memory without a TPM.
+fn store_pending(cfg: &Config, which: Pending, key: &[u8]) -> Result<()> {
+    let path = cfg.pending_path(which);
+    match &cfg.tcti {
+        Some(tcti) => {
+            let policy = cfg.seal_policy()?;
+            let blob = Tpm::open(tcti)?.seal(key, &policy)?;
+            write_atomic(&path, blob.to_json()?.as_bytes(), 0o600)?;
+        }
+        None => {
+            ensure_runtime_dir(cfg)?;
+            write_atomic(&path, key, 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+/// The pending key, if one waits (unsealed by the TPM, which checks the boot's policy).
+fn load_pending(cfg: &Config, which: Pending) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    let path = cfg.pending_path(which);
+    if !path.exists() {
+        return Ok(None);
+    }
+    match &cfg.tcti {
+        Some(tcti) => {
+            let blob = SealedBlob::from_json(&fs::read_to_string(&path).map_err(io(&path))?)?;
+            let signed = match &cfg.signed_policy {
+                Some(p) => Some(SignedPolicies::from_json(
+                    &fs::read_to_string(p).map_err(io(p))?,
+                )?),
+                None => None,
+            };
+            Ok(Some(Tpm::open(tcti)?.unseal(&blob, signed.as_ref())?))
+        }
+        None => Ok(Some(read_private(&path)?)),
+    }
+}
+
+fn drop_pending(cfg: &Config, which: Pending) -> Result<()> {
+    let path = cfg.pending_path(which);
+    if cfg.tcti.is_none() && path.exists() {
+        // In memory: overwriting the same pages is a real wipe.
+        if let Ok(mut f) = fs::OpenOptions::new().write(true).open(&path) {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let _ =
+                std::io::Write::write_all(&mut f, &vec![0u8; usize::try_from(len).unwrap_or(0)]);
+        }
+    }
+    remove_if_exists(&path)
 }
 
 /// What provisioning has done so far (`provision.json`).
@@ -227,29 +336,50 @@ pub fn first_boot(cfg: &Config) -> Result<FirstBootReport> {
     }
     Ok(FirstBootReport {
         pairing_code: st.pairing_code.clone().unwrap_or_default(),
-        recovery_key_pending: cfg.pending_recovery_path().exists(),
+        recovery_key_pending: cfg.pending_path(Pending::RecoveryKey).exists(),
         protection: store.status().protection,
         ak_public: st.ak_public.clone(),
     })
 }
 
 fn provision_volume(cfg: &Config, st: &mut State, v: &Volume) -> Result<()> {
-    let init = cfg.initial_key_path();
+    ensure_runtime_dir(cfg)?;
+    // The initial key: made once, kept (sealed, or in memory) until its keyslot is gone.
+    let init = if st.initial_wiped {
+        None
+    } else {
+        match load_pending(cfg, Pending::InitialKey)? {
+            Some(k) => Some(k),
+            None if !st.formatted => {
+                if v.is_luks()? && !v.header()?.keyslots.is_empty() {
+                    return Err(ProvisionError::VolumeAlreadyProvisioned(
+                        v.path().to_path_buf(),
+                    ));
+                }
+                let k = random32(cfg)?;
+                store_pending(cfg, Pending::InitialKey, &k)?;
+                failpoint("initial-key-written");
+                Some(k)
+            }
+            None => None,
+        }
+    };
+    let initial_key = || {
+        init.as_deref().ok_or_else(|| {
+            ProvisionError::Refused(format!(
+                "first boot was interrupted and its initial key is lost (it was kept in {}): \
+                 factory-reset the volume",
+                cfg.pending_path(Pending::InitialKey).display()
+            ))
+        })
+    };
 
     // 1. Format with a temporary random initial key.
     if !st.formatted {
-        if !init.exists() {
-            if v.is_luks()? && !v.header()?.keyslots.is_empty() {
-                return Err(ProvisionError::VolumeAlreadyProvisioned(
-                    v.path().to_path_buf(),
-                ));
-            }
-            write_atomic(&init, &random32(cfg)?, 0o600)?;
-            failpoint("initial-key-written");
-        }
+        let init = initial_key()?;
         // A header our initial key opens was formatted by an interrupted run: keep it.
-        if !(v.is_luks()? && v.test_key(&init, Some(0))?.is_some()) {
-            v.format(&init)?;
+        if !(v.is_luks()? && v.test_key(init, Some(0))?.is_some()) {
+            v.format(init)?;
             failpoint("formatted");
         }
         st.formatted = true;
@@ -259,20 +389,23 @@ fn provision_volume(cfg: &Config, st: &mut State, v: &Volume) -> Result<()> {
         failpoint("format-recorded");
     }
 
-    // 2. Recovery key: generated once, kept pending (0600) until shown, enrolled once.
+    // 2. Recovery key: generated once, kept pending (sealed, or in memory) until shown,
+    // enrolled once.
     if st.recovery_slot.is_none() {
-        let pending = cfg.pending_recovery_path();
-        if !pending.exists() {
-            let key = recovery::new_key(&random32(cfg)?);
-            write_atomic(&pending, key.as_bytes(), 0o600)?;
-            failpoint("recovery-key-written");
-        }
-        let key = read_private(&pending)?;
-        let kf = KeyFile::new(&cfg.state_dir, "recovery", &key)?;
-        let slot = match v.test_key(kf.path(), None)? {
+        let key = match load_pending(cfg, Pending::RecoveryKey)? {
+            Some(k) => k,
+            None => {
+                let key = recovery::new_key(&random32(cfg)?);
+                store_pending(cfg, Pending::RecoveryKey, key.as_bytes())?;
+                failpoint("recovery-key-written");
+                Zeroizing::new(key.as_bytes().to_vec())
+            }
+        };
+        let slot = match v.test_key(&key, None)? {
             Some(s) => s,
             None => {
-                let s = v.add_key(&Auth::Passphrase(&init), kf.path())?;
+                let kf = KeyFile::new(&cfg.runtime_dir, "recovery", &key)?;
+                let s = v.add_key(&Auth::Passphrase(initial_key()?), &kf)?;
                 failpoint("recovery-key-added");
                 s
             }
@@ -304,7 +437,8 @@ fn provision_volume(cfg: &Config, st: &mut State, v: &Volume) -> Result<()> {
                     .policy_key
                     .as_deref()
                     .map(|k| (k, cfg.signed_pcrs.as_slice()));
-                v.enroll_tpm2(&init, tcti, &cfg.literal_pcrs, signed)?;
+                let kf = KeyFile::new(&cfg.runtime_dir, "initial", initial_key()?)?;
+                v.enroll_tpm2(&kf, tcti, &cfg.literal_pcrs, signed)?;
                 failpoint("tpm-enrolled");
                 tpm2_token_slot(&v.header()?).ok_or_else(|| {
                     ProvisionError::Refused("systemd-cryptenroll left no systemd-tpm2 token".into())
@@ -324,16 +458,14 @@ fn provision_volume(cfg: &Config, st: &mut State, v: &Volume) -> Result<()> {
                 "refusing to drop the initial key before the recovery key and TPM2 token are enrolled".into(),
             ));
         }
-        if init.exists() {
-            if let Some(slot) = st.initial_slot {
-                if v.test_key(&init, Some(slot))?.is_some() {
-                    v.kill_slot(slot)?;
-                    failpoint("initial-slot-killed");
-                }
+        if let (Some(init), Some(slot)) = (init.as_deref(), st.initial_slot) {
+            if v.test_key(init, Some(slot))?.is_some() {
+                v.kill_slot(slot)?;
+                failpoint("initial-slot-killed");
             }
-            let len = fs::metadata(&init).map(|m| m.len()).unwrap_or(0);
-            let _ = fs::write(&init, vec![0u8; usize::try_from(len).unwrap_or(0)]);
-            fs::remove_file(&init).map_err(io(&init))?;
+        }
+        if cfg.pending_path(Pending::InitialKey).exists() {
+            drop_pending(cfg, Pending::InitialKey)?;
             failpoint("initial-key-removed");
         }
         st.initial_wiped = true;
@@ -402,15 +534,18 @@ pub fn tpm2_token_blob(v: &Volume) -> Result<Vec<u8>> {
 
 /// Returns the pending recovery key and forgets it: it is shown once.
 pub fn take_recovery_key(cfg: &Config) -> Result<Option<Zeroizing<String>>> {
-    let p = cfg.pending_recovery_path();
-    if !p.exists() {
-        return Ok(None);
+    let key = peek_recovery_key(cfg)?;
+    if key.is_some() {
+        drop_pending(cfg, Pending::RecoveryKey)?;
     }
-    let bytes = read_private(&p)?;
-    let key = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
-    let _ = fs::write(&p, vec![0u8; bytes.len()]);
-    fs::remove_file(&p).map_err(io(&p))?;
-    Ok(Some(key))
+    Ok(key)
+}
+
+/// The pending recovery key, left pending (tests, and a caller that must show it before
+/// forgetting it).
+pub fn peek_recovery_key(cfg: &Config) -> Result<Option<Zeroizing<String>>> {
+    Ok(load_pending(cfg, Pending::RecoveryKey)?
+        .map(|bytes| Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())))
 }
 
 /// Enrolls a new recovery key and removes every previous one; returns the new key (to show
@@ -421,11 +556,13 @@ pub fn rotate_recovery_key(cfg: &Config, auth: &Auth<'_>) -> Result<Zeroizing<St
         .volume
         .as_deref()
         .ok_or_else(|| ProvisionError::Refused("no volume configured".into()))?;
+    ensure_runtime_dir(cfg)?;
     let v = Volume::new(path);
     let mut st = State::load(cfg)?;
     let key = recovery::new_key(&random32(cfg)?);
-    let kf = KeyFile::new(&cfg.state_dir, "recovery", key.as_bytes())?;
-    let slot = v.add_key(auth, kf.path())?;
+    let kf = KeyFile::new(&cfg.runtime_dir, "recovery", key.as_bytes())?;
+    let slot = v.add_key(auth, &kf)?;
+    drop(kf);
     ensure_recovery_token(&v, slot)?;
     let old = st.recovery_slot.replace(slot);
     st.save(cfg)?;
@@ -445,8 +582,8 @@ pub fn rotate_recovery_key(cfg: &Config, auth: &Auth<'_>) -> Result<Zeroizing<St
             v.kill_slot(s)?;
         }
     }
-    // An old key still waiting to be shown is void now.
-    let _ = take_recovery_key(cfg)?;
+    // An old key still waiting to be shown is void now (no need to unseal it to forget it).
+    drop_pending(cfg, Pending::RecoveryKey)?;
     Ok(key)
 }
 
@@ -555,7 +692,7 @@ pub fn status(cfg: &Config) -> Result<Status> {
         volume,
         provisioned: st.completed,
         pairing_pending: st.pairing_code.is_some(),
-        recovery_key_waiting_to_be_shown: cfg.pending_recovery_path().exists(),
+        recovery_key_waiting_to_be_shown: cfg.pending_path(Pending::RecoveryKey).exists(),
     })
 }
 
@@ -580,12 +717,9 @@ pub fn factory_reset(cfg: &Config, confirm: &str, clear_tpm: bool) -> Result<Fir
     }
     // State first: a reset cut short leaves a volume first boot refuses to reuse silently.
     cfg.secret_store()?.destroy()?;
-    for p in [
-        cfg.state_path(),
-        cfg.pending_recovery_path(),
-        cfg.initial_key_path(),
-    ] {
-        remove_if_exists(&p)?;
+    remove_if_exists(&cfg.state_path())?;
+    for which in [Pending::RecoveryKey, Pending::InitialKey] {
+        drop_pending(cfg, which)?;
     }
     if let Some(p) = &cfg.volume {
         let v = Volume::new(p);

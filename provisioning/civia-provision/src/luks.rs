@@ -1,12 +1,17 @@
 //! The LUKS2 volume, through `cryptsetup` and `systemd-cryptenroll` (the tools the boot uses,
 //! so what is enrolled here is what unlocks at boot).
 //!
-//! Keys travel through short-lived 0600 files in a private directory, never on a command
+//! Keys never touch persistent media: cryptsetup reads the key that authorizes an operation
+//! on its standard input (`--key-file -`); a second key (the new one of `luksAddKey`, the
+//! unlock key of `systemd-cryptenroll`) goes through a short-lived 0600 [`KeyFile`] that can
+//! only be created on a RAM file system (tmpfs or ramfs, e.g. `/run`). Never on a command
 //! line or in the environment.
 
 use std::collections::BTreeMap;
+use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -19,7 +24,10 @@ use crate::error::{io, ProvisionError, Result};
 /// nothing (systemd-cryptenroll makes the same choice for TPM2 slots).
 const PBKDF_ARGS: [&str; 4] = ["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
 
-/// A key in a 0600 file, overwritten with zeros and removed on drop.
+/// A key in a 0600 file on a RAM file system, overwritten with zeros and removed on drop.
+///
+/// Refused anywhere else: a key written to a disk file stays in its freed blocks (and in the
+/// flash translation layer of an SSD) whatever is done to the file afterwards.
 pub struct KeyFile {
     path: PathBuf,
     len: usize,
@@ -27,6 +35,12 @@ pub struct KeyFile {
 
 impl KeyFile {
     pub fn new(dir: &Path, name: &str, key: &[u8]) -> Result<Self> {
+        if !is_in_memory(dir)? {
+            return Err(ProvisionError::Refused(format!(
+                "{} is not a RAM file system (tmpfs, ramfs): refusing to write a key there",
+                dir.display()
+            )));
+        }
         let path = dir.join(format!(".{name}.{}.tmpkey", std::process::id()));
         let _ = fs::remove_file(&path);
         let mut f = OpenOptions::new()
@@ -49,15 +63,74 @@ impl KeyFile {
 
 impl Drop for KeyFile {
     fn drop(&mut self) {
-        let _ = fs::write(&self.path, vec![0u8; self.len]);
+        // Overwritten in place (no truncation: the same pages), then removed.
+        if let Ok(mut f) = OpenOptions::new().write(true).open(&self.path) {
+            let _ = f.write_all(&vec![0u8; self.len]);
+        }
         let _ = fs::remove_file(&self.path);
     }
 }
 
+/// Removes (after overwriting) the key files a process that no longer runs left in `dir`
+/// (one killed between writing a key file and its drop).
+pub fn sweep_key_files(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_suffix(".tmpkey")
+            .and_then(|n| n.rsplit('.').next())
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+        drop(KeyFile {
+            path: e.path(),
+            len: usize::try_from(len).unwrap_or(0),
+        });
+    }
+    Ok(())
+}
+
+/// `RAMFS_MAGIC` of `<linux/magic.h>` (not exported by the libc crate).
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+
+/// Whether `dir` lives on a RAM file system (tmpfs or ramfs): nothing written there reaches a
+/// disk (the box has no swap).
+pub fn is_in_memory(dir: &Path) -> Result<bool> {
+    let c = CString::new(dir.as_os_str().as_bytes()).map_err(|e| ProvisionError::Format {
+        what: "path",
+        reason: format!("{}: {e}", dir.display()),
+    })?;
+    // SAFETY: an all-zero `statfs` is a valid value of this plain C struct (integers only).
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path that outlives the call, and `st` is a valid,
+    // writable `statfs` the kernel fills in.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(ProvisionError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // f_type's integer type (and TMPFS_MAGIC's) differs between targets.
+    #[allow(clippy::unnecessary_cast)]
+    let (kind, tmpfs) = (st.f_type as i64, libc::TMPFS_MAGIC as i64);
+    Ok(kind == tmpfs || kind == RAMFS_MAGIC)
+}
+
 /// How an operation that needs an existing key is authorized.
 pub enum Auth<'a> {
-    /// A passphrase of an active keyslot (the initial key, the recovery key) in a file.
-    Passphrase(&'a Path),
+    /// A passphrase of an active keyslot (the initial key, the recovery key), given to
+    /// cryptsetup on its standard input.
+    Passphrase(&'a [u8]),
     /// The volume key itself in a file (on a running box: from the open mapping).
     VolumeKey(&'a Path),
 }
@@ -127,20 +200,51 @@ impl Volume {
     }
 
     fn run(&self, program: &'static str, args: &[&str]) -> Result<Output> {
-        let out = Command::new(program)
+        self.run_input(program, args, None)
+    }
+
+    /// Runs `program`; `input` (a key) is written to its standard input, then closed.
+    fn run_input(
+        &self,
+        program: &'static str,
+        args: &[&str],
+        input: Option<&[u8]>,
+    ) -> Result<Output> {
+        let err = |message: String| ProvisionError::Command {
+            program,
+            args: args.join(" "),
+            message,
+        };
+        let mut child = Command::new(program)
             .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| ProvisionError::Command {
-                program,
-                args: args.join(" "),
-                message: e.to_string(),
-            })?;
-        Ok(out)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| err(e.to_string()))?;
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            // A program that exits before reading everything (a wrong key file format) closes
+            // the pipe: its exit status tells what went wrong, not the broken pipe.
+            let _ = stdin.write_all(data);
+        }
+        child.wait_with_output().map_err(|e| err(e.to_string()))
     }
 
     fn run_ok(&self, program: &'static str, args: &[&str]) -> Result<String> {
-        let out = self.run(program, args)?;
+        self.run_ok_input(program, args, None)
+    }
+
+    fn run_ok_input(
+        &self,
+        program: &'static str,
+        args: &[&str],
+        input: Option<&[u8]>,
+    ) -> Result<String> {
+        let out = self.run_input(program, args, input)?;
         if !out.status.success() {
             return Err(ProvisionError::Command {
                 program,
@@ -173,8 +277,8 @@ impl Volume {
             .to_string())
     }
 
-    /// New LUKS2 header and volume key, `key` in keyslot 0.
-    pub fn format(&self, key: &Path) -> Result<()> {
+    /// New LUKS2 header and volume key, `key` (on cryptsetup's standard input) in keyslot 0.
+    pub fn format(&self, key: &[u8]) -> Result<()> {
         let mut args = vec![
             "luksFormat",
             "--type",
@@ -184,26 +288,20 @@ impl Volume {
             "civia-var",
         ];
         args.extend(PBKDF_ARGS);
-        args.extend(["--key-slot", "0", "--key-file", path_str(key)?, self.dev()]);
-        self.run_ok("cryptsetup", &args).map(drop)
+        args.extend(["--key-slot", "0", "--key-file", "-", self.dev()]);
+        self.run_ok_input("cryptsetup", &args, Some(key)).map(drop)
     }
 
     /// The keyslot `key` opens, if any (`cryptsetup open --test-passphrase`: no device-mapper
     /// needed).
-    pub fn test_key(&self, key: &Path, slot: Option<u32>) -> Result<Option<u32>> {
+    pub fn test_key(&self, key: &[u8], slot: Option<u32>) -> Result<Option<u32>> {
         let slot_s = slot.map(|s| s.to_string());
-        let mut args = vec![
-            "open",
-            "--test-passphrase",
-            "-v",
-            "--key-file",
-            path_str(key)?,
-        ];
+        let mut args = vec!["open", "--test-passphrase", "-v", "--key-file", "-"];
         if let Some(s) = &slot_s {
             args.extend(["--key-slot", s.as_str()]);
         }
         args.push(self.dev());
-        let out = self.run("cryptsetup", &args)?;
+        let out = self.run_input("cryptsetup", &args, Some(key))?;
         if !out.status.success() {
             return Ok(None);
         }
@@ -217,17 +315,23 @@ impl Volume {
         Ok(found.or(slot))
     }
 
-    /// Adds `new_key` in a new keyslot; returns the slot.
-    pub fn add_key(&self, auth: &Auth<'_>, new_key: &Path) -> Result<u32> {
+    /// Adds the key in `new_key` (a [`KeyFile`]) in a new keyslot; returns the slot.
+    pub fn add_key(&self, auth: &Auth<'_>, new_key: &KeyFile) -> Result<u32> {
         let before = self.header()?.keyslots;
         let mut args = vec!["luksAddKey", "-q"];
         args.extend(PBKDF_ARGS);
-        match auth {
-            Auth::Passphrase(p) => args.extend(["--key-file", path_str(p)?]),
-            Auth::VolumeKey(p) => args.extend(["--volume-key-file", path_str(p)?]),
-        }
-        args.extend([self.dev(), path_str(new_key)?]);
-        self.run_ok("cryptsetup", &args)?;
+        let input = match auth {
+            Auth::Passphrase(k) => {
+                args.extend(["--key-file", "-"]);
+                Some(*k)
+            }
+            Auth::VolumeKey(p) => {
+                args.extend(["--volume-key-file", path_str(p)?]);
+                None
+            }
+        };
+        args.extend([self.dev(), path_str(new_key.path())?]);
+        self.run_ok_input("cryptsetup", &args, input)?;
         let after = self.header()?.keyslots;
         after
             .into_iter()
@@ -306,9 +410,9 @@ impl Volume {
         })
     }
 
-    /// Writes the volume key to `out` (authorized by a passphrase file).
-    pub fn dump_volume_key(&self, key: &Path, out: &Path) -> Result<()> {
-        self.run_ok(
+    /// Writes the volume key to `out` (authorized by a passphrase, on standard input).
+    pub fn dump_volume_key(&self, key: &[u8], out: &Path) -> Result<()> {
+        self.run_ok_input(
             "cryptsetup",
             &[
                 "luksDump",
@@ -317,9 +421,10 @@ impl Volume {
                 "--volume-key-file",
                 path_str(out)?,
                 "--key-file",
-                path_str(key)?,
+                "-",
                 self.dev(),
             ],
+            Some(key),
         )
         .map(drop)
     }
@@ -328,12 +433,12 @@ impl Volume {
     /// signed policy over `signed_pcrs` (systemd-measure signatures).
     pub fn enroll_tpm2(
         &self,
-        unlock_key: &Path,
+        unlock_key: &KeyFile,
         tcti: &str,
         literal_pcrs: &[u8],
         signed: Option<(&Path, &[u8])>,
     ) -> Result<()> {
-        let unlock = format!("--unlock-key-file={}", path_str(unlock_key)?);
+        let unlock = format!("--unlock-key-file={}", path_str(unlock_key.path())?);
         let device = format!("--tpm2-device={tcti}");
         let pcrs = format!("--tpm2-pcrs={}", join_pcrs(literal_pcrs));
         let mut args = vec![unlock.as_str(), device.as_str(), pcrs.as_str()];

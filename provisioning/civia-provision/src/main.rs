@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use civia_provision::luks::{Auth, KeyFile};
+use civia_provision::luks::Auth;
 use civia_provision::{Config, ProvisionError};
 use civia_tpm::{policy::parse_pcr_list, verify_quote, PcrValues, Quote, Tpm};
 use clap::{Args, Parser, Subcommand};
@@ -23,9 +23,13 @@ struct Cli {
 
 #[derive(Args)]
 struct Global {
-    /// Provisioning state directory.
+    /// Provisioning state directory (persistent; no key is ever written there in clear).
     #[arg(long, default_value = "/var/lib/civia/provision", global = true)]
     state_dir: PathBuf,
+    /// Directory on a RAM file system (tmpfs) for short-lived key files and, without a TPM,
+    /// the keys waiting during first boot.
+    #[arg(long, default_value = "/run/civia-provision", global = true)]
+    runtime_dir: PathBuf,
     /// LUKS2 data volume (block device or file).
     #[arg(long, global = true)]
     volume: Option<PathBuf>,
@@ -44,7 +48,8 @@ struct Global {
     /// Integrator's PCR-policy signing public key (PEM).
     #[arg(long, global = true)]
     policy_key: Option<PathBuf>,
-    /// Signed PCR policies (systemd-measure JSON) for unsealing the secrets.
+    /// Signed PCR policies (systemd-measure JSON) for unsealing the secrets and the keys
+    /// waiting during first boot (`first-boot`, `recovery-key take`).
     #[arg(long, global = true)]
     signed_policy: Option<PathBuf>,
     /// Where the boot records how the volume was unlocked.
@@ -139,6 +144,7 @@ fn config(g: &Global) -> Result<Config, ProvisionError> {
     };
     Ok(Config {
         state_dir: g.state_dir.clone(),
+        runtime_dir: g.runtime_dir.clone(),
         volume: g.volume.clone(),
         tcti: g.tcti.clone(),
         literal_pcrs: pcrs(&g.pcrs)?,
@@ -239,8 +245,7 @@ fn run(cli: Cli) -> Result<(), ProvisionError> {
                         .map(|n| n.as_bytes().to_vec())
                         .unwrap_or_else(|| raw.trim_end_matches('\n').as_bytes().to_vec());
                     let norm = zeroize::Zeroizing::new(norm);
-                    let kf = KeyFile::new(&cfg.state_dir, "auth", &norm)?;
-                    civia_provision::rotate_recovery_key(&cfg, &Auth::Passphrase(kf.path()))?
+                    civia_provision::rotate_recovery_key(&cfg, &Auth::Passphrase(&norm))?
                 }
                 (None, Some(vk)) => {
                     civia_provision::rotate_recovery_key(&cfg, &Auth::VolumeKey(vk))?

@@ -17,7 +17,11 @@ use civia_tpm::{PolicyAuthority, SignedPolicies, Tpm, TpmError};
 struct Env {
     sw: Swtpm,
     dir: tempfile::TempDir,
+    /// The runtime directory, on a RAM file system as on the box (`/run`).
+    run: tempfile::TempDir,
     priv_pem: String,
+    /// The data volume: `var.img`, or a loop device over it.
+    var: PathBuf,
 }
 
 impl Env {
@@ -52,6 +56,8 @@ impl Env {
         let env = Env {
             sw: Swtpm::start().unwrap(),
             priv_pem: std::fs::read_to_string(&priv_path).unwrap(),
+            var: dir.path().join("var.img"),
+            run: tempfile::tempdir_in("/dev/shm").unwrap(),
             dir,
         };
         // What firmware and systemd-stub would have measured.
@@ -86,8 +92,10 @@ impl Env {
         vec![
             "--state-dir".into(),
             self.p("state").display().to_string(),
+            "--runtime-dir".into(),
+            self.run.path().display().to_string(),
             "--volume".into(),
-            self.p("var.img").display().to_string(),
+            self.var.display().to_string(),
             "--tcti".into(),
             self.sw.tcti(),
             "--policy-key".into(),
@@ -102,7 +110,8 @@ impl Env {
     fn cfg(&self) -> Config {
         Config {
             state_dir: self.p("state"),
-            volume: Some(self.p("var.img")),
+            runtime_dir: self.run.path().to_path_buf(),
+            volume: Some(self.var.clone()),
             tcti: Some(self.sw.tcti()),
             literal_pcrs: vec![7],
             signed_pcrs: vec![11],
@@ -134,13 +143,12 @@ impl Env {
     }
 
     fn volume(&self) -> Volume {
-        Volume::new(self.p("var.img"))
+        Volume::new(&self.var)
     }
 
     /// The slot `key` opens (`cryptsetup open --test-passphrase`).
     fn opens(&self, key: &[u8]) -> Option<u32> {
-        let kf = KeyFile::new(self.dir.path(), "test", key).unwrap();
-        self.volume().test_key(kf.path(), None).unwrap()
+        self.volume().test_key(key, None).unwrap()
     }
 
     /// Unseals the systemd-tpm2 token through swtpm and returns the slot its passphrase opens.
@@ -191,8 +199,15 @@ impl Env {
         v
     }
 
+    /// The recovery key waiting to be shown (unsealed through the TPM, left pending).
     fn pending_recovery_key(&self) -> String {
-        std::fs::read_to_string(self.p("state/recovery-key.pending")).unwrap()
+        self.try_pending_recovery_key().unwrap()
+    }
+
+    fn try_pending_recovery_key(&self) -> Option<String> {
+        civia_provision::peek_recovery_key(&self.cfg())
+            .unwrap()
+            .map(|k| k.as_str().to_string())
     }
 
     /// The invariants of a completed first boot.
@@ -211,7 +226,18 @@ impl Env {
             rec.is_some() && tpm.is_some() && rec != tpm,
             "recovery {rec:?}, tpm {tpm:?}"
         );
-        assert!(!self.p("state/initial.key").exists());
+        assert!(!self.p("state/initial-key.sealed").exists());
+        // Nothing left in clear: no key file in the state directory or in memory.
+        for dir in [self.p("state"), self.run.path().to_path_buf()] {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                assert!(
+                    !name.ends_with(".tmpkey") && !name.ends_with(".key"),
+                    "{name} left in {}",
+                    dir.display()
+                );
+            }
+        }
         let secrets = self.cfg().secret_store().unwrap().load_all().unwrap();
         assert_eq!(secrets.tls_ca.expose().len(), 32);
         let status: serde_json::Value = serde_json::from_str(&self.ok(&["status"])).unwrap();
@@ -284,9 +310,8 @@ fn first_boot_enrolls_tpm_and_recovery_key_and_rotation_invalidates_old_key() {
     let _ = old_slot;
 
     // Rotation with the volume key (what the running box holds, not the old recovery key).
-    let kf = KeyFile::new(env.dir.path(), "cur", new.as_bytes()).unwrap();
     env.volume()
-        .dump_volume_key(kf.path(), &env.p("vk"))
+        .dump_volume_key(new.as_bytes(), &env.p("vk"))
         .unwrap();
     let newer = env.ok(&[
         "recovery-key",
@@ -324,7 +349,7 @@ fn killed_at_every_step_a_rerun_completes_without_loss_or_duplicate() {
             "failpoint {fp} not reached: {out:?}"
         );
         let secrets_at_kill = env.secret_files();
-        let pending_at_kill = std::fs::read_to_string(env.p("state/recovery-key.pending")).ok();
+        let pending_at_kill = env.try_pending_recovery_key();
 
         env.ok(&["first-boot"]);
         env.assert_provisioned();
@@ -350,15 +375,18 @@ fn leftover_keyslot_of_an_interrupted_enrolment_is_removed() {
     // systemd-cryptenroll cut between its keyslot and its token would.
     let out = env.run(&["first-boot"], Some("recovery-recorded"));
     assert_eq!(out.status.signal(), Some(6));
-    let init = std::fs::read(env.p("state/initial.key")).unwrap();
-    let auth = KeyFile::new(env.dir.path(), "init", &init).unwrap();
-    let orphan = KeyFile::new(env.dir.path(), "orphan", b"half-enrolled").unwrap();
+    let blob = civia_tpm::SealedBlob::from_json(
+        &std::fs::read_to_string(env.p("state/initial-key.sealed")).unwrap(),
+    )
+    .unwrap();
+    let signed =
+        SignedPolicies::from_json(&std::fs::read_to_string(env.p("pcrsig.json")).unwrap()).unwrap();
+    let init = env.tpm().unseal(&blob, Some(&signed)).unwrap();
+    let orphan = KeyFile::new(env.run.path(), "orphan", b"half-enrolled").unwrap();
     env.volume()
-        .add_key(
-            &civia_provision::luks::Auth::Passphrase(auth.path()),
-            orphan.path(),
-        )
+        .add_key(&civia_provision::luks::Auth::Passphrase(&init), &orphan)
         .unwrap();
+    drop(orphan);
     assert_eq!(env.volume().header().unwrap().keyslots.len(), 3);
     env.ok(&["first-boot"]);
     env.assert_provisioned();
@@ -513,4 +541,130 @@ fn trial_mode_without_tpm_says_so() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+/// Runs a command that must succeed; returns its standard output.
+fn must(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Undoes a mount and a loop device on drop (a failed assertion leaves nothing behind).
+struct Attached {
+    mount: Option<PathBuf>,
+    loops: Vec<String>,
+}
+
+impl Attached {
+    fn release(&mut self) {
+        if let Some(m) = self.mount.take() {
+            let _ = Command::new("umount").arg(&m).status();
+        }
+        for l in self.loops.drain(..) {
+            let _ = Command::new("losetup").args(["-d", &l]).status();
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Issue 19, item 1: the recovery key must never reach the unencrypted `/state` partition,
+/// not even in freed blocks. `/state` is an ext4 file system in a file (loop-mounted), the
+/// volume a loop device; after first boot, `take` and a rotation, the raw image of `/state`
+/// is scanned for every recovery key the box produced.
+#[test]
+fn recovery_keys_never_reach_the_state_disk() {
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    if !root || Command::new("losetup").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: needs root and losetup (loop devices, mount)");
+        return;
+    }
+    let mut env = Env::new();
+    let state_img = env.p("state.img");
+    let f = std::fs::File::create(&state_img).unwrap();
+    f.set_len(32 << 20).unwrap();
+    drop(f);
+    must(
+        "mkfs.ext4",
+        &["-q", "-F", "-L", "civia-state", state_img.to_str().unwrap()],
+    );
+    std::fs::create_dir(env.p("state")).unwrap();
+    let mut att = Attached {
+        mount: None,
+        loops: Vec::new(),
+    };
+    let var_loop = must(
+        "losetup",
+        &["--find", "--show", env.p("var.img").to_str().unwrap()],
+    )
+    .trim()
+    .to_string();
+    att.loops.push(var_loop.clone());
+    env.var = PathBuf::from(&var_loop);
+    must(
+        "mount",
+        &[
+            "-o",
+            "loop",
+            state_img.to_str().unwrap(),
+            env.p("state").to_str().unwrap(),
+        ],
+    );
+    att.mount = Some(env.p("state"));
+
+    env.ok(&["first-boot"]);
+    env.assert_provisioned();
+    // The key waits sealed by the TPM (the only form it takes on /state) until shown.
+    let sealed = env.p("state/recovery-key.pending.sealed");
+    assert!(sealed.exists());
+    let shown = env.ok(&["recovery-key", "take"]).trim().to_string();
+    assert!(!sealed.exists());
+    assert_eq!(shown.len(), 71);
+    // A rotation authorized by the shown key (typed into a file in memory, not on /state).
+    let typed = tempfile::tempdir_in("/dev/shm").unwrap();
+    let typed_key = typed.path().join("typed");
+    std::fs::write(&typed_key, &shown).unwrap();
+    let rotated = env
+        .ok(&[
+            "recovery-key",
+            "rotate",
+            "--key-file",
+            typed_key.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string();
+    assert!(env.opens(rotated.as_bytes()).is_some());
+    att.release();
+
+    let raw = std::fs::read(&state_img).unwrap();
+    for (what, key) in [("first-boot", &shown), ("rotated", &rotated)] {
+        let found = raw.windows(key.len()).position(|w| w == key.as_bytes());
+        assert!(
+            found.is_none(),
+            "the {what} recovery key is in clear in the /state image at byte {found:?}"
+        );
+    }
+}
+
+#[test]
+fn key_files_are_refused_outside_memory() {
+    let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    if civia_provision::luks::is_in_memory(disk.path()).unwrap() {
+        eprintln!("SKIPPED: the target directory is itself on tmpfs");
+        return;
+    }
+    let err = KeyFile::new(disk.path(), "k", b"secret").err().unwrap();
+    assert!(err.to_string().contains("not a RAM file system"), "{err}");
+    assert_eq!(std::fs::read_dir(disk.path()).unwrap().count(), 0);
+    let mem = tempfile::tempdir_in("/dev/shm").unwrap();
+    let kf = KeyFile::new(mem.path(), "k", b"secret").unwrap();
+    assert_eq!(std::fs::read(kf.path()).unwrap(), b"secret");
+    let path = kf.path().to_path_buf();
+    drop(kf);
+    assert!(!path.exists());
 }

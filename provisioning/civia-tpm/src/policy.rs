@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
+use rsa::pkcs1::EncodeRsaPublicKey;
 use rsa::pkcs1v15::{Signature as RsaSig, SigningKey, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
@@ -138,10 +139,13 @@ impl PolicyAuthority {
     }
 
     /// SHA-256 of the SubjectPublicKeyInfo DER: systemd's `pkfp`.
+    /// The key's fingerprint as systemd writes it in signed policy files (`pkfp`): SHA-256
+    /// of the PKCS#1 DER encoding of the public key (OpenSSL's `i2d_PublicKey`), not of the
+    /// SubjectPublicKeyInfo.
     pub fn fingerprint(&self) -> Result<[u8; 32]> {
         let der = self
             .key
-            .to_public_key_der()
+            .to_pkcs1_der()
             .map_err(|e| TpmError::Key(e.to_string()))?;
         Ok(Sha256::digest(der.as_bytes()).into())
     }
@@ -275,6 +279,54 @@ mod hex_map {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// systemd-measure (and so the `.pcrsig` of every UKI) names the signing key by the
+    /// SHA-256 of its PKCS#1 DER encoding (`i2d_PublicKey`); a signature file it wrote must be
+    /// found by that fingerprint, or nothing sealed under the signed policy ever unseals on
+    /// the box.
+    #[test]
+    fn fingerprint_is_systemds() {
+        let dir = std::env::temp_dir().join(format!("civia-fp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("k.pem");
+        let pubkey = dir.join("k.pub.pem");
+        let ok = |c: &mut std::process::Command| {
+            let out = c.output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            out.stdout
+        };
+        ok(std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&key));
+        ok(std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&pubkey));
+        let pkcs1 = ok(std::process::Command::new("openssl")
+            .args([
+                "rsa",
+                "-pubin",
+                "-RSAPublicKey_out",
+                "-outform",
+                "DER",
+                "-in",
+            ])
+            .arg(&pubkey));
+        let a = PolicyAuthority::from_pem(&std::fs::read_to_string(&pubkey).unwrap()).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            hex::encode(a.fingerprint().unwrap()),
+            hex::encode(Sha256::digest(&pkcs1))
+        );
+    }
 
     #[test]
     fn selection_bitmap() {
