@@ -94,6 +94,24 @@ pub async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> 
     }))
 }
 
+
+pub(crate) async fn ready(State(st): State<Arc<ApiState>>) -> Response {
+    let s = st.supervisor.status();
+    if s.phase == Phase::Ready {
+        Json(json!({ "status": "ready", "model": st.model_id })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "not_ready",
+                "phase": s.phase.as_str(),
+                "last_error": s.last_error,
+            })),
+        )
+            .into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::without_paths;
@@ -110,22 +128,5 @@ mod tests {
         );
         assert_eq!(without_paths("ok and/or fine"), "ok and/or fine");
         assert!(!without_paths("spool /var/lib/civia/spool/speech/1.upload").contains("/var"));
-    }
-}
-
-pub(crate) async fn ready(State(st): State<Arc<ApiState>>) -> Response {
-    let s = st.supervisor.status();
-    if s.phase == Phase::Ready {
-        Json(json!({ "status": "ready", "model": st.model_id })).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "not_ready",
-                "phase": s.phase.as_str(),
-                "last_error": s.last_error,
-            })),
-        )
-            .into_response()
     }
 }
