@@ -393,12 +393,16 @@ fn still_good(
 
 /// The protocol versions and suites of the ANSSI profile.
 pub fn server_config(cert_pem: &str, key_pem: &str, path: &Path) -> Result<rustls::ServerConfig> {
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+    // PEM through rustls-pki-types (rustls-pemfile is archived: RUSTSEC-2025-0134).
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| parse_err(path, e))?;
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-        .map_err(|e| parse_err(path, e))?
-        .ok_or_else(|| parse_err(path, "no private key"))?;
+    let key: PrivateKeyDer<'static> =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| match e {
+            rustls::pki_types::pem::Error::NoItemsFound => parse_err(path, "no private key"),
+            e => parse_err(path, e),
+        })?;
     let mut p = provider::default_provider();
     p.cipher_suites = vec![
         provider::cipher_suite::TLS13_AES_256_GCM_SHA384,
