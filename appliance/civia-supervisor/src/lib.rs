@@ -19,10 +19,12 @@
 
 mod admission;
 mod engine;
+mod jail;
 mod speech;
 mod transcription;
 
 pub use admission::Metrics;
+pub use jail::{JailError, SandboxPolicy};
 pub use speech::{SpeechError, SpeechEvent, SpeechJob, SpeechSpec, SpeechStatus, SpeechSupervisor};
 pub use transcription::{SpoolFile, Step, Transcribed, Transcription};
 
@@ -54,6 +56,9 @@ pub struct WorkerSpec {
     pub queue_depth: usize,
     /// Longest wait for a slot (beyond: `QueueTimeout`).
     pub queue_timeout: Duration,
+    /// The worker's jail ([`SandboxPolicy::from_config`]); `None` only for stand-in workers
+    /// in tests: the real worker programs refuse to run outside it.
+    pub sandbox: Option<SandboxPolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +232,7 @@ impl WorkerSpec {
             load_timeout: Duration::from_secs(r.load_timeout_secs),
             queue_depth: r.queue_depth,
             queue_timeout: Duration::from_secs(r.queue_timeout_secs),
+            sandbox: Some(SandboxPolicy::from_config(cfg)),
         }
     }
 }
@@ -273,6 +279,7 @@ impl Supervisor {
                 reset_after: spec.backoff_reset_after,
             },
             load_timeout: spec.load_timeout,
+            sandbox: spec.sandbox,
         };
         engine::spawn(policy, launch, shared.clone(), rx);
         Self {

@@ -95,6 +95,7 @@ async fn worker(
         backoff_reset_after: Duration::from_secs(60),
         load_timeout: Duration::from_secs(10),
         queue_depth: 1,
+        sandbox: None,
     });
     let mut rx = sup.watch();
     tokio::time::timeout(

@@ -57,10 +57,21 @@ fn assert_own_credentials(d: &Daemon, pid: i32) {
     let ours = status(d.child.id() as i32);
     let st = status(pid);
     let (uid, gid) = (first(&st["Uid"]), first(&st["Gid"]));
-    assert_ne!(uid, first(&ours["Uid"]), "worker uid seen from the host: {st:?}");
-    assert_ne!(gid, first(&ours["Gid"]), "worker gid seen from the host: {st:?}");
+    assert_ne!(
+        uid,
+        first(&ours["Uid"]),
+        "worker uid seen from the host: {st:?}"
+    );
+    assert_ne!(
+        gid,
+        first(&ours["Gid"]),
+        "worker gid seen from the host: {st:?}"
+    );
     assert_ne!(uid, 0);
-    assert_eq!(st["Groups"], "", "no supplementary group (disk, civia-admin)");
+    assert_eq!(
+        st["Groups"], "",
+        "no supplementary group (disk, civia-admin)"
+    );
     for caps in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
         assert_eq!(st[caps], "0000000000000000", "{caps}: {st:?}");
     }
@@ -79,7 +90,13 @@ async fn trial_mode_worker_runs_under_its_own_uid_without_secrets_or_state() {
     let names: Vec<String> = environ
         .split(|b| *b == 0)
         .filter(|v| !v.is_empty())
-        .map(|v| String::from_utf8_lossy(v).split('=').next().unwrap().to_string())
+        .map(|v| {
+            String::from_utf8_lossy(v)
+                .split('=')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert!(
         !names.iter().any(|n| n == "CIVIA_DEV_API_KEY"),
@@ -87,7 +104,7 @@ async fn trial_mode_worker_runs_under_its_own_uid_without_secrets_or_state() {
     );
     for n in &names {
         assert!(
-            ["CIVIA_LOG_LEVEL", "CIVIA_WORKER_SANDBOX"].contains(&n.as_str()),
+            civia_ipc::sandbox::WORKER_ENV.contains(&n.as_str()),
             "unexpected variable {n} in the worker's environment: {names:?}"
         );
     }
@@ -96,15 +113,17 @@ async fn trial_mode_worker_runs_under_its_own_uid_without_secrets_or_state() {
     // civia.db, no keys, no admin socket to connect to; /run/civia likewise.
     let state = d.dir.path().join("state");
     assert!(state.join("civia.db").is_file());
-    let inside = |p: &Path| {
-        Path::new(&format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap())
-    };
+    let inside =
+        |p: &Path| Path::new(&format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap());
     let listing: Vec<_> = std::fs::read_dir(inside(&state))
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert!(listing.is_empty(), "state dir seen by the worker: {listing:?}");
+    assert!(
+        listing.is_empty(),
+        "state dir seen by the worker: {listing:?}"
+    );
     assert!(std::fs::File::open(inside(&state.join("civia.db"))).is_err());
     assert!(std::os::unix::net::UnixStream::connect(state.join("admin.sock")).is_ok());
     assert!(
@@ -199,6 +218,7 @@ fn a_worker_outside_the_sandbox_never_serves() {
         },
     );
     let answer = civia_ipc::read_frame::<civia_ipc::FromWorker>(&mut r);
+    drop((w, r)); // a worker that did answer exits on end of stream
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -256,7 +276,10 @@ async fn an_unprivileged_daemon_without_the_override_starts_no_worker() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(worker.is_none(), "a worker runs as civiad's own uid; log:\n{text}");
+    assert!(
+        worker.is_none(),
+        "a worker runs as civiad's own uid; log:\n{text}"
+    );
     assert!(
         text.contains("own uid") && text.contains("allow_shared_uid"),
         "the log says why and names the override:\n{text}"
