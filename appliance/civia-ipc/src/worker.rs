@@ -167,7 +167,7 @@ pub struct WorkerNames {
 }
 
 /// Exit status of a worker that refuses to run outside its sandbox.
-pub const EXIT_NOT_ISOLATED: u8 = 3;
+pub const EXIT_NOT_ISOLATED: u8 = 78;
 
 /// A worker process's `main`: checks its jail and installs its seccomp filter (first, while
 /// single-threaded: [`crate::sandbox::enter`]; any failure is fatal, exit status

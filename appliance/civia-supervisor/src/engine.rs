@@ -610,6 +610,7 @@ pub(crate) fn spawn_child(
             Ok(())
         });
     }
+    let started = Instant::now();
     let child = cmd
         .spawn()
         .map_err(|e| match jail.as_ref().and_then(|j| j.failed_step()) {
@@ -619,6 +620,13 @@ pub(crate) fn spawn_child(
             ),
             None => format!("cannot start {}: {e}", program.display()),
         })?;
+    if jail.is_some() {
+        log::debug!(
+            "{} started in its sandbox in {} µs (fork, jail, exec)",
+            program.display(),
+            started.elapsed().as_micros()
+        );
+    }
     drop(theirs);
     ours.set_nonblocking(true)
         .map_err(|e| format!("socket setup failed: {e}"))?;
@@ -630,6 +638,10 @@ pub(crate) fn spawn_child(
 pub(crate) fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     match status {
         Ok(s) => match (s.code(), s.signal()) {
+            (Some(code), _) if code == i32::from(civia_ipc::worker::EXIT_NOT_ISOLATED) => format!(
+                "worker exited with status {code}: it refused to run outside its sandbox (its \
+                 log says why)"
+            ),
             (Some(code), _) => format!("worker exited with status {code}"),
             (None, Some(sig)) => format!("worker killed by signal {sig}{}", signal_name(sig)),
             _ => format!("worker ended: {s}"),
@@ -723,6 +735,7 @@ mod tests {
             describe_exit(status("exit 3").await),
             "worker exited with status 3"
         );
+        assert!(describe_exit(status("exit 78").await).contains("outside its sandbox"));
         assert_eq!(
             describe_exit(status("kill -9 $$").await),
             "worker killed by signal 9 (SIGKILL)"

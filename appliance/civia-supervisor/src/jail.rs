@@ -88,6 +88,13 @@ pub enum JailError {
     Promise(#[from] civia_ipc::sandbox::SandboxError),
     #[error("cannot read /proc/self/status: {0}")]
     Status(std::io::Error),
+    #[error(
+        "the worker must read {exposed}, which holds {hidden} that workers may not see: keep \
+         model files and the spool directory out of directories that hold the state"
+    )]
+    ExposesHidden { exposed: PathBuf, hidden: PathBuf },
+    #[error("{0} directories to bind back into a worker's jail, at most {MAX_BINDS}")]
+    TooManyBinds(usize),
     #[error("cannot create the jail's error pipe: {0}")]
     Pipe(std::io::Error),
 }
@@ -102,8 +109,9 @@ enum Mode {
 
 /// A directory bound back read-only under a hidden one.
 struct Bind {
-    /// Holds the directory open (`O_PATH`) while the tmpfs covers its parent.
-    _fd: OwnedFd,
+    /// The resolved directory; the child opens it (`O_PATH`) in its new mount namespace
+    /// before the tmpfs covers it, then binds from that descriptor (a descriptor opened
+    /// before `unshare` names a mount of civiad's namespace, which the kernel refuses).
     source: CString,
     target: CString,
     /// The directories to create in the tmpfs, outermost first (the last is `target`).
@@ -191,23 +199,19 @@ impl Jail {
             });
         };
 
-        // Existing directories, resolved, outermost only.
+        // Existing directories, resolved.
         let mut hidden: Vec<PathBuf> = policy
             .hide
             .iter()
             .filter_map(|p| p.canonicalize().ok())
             .filter(|p| p.is_dir() && p != Path::new("/"))
             .collect();
-        hidden.sort();
-        hidden.dedup();
-        let outer: Vec<PathBuf> = hidden
-            .iter()
-            .filter(|p| !hidden.iter().any(|o| o != *p && p.starts_with(o)))
-            .cloned()
-            .collect();
 
-        let mut binds = Vec::new();
-        let mut targets: Vec<PathBuf> = Vec::new();
+        // What the worker reads: the directory of each file, at the given and the resolved
+        // path. A directory on the way that others may not cross (a 0700 home or temporary
+        // directory above the state directory) is hidden too, so that the way to what is
+        // bound back is made of the tmpfs's open directories.
+        let mut wanted = Vec::new();
         for path in exposed {
             let dir = if path.is_dir() {
                 path.clone()
@@ -221,7 +225,34 @@ impl Jail {
                 path: dir.clone(),
                 source,
             })?;
-            for target in [dir.clone(), resolved.clone()] {
+            for target in [dir, resolved.clone()] {
+                if !wanted.iter().any(|(t, _)| *t == target) {
+                    wanted.push((target, resolved.clone()));
+                }
+            }
+        }
+        for (target, _) in &wanted {
+            let closed = target.ancestors().skip(1).collect::<Vec<_>>();
+            if let Some(a) = closed
+                .into_iter()
+                .rev()
+                .find(|a| !hidden.iter().any(|h| a.starts_with(h)) && !others_may_cross(a))
+            {
+                hidden.push(a.to_path_buf());
+            }
+        }
+        hidden.sort();
+        hidden.dedup();
+        let outer: Vec<PathBuf> = hidden
+            .iter()
+            .filter(|p| !hidden.iter().any(|o| o != *p && p.starts_with(o)))
+            .cloned()
+            .collect();
+
+        let mut binds = Vec::new();
+        let mut targets: Vec<PathBuf> = Vec::new();
+        for (target, resolved) in wanted {
+            {
                 let Some(under) = outer.iter().find(|h| target.starts_with(h)) else {
                     continue;
                 };
@@ -229,7 +260,6 @@ impl Jail {
                     continue;
                 }
                 targets.push(target.clone());
-                let fd = open_path(&resolved)?;
                 let mut mkdirs = Vec::new();
                 let mut at = under.clone();
                 if let Ok(rest) = target.strip_prefix(under) {
@@ -239,12 +269,10 @@ impl Jail {
                     }
                 }
                 binds.push(Bind {
-                    source: CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-                        .map_err(|_| JailError::Nul(resolved.clone()))?,
+                    source: cstring(&resolved)?,
                     target: cstring(&target)?,
                     mkdirs,
-                    atime: atime_flags(&fd),
-                    _fd: fd,
+                    atime: atime_flags(&open_path(&resolved)?),
                 });
             }
         }
@@ -260,6 +288,18 @@ impl Jail {
             }
         }
 
+        // Binding back a directory that holds a hidden one would show it again.
+        for target in &targets {
+            if let Some(h) = hidden.iter().find(|h| h.starts_with(target)) {
+                return Err(JailError::ExposesHidden {
+                    exposed: target.clone(),
+                    hidden: h.clone(),
+                });
+            }
+        }
+        if binds.len() > MAX_BINDS {
+            return Err(JailError::TooManyBinds(binds.len()));
+        }
         let (errors, report) = pipe()?;
         Ok(Self {
             mode,
@@ -319,6 +359,8 @@ impl Jail {
                 }
             }
             *step = 2;
+            // The mount points made below are 0755 whatever civiad's umask (0077 on a box).
+            libc::umask(0o022);
             if libc::mount(
                 null,
                 c"/".as_ptr(),
@@ -328,6 +370,19 @@ impl Jail {
             ) != 0
             {
                 return fail();
+            }
+            // Handles on what is bound back, taken in this namespace before it is covered.
+            // At most MAX_BINDS (checked by `prepare`); no allocation here.
+            let mut handles = [-1; MAX_BINDS];
+            for (bind, handle) in self.binds.iter().zip(handles.iter_mut()) {
+                *step = 5;
+                *handle = libc::open(
+                    bind.source.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                );
+                if *handle < 0 {
+                    return fail();
+                }
             }
             let hide_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
             for dir in &self.hidden {
@@ -343,7 +398,7 @@ impl Jail {
                     return fail();
                 }
             }
-            for bind in &self.binds {
+            for (bind, handle) in self.binds.iter().zip(handles) {
                 *step = 4;
                 for d in &bind.mkdirs {
                     if libc::mkdir(d.as_ptr(), 0o755) != 0
@@ -353,8 +408,10 @@ impl Jail {
                     }
                 }
                 *step = 5;
+                let mut name = [0u8; 32];
+                fd_path(handle, &mut name);
                 if libc::mount(
-                    bind.source.as_ptr(),
+                    name.as_ptr().cast(),
                     bind.target.as_ptr(),
                     null,
                     libc::MS_BIND | libc::MS_REC,
@@ -430,6 +487,29 @@ impl Jail {
     }
 }
 
+/// Most directories bound back into one worker's jail.
+const MAX_BINDS: usize = 16;
+
+/// Writes `/proc/self/fd/<fd>` NUL-terminated into `out`, without allocating.
+fn fd_path(fd: i32, out: &mut [u8; 32]) {
+    let prefix = b"/proc/self/fd/";
+    out[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let (mut n, mut len) = (fd.unsigned_abs(), 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        out[prefix.len() + i] = digits[len - 1 - i];
+    }
+    out[prefix.len() + len] = 0;
+}
+
 /// Writes `data` to `path` (a /proc file) with system calls only.
 ///
 /// # Safety
@@ -495,6 +575,13 @@ unsafe fn drop_capabilities() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether users other than the owner and group may cross `dir` (`o+x`); an unreadable
+/// directory counts as closed.
+fn others_may_cross(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
 }
 
 /// Opens `dir` with `O_PATH` (close-on-exec): a handle to bind from once it is covered.
@@ -581,8 +668,24 @@ mod tests {
     }
 
     #[test]
+    fn descriptor_paths_are_written_without_allocating() {
+        for (fd, want) in [
+            (0, "/proc/self/fd/0"),
+            (7, "/proc/self/fd/7"),
+            (1234, "/proc/self/fd/1234"),
+        ] {
+            let mut out = [0xffu8; 32];
+            fd_path(fd, &mut out);
+            let end = out.iter().position(|b| *b == 0).unwrap();
+            assert_eq!(std::str::from_utf8(&out[..end]).unwrap(), want);
+        }
+    }
+
+    #[test]
     fn exposed_files_under_a_hidden_dir_are_bound_back_at_both_paths() {
         let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let state = dir.path().join("state");
         let real = state.join("models/m/1.0");
         std::fs::create_dir_all(&real).unwrap();
@@ -616,5 +719,27 @@ mod tests {
         );
         let names: Vec<_> = jail.env.iter().map(|(k, _)| k.as_str()).collect();
         assert!(names.contains(&SANDBOX_ENV) && !names.contains(&"CIVIA_DEV_API_KEY"));
+
+        // A directory others cannot cross on the way is hidden too (the way back is the
+        // tmpfs's); exposing a directory that holds the state is refused.
+        let closed = dir.path().join("closed");
+        std::fs::create_dir_all(closed.join("inner/spool")).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let jail =
+            Jail::prepare(&policy(vec![state.clone()]), &[closed.join("inner/spool")]).unwrap();
+        assert!(jail
+            .hidden
+            .contains(&cstring(&closed.canonicalize().unwrap()).unwrap()));
+        let holder = dir.path().join("holder");
+        std::fs::create_dir_all(holder.join("state")).unwrap();
+        let refused = Jail::prepare(
+            &policy(vec![holder.clone(), holder.join("state")]),
+            &[holder.join("m.gguf")],
+        );
+        assert!(
+            matches!(refused, Err(JailError::ExposesHidden { .. })),
+            "{:?}",
+            refused.err()
+        );
     }
 }

@@ -2,7 +2,10 @@
 //! and the speech worker ([`SpeechSupervisor`], whisper).
 //!
 //! Owns: one supervision engine for every worker (`engine`: spawning a worker with one end of
-//! a Unix socket pair as its fd 3 and a parent-death signal so it never outlives us, the
+//! a Unix socket pair as its fd 3 and a parent-death signal so it never outlives us, inside
+//! its jail (`jail`, [`SandboxPolicy`]: its own uid without groups or capabilities, private
+//! mount, network and IPC namespaces hiding the state directory and `/run/civia`, a minimal
+//! environment; a jail that cannot be built means no worker, never an unjailed one), the
 //! handshake and model load, restarting it with exponential backoff when it dies, model
 //! switches, shutdown), and the scheduling policies plugged into it: here the runtime
 //! worker's (generation slots behind a fair bounded queue, routing streamed events by id,
@@ -13,7 +16,8 @@
 //! [`Step`]s, the segments collected into the [`Transcribed`] result). Also the specs built
 //! from the configuration ([`WorkerSpec::from_config`], [`SpeechSpec::from_config`]).
 //!
-//! Must never: block on the worker from a caller's task (callers only see channels), let a
+//! Must never: start a worker outside its jail (except the stand-in programs of tests, with
+//! `sandbox: None`) or hand it civiad's environment, block on the worker from a caller's task (callers only see channels), let a
 //! worker failure take down the supervisor, log prompts, recordings' content or outputs, keep
 //! a recording past its transcription, or speak HTTP or an API's formats.
 
