@@ -331,10 +331,8 @@ mod tests {
 
     fn apply_all() {
         // SAFETY: prctl with PR_SET_NO_NEW_PRIVS only sets a flag on this process.
-        assert_eq!(
-            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-            0
-        );
+        let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        assert_eq!(rc, 0);
         for f in filters().unwrap() {
             seccompiler::apply_filter(&f).unwrap();
         }

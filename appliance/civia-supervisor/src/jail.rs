@@ -339,8 +339,8 @@ impl Jail {
         let fail = || Err(std::io::Error::last_os_error());
         let null = std::ptr::null::<libc::c_char>();
         let ns = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC;
-        // SAFETY (for every call below): plain system calls on integers and on strings owned
-        // by `self` or static C string literals; see `apply`.
+        // SAFETY: for every call below: plain system calls on integers, on strings owned by
+        // `self` or static C string literals, and on buffers on this stack; see `apply`.
         unsafe {
             match self.mode {
                 Mode::SwitchUser { .. } => {
