@@ -169,17 +169,24 @@ pub struct WorkerNames {
 /// Exit status of a worker that refuses to run outside its sandbox.
 pub const EXIT_NOT_ISOLATED: u8 = 78;
 
-/// A worker process's `main`: checks its jail and installs its seccomp filter (first, while
-/// single-threaded: [`crate::sandbox::enter`]; any failure is fatal, exit status
-/// [`EXIT_NOT_ISOLATED`] with the reason on stderr), starts logging at `CIVIA_LOG_LEVEL`
-/// (default `info`) through `init_logging`, takes the socket inherited from civiad and runs
-/// `run` on it. Exit status 0 when `run` ends cleanly, 1 when it fails (logged), 2 when
-/// started by hand (no socket).
+/// A worker process's `main`: takes the socket inherited from civiad (exit status 2 when
+/// started by hand, without one), checks its jail and installs its seccomp filter (while
+/// single-threaded, before any input: [`crate::sandbox::enter`]; any failure is fatal, exit
+/// status [`EXIT_NOT_ISOLATED`] with the reason on stderr), starts logging at
+/// `CIVIA_LOG_LEVEL` (default `info`) through `init_logging` and runs `run` on the socket.
+/// Exit status 0 when `run` ends cleanly, 1 when it fails (logged).
 pub fn worker_main<E: Display>(
     names: &WorkerNames,
     init_logging: impl FnOnce(&str),
     run: impl FnOnce(UnixStream) -> Result<(), E>,
 ) -> ExitCode {
+    let Some(stream) = crate::inherited_socket() else {
+        eprintln!(
+            "{} is started by civiad itself (IPC socket on fd 3)",
+            names.command
+        );
+        return ExitCode::from(2);
+    };
     // Before anything starts a thread or reads a byte of a model, a prompt or a recording.
     if let Err(e) = crate::sandbox::enter() {
         eprintln!(
@@ -189,13 +196,6 @@ pub fn worker_main<E: Display>(
         return ExitCode::from(EXIT_NOT_ISOLATED);
     }
     init_logging(&std::env::var("CIVIA_LOG_LEVEL").unwrap_or_else(|_| "info".into()));
-    let Some(stream) = crate::inherited_socket() else {
-        eprintln!(
-            "{} is started by civiad itself (IPC socket on fd 3)",
-            names.command
-        );
-        return ExitCode::from(2);
-    };
     match run(stream) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
