@@ -30,6 +30,12 @@ path = "$REPO/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 [speech]
 path = "$REPO/.cache/models/ggml-whisper-base.bin"
 TOML
+if [ "$(id -u)" != 0 ]; then
+    # Not root: civiad cannot give its workers their own uid. Development only: they keep
+    # yours, inside a user namespace, with the rest of their jail (docs/architecture.md).
+    printf '[sandbox]\nallow_shared_uid = true\n' >> "$TRIAL/civia.toml"
+    echo "civia: not root: the model workers share your uid (development override [sandbox] allow_shared_uid)" >&2
+fi
 echo "civia: serving SmolLM2-135M-Instruct.Q4_1 on http://127.0.0.1:${CIVIA_PORT:-8080} (Ctrl-C to stop)" >&2
 echo "civia: API key (trial admin): $CIVIA_DEV_API_KEY" >&2
 echo "civia: admin CLI: target/release/civia --config $TRIAL/civia.toml user list" >&2

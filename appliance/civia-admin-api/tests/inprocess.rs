@@ -44,6 +44,7 @@ fn worker_spec(model: &std::path::Path) -> WorkerSpec {
         backoff_reset_after: Duration::from_secs(60),
         load_timeout: Duration::from_secs(5),
         queue_depth: 4,
+        sandbox: None,
         queue_timeout: Duration::from_secs(1),
     }
 }

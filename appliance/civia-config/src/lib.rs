@@ -73,6 +73,8 @@ pub struct Config {
     pub documents: DocumentsConfig,
     #[serde(default)]
     pub secrets: SecretsConfig,
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
 }
 
 /// Text extraction from uploaded documents (`POST /v1/documents`): each extraction runs in a
@@ -137,6 +139,46 @@ impl Default for SecretsConfig {
             dir: None,
             tcti: "device:/dev/tpmrm0".into(),
             signed_policy: None,
+        }
+    }
+}
+
+/// The model workers' isolation from civiad (`docs/architecture.md`, "Worker isolation").
+///
+/// When civiad may switch users (it runs as root, or holds `CAP_SETUID`, `CAP_SETGID` and
+/// `CAP_SYS_ADMIN`), every worker runs as `worker_uid:worker_gid` without supplementary
+/// groups or capabilities, in its own mount, network and IPC namespaces where `state_dir`,
+/// `/run/civia`, the admin socket's directory and `hide` are empty read-only tmpfs (the model
+/// file's directory, and the speech spool for the speech worker, are bound back read-only),
+/// under a seccomp filter. Otherwise the workers are refused (fail closed) unless
+/// `allow_shared_uid` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// The workers' uid: an id no account and no file on the box owns (default 60600, outside
+    /// the ranges systemd allocates; the image reserves it as `civia-worker`). Never 0.
+    pub worker_uid: u32,
+    /// The workers' gid (default 60600); never 0, never a group with rights (`disk`,
+    /// `civia-admin`).
+    pub worker_gid: u32,
+    /// Directories hidden from the workers besides `state_dir`, `/run/civia` and the admin
+    /// socket's directory (absolute paths; missing ones are skipped). Default: `/state`
+    /// (provisioning and sealed secrets) and `/etc/civia` (the configuration).
+    pub hide: Vec<PathBuf>,
+    /// Development only: when civiad can switch users for its workers (an unprivileged
+    /// `run-trial.sh`), run them under civiad's own uid in a user namespace (the same mount
+    /// namespace, seccomp filter and environment) instead of refusing to start them. A worker
+    /// then shares civiad's uid: never on a box.
+    pub allow_shared_uid: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            worker_uid: 60600,
+            worker_gid: 60600,
+            hide: vec![PathBuf::from("/state"), PathBuf::from("/etc/civia")],
+            allow_shared_uid: false,
         }
     }
 }
@@ -709,6 +751,18 @@ impl Config {
             return bad(
                 "api.tls_certificate",
                 "tls_certificate and tls_key go together".into(),
+            );
+        }
+        if self.sandbox.worker_uid == 0 || self.sandbox.worker_gid == 0 {
+            return bad(
+                "sandbox.worker_uid",
+                "the workers never run as root (uid and gid 0 are refused)".into(),
+            );
+        }
+        if let Some(p) = self.sandbox.hide.iter().find(|p| !p.is_absolute()) {
+            return bad(
+                "sandbox.hide",
+                format!("{} must be an absolute path", p.display()),
             );
         }
         if self.admin.listen.is_some_and(|a| a == self.api.listen) {

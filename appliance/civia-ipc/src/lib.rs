@@ -8,12 +8,15 @@
 //! refused), implemented here for the runtime worker ([`RuntimeProtocol`]) and the speech
 //! worker ([`speech::SpeechProtocol`]), and the worker side of process plumbing: the
 //! start-up every worker binary runs ([`worker::worker_main`], [`worker::handshake`]), the
-//! inherited socket, network isolation, model file verification.
+//! inherited socket, the worker's half of its isolation ([`sandbox`]: checking the jail
+//! civiad built, the seccomp filter; fatal when anything is missing), model file
+//! verification.
 //!
 //! Must never: carry anything but what one generation needs (no config files, no secrets),
 //! accept a frame larger than [`MAX_FRAME_BYTES`], or log message contents (prompts are
 //! personal data).
 
+pub mod sandbox;
 pub mod speech;
 pub mod worker;
 
@@ -319,26 +322,6 @@ pub fn inherited_socket() -> Option<std::os::unix::net::UnixStream> {
     // SAFETY: the descriptor is a socket (checked above) that the supervisor handed to this
     // process alone; the UnixStream owns it from here on.
     is_socket.then(|| unsafe { std::os::unix::net::UnixStream::from_raw_fd(INHERITED_FD) })
-}
-
-/// Cuts the calling worker off every network: it moves into a new, empty network namespace
-/// (only a down loopback). Call it first thing in a worker's `main`, while the process has a
-/// single thread (a user namespace cannot be entered otherwise). Unprivileged processes get
-/// a user namespace for it; where the kernel forbids that, the error says so and the
-/// service manager's own isolation (`PrivateNetwork=yes` on the box) remains.
-pub fn isolate_network() -> std::io::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let flags = if root {
-        libc::CLONE_NEWNET
-    } else {
-        libc::CLONE_NEWUSER | libc::CLONE_NEWNET
-    };
-    // SAFETY: unshare only changes the namespaces of this process, which has one thread.
-    if unsafe { libc::unshare(flags) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// A worker's check of the model file it is asked to load: `magic` judges the first four

@@ -166,24 +166,20 @@ pub struct WorkerNames {
     pub command: &'static str,
 }
 
-/// A worker process's `main`: leaves the network (first, while single-threaded), starts
-/// logging at `CIVIA_LOG_LEVEL` (default `info`) through `init_logging`, takes the socket
-/// inherited from civiad and runs `run` on it. Exit status 0 when `run` ends cleanly, 1 when
-/// it fails (logged), 2 when started by hand (no socket).
+/// Exit status of a worker that refuses to run outside its sandbox.
+pub const EXIT_NOT_ISOLATED: u8 = 78;
+
+/// A worker process's `main`: takes the socket inherited from civiad (exit status 2 when
+/// started by hand, without one), checks its jail and installs its seccomp filter (while
+/// single-threaded, before any input: [`crate::sandbox::enter`]; any failure is fatal, exit
+/// status [`EXIT_NOT_ISOLATED`] with the reason on stderr), starts logging at
+/// `CIVIA_LOG_LEVEL` (default `info`) through `init_logging` and runs `run` on the socket.
+/// Exit status 0 when `run` ends cleanly, 1 when it fails (logged).
 pub fn worker_main<E: Display>(
     names: &WorkerNames,
     init_logging: impl FnOnce(&str),
     run: impl FnOnce(UnixStream) -> Result<(), E>,
 ) -> ExitCode {
-    // Before anything starts a thread: the worker has no business on any network.
-    let isolated = crate::isolate_network();
-    init_logging(&std::env::var("CIVIA_LOG_LEVEL").unwrap_or_else(|_| "info".into()));
-    if let Err(e) = isolated {
-        log::warn!(
-            "{}: cannot leave the network namespace ({e}); relying on the service manager's isolation",
-            names.name
-        );
-    }
     let Some(stream) = crate::inherited_socket() else {
         eprintln!(
             "{} is started by civiad itself (IPC socket on fd 3)",
@@ -191,6 +187,15 @@ pub fn worker_main<E: Display>(
         );
         return ExitCode::from(2);
     };
+    // Before anything starts a thread or reads a byte of a model, a prompt or a recording.
+    if let Err(e) = crate::sandbox::enter() {
+        eprintln!(
+            "{}: refusing to run outside its sandbox: {e}",
+            names.command
+        );
+        return ExitCode::from(EXIT_NOT_ISOLATED);
+    }
+    init_logging(&std::env::var("CIVIA_LOG_LEVEL").unwrap_or_else(|_| "info".into()));
     match run(stream) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,7 +1,8 @@
 //! The supervision engine: one worker process's life, written once for every kind of worker.
 //!
 //! The engine spawns the worker ([`spawn_child`]: its end of a socket pair on fd 3, a
-//! parent-death signal), shakes hands and has it load its model (the common part of every
+//! parent-death signal, its jail from [`crate::jail`]: own uid, namespaces, hidden state,
+//! minimal environment), shakes hands and has it load its model (the common part of every
 //! worker protocol, [`civia_ipc::worker::Protocol`]), publishes the phase in a status watch,
 //! restarts the worker with exponential backoff ([`Backoff`]) when it dies, says why
 //! ([`describe_exit`], or the worker's last words), replaces it on request (a model switch)
@@ -108,6 +109,9 @@ pub(crate) struct Launch<L> {
     pub load: L,
     pub backoff: Backoff,
     pub load_timeout: Duration,
+    /// The worker's jail; `None` only for stand-in workers in tests (the real worker
+    /// programs refuse to run outside it).
+    pub sandbox: Option<crate::SandboxPolicy>,
 }
 
 /// How the engine names the worker in the messages it writes (logs and `last_error`).
@@ -355,7 +359,19 @@ impl<P: Policy> Engine<P> {
 
     /// One worker, from spawn to death (or replacement, or shutdown).
     async fn life(&mut self) -> End<Load<P>, Info<P>> {
-        let (mut child, sock) = match spawn_child(&self.launch.program, &self.launch.args) {
+        let mut exposed = vec![PathBuf::from(
+            P::Protocol::model_file(&self.launch.load).path,
+        )];
+        if let Some(policy) = &self.launch.sandbox {
+            exposed.extend(policy.expose.iter().cloned());
+        }
+        let spawned = spawn_child(
+            &self.launch.program,
+            &self.launch.args,
+            self.launch.sandbox.as_ref(),
+            &exposed,
+        );
+        let (mut child, sock) = match spawned {
             Ok(x) => x,
             Err(why) => {
                 self.policy.load_failed(&why);
@@ -533,32 +549,53 @@ async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Starts `program` with one end of a fresh socket pair as its fd 3 and a parent-death signal.
+/// Starts `program` in its jail (when `sandbox` is given; `exposed` are the files it must
+/// read) with one end of a fresh socket pair as its fd 3, a parent-death signal and a
+/// minimal environment: never civiad's own (no `CIVIA_DEV_API_KEY`, no service manager
+/// variables).
 pub(crate) fn spawn_child(
     program: &std::path::Path,
     args: &[String],
+    sandbox: Option<&crate::SandboxPolicy>,
+    exposed: &[PathBuf],
 ) -> Result<(Child, tokio::net::UnixStream), String> {
+    let jail = match sandbox {
+        Some(policy) => Some(Arc::new(
+            crate::jail::Jail::prepare(policy, exposed).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
     let (ours, theirs) =
         std::os::unix::net::UnixStream::pair().map_err(|e| format!("socketpair failed: {e}"))?;
     let their_fd = theirs.as_raw_fd();
     let mut cmd = Process::new(program);
     cmd.args(args)
         .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    // The service manager's protocol is civiad's, not the worker's.
-    for var in [
-        "NOTIFY_SOCKET",
-        "WATCHDOG_USEC",
-        "WATCHDOG_PID",
-        "LISTEN_FDS",
-        "LISTEN_PID",
-    ] {
-        cmd.env_remove(var);
+        .kill_on_drop(true)
+        .env_clear();
+    match &jail {
+        Some(jail) => {
+            for (k, v) in &jail.env {
+                cmd.env(k, v);
+            }
+        }
+        None => {
+            cmd.env("PATH", "/usr/bin:/bin");
+            if let Ok(level) = std::env::var("CIVIA_LOG_LEVEL") {
+                cmd.env("CIVIA_LOG_LEVEL", level);
+            }
+        }
     }
-    // SAFETY: the closure runs in the forked child before exec and only calls the
-    // async-signal-safe functions dup2, fcntl and prctl on file descriptors it owns.
+    let child_jail = jail.clone();
+    // SAFETY: the closure runs in the forked child before exec: `Jail::apply` makes only
+    // system calls on data prepared before the fork, then the async-signal-safe dup2, fcntl
+    // and prctl on file descriptors the child owns. The parent-death signal is set last: a
+    // change of credentials clears it.
     unsafe {
         cmd.pre_exec(move || {
+            if let Some(jail) = &child_jail {
+                jail.apply()?;
+            }
             if their_fd == 3 {
                 let flags = libc::fcntl(3, libc::F_GETFD);
                 if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
@@ -573,9 +610,23 @@ pub(crate) fn spawn_child(
             Ok(())
         });
     }
+    let started = Instant::now();
     let child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        .map_err(|e| match jail.as_ref().and_then(|j| j.failed_step()) {
+            Some(step) => format!(
+                "cannot start {} in its sandbox: cannot {step}: {e}",
+                program.display()
+            ),
+            None => format!("cannot start {}: {e}", program.display()),
+        })?;
+    if jail.is_some() {
+        log::debug!(
+            "{} started in its sandbox in {} µs (fork, jail, exec)",
+            program.display(),
+            started.elapsed().as_micros()
+        );
+    }
     drop(theirs);
     ours.set_nonblocking(true)
         .map_err(|e| format!("socket setup failed: {e}"))?;
@@ -587,6 +638,10 @@ pub(crate) fn spawn_child(
 pub(crate) fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     match status {
         Ok(s) => match (s.code(), s.signal()) {
+            (Some(code), _) if code == i32::from(civia_ipc::worker::EXIT_NOT_ISOLATED) => format!(
+                "worker exited with status {code}: it refused to run outside its sandbox (its \
+                 log says why)"
+            ),
             (Some(code), _) => format!("worker exited with status {code}"),
             (None, Some(sig)) => format!("worker killed by signal {sig}{}", signal_name(sig)),
             _ => format!("worker ended: {s}"),
@@ -680,6 +735,7 @@ mod tests {
             describe_exit(status("exit 3").await),
             "worker exited with status 3"
         );
+        assert!(describe_exit(status("exit 78").await).contains("outside its sandbox"));
         assert_eq!(
             describe_exit(status("kill -9 $$").await),
             "worker killed by signal 9 (SIGKILL)"

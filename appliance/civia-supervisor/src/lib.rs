@@ -2,7 +2,10 @@
 //! and the speech worker ([`SpeechSupervisor`], whisper).
 //!
 //! Owns: one supervision engine for every worker (`engine`: spawning a worker with one end of
-//! a Unix socket pair as its fd 3 and a parent-death signal so it never outlives us, the
+//! a Unix socket pair as its fd 3 and a parent-death signal so it never outlives us, inside
+//! its jail (`jail`, [`SandboxPolicy`]: its own uid without groups or capabilities, private
+//! mount, network and IPC namespaces hiding the state directory and `/run/civia`, a minimal
+//! environment; a jail that cannot be built means no worker, never an unjailed one), the
 //! handshake and model load, restarting it with exponential backoff when it dies, model
 //! switches, shutdown), and the scheduling policies plugged into it: here the runtime
 //! worker's (generation slots behind a fair bounded queue, routing streamed events by id,
@@ -13,16 +16,19 @@
 //! [`Step`]s, the segments collected into the [`Transcribed`] result). Also the specs built
 //! from the configuration ([`WorkerSpec::from_config`], [`SpeechSpec::from_config`]).
 //!
-//! Must never: block on the worker from a caller's task (callers only see channels), let a
+//! Must never: start a worker outside its jail (except the stand-in programs of tests, with
+//! `sandbox: None`) or hand it civiad's environment, block on the worker from a caller's task (callers only see channels), let a
 //! worker failure take down the supervisor, log prompts, recordings' content or outputs, keep
 //! a recording past its transcription, or speak HTTP or an API's formats.
 
 mod admission;
 mod engine;
+mod jail;
 mod speech;
 mod transcription;
 
 pub use admission::Metrics;
+pub use jail::{JailError, SandboxPolicy};
 pub use speech::{SpeechError, SpeechEvent, SpeechJob, SpeechSpec, SpeechStatus, SpeechSupervisor};
 pub use transcription::{SpoolFile, Step, Transcribed, Transcription};
 
@@ -54,6 +60,9 @@ pub struct WorkerSpec {
     pub queue_depth: usize,
     /// Longest wait for a slot (beyond: `QueueTimeout`).
     pub queue_timeout: Duration,
+    /// The worker's jail ([`SandboxPolicy::from_config`]); `None` only for stand-in workers
+    /// in tests: the real worker programs refuse to run outside it.
+    pub sandbox: Option<SandboxPolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +236,7 @@ impl WorkerSpec {
             load_timeout: Duration::from_secs(r.load_timeout_secs),
             queue_depth: r.queue_depth,
             queue_timeout: Duration::from_secs(r.queue_timeout_secs),
+            sandbox: Some(SandboxPolicy::from_config(cfg)),
         }
     }
 }
@@ -273,6 +283,7 @@ impl Supervisor {
                 reset_after: spec.backoff_reset_after,
             },
             load_timeout: spec.load_timeout,
+            sandbox: spec.sandbox,
         };
         engine::spawn(policy, launch, shared.clone(), rx);
         Self {

@@ -36,6 +36,9 @@ pub struct SpeechSpec {
     pub load_timeout: Duration,
     /// Transcriptions waiting behind the running one.
     pub queue_depth: usize,
+    /// The worker's jail (with the spool directory exposed); `None` only for stand-in
+    /// workers in tests: the real worker program refuses to run outside it.
+    pub sandbox: Option<crate::SandboxPolicy>,
 }
 
 /// What `/health` and `/admin/status` report about transcription.
@@ -84,6 +87,10 @@ impl SpeechSpec {
             backoff_reset_after: Duration::from_secs(r.restart_backoff_reset_secs),
             load_timeout: Duration::from_secs(r.load_timeout_secs),
             queue_depth: cfg.speech.queue_depth,
+            sandbox: Some(crate::SandboxPolicy {
+                expose: vec![cfg.speech_spool_dir()],
+                ..crate::SandboxPolicy::from_config(cfg)
+            }),
         })
     }
 }
@@ -241,6 +248,7 @@ impl SpeechSupervisor {
                 reset_after: spec.backoff_reset_after,
             },
             load_timeout: spec.load_timeout,
+            sandbox: spec.sandbox,
         };
         engine::spawn(policy, launch, inner.shared.clone(), rx);
         Self { inner }

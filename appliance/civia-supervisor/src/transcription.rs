@@ -16,14 +16,19 @@ pub struct SpoolFile {
 }
 
 impl SpoolFile {
-    /// Creates an empty recording in `dir`, with the file to write it through.
+    /// Creates an empty recording in `dir`, with the file to write it through. It is
+    /// readable by all (0644, whatever the umask) so that the speech worker, under its own
+    /// uid, can read it; the spool directory is 0711 (not listable) under the 0700 state
+    /// directory, which keeps everyone else out, and the worker sees it bound read-only.
     pub fn create(dir: &Path) -> std::io::Result<(Self, std::fs::File)> {
+        use std::os::unix::fs::PermissionsExt;
         let path = dir.join(format!("{}.upload", uuid::Uuid::new_v4().simple()));
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
         Ok((Self { path }, file))
     }
 

@@ -62,6 +62,7 @@ fn spec(program: &str, args: Vec<String>) -> WorkerSpec {
         backoff_reset_after: Duration::from_secs(60),
         load_timeout: Duration::from_secs(10),
         queue_depth: 4,
+        sandbox: None,
         queue_timeout: Duration::from_secs(10),
     }
 }
@@ -244,6 +245,7 @@ async fn the_speech_policy_plugs_into_the_same_engine() {
         backoff_reset_after: Duration::from_secs(60),
         load_timeout: Duration::from_secs(10),
         queue_depth: 1,
+        sandbox: None,
     });
     let mut rx = sup.watch();
     tokio::time::timeout(

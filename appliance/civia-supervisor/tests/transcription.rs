@@ -95,6 +95,7 @@ async fn worker(
         backoff_reset_after: Duration::from_secs(60),
         load_timeout: Duration::from_secs(10),
         queue_depth: 1,
+        sandbox: None,
     });
     let mut rx = sup.watch();
     tokio::time::timeout(
@@ -248,7 +249,10 @@ fn a_spool_file_is_private_and_removed_when_dropped() {
         .expect("created")
         .permissions()
         .mode();
-    assert_eq!(mode & 0o777, 0o600);
+    // Readable by the speech worker's own uid (0644): the spool directory (0711, under the
+    // 0700 state directory) keeps it from everyone else, and only the speech worker's jail
+    // binds it back. Never writable by others.
+    assert_eq!(mode & 0o777, 0o644);
     drop(spool);
     assert!(!path.exists());
 }

@@ -223,6 +223,21 @@ impl<'o> ModelStore<'o> {
         let manifest_json =
             serde_json::to_vec_pretty(m).map_err(|e| UpdateError::State(e.to_string()))?;
         state::write_atomic(&staging.join("manifest.json"), &manifest_json)?;
+        // The model workers run under their own uid and see this directory bound read-only
+        // (civia-supervisor's jail): readable by all, whatever civiad's umask; the models
+        // directory inside the 0700 state directory keeps everyone else out.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let readable = |path: &Path, mode: u32| {
+                fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                    .map_err(io_err(format!("setting the mode of {}", path.display())))
+            };
+            for p in &m.payloads {
+                readable(&staging.join(&p.name), 0o644)?;
+            }
+            readable(&staging.join("manifest.json"), 0o644)?;
+            readable(&staging, 0o755)?;
+        }
         sync_dir(&staging)?;
         failpoint::hit("model:after_stage")?;
 

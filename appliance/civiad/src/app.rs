@@ -65,8 +65,6 @@ impl AppBuilder {
                 vec!["runtime-worker".into()],
             ),
         };
-        // The worker reads its log level from the environment it inherits.
-        std::env::set_var("CIVIA_LOG_LEVEL", &cfg.log.level);
         let supervisor = Supervisor::start(WorkerSpec::from_config(&cfg, program, args));
         let speech = start_speech(&cfg)?;
 
@@ -253,6 +251,7 @@ impl App {
         tasks.spawn(serve::serve_unix(
             listeners.socket,
             admin_router(state.clone()),
+            serve::AdminPeers::from_config(&cfg),
             stopped(),
         ));
         if let Some(l) = listeners.admin {
@@ -438,7 +437,8 @@ fn start_speech(cfg: &Config) -> Result<Option<SpeechSupervisor>, DaemonError> {
     Ok(SpeechSpec::from_config(cfg, program).map(SpeechSupervisor::start))
 }
 
-/// Creates the spool directory (0700) and deletes the recordings civiad left there.
+/// Creates the spool directory (0711: the speech worker, under its own uid, reads the
+/// recordings it is named but cannot list them) and deletes the recordings civiad left there.
 fn purge_spool(spool: &std::path::Path) -> Result<(), DaemonError> {
     let err = |source| DaemonError::Spool {
         path: spool.to_path_buf(),
@@ -449,7 +449,7 @@ fn purge_spool(spool: &std::path::Path) -> Result<(), DaemonError> {
         .mode(0o700)
         .create(spool)
         .map_err(err)?;
-    std::fs::set_permissions(spool, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    std::fs::set_permissions(spool, std::fs::Permissions::from_mode(0o711)).map_err(err)?;
     let mut purged = 0;
     for entry in std::fs::read_dir(spool).map_err(err)? {
         let entry = entry.map_err(err)?;

@@ -207,8 +207,91 @@ pub async fn serve_tcp(
     }
 }
 
-/// Serves the admin router on the CLI's Unix socket: whoever could open it is an admin.
-pub async fn serve_unix(listener: UnixListener, app: Router, shutdown: impl Future<Output = ()>) {
+/// Who may use the admin socket, checked on the peer's credentials (`SO_PEERCRED`,
+/// `SO_PEERGROUPS`), not only on the file's mode: root, civiad's own uid, members of the
+/// admin group; never the workers' uid or gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminPeers {
+    pub own_uid: u32,
+    /// `[admin] socket_group`, when it exists.
+    pub group: Option<u32>,
+    pub worker_uid: u32,
+    pub worker_gid: u32,
+}
+
+impl AdminPeers {
+    pub fn from_config(cfg: &civia_config::Config) -> Self {
+        Self {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            own_uid: unsafe { libc::geteuid() },
+            group: group_id(&cfg.admin.socket_group),
+            worker_uid: cfg.sandbox.worker_uid,
+            worker_gid: cfg.sandbox.worker_gid,
+        }
+    }
+
+    /// Whether a peer with these credentials is an administrator.
+    pub fn allows(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
+        if uid == self.worker_uid || gid == self.worker_gid || groups.contains(&self.worker_gid) {
+            return false;
+        }
+        uid == 0
+            || uid == self.own_uid
+            || self.group.is_some_and(|g| gid == g || groups.contains(&g))
+    }
+}
+
+/// The supplementary groups of a Unix socket's peer (`SO_PEERGROUPS`); empty when the kernel
+/// does not say.
+fn peer_groups(stream: &tokio::net::UnixStream) -> Vec<u32> {
+    use std::os::fd::AsRawFd;
+    let mut groups = vec![0 as libc::gid_t; 64];
+    for _ in 0..2 {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into the buffer we own and updates
+        // `len`; the descriptor is the open socket `stream` holds.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(n);
+            return groups;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::ERANGE) {
+            return Vec::new();
+        }
+        groups.resize(n.max(groups.len() * 2), 0);
+    }
+    Vec::new()
+}
+
+/// The answer to a refused peer: 403 and the connection closed.
+async fn refuse(mut stream: tokio::net::UnixStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"error":{"message":"Accès refusé : ce processus n'est pas autorisé à administrer Civia.","type":"permission_error","param":null,"code":"admin_socket_forbidden"}}"#;
+    let answer = format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(answer.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Serves the admin router on the CLI's Unix socket to the peers `peers` allows; the others
+/// get 403 and a log line.
+pub async fn serve_unix(
+    listener: UnixListener,
+    app: Router,
+    peers: AdminPeers,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     let local = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0)));
     loop {
@@ -223,6 +306,30 @@ pub async fn serve_unix(listener: UnixListener, app: Router, shutdown: impl Futu
             },
             _ = &mut shutdown => return,
         };
+        let allowed = match stream.peer_cred() {
+            Ok(c) => {
+                let groups = peer_groups(&stream);
+                let ok = peers.allows(c.uid(), c.gid(), &groups);
+                if !ok {
+                    log::warn!(
+                        "admin socket: refused a peer with uid {} gid {} (pid {}): not root, \
+                         civiad's user or a member of the admin group",
+                        c.uid(),
+                        c.gid(),
+                        c.pid().map_or_else(|| "?".into(), |p| p.to_string())
+                    );
+                }
+                ok
+            }
+            Err(e) => {
+                log::warn!("admin socket: refused a peer whose credentials are unknown: {e}");
+                false
+            }
+        };
+        if !allowed {
+            tokio::spawn(refuse(stream));
+            continue;
+        }
         let app = app.clone();
         tokio::spawn(serve_connection(
             stream,
