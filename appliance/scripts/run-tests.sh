@@ -18,6 +18,8 @@ step "cargo build"
 cargo build --release --workspace --all-targets
 step "cargo clippy"
 cargo clippy --release --all-targets -- -D warnings
+# cargo-deny checks licences, bans and sources (hw-tests/api/test_supply_chain.py runs it).
+command -v cargo-deny >/dev/null || cargo install cargo-deny --locked
 step "cargo test"
 cargo test --release --workspace
 step "fuzz smoke: update bundle header parser, recording decoder (30 s each)"

@@ -68,7 +68,9 @@ async fn start() -> Box_ {
             .add_user(&name, role, "a long enough password")
             .expect("user");
         // Each user's own key (made by them: it reaches their history).
-        let (key, _) = store.create_own_key(&name, "test", None, None).expect("key");
+        let (key, _) = store
+            .create_own_key(&name, "test", None, None)
+            .expect("key");
         keys.push((role, key));
     }
     let auth = Arc::new(Auth::new(store, cfg.auth.clone(), cfg.quotas.clone()).expect("auth"));

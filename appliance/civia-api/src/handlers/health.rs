@@ -94,7 +94,6 @@ pub async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> 
     }))
 }
 
-
 pub(crate) async fn ready(State(st): State<Arc<ApiState>>) -> Response {
     let s = st.supervisor.status();
     if s.phase == Phase::Ready {
