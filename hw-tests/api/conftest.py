@@ -105,6 +105,10 @@ def start_civiad(
     """Starts civiad with a fresh state dir and free port; waits for /ready (or /health).
     `model_options`: more keys of the `[model]` section (e.g. `gpu_layers`)."""
     binary, mpath = civiad_bin(), model_path(model)
+    # The model workers run under their own uid ([sandbox] worker_uid): like on a box, the
+    # model file must be readable by it, and pytest makes its temporary directories 0700.
+    if mpath.parent.stat().st_mode & 0o001 == 0:
+        mpath.parent.chmod(0o755)
     port = free_port()
     lines = [f'state_dir = "{workdir / "state"}"', "[api]", f'listen = "127.0.0.1:{port}"']
     lines += [f"{k} = {toml_value(v)}" for k, v in (api or {}).items()]
