@@ -27,7 +27,7 @@ SPEC_URI = "urn:civia-openapi"
 REGISTRY = Registry().with_resource(SPEC_URI, Resource.from_contents(SPEC, DRAFT202012))
 TINY_MAX_TOKENS = 8
 TINY_MAX_MESSAGES = 16
-KEY = "test-key-0123"
+KEY = "test-key-0123456789"
 CHAT = {"model": TINY, "messages": [{"role": "user", "content": "Bonjour"}]}
 COMPLETION = {"model": TINY, "prompt": "Bonjour"}
 
