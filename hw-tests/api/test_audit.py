@@ -129,7 +129,9 @@ def test_verify_names_an_edited_line(civiad):
 def test_sigkill_while_eight_clients_stream_keeps_every_completed_answer(tmp_path):
     work = tmp_path / "box"
     work.mkdir()
-    server = start_civiad(work, model=TINY, api={"max_tokens": 64})
+    # Eight streams of one agent at once: above the default of four requests in flight.
+    quotas = {"requests_per_minute": 600, "tokens_per_day": 0, "concurrent_requests": 8}
+    server = start_civiad(work, model=TINY, api={"max_tokens": 64}, sections={"quotas.agent": quotas})
     agent = {**user_key(server, "agent", "agent"), "content-type": "application/json"}
     completed: list[bytes] = []
     lock = threading.Lock()

@@ -141,8 +141,8 @@ def test_other_unsupported_features_are_refused(client):
 
 
 def test_dev_api_key(civiad):
-    server = civiad(model=SMOL, env={"CIVIA_DEV_API_KEY": "s3cret-key"})
-    good = make_client(server, api_key="s3cret-key")
+    server = civiad(model=SMOL, env={"CIVIA_DEV_API_KEY": "s3cret-key-0123456789"})
+    good = make_client(server, api_key="s3cret-key-0123456789")
     assert [m.id for m in good.models.list().data] == [SMOL]
     r = good.chat.completions.create(model=SMOL, messages=QUESTION, temperature=0, max_tokens=32)
     assert "Paris" in r.choices[0].message.content
