@@ -95,15 +95,7 @@ pub fn extract(
     hint: Option<&str>,
     limits: &Limits,
 ) -> Result<Extracted, Error> {
-    if bytes.is_empty() {
-        return Err(Error::Empty);
-    }
-    if bytes.len() > limits.max_bytes {
-        return Err(Error::TooLarge {
-            bytes: bytes.len(),
-            max: limits.max_bytes,
-        });
-    }
+    crate::check_size(bytes, limits)?;
     let request = serde_json::to_vec(&Request {
         hint: hint.map(str::to_owned),
         limits: limits.clone(),

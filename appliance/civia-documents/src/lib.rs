@@ -121,9 +121,8 @@ pub struct Extracted {
     pub truncated: bool,
 }
 
-/// Detects the format of `bytes` (the bytes decide; `hint`, a client-declared file name or
-/// content type, must agree when it names one of our formats) and extracts its text.
-pub fn extract(bytes: &[u8], hint: Option<&str>, limits: &Limits) -> Result<Extracted, Error> {
+/// The cheap refusals before any parsing: empty, or larger than [`Limits::max_bytes`].
+pub(crate) fn check_size(bytes: &[u8], limits: &Limits) -> Result<(), Error> {
     if bytes.is_empty() {
         return Err(Error::Empty);
     }
@@ -133,6 +132,13 @@ pub fn extract(bytes: &[u8], hint: Option<&str>, limits: &Limits) -> Result<Extr
             max: limits.max_bytes,
         });
     }
+    Ok(())
+}
+
+/// Detects the format of `bytes` (the bytes decide; `hint`, a client-declared file name or
+/// content type, must agree when it names one of our formats) and extracts its text.
+pub fn extract(bytes: &[u8], hint: Option<&str>, limits: &Limits) -> Result<Extracted, Error> {
+    check_size(bytes, limits)?;
     let declared = hint.and_then(Format::from_hint);
     let detected = match detect(bytes, limits) {
         Ok(format) => format,
