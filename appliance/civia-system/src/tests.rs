@@ -687,6 +687,13 @@ fn egress_probe_connects_refuses_and_stays_bounded() {
         }
     );
     drop(open);
+    // A port bound but never listened on: refused, and nobody else can take it meanwhile
+    // (dropping a listener and probing its port races with any other bind on the machine).
+    let reserved = tokio::net::TcpSocket::new_v4().expect("socket");
+    reserved
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let addr = reserved.local_addr().expect("addr");
     let closed = probe_egress(addr, Duration::from_secs(2));
     assert!(!closed.connected);
     assert_eq!(closed.error.as_deref(), Some("connection_refused"));
