@@ -1,0 +1,698 @@
+//! The knowledge service: the operations the HTTP layer calls, each checked against its
+//! [`Viewer`], and the background indexing task.
+
+use crate::chunk::{chunk, Chunking, PageText};
+use crate::search::{fuse, nearest, Hit, Method, SearchRequest};
+use crate::store::{lexical_text, title_of, Db, Indexed, StoredChunk};
+use crate::{Collection, Document, DocumentStatus, KnowledgeError, Viewer, Visibility};
+use civia_base::hash::sha256_hex;
+use std::collections::HashMap;
+use std::future::Future;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+type Result<T> = std::result::Result<T, KnowledgeError>;
+
+/// Whether a text is a question or a passage (e5 models embed them with different prefixes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedRole {
+    Query,
+    Passage,
+}
+
+/// The answer of an [`Embedder`]: one L2-normalised vector per text, or why not.
+pub type EmbedFuture<'a> =
+    Pin<Box<dyn Future<Output = std::result::Result<Vec<Vec<f32>>, String>> + Send + 'a>>;
+
+/// Turns texts into vectors (civiad plugs the embedding worker in).
+pub trait Embedder: Send + Sync {
+    /// The model's id, recorded with each indexed document.
+    fn model(&self) -> String;
+    fn embed(&self, texts: Vec<String>, role: EmbedRole) -> EmbedFuture<'_>;
+}
+
+/// A document's text, page by page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extraction {
+    /// The format found in the bytes (`PDF`, `DOCX`, `PNG`…).
+    pub format: String,
+    pub pages: Vec<PageText>,
+    /// The document's page count, when the format has pages.
+    pub page_count: Option<u32>,
+    /// Pages read by OCR.
+    pub ocr_pages: u32,
+}
+
+/// Why a document cannot be read: the French sentence stored as its `error`, the English
+/// detail for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub french: String,
+    pub detail: String,
+}
+
+/// Reads documents (blocking; civiad runs `civia-documents` in a limited child, OCR
+/// included).
+pub trait Extractor: Send + Sync {
+    fn extract(&self, bytes: &[u8], name: &str) -> std::result::Result<Extraction, Refusal>;
+}
+
+/// An uploaded file.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Bounds and sizes (`[knowledge]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct KnowledgeSettings {
+    pub chunking: Chunking,
+    pub max_file_bytes: usize,
+    /// Documents waiting for indexing at most; more uploads are refused.
+    pub max_queued: usize,
+    pub max_chunks_per_document: usize,
+    /// Texts per embedding request.
+    pub embed_batch: usize,
+}
+
+impl Default for KnowledgeSettings {
+    fn default() -> Self {
+        KnowledgeSettings {
+            chunking: Chunking::default(),
+            max_file_bytes: 50 * 1024 * 1024,
+            max_queued: 1000,
+            max_chunks_per_document: 20_000,
+            embed_batch: 32,
+        }
+    }
+}
+
+type Vectors = Arc<Vec<(i64, i64, Vec<f32>)>>;
+
+/// The service (one per box).
+pub struct Knowledge {
+    db: Arc<Db>,
+    spool: PathBuf,
+    settings: KnowledgeSettings,
+    extractor: Arc<dyn Extractor>,
+    embedder: Option<Arc<dyn Embedder>>,
+    queue: mpsc::Sender<i64>,
+    receiver: Mutex<Option<mpsc::Receiver<i64>>>,
+    vectors: Mutex<HashMap<i64, Vectors>>,
+    /// A compaction is wanted (set by deletions, done by the background task).
+    compact: tokio::sync::Notify,
+}
+
+const MAX_NAME_CHARS: usize = 128;
+const MAX_DESCRIPTION_CHARS: usize = 2000;
+const MAX_PROMPT_CHARS: usize = 4000;
+const MAX_K: usize = 100;
+
+fn valid_name(name: &str, max: usize) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > max || name.chars().any(char::is_control) {
+        return Err(KnowledgeError::Invalid(format!(
+            "Le nom doit compter de 1 à {max} caractères, sans caractère de contrôle."
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+fn valid_description(d: &str) -> Result<()> {
+    if d.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(KnowledgeError::Invalid(format!(
+            "La description dépasse {MAX_DESCRIPTION_CHARS} caractères."
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `viewer` may change `c` (add or delete documents, rename, delete it).
+fn may_write(viewer: &Viewer, c: &Collection) -> bool {
+    c.owner_id == viewer.user_id
+        || (c.visibility == Visibility::Service && viewer.peers.contains(&c.owner_id))
+        || (c.visibility == Visibility::Public && viewer.admin)
+}
+
+const PUBLIC_IS_ADMIN: &str =
+    "Seul un administrateur peut publier une collection pour toute la commune.";
+const READ_ONLY: &str = "Vous pouvez consulter cette collection, pas la modifier.";
+
+impl Knowledge {
+    /// Opens the database in `dir` (created 0700, with its `spool`). Call [`Knowledge::run`]
+    /// on a runtime to index.
+    pub fn open(
+        dir: &Path,
+        settings: KnowledgeSettings,
+        extractor: Arc<dyn Extractor>,
+        embedder: Option<Arc<dyn Embedder>>,
+    ) -> Result<Arc<Knowledge>> {
+        let spool = dir.join("spool");
+        for d in [dir, spool.as_path()] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(d)
+                .map_err(|e| KnowledgeError::Spool(format!("{}: {e}", d.display())))?;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| KnowledgeError::Spool(format!("{}: {e}", d.display())))?;
+        }
+        let db = Arc::new(Db::open(&dir.join("knowledge.db"))?);
+        let (queue, receiver) = mpsc::channel(settings.max_queued.max(1));
+        Ok(Arc::new(Knowledge {
+            db,
+            spool,
+            settings,
+            extractor,
+            embedder,
+            queue,
+            receiver: Mutex::new(Some(receiver)),
+            vectors: Mutex::new(HashMap::new()),
+            compact: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// The embedding model's id, when one is configured.
+    pub fn embedding_model(&self) -> Option<String> {
+        self.embedder.as_ref().map(|e| e.model())
+    }
+
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| KnowledgeError::Task(e.to_string()))?
+    }
+
+    // ---- collections ----
+
+    pub async fn create_collection(
+        &self,
+        viewer: &Viewer,
+        name: &str,
+        description: Option<String>,
+        visibility: Visibility,
+    ) -> Result<Collection> {
+        let name = valid_name(name, MAX_NAME_CHARS)?;
+        if let Some(d) = &description {
+            valid_description(d)?;
+        }
+        if visibility == Visibility::Public && !viewer.admin {
+            return Err(KnowledgeError::Forbidden(PUBLIC_IS_ADMIN));
+        }
+        let (v, owner) = (viewer.clone(), viewer.user_id);
+        self.db(move |db| {
+            let id = db.create_collection(owner, &name, description.as_deref(), visibility)?;
+            db.collection(&v, id)
+        })
+        .await
+    }
+
+    pub async fn collections(&self, viewer: &Viewer) -> Result<Vec<Collection>> {
+        let v = viewer.clone();
+        self.db(move |db| db.collections(&v)).await
+    }
+
+    pub async fn collection(&self, viewer: &Viewer, id: i64) -> Result<Collection> {
+        let v = viewer.clone();
+        self.db(move |db| db.collection(&v, id)).await
+    }
+
+    /// Renames, describes or changes the visibility of a collection the viewer may write.
+    pub async fn update_collection(
+        &self,
+        viewer: &Viewer,
+        id: i64,
+        name: Option<String>,
+        description: Option<Option<String>>,
+        visibility: Option<Visibility>,
+    ) -> Result<Collection> {
+        let c = self.collection(viewer, id).await?;
+        if !may_write(viewer, &c) {
+            return Err(KnowledgeError::Forbidden(READ_ONLY));
+        }
+        let name = name.map(|n| valid_name(&n, MAX_NAME_CHARS)).transpose()?;
+        if let Some(Some(d)) = &description {
+            valid_description(d)?;
+        }
+        if visibility == Some(Visibility::Public) && !viewer.admin {
+            return Err(KnowledgeError::Forbidden(PUBLIC_IS_ADMIN));
+        }
+        let v = viewer.clone();
+        self.db(move |db| {
+            db.update_collection(
+                id,
+                name.as_deref(),
+                description.as_ref().map(|d| d.as_deref()),
+                visibility,
+            )?;
+            db.collection(&v, id)
+        })
+        .await
+    }
+
+    /// Deletes a collection the viewer may write, with everything in it.
+    pub async fn delete_collection(&self, viewer: &Viewer, id: i64) -> Result<Collection> {
+        let c = self.collection(viewer, id).await?;
+        if !may_write(viewer, &c) {
+            return Err(KnowledgeError::Forbidden(READ_ONLY));
+        }
+        let docs = self.db(move |db| db.delete_collection(id)).await?;
+        for d in docs {
+            self.drop_spool(d);
+        }
+        self.forget_vectors(id);
+        self.compact.notify_one();
+        Ok(c)
+    }
+
+    // ---- documents ----
+
+    /// Takes an upload into a collection the viewer may write: checked, spooled, queued.
+    pub async fn upload(
+        &self,
+        viewer: &Viewer,
+        collection: i64,
+        upload: Upload,
+    ) -> Result<Document> {
+        let c = self.collection(viewer, collection).await?;
+        if !may_write(viewer, &c) {
+            return Err(KnowledgeError::Forbidden(READ_ONLY));
+        }
+        let name = valid_name(upload.name.rsplit(['/', '\\']).next().unwrap_or(""), 255)?;
+        if upload.bytes.is_empty() {
+            return Err(KnowledgeError::Invalid("Le fichier est vide.".into()));
+        }
+        if upload.bytes.len() > self.settings.max_file_bytes {
+            return Err(KnowledgeError::Invalid(format!(
+                "Le fichier dépasse la taille maximale de {} Mo.",
+                self.settings.max_file_bytes / (1024 * 1024)
+            )));
+        }
+        let permit = self
+            .queue
+            .clone()
+            .try_reserve_owned()
+            .map_err(|_| KnowledgeError::QueueFull(self.settings.max_queued))?;
+        let sha = sha256_hex(&upload.bytes);
+        let size = upload.bytes.len() as u64;
+        let metadata = upload.metadata.clone();
+        let id = self
+            .db(move |db| db.add_document(collection, &name, &sha, size, metadata.as_ref()))
+            .await?;
+        let path = self.spool_path(id);
+        let bytes = upload.bytes;
+        let written =
+            tokio::task::spawn_blocking(move || civia_base::fs::write_atomic(&path, &bytes, 0o600))
+                .await
+                .map_err(|e| KnowledgeError::Task(e.to_string()))?;
+        if let Err(e) = written {
+            self.db(move |db| db.delete_document(id)).await?;
+            return Err(KnowledgeError::Spool(e.to_string()));
+        }
+        permit.send(id);
+        let v = viewer.clone();
+        self.db(move |db| db.document(&v, id)).await
+    }
+
+    pub async fn document(&self, viewer: &Viewer, id: i64) -> Result<Document> {
+        let v = viewer.clone();
+        self.db(move |db| db.document(&v, id)).await
+    }
+
+    pub async fn documents(
+        &self,
+        viewer: &Viewer,
+        collection: Option<i64>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<Document>> {
+        if let Some(c) = collection {
+            self.collection(viewer, c).await?;
+        }
+        let v = viewer.clone();
+        self.db(move |db| db.documents(&v, collection, limit.clamp(1, 1000), offset))
+            .await
+    }
+
+    /// Deletes a document of a collection the viewer may write.
+    pub async fn delete_document(&self, viewer: &Viewer, id: i64) -> Result<Document> {
+        let d = self.document(viewer, id).await?;
+        let c = self.collection(viewer, d.collection_id).await?;
+        if !may_write(viewer, &c) {
+            return Err(KnowledgeError::Forbidden(READ_ONLY));
+        }
+        self.db(move |db| db.delete_document(id)).await?;
+        self.drop_spool(id);
+        self.forget_vectors(d.collection_id);
+        self.compact.notify_one();
+        Ok(d)
+    }
+
+    pub async fn chunks(
+        &self,
+        viewer: &Viewer,
+        document: i64,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<StoredChunk>> {
+        let v = viewer.clone();
+        self.db(move |db| db.chunks_of(&v, document, limit.clamp(1, 1000), offset))
+            .await
+    }
+
+    // ---- search ----
+
+    /// Searches what the viewer may see: `(score, chunk)` best first.
+    pub async fn search(
+        &self,
+        viewer: &Viewer,
+        req: &SearchRequest,
+    ) -> Result<Vec<(f64, StoredChunk)>> {
+        let prompt = req.prompt.trim().to_owned();
+        if prompt.is_empty() || prompt.chars().count() > MAX_PROMPT_CHARS {
+            return Err(KnowledgeError::Invalid(format!(
+                "La question doit compter de 1 à {MAX_PROMPT_CHARS} caractères."
+            )));
+        }
+        if req.k == 0 || req.k > MAX_K {
+            return Err(KnowledgeError::Invalid(format!(
+                "Le nombre de résultats k doit être compris entre 1 et {MAX_K}."
+            )));
+        }
+        let (v, wanted) = (viewer.clone(), req.collections.clone());
+        let allowed = self.db(move |db| db.searchable(&v, &wanted)).await?;
+        if allowed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pool = (req.k * 5).max(50);
+        let lexical = match req.method {
+            Method::Lexical | Method::Hybrid => {
+                let (v, cols, docs, p) = (
+                    viewer.clone(),
+                    allowed.clone(),
+                    req.documents.clone(),
+                    prompt.clone(),
+                );
+                let limit = if req.method == Method::Lexical {
+                    req.k
+                } else {
+                    pool
+                };
+                self.db(move |db| db.lexical(&v, &cols, &docs, &p, limit))
+                    .await?
+                    .into_iter()
+                    // bm25() is lower for better matches: shown as a positive score.
+                    .map(|(chunk_id, bm25)| Hit {
+                        chunk_id,
+                        score: -bm25,
+                    })
+                    .collect()
+            }
+            Method::Semantic => Vec::new(),
+        };
+        let semantic = match (req.method, &self.embedder) {
+            (Method::Lexical, _) => Vec::new(),
+            (Method::Semantic, None) => {
+                return Err(KnowledgeError::EmbeddingUnavailable(
+                    "no embedding model configured".into(),
+                ))
+            }
+            // Without a model, hybrid is lexical.
+            (Method::Hybrid, None) => Vec::new(),
+            (_, Some(embedder)) => {
+                let q = embedder
+                    .embed(vec![prompt.clone()], crate::EmbedRole::Query)
+                    .await
+                    .map_err(KnowledgeError::EmbeddingUnavailable)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| {
+                        KnowledgeError::EmbeddingUnavailable("no vector returned".into())
+                    })?;
+                let limit = if req.method == Method::Semantic {
+                    req.k
+                } else {
+                    pool
+                };
+                let mut all = Vec::new();
+                for c in &allowed {
+                    all.push(self.vectors_of(*c).await?);
+                }
+                let mut hits =
+                    nearest(&q, all.iter().flat_map(|v| v.iter()), &req.documents, limit);
+                if let Some(t) = req.score_threshold {
+                    hits.retain(|h| h.score >= f64::from(t));
+                }
+                hits
+            }
+        };
+        let hits = match req.method {
+            Method::Lexical => lexical,
+            Method::Semantic => semantic,
+            Method::Hybrid => fuse(&[lexical, semantic], req.rrf_k, req.k),
+        };
+        let ids: Vec<i64> = hits.iter().map(|h| h.chunk_id).collect();
+        let v = viewer.clone();
+        let chunks = self.db(move |db| db.chunks_by_id(&v, &ids)).await?;
+        let scores: HashMap<i64, f64> = hits.iter().map(|h| (h.chunk_id, h.score)).collect();
+        Ok(chunks
+            .into_iter()
+            .map(|c| (scores.get(&c.id).copied().unwrap_or(0.0), c))
+            .collect())
+    }
+
+    async fn vectors_of(&self, collection: i64) -> Result<Vectors> {
+        if let Some(v) = self
+            .vectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&collection)
+        {
+            return Ok(v.clone());
+        }
+        let loaded = Arc::new(self.db(move |db| db.vectors(collection)).await?);
+        self.vectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(collection, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn forget_vectors(&self, collection: i64) {
+        self.vectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&collection);
+    }
+
+    /// Counts for metrics and health: (collections, documents, chunks).
+    pub async fn counts(&self) -> Result<(i64, i64, i64)> {
+        self.db(|db| db.counts()).await
+    }
+
+    // ---- indexing ----
+
+    fn spool_path(&self, id: i64) -> PathBuf {
+        self.spool.join(format!("{id}.upload"))
+    }
+
+    fn drop_spool(&self, id: i64) {
+        let path = self.spool_path(id);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log::warn!(
+                    "knowledge: cannot remove spool file {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    /// The background task: requeues what a stop interrupted, then indexes uploads one at a
+    /// time, and compacts the database after deletions. Runs until the service is dropped.
+    pub async fn run(self: Arc<Self>) {
+        let Some(mut receiver) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        match self.db(|db| db.unfinished()).await {
+            Ok(ids) => {
+                for id in ids {
+                    if let Err(e) = self.index(id).await {
+                        log::error!("knowledge: indexing document {id} failed: {e}");
+                    }
+                }
+            }
+            Err(e) => log::error!("knowledge: cannot list unfinished documents: {e}"),
+        }
+        loop {
+            tokio::select! {
+                id = receiver.recv() => {
+                    let Some(id) = id else { return };
+                    if let Err(e) = self.index(id).await {
+                        log::error!("knowledge: indexing document {id} failed: {e}");
+                    }
+                }
+                () = self.compact.notified() => {
+                    if let Err(e) = self.db(|db| db.compact()).await {
+                        log::error!("knowledge: compaction failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Compacts now (tests and the admin console; the background task does it after
+    /// deletions).
+    pub async fn compact_now(&self) -> Result<()> {
+        self.db(|db| db.compact()).await
+    }
+
+    async fn fail(&self, id: i64, french: String, detail: &str) -> Result<()> {
+        log::warn!("knowledge: document {id} not indexed: {detail}");
+        self.drop_spool(id);
+        self.db(move |db| db.set_status(id, DocumentStatus::Failed, Some(&french)))
+            .await
+    }
+
+    async fn index(&self, id: i64) -> Result<()> {
+        let Some(doc) = self.db(move |db| db.document_unchecked(id)).await? else {
+            self.drop_spool(id);
+            return Ok(());
+        };
+        let path = self.spool_path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => return self
+                .fail(
+                    id,
+                    "Le fichier déposé a été perdu avant son indexation : déposez-le à nouveau."
+                        .into(),
+                    &format!("spool {}: {e}", path.display()),
+                )
+                .await,
+        };
+        self.db(move |db| db.set_status(id, DocumentStatus::Indexing, None))
+            .await?;
+        let extractor = self.extractor.clone();
+        let name = doc.name.clone();
+        let extraction = tokio::task::spawn_blocking(move || extractor.extract(&bytes, &name))
+            .await
+            .map_err(|e| KnowledgeError::Task(e.to_string()))?;
+        let extraction = match extraction {
+            Ok(x) => x,
+            Err(r) => return self.fail(id, r.french, &r.detail).await,
+        };
+        let pieces = chunk(&extraction.pages, self.settings.chunking);
+        if pieces.is_empty() {
+            return self
+                .fail(
+                    id,
+                    "Aucun texte n'a pu être lu dans ce document.".into(),
+                    "no text",
+                )
+                .await;
+        }
+        if pieces.len() > self.settings.max_chunks_per_document {
+            return self
+                .fail(
+                    id,
+                    format!(
+                        "Document trop long : plus de {} passages à indexer.",
+                        self.settings.max_chunks_per_document
+                    ),
+                    "too many chunks",
+                )
+                .await;
+        }
+        let (vectors, model) = match &self.embedder {
+            None => (None, None),
+            Some(embedder) => {
+                let title = title_of(&doc.name);
+                let texts: Vec<String> = pieces.iter().map(|p| lexical_text(&title, p)).collect();
+                match self.embed_all(embedder.as_ref(), texts).await {
+                    Ok(v) => (Some(v), Some(embedder.model())),
+                    Err(e) => {
+                        return self
+                            .fail(
+                                id,
+                                "Le modèle d'embeddings est indisponible : réessayez le dépôt plus tard."
+                                    .into(),
+                                &e,
+                            )
+                            .await
+                    }
+                }
+            }
+        };
+        let indexed = Indexed {
+            format: extraction.format,
+            pages: extraction.page_count,
+            ocr_pages: extraction.ocr_pages,
+            pieces,
+            vectors,
+            embedding_model: model,
+        };
+        let collection = doc.collection_id;
+        let stored = self
+            .db(move |db| db.store_indexed(id, collection, &indexed))
+            .await;
+        self.drop_spool(id);
+        self.forget_vectors(collection);
+        match stored {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let french = "Erreur interne pendant l'indexation.".to_owned();
+                let _ = self
+                    .db(move |db| db.set_status(id, DocumentStatus::Failed, Some(&french)))
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Embeds `texts` in batches; a worker restarting gets three tries a few seconds apart.
+    async fn embed_all(
+        &self,
+        embedder: &dyn Embedder,
+        texts: Vec<String>,
+    ) -> std::result::Result<Vec<Vec<f32>>, String> {
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(self.settings.embed_batch.max(1)) {
+            let mut tries = 0;
+            loop {
+                match embedder
+                    .embed(batch.to_vec(), crate::EmbedRole::Passage)
+                    .await
+                {
+                    Ok(v) if v.len() == batch.len() => {
+                        out.extend(v);
+                        break;
+                    }
+                    Ok(v) => return Err(format!("{} vectors for {} texts", v.len(), batch.len())),
+                    Err(e) if tries < 2 => {
+                        tries += 1;
+                        log::warn!("knowledge: embedding failed ({e}), retrying");
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
