@@ -37,7 +37,7 @@ def minimal_pdf(text: str) -> bytes:
 
 
 def upload(server, auth, data: bytes, name: str, ctype="application/octet-stream"):
-    return httpx.post(server.url + "/v1/documents", headers={**auth, "content-type": ctype,
+    return httpx.post(server.url + "/v1/parse", headers={**auth, "content-type": ctype,
                                                              "x-civia-filename": name},
                       content=data, timeout=60)
 
@@ -123,7 +123,7 @@ def test_the_web_application_is_served_with_strict_headers(civiad):
 
 
 def test_extraction_is_metered_bounded_in_time_and_parallelism(civiad, tmp_path):
-    """`/v1/documents` is a model request (audited, charter and quotas), and each extraction
+    """`/v1/parse` is a model request (audited, charter and quotas), and each extraction
     runs in a child process with a wall clock: a parser that hangs or balloons (stood for by an
     extractor program that sleeps or allocates) is stopped with a clear refusal, a second
     extraction meanwhile gets 503 documents_busy, and the box carries on."""

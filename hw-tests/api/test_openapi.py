@@ -153,7 +153,7 @@ def test_spec_describes_every_endpoint():
         "/admin/charter": {"get", "put"}, "/admin/charter/register": {"get"},
         "/admin/users/{name}/data": {"parameters", "get"}, "/admin/users/{name}/erase": {"parameters", "post"},
         "/admin/compliance/{kind}": {"parameters", "get"},
-        "/v1/documents": {"post"}, "/v1/exports/{format}": {"parameters", "post"},
+        "/v1/parse": {"post"}, "/v1/exports/{format}": {"parameters", "post"},
         "/v1/audio/transcriptions": {"post"}, "/v1/meetings/minutes": {"post"},
         "/": {"get"}, "/app/": {"get"}, "/app/{path}": {"parameters", "get"},
     }

@@ -3,7 +3,7 @@
 
 use crate::error::Class;
 use crate::handlers::{
-    audio, charter, documents, health, meetings, models, openai, privacy, session, web,
+    audio, charter, documents, health, knowledge, meetings, models, openai, privacy, session, web,
 };
 use crate::{auth, metering, ApiError, ApiState};
 use axum::extract::{DefaultBodyLimit, Request};
@@ -25,7 +25,7 @@ pub fn router(state: Arc<ApiState>, admin: Option<Router<Arc<ApiState>>>) -> Rou
         .route("/completions", post(openai::completions))
         .route("/audio/transcriptions", post(audio::transcriptions))
         .route("/meetings/minutes", post(meetings::minutes))
-        .route("/documents", post(documents::extract))
+        .route("/parse", post(documents::extract))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metering::meter,
@@ -45,6 +45,26 @@ pub fn router(state: Arc<ApiState>, admin: Option<Router<Arc<ApiState>>>) -> Rou
         .route("/me/export", get(privacy::export_mine))
         .route("/me/keys", post(session::create_own_key))
         .route("/exports/{format}", post(documents::export))
+        .route(
+            "/collections",
+            get(knowledge::list_collections).post(knowledge::create_collection),
+        )
+        .route(
+            "/collections/{id}",
+            get(knowledge::get_collection)
+                .patch(knowledge::update_collection)
+                .delete(knowledge::delete_collection),
+        )
+        .route(
+            "/documents",
+            get(knowledge::list_documents).post(knowledge::upload_document),
+        )
+        .route(
+            "/documents/{id}",
+            get(knowledge::get_document).delete(knowledge::delete_document),
+        )
+        .route("/chunks/{document}", get(knowledge::list_chunks))
+        .route("/search", post(knowledge::search))
         .route("/charter", get(charter::get))
         .route("/charter/accept", post(charter::accept))
         .merge(generate)

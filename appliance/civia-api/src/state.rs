@@ -28,6 +28,8 @@ pub struct ApiState {
     pub admin_on_api: bool,
     /// Signed updates (system and model bundles); None: not configured.
     pub updates: Option<Arc<civia_update::Updates>>,
+    /// The commune's documents as knowledge; None when `[knowledge] enabled = false`.
+    pub knowledge: Option<Arc<civia_knowledge::Knowledge>>,
     /// The audit trail; None only in unit setups (civiad always opens it).
     pub audit: Option<Arc<civia_audit::Audit>>,
     /// Unix time the daemon started (the model's `created`).

@@ -72,12 +72,14 @@ pub struct Config {
     #[serde(default)]
     pub documents: DocumentsConfig,
     #[serde(default)]
+    pub knowledge: KnowledgeConfig,
+    #[serde(default)]
     pub secrets: SecretsConfig,
     #[serde(default)]
     pub sandbox: SandboxConfig,
 }
 
-/// Text extraction from uploaded documents (`POST /v1/documents`): each extraction runs in a
+/// Text extraction from uploaded documents (`POST /v1/parse`): each extraction runs in a
 /// child process under these budgets.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -101,6 +103,63 @@ impl Default for DocumentsConfig {
             memory_mb: 1024,
             max_parallel: 2,
         }
+    }
+}
+
+/// The commune's documents as knowledge (`/v1/collections`, `/v1/documents`, `/v1/search`):
+/// collections with need-to-know access, indexed in the background.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// Serve the knowledge routes (default true).
+    pub enabled: bool,
+    /// Directory of the knowledge database and its upload spool; default
+    /// `<state_dir>/knowledge` (on the box: the encrypted data volume).
+    pub dir: Option<PathBuf>,
+    /// Largest uploaded file, in MiB.
+    pub max_file_mb: u64,
+    /// Documents waiting for indexing at most (beyond: 503 with Retry-After).
+    pub max_queued: usize,
+    /// Chunk size and overlap, in characters.
+    pub chunk_chars: usize,
+    pub chunk_overlap_chars: usize,
+    /// Most chunks of one document (a longer one fails with a French reason).
+    pub max_chunks_per_document: usize,
+    /// Wall-clock budget of reading one document (OCR excluded), in seconds.
+    pub extract_timeout_secs: u64,
+    /// OCR of scanned pages and images (Tesseract, French); off: scans fail with a reason.
+    pub ocr: bool,
+    /// Tesseract language(s), e.g. `fra` or `fra+eng`.
+    pub ocr_language: String,
+    /// Wall-clock budget of the OCR of one page, in seconds.
+    pub ocr_page_timeout_secs: u64,
+    /// Most pages of one document read by OCR.
+    pub ocr_max_pages: usize,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: None,
+            max_file_mb: 50,
+            max_queued: 1000,
+            chunk_chars: 900,
+            chunk_overlap_chars: 150,
+            max_chunks_per_document: 20_000,
+            extract_timeout_secs: 120,
+            ocr: true,
+            ocr_language: "fra".into(),
+            ocr_page_timeout_secs: 60,
+            ocr_max_pages: 300,
+        }
+    }
+}
+
+impl KnowledgeConfig {
+    /// [`KnowledgeConfig::max_file_mb`] in bytes.
+    pub fn max_file_bytes(&self) -> usize {
+        usize::try_from(self.max_file_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
     }
 }
 
@@ -795,6 +854,39 @@ impl Config {
                 "timeout_secs and max_parallel must be at least 1, memory_mb at least 64".into(),
             );
         }
+        let k = &self.knowledge;
+        if k.max_file_mb == 0 || k.max_file_mb > 1024 || k.max_queued == 0 {
+            return bad(
+                "knowledge",
+                "max_file_mb must be 1 to 1024, max_queued at least 1".into(),
+            );
+        }
+        if k.chunk_chars < 200
+            || k.chunk_overlap_chars >= k.chunk_chars
+            || k.max_chunks_per_document == 0
+        {
+            return bad(
+                "knowledge.chunk_chars",
+                "chunk_chars at least 200, chunk_overlap_chars below it, max_chunks_per_document at least 1".into(),
+            );
+        }
+        if k.extract_timeout_secs == 0 || k.ocr_page_timeout_secs == 0 || k.ocr_max_pages == 0 {
+            return bad(
+                "knowledge",
+                "timeouts and ocr_max_pages must be at least 1".into(),
+            );
+        }
+        if k.ocr_language.is_empty()
+            || !k
+                .ocr_language
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '_')
+        {
+            return bad(
+                "knowledge.ocr_language",
+                "Tesseract language codes such as `fra` or `fra+eng`".into(),
+            );
+        }
         if self.api.body_timeout_secs == 0 || self.api.min_body_bytes_per_sec == 0 {
             return bad(
                 "api.body_timeout_secs",
@@ -988,6 +1080,13 @@ impl Config {
     }
 
     /// Where uploaded recordings wait while being transcribed.
+    pub fn knowledge_dir(&self) -> PathBuf {
+        self.knowledge
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("knowledge"))
+    }
+
     pub fn speech_spool_dir(&self) -> PathBuf {
         self.speech
             .spool_dir

@@ -312,6 +312,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The ids of the users in the same service as `user_id` (that user included), as the
+    /// service is now; empty when the user has no service. Disabled users are left out.
+    pub fn service_peers(&self, user_id: i64) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare(
+            "SELECT u.id FROM users u JOIN users me ON me.id = ?1
+             WHERE me.service IS NOT NULL AND u.service = me.service AND u.disabled = 0
+             ORDER BY u.id",
+        )?;
+        let rows = st.query_map([user_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Number of users (0: a fresh box, waiting for its pairing).
     pub fn user_count(&self) -> Result<u64> {
         let n: i64 = self

@@ -252,6 +252,18 @@ fn user_admin_operations_and_reports_per_service() {
         s.set_service("agent.etat-civil", Some("a\nb")),
         Err(StoreError::BadService(_))
     ));
+    // Service peers follow the service as it is now.
+    let b = s
+        .add_user("agent.urbanisme", Role::Agent, "correct horse battery")
+        .unwrap();
+    assert_eq!(s.service_peers(a.id).unwrap(), vec![a.id]);
+    assert!(s.service_peers(b.id).unwrap().is_empty());
+    s.set_service("agent.urbanisme", Some("État civil"))
+        .unwrap();
+    assert_eq!(s.service_peers(b.id).unwrap(), vec![a.id, b.id]);
+    s.set_service("agent.urbanisme", Some("Urbanisme")).unwrap();
+    assert_eq!(s.service_peers(a.id).unwrap(), vec![a.id]);
+    s.delete_user("agent.urbanisme").unwrap();
     s.set_role("agent.etat-civil", Role::Dpo).unwrap();
     let u = s.user("agent.etat-civil").unwrap();
     assert_eq!(

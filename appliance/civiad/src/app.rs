@@ -120,8 +120,10 @@ impl AppBuilder {
             Duration::from_secs(cfg.runtime.load_timeout_secs),
         );
 
+        let knowledge = crate::knowledge::start(&cfg, None)?;
         let state = Arc::new(ApiState {
             supervisor: supervisor.clone(),
+            knowledge,
             speech: speech.clone(),
             model_id: cfg.model_id(),
             limits: cfg.api.clone(),

@@ -25,6 +25,8 @@ pub enum DaemonError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("knowledge: {0}")]
+    Knowledge(#[from] civia_knowledge::KnowledgeError),
     #[error("cannot find civiad's own executable to start the worker: {0}")]
     SelfExe(std::io::Error),
     #[error("speech.path: {path} cannot be read: {source}")]

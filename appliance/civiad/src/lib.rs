@@ -15,6 +15,7 @@
 pub mod app;
 pub mod boot;
 mod error;
+pub mod knowledge;
 pub mod logging;
 pub mod secrets;
 mod serve;

@@ -1,4 +1,4 @@
-//! Documents for the agents' tasks: `POST /v1/documents` extracts the text of an uploaded
+//! Documents for the agents' tasks: `POST /v1/parse` extracts the text of an uploaded
 //! PDF, DOCX, ODT or TXT file (the file is read in memory and dropped: nothing is stored).
 //! It is a model request for the accounting (charter, quotas, requests in flight, audit:
 //! the `meter` middleware); the extraction runs in a child process under the `[documents]`

@@ -6,6 +6,7 @@ pub(crate) mod audio;
 pub(crate) mod charter;
 pub(crate) mod documents;
 pub(crate) mod health;
+pub mod knowledge;
 pub(crate) mod meetings;
 pub(crate) mod models;
 pub(crate) mod openai;

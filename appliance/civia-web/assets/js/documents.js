@@ -36,7 +36,7 @@ export function checkFile(file) {
 
 /** Sends the file to the box for text extraction: {format, text, characters, pages, truncated}. */
 export async function extractDocument(file, signal) {
-  return api('POST', '/v1/documents', file, {
+  return api('POST', '/v1/parse', file, {
     headers: { 'X-Civia-Filename': encodeURIComponent(file.name) },
     signal,
   });

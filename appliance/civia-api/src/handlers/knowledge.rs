@@ -1,0 +1,680 @@
+//! The commune's documents as knowledge, in OpenGateLLM's shapes (so Albert clients work
+//! unchanged): `/v1/collections`, `/v1/documents` (multipart `file` + `collection`; indexed
+//! in the background: 202 and a `status`), `/v1/chunks/{document}`, `/v1/search`.
+//!
+//! Handlers resolve the caller into a [`Viewer`] (the user and, from the store, the users of
+//! the user's service as it is now), call `civia-knowledge`, which applies need-to-know
+//! inside its queries, and shape the answer. Ingestion, search and deletions are audit
+//! events (ids, counts and hashes, never text).
+
+use crate::body::{parse_json, read_body, SMALL_BODY_LIMIT};
+use crate::error::Class;
+use crate::extract::{path, principal, query};
+use crate::state::actor;
+use crate::{ApiError, ApiState};
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{Extensions, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civia_auth::Role;
+use civia_knowledge::{
+    Collection, Document, Knowledge, KnowledgeError, Method, SearchRequest, StoredChunk, Upload,
+    Viewer, Visibility,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Handler = Result<Response, ApiError>;
+
+fn knowledge_error(e: KnowledgeError) -> ApiError {
+    let french = e.french();
+    match e {
+        KnowledgeError::CollectionNotFound(_) => {
+            ApiError::of(Class::NotFound, "collection_not_found", french)
+        }
+        KnowledgeError::DocumentNotFound(_) => {
+            ApiError::of(Class::NotFound, "document_not_found", french)
+        }
+        KnowledgeError::Forbidden(_) => ApiError::of(Class::Forbidden, "permission_denied", french),
+        KnowledgeError::Invalid(_) => ApiError::of(Class::Invalid, "invalid_value", french),
+        KnowledgeError::Duplicate(_) => ApiError::of(Class::Conflict, "duplicate_document", french),
+        KnowledgeError::QueueFull(_) => {
+            let mut e = ApiError::of(Class::Unavailable, "knowledge_busy", french);
+            e.retry_after_secs = Some(30);
+            e
+        }
+        KnowledgeError::EmbeddingUnavailable(why) => {
+            log::warn!("knowledge: embeddings unavailable: {why}");
+            let mut e = ApiError::of(Class::Unavailable, "embedding_unavailable", french);
+            e.retry_after_secs = Some(10);
+            e
+        }
+        other => {
+            log::error!("knowledge: {other}");
+            ApiError::internal(french)
+        }
+    }
+}
+
+fn service(st: &ApiState) -> Result<&Arc<Knowledge>, ApiError> {
+    st.knowledge.as_ref().ok_or_else(|| {
+        ApiError::of(
+            Class::Unavailable,
+            "knowledge_unavailable",
+            "La base documentaire n'est pas activée sur ce boîtier.",
+        )
+    })
+}
+
+/// The caller as the knowledge service sees them.
+async fn viewer(st: &ApiState, ext: &Extensions) -> Result<Viewer, ApiError> {
+    let p = principal(ext)?;
+    let Some(user) = p.user() else {
+        return Err(ApiError::of(
+            Class::Forbidden,
+            "user_required",
+            "La base documentaire se consulte avec un compte utilisateur.",
+        ));
+    };
+    let id = user.id;
+    let peers = st.auth.with_store(move |s| s.service_peers(id)).await?;
+    Ok(Viewer {
+        user_id: id,
+        admin: p.role() == Role::Admin,
+        peers,
+    })
+}
+
+async fn audit(st: &ApiState, ext: &Extensions, name: &str, detail: Value) -> Result<(), ApiError> {
+    if let (Some(a), Ok(p)) = (&st.audit, principal(ext)) {
+        a.record_admin(name, Some(actor(p)), None, detail).await?;
+    }
+    Ok(())
+}
+
+/// User names by id, for the `owner` of collections.
+async fn owner_names(st: &ApiState) -> Result<HashMap<i64, String>, ApiError> {
+    let users = st.auth.with_store(|s| s.users()).await?;
+    Ok(users.into_iter().map(|u| (u.id, u.name)).collect())
+}
+
+fn collection_json(c: &Collection, owners: &HashMap<i64, String>) -> Value {
+    json!({
+        "object": "collection",
+        "id": c.id,
+        "name": c.name,
+        "owner": owners.get(&c.owner_id).cloned().unwrap_or_default(),
+        "description": c.description,
+        "visibility": c.visibility,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+        "documents": c.documents,
+    })
+}
+
+fn document_json(d: &Document) -> Value {
+    json!({
+        "object": "document",
+        "id": d.id,
+        "name": d.name,
+        "collection_id": d.collection_id,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+        "chunks": d.chunks,
+        "status": d.status,
+        "error": d.error,
+        "format": d.format,
+        "pages": d.pages,
+        "ocr_pages": d.ocr_pages,
+        "bytes": d.bytes,
+        "sha256": d.sha256,
+        "metadata": d.metadata,
+    })
+}
+
+fn chunk_json(c: &StoredChunk) -> Value {
+    json!({
+        "object": "chunk",
+        "id": c.id,
+        "content": c.content,
+        "metadata": {
+            "document_id": c.document_id,
+            "document_name": c.document_name,
+            "page": c.page,
+            "collection_id": c.collection_id,
+            "heading": c.heading,
+            "position": c.seq,
+        },
+    })
+}
+
+fn list(data: Vec<Value>) -> Response {
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+fn visibility(v: &str) -> Result<Visibility, ApiError> {
+    Visibility::parse(v).ok_or_else(|| {
+        ApiError::bad_request(
+            "`visibility` must be `private`, `service` or `public`.",
+            Some("visibility".into()),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCollection {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    visibility: Option<String>,
+}
+
+pub(crate) async fn create_collection(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    body: Body,
+) -> Handler {
+    let k = service(&st)?;
+    let req: NewCollection = parse_json(&read_body(body, SMALL_BODY_LIMIT).await?)?;
+    let v = viewer(&st, &ext).await?;
+    let vis = visibility(req.visibility.as_deref().unwrap_or("private"))?;
+    let c = k
+        .create_collection(&v, &req.name, req.description, vis)
+        .await
+        .map_err(knowledge_error)?;
+    audit(
+        &st,
+        &ext,
+        "knowledge.collection_created",
+        json!({"collection": c.id, "visibility": c.visibility}),
+    )
+    .await?;
+    let owners = owner_names(&st).await?;
+    Ok((StatusCode::CREATED, Json(collection_json(&c, &owners))).into_response())
+}
+
+pub(crate) async fn list_collections(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
+    let k = service(&st)?;
+    let v = viewer(&st, &ext).await?;
+    let cs = k.collections(&v).await.map_err(knowledge_error)?;
+    let owners = owner_names(&st).await?;
+    Ok(list(
+        cs.iter().map(|c| collection_json(c, &owners)).collect(),
+    ))
+}
+
+pub(crate) async fn get_collection(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    id: Result<Path<i64>, PathRejection>,
+) -> Handler {
+    let k = service(&st)?;
+    let id = path(id)?;
+    let v = viewer(&st, &ext).await?;
+    let c = k.collection(&v, id).await.map_err(knowledge_error)?;
+    let owners = owner_names(&st).await?;
+    Ok(Json(collection_json(&c, &owners)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectionPatch {
+    #[serde(default)]
+    name: Option<String>,
+    /// `null` clears the description; absent leaves it.
+    #[serde(default, with = "serde_with_double_option")]
+    description: Option<Option<String>>,
+    #[serde(default)]
+    visibility: Option<String>,
+}
+
+/// `Option<Option<T>>` that tells an absent field (None) from an explicit null (Some(None)).
+mod serde_with_double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Ok(Some(Option::<String>::deserialize(d)?))
+    }
+}
+
+pub(crate) async fn update_collection(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    id: Result<Path<i64>, PathRejection>,
+    body: Body,
+) -> Handler {
+    let k = service(&st)?;
+    let id = path(id)?;
+    let patch: CollectionPatch = parse_json(&read_body(body, SMALL_BODY_LIMIT).await?)?;
+    let v = viewer(&st, &ext).await?;
+    let vis = patch.visibility.as_deref().map(visibility).transpose()?;
+    let c = k
+        .update_collection(&v, id, patch.name, patch.description, vis)
+        .await
+        .map_err(knowledge_error)?;
+    audit(
+        &st,
+        &ext,
+        "knowledge.collection_updated",
+        json!({"collection": c.id, "visibility": c.visibility}),
+    )
+    .await?;
+    let owners = owner_names(&st).await?;
+    Ok(Json(collection_json(&c, &owners)).into_response())
+}
+
+pub(crate) async fn delete_collection(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    id: Result<Path<i64>, PathRejection>,
+) -> Handler {
+    let k = service(&st)?;
+    let id = path(id)?;
+    let v = viewer(&st, &ext).await?;
+    let c = k.delete_collection(&v, id).await.map_err(knowledge_error)?;
+    audit(
+        &st,
+        &ext,
+        "knowledge.collection_deleted",
+        json!({"collection": c.id, "documents": c.documents}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Most parts in an upload form; the metadata field's largest size.
+const MAX_FIELDS: usize = 16;
+const MAX_FIELD_BYTES: usize = 16 * 1024;
+
+fn form_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("Formulaire d'envoi illisible : {e}"), None)
+}
+
+pub(crate) async fn upload_document(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    req: Request,
+) -> Handler {
+    let k = service(&st)?;
+    let limit = st.config.knowledge.max_file_bytes();
+    let bound = limit + MAX_FIELDS * MAX_FIELD_BYTES + 64 * 1024;
+    let (parts, body) = req.into_parts();
+    let req = Request::from_parts(parts, Body::new(http_body_util::Limited::new(body, bound)));
+    let mut form = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| form_error(e.body_text()))?;
+    let (mut file, mut collection, mut metadata) = (None, None, None);
+    let mut seen = 0;
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| upload_error(e, limit))?
+    {
+        seen += 1;
+        if seen > MAX_FIELDS {
+            return Err(ApiError::bad_request(
+                "Trop de champs dans le formulaire.",
+                None,
+            ));
+        }
+        let name = field.name().unwrap_or_default().to_owned();
+        let cap = if name == "file" {
+            limit
+        } else {
+            MAX_FIELD_BYTES
+        };
+        let filename = field.file_name().map(str::to_owned);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|e| upload_error(e, limit))? {
+            if bytes.len() + chunk.len() > cap {
+                return Err(if name == "file" {
+                    too_large(limit)
+                } else {
+                    ApiError::bad_request(format!("Champ `{name}` trop long."), Some(name))
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "file" => {
+                if file.is_some() {
+                    return Err(ApiError::bad_request(
+                        "Un seul fichier par demande (champ `file`).",
+                        Some("file".into()),
+                    ));
+                }
+                file = Some((filename.unwrap_or_else(|| "document".into()), bytes));
+            }
+            "collection" => {
+                let text = String::from_utf8_lossy(&bytes);
+                collection = Some(text.trim().parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(
+                        "`collection` doit être l'identifiant numérique d'une collection.",
+                        Some("collection".into()),
+                    )
+                })?);
+            }
+            "metadata" => {
+                let v: Value = serde_json::from_slice(&bytes).map_err(|_| {
+                    ApiError::bad_request(
+                        "`metadata` doit être un objet JSON.",
+                        Some("metadata".into()),
+                    )
+                })?;
+                if !v.is_object() {
+                    return Err(ApiError::bad_request(
+                        "`metadata` doit être un objet JSON.",
+                        Some("metadata".into()),
+                    ));
+                }
+                metadata = Some(v);
+            }
+            // OpenGateLLM's chunker settings are accepted and ignored: Civia chunks by
+            // structure (pages, headings, paragraphs).
+            _ => {}
+        }
+    }
+    let Some((name, bytes)) = file else {
+        return Err(ApiError::bad_request(
+            "Le fichier manque (champ `file`).",
+            Some("file".into()),
+        ));
+    };
+    let Some(collection) = collection else {
+        return Err(ApiError::bad_request(
+            "La collection manque (champ `collection`).",
+            Some("collection".into()),
+        ));
+    };
+    let v = viewer(&st, &ext).await?;
+    let sha = civia_base::hash::sha256_hex(&bytes);
+    let size = bytes.len();
+    match k
+        .upload(
+            &v,
+            collection,
+            Upload {
+                name,
+                bytes,
+                metadata,
+            },
+        )
+        .await
+    {
+        Ok(d) => {
+            audit(
+                &st,
+                &ext,
+                "knowledge.document_uploaded",
+                json!({
+                    "document": d.id, "collection": collection, "sha256": sha, "bytes": size,
+                }),
+            )
+            .await?;
+            Ok((StatusCode::ACCEPTED, Json(document_json(&d))).into_response())
+        }
+        // The same file already there: that document.
+        Err(KnowledgeError::Duplicate(existing)) => {
+            let d = k.document(&v, existing).await.map_err(knowledge_error)?;
+            Ok((StatusCode::OK, Json(document_json(&d))).into_response())
+        }
+        Err(e) => Err(knowledge_error(e)),
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::of(
+        Class::TooLarge,
+        "request_too_large",
+        format!(
+            "Le fichier dépasse la taille maximale de {} Mo.",
+            limit / (1024 * 1024)
+        ),
+    )
+}
+
+fn upload_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limit)
+    } else {
+        form_error(e.body_text())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DocumentsQuery {
+    #[serde(default)]
+    collection: Option<i64>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: Option<u32>,
+}
+
+pub(crate) async fn list_documents(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    q: Result<Query<DocumentsQuery>, QueryRejection>,
+) -> Handler {
+    let k = service(&st)?;
+    let q = query(q)?;
+    let v = viewer(&st, &ext).await?;
+    let docs = k
+        .documents(
+            &v,
+            q.collection,
+            q.limit.unwrap_or(100),
+            q.offset.unwrap_or(0),
+        )
+        .await
+        .map_err(knowledge_error)?;
+    Ok(list(docs.iter().map(document_json).collect()))
+}
+
+pub(crate) async fn get_document(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    id: Result<Path<i64>, PathRejection>,
+) -> Handler {
+    let k = service(&st)?;
+    let id = path(id)?;
+    let v = viewer(&st, &ext).await?;
+    let d = k.document(&v, id).await.map_err(knowledge_error)?;
+    Ok(Json(document_json(&d)).into_response())
+}
+
+pub(crate) async fn delete_document(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    id: Result<Path<i64>, PathRejection>,
+) -> Handler {
+    let k = service(&st)?;
+    let id = path(id)?;
+    let v = viewer(&st, &ext).await?;
+    let d = k.delete_document(&v, id).await.map_err(knowledge_error)?;
+    audit(
+        &st,
+        &ext,
+        "knowledge.document_deleted",
+        json!({
+            "document": d.id, "collection": d.collection_id, "sha256": d.sha256,
+        }),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Page {
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: Option<u32>,
+}
+
+pub(crate) async fn list_chunks(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    id: Result<Path<i64>, PathRejection>,
+    q: Result<Query<Page>, QueryRejection>,
+) -> Handler {
+    let k = service(&st)?;
+    let id = path(id)?;
+    let q = query(q)?;
+    let v = viewer(&st, &ext).await?;
+    let chunks = k
+        .chunks(&v, id, q.limit.unwrap_or(100), q.offset.unwrap_or(0))
+        .await
+        .map_err(knowledge_error)?;
+    Ok(list(chunks.iter().map(chunk_json).collect()))
+}
+
+/// OpenGateLLM's search arguments (also `search_args` of a chat completion).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchArgs {
+    #[serde(default)]
+    pub collections: Vec<i64>,
+    #[serde(default)]
+    pub documents: Vec<i64>,
+    #[serde(default = "default_k")]
+    pub k: usize,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+    /// OpenGateLLM's spelling of the fusion constant.
+    #[serde(default)]
+    pub rff_k: Option<u32>,
+    #[serde(default)]
+    pub rrf_k: Option<u32>,
+    /// Web search: never (zero egress); `false` is accepted.
+    #[serde(default)]
+    pub web_search: bool,
+    /// Accepted for OpenGateLLM clients and ignored (there is no web search).
+    #[serde(default, rename = "web_search_k")]
+    pub _web_search_k: Option<u32>,
+}
+
+fn default_k() -> usize {
+    4
+}
+
+impl SearchArgs {
+    /// The knowledge service's request for `prompt`.
+    pub fn request(&self, prompt: String) -> Result<SearchRequest, ApiError> {
+        if self.web_search {
+            return Err(ApiError::bad_request(
+                "La recherche sur Internet n'existe pas sur ce boîtier (aucune donnée ne sort).",
+                Some("web_search".into()),
+            ));
+        }
+        let method = match self.method.as_deref().unwrap_or("hybrid") {
+            "hybrid" => Method::Hybrid,
+            "semantic" => Method::Semantic,
+            "lexical" => Method::Lexical,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "`method` must be `hybrid`, `semantic` or `lexical`.",
+                    Some("method".into()),
+                ))
+            }
+        };
+        if let Some(t) = self.score_threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(ApiError::bad_request(
+                    "`score_threshold` must be between 0 and 1.",
+                    Some("score_threshold".into()),
+                ));
+            }
+        }
+        Ok(SearchRequest {
+            collections: self.collections.clone(),
+            documents: self.documents.clone(),
+            prompt,
+            k: self.k,
+            method,
+            score_threshold: self.score_threshold.filter(|t| *t > 0.0),
+            rrf_k: self.rrf_k.or(self.rff_k).unwrap_or(20).clamp(1, 1000),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchBody {
+    prompt: String,
+    #[serde(flatten)]
+    args: SearchArgsLoose,
+}
+
+/// `SearchArgs` without `deny_unknown_fields` (flatten does not support it); unknown fields
+/// are refused by hand below.
+#[derive(Deserialize)]
+struct SearchArgsLoose {
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+/// Runs a search for the caller and audits it; `(method, results)`.
+pub async fn run_search(
+    st: &ApiState,
+    ext: &Extensions,
+    args: &SearchArgs,
+    prompt: String,
+) -> Result<(Method, Vec<(f64, StoredChunk)>), ApiError> {
+    let k = service(st)?;
+    let req = args.request(prompt)?;
+    let v = viewer(st, ext).await?;
+    let hits = k.search(&v, &req).await.map_err(knowledge_error)?;
+    audit(
+        st,
+        ext,
+        "knowledge.search",
+        json!({
+            "method": req.method.as_str(),
+            "collections": req.collections,
+            "k": req.k,
+            "results": hits.len(),
+            "prompt_sha256": civia_base::hash::sha256_hex(req.prompt.as_bytes()),
+            "chunks": hits.iter().map(|h| h.1.id).collect::<Vec<_>>(),
+        }),
+    )
+    .await?;
+    Ok((req.method, hits))
+}
+
+/// The `data` items of a search answer (also a chat completion's `search_results`).
+pub fn results_json(method: Method, hits: &[(f64, StoredChunk)]) -> Vec<Value> {
+    hits.iter()
+        .map(
+            |(score, c)| json!({"method": method.as_str(), "score": score, "chunk": chunk_json(c)}),
+        )
+        .collect()
+}
+
+pub(crate) async fn search(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    body: Body,
+) -> Handler {
+    let raw = read_body(body, SMALL_BODY_LIMIT).await?;
+    let b: SearchBody = parse_json(&raw)?;
+    let args: SearchArgs = serde_json::from_value(Value::Object(b.args.rest))
+        .map_err(|e| ApiError::bad_request(format!("Invalid search request: {e}"), None))?;
+    let (method, hits) = run_search(&st, &ext, &args, b.prompt).await?;
+    Ok(Json(json!({
+        "object": "list",
+        "data": results_json(method, &hits),
+        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+    }))
+    .into_response())
+}

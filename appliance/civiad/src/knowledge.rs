@@ -1,0 +1,93 @@
+//! The knowledge service as civiad composes it: `civia-knowledge` with its document reader
+//! (`civia-documents` in a limited child process, `civiad extract-document`) and, when the
+//! embedding worker runs, its embedder.
+
+use crate::DaemonError;
+use civia_config::Config;
+use civia_documents::isolated::Sandbox;
+use civia_documents::Limits;
+use civia_knowledge::{
+    Chunking, Embedder, Extraction, Extractor, Knowledge, KnowledgeSettings, PageText, Refusal,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reads an uploaded document in a child process under the `[documents]` memory budget and
+/// the `[knowledge]` wall clock.
+pub struct DocumentReader {
+    sandbox: Sandbox,
+    limits: Limits,
+}
+
+impl DocumentReader {
+    pub fn from_config(cfg: &Config) -> Result<Self, DaemonError> {
+        let (program, args) = match &cfg.documents.extractor {
+            Some(p) => (p.clone(), Vec::new()),
+            None => (
+                std::env::current_exe().map_err(DaemonError::SelfExe)?,
+                vec!["extract-document".to_owned()],
+            ),
+        };
+        Ok(DocumentReader {
+            sandbox: Sandbox {
+                program,
+                args,
+                wall: Duration::from_secs(cfg.knowledge.extract_timeout_secs),
+                memory_bytes: cfg.documents.memory_mb.saturating_mul(1024 * 1024),
+            },
+            limits: Limits {
+                max_bytes: cfg.knowledge.max_file_bytes(),
+                ..Limits::default()
+            },
+        })
+    }
+}
+
+impl Extractor for DocumentReader {
+    fn extract(&self, bytes: &[u8], name: &str) -> Result<Extraction, Refusal> {
+        match civia_documents::isolated::extract(&self.sandbox, bytes, Some(name), &self.limits) {
+            Ok(x) => Ok(Extraction {
+                format: x.format.to_string(),
+                page_count: x.pages.and_then(|p| u32::try_from(p).ok()),
+                pages: vec![PageText {
+                    page: None,
+                    text: x.text,
+                }],
+                ocr_pages: 0,
+            }),
+            Err(e) => Err(Refusal {
+                french: e.french(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Opens the knowledge service when `[knowledge] enabled` and starts its indexing task.
+pub fn start(
+    cfg: &Config,
+    embedder: Option<Arc<dyn Embedder>>,
+) -> Result<Option<Arc<Knowledge>>, DaemonError> {
+    if !cfg.knowledge.enabled {
+        return Ok(None);
+    }
+    let k = &cfg.knowledge;
+    let settings = KnowledgeSettings {
+        chunking: Chunking {
+            target_chars: k.chunk_chars,
+            overlap_chars: k.chunk_overlap_chars,
+        },
+        max_file_bytes: k.max_file_bytes(),
+        max_queued: k.max_queued,
+        max_chunks_per_document: k.max_chunks_per_document,
+        ..KnowledgeSettings::default()
+    };
+    let service = Knowledge::open(
+        &cfg.knowledge_dir(),
+        settings,
+        Arc::new(DocumentReader::from_config(cfg)?),
+        embedder,
+    )?;
+    tokio::spawn(service.clone().run());
+    Ok(Some(service))
+}

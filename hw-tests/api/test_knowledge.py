@@ -1,0 +1,210 @@
+"""The commune's documents as knowledge (issue 20), against a real civiad: OpenGateLLM's
+shapes (`/v1/collections`, `/v1/documents` multipart, `/v1/chunks/{document}`, `/v1/search`),
+need-to-know access checked before retrieval (another service, another agent's private
+collection, `civia user set-service` followed at query time), deletion without trace in the
+state directory, audit events without text, and hostile uploads and requests."""
+
+import time
+
+import httpx
+import pytest
+
+from conftest import TINY
+from test_audit import cli, files_containing
+from test_updates import user_key
+
+CANTINE = (
+    "Délibération n° 2026-041 du conseil municipal\n\n"
+    "Tarifs du restaurant scolaire\n\n"
+    "Le prix du repas au restaurant scolaire est fixé à 3,20 euros pour les enfants domiciliés "
+    "dans la commune à compter du 1er septembre 2026. Mot témoin : {canary}.\n"
+)
+
+
+@pytest.fixture(scope="module")
+def box(civiad):
+    server = civiad(model=TINY)
+    agents = {name: user_key(server, name, "agent") for name in ("alice", "bob", "carol")}
+    admin = user_key(server, "chef", "admin")
+    for name, service in (("alice", "Enfance"), ("bob", "Enfance"), ("carol", "Urbanisme")):
+        r = cli(server, "user", "set-service", name, service)
+        assert r.returncode == 0, r.stderr
+    return server, agents, admin
+
+
+def create(server, auth, name, visibility="private"):
+    return httpx.post(server.url + "/v1/collections", headers=auth,
+                      json={"name": name, "visibility": visibility})
+
+
+def upload(server, auth, collection, name, data: bytes, **kw):
+    return httpx.post(server.url + "/v1/documents", headers=auth,
+                      files={"file": (name, data)}, data={"collection": str(collection)}, **kw)
+
+
+def wait_indexed(server, auth, doc_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        d = httpx.get(f"{server.url}/v1/documents/{doc_id}", headers=auth).json()
+        if d["status"] in ("indexed", "failed"):
+            return d
+        assert time.monotonic() < deadline, d
+        time.sleep(0.2)
+
+
+def search(server, auth, prompt, collections=(), method="lexical", k=5):
+    return httpx.post(server.url + "/v1/search", headers=auth,
+                      json={"prompt": prompt, "collections": list(collections), "k": k, "method": method})
+
+
+def test_collections_documents_and_search_in_opengatellm_shapes(box):
+    server, agents, _ = box
+    alice = agents["alice"]
+    r = create(server, alice, "Délibérations 2026")
+    assert r.status_code == 201, r.text
+    c = r.json()
+    assert c["object"] == "collection" and c["owner"] == "alice" and c["visibility"] == "private"
+    r = upload(server, alice, c["id"], "deliberation-cantine.txt", CANTINE.format(canary="x").encode())
+    assert r.status_code == 202, r.text
+    doc = r.json()
+    assert doc["object"] == "document" and doc["status"] in ("queued", "indexing", "indexed")
+    doc = wait_indexed(server, alice, doc["id"])
+    assert doc["status"] == "indexed" and doc["chunks"] >= 1 and doc["format"] == "TXT", doc
+    r = search(server, alice, "combien coûte un repas à la cantine scolaire ?", [c["id"]])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "list" and body["data"], body
+    hit = body["data"][0]
+    assert hit["method"] == "lexical" and isinstance(hit["score"], float)
+    chunk = hit["chunk"]
+    assert chunk["object"] == "chunk" and "3,20 euros" in chunk["content"]
+    meta = chunk["metadata"]
+    assert meta["document_id"] == doc["id"] and meta["collection_id"] == c["id"]
+    assert meta["document_name"] == "deliberation-cantine.txt" and "page" in meta
+    chunks = httpx.get(f"{server.url}/v1/chunks/{doc['id']}", headers=alice).json()
+    assert chunks["object"] == "list" and chunks["data"][0]["object"] == "chunk"
+    listed = httpx.get(server.url + "/v1/documents", headers=alice, params={"collection": c["id"]}).json()
+    assert [d["id"] for d in listed["data"]] == [doc["id"]]
+    # The same file again: the existing document, not a second copy.
+    r = upload(server, alice, c["id"], "copie.txt", CANTINE.format(canary="x").encode())
+    assert r.status_code == 200 and r.json()["id"] == doc["id"], r.text
+    # The old extraction endpoint lives on as /v1/parse.
+    r = httpx.post(server.url + "/v1/parse", headers={**alice, "content-type": "text/plain"},
+                   content="Bonjour".encode())
+    assert r.status_code == 200 and r.json()["text"] == "Bonjour", r.text
+
+
+def test_need_to_know_is_checked_before_retrieval(box):
+    server, agents, admin = box
+    alice, bob, carol = agents["alice"], agents["bob"], agents["carol"]
+    private = create(server, alice, "Notes d'Alice").json()
+    service = create(server, alice, "Enfance", "service").json()
+    words = {private["id"]: "privatissime", service["id"]: "servicissime"}
+    for cid, word in words.items():
+        r = upload(server, alice, cid, f"{word}.txt", f"Compte rendu {word} du budget.".encode())
+        assert wait_indexed(server, alice, r.json()["id"])["status"] == "indexed"
+    # Only an administrator publishes for the whole commune.
+    assert create(server, alice, "Pour tous", "public").status_code == 403
+    r = httpx.patch(f"{server.url}/v1/collections/{service['id']}", headers=bob, json={"visibility": "public"})
+    assert r.status_code == 403, r.text
+    assert create(server, admin, "Règlements", "public").status_code == 201
+
+    def seen(auth, prompt, collections=()):
+        r = search(server, auth, prompt, collections)
+        assert r.status_code == 200, r.text
+        return {h["chunk"]["metadata"]["collection_id"] for h in r.json()["data"]}
+
+    assert seen(alice, "privatissime servicissime budget") >= {private["id"], service["id"]}
+    assert seen(bob, "privatissime servicissime budget") == {service["id"]}
+    assert seen(carol, "privatissime servicissime budget") == set()
+    # Naming a collection one may not see is "not found", like an absent one.
+    for auth, cid in ((bob, private["id"]), (carol, private["id"]), (carol, service["id"]), (alice, 999999)):
+        r = search(server, auth, "budget", [cid])
+        assert r.status_code == 404 and r.json()["error"]["code"] == "collection_not_found", r.text
+        assert httpx.get(f"{server.url}/v1/collections/{cid}", headers=auth).status_code == 404
+    docs = httpx.get(server.url + "/v1/documents", headers=carol).json()["data"]
+    assert all(d["collection_id"] not in words for d in docs)
+    for d in httpx.get(server.url + "/v1/documents", headers=alice, params={"collection": private["id"]}).json()["data"]:
+        for auth in (bob, carol):
+            assert httpx.get(f"{server.url}/v1/documents/{d['id']}", headers=auth).status_code == 404
+            assert httpx.get(f"{server.url}/v1/chunks/{d['id']}", headers=auth).status_code == 404
+            assert httpx.delete(f"{server.url}/v1/documents/{d['id']}", headers=auth).status_code == 404
+    assert httpx.delete(f"{server.url}/v1/collections/{service['id']}", headers=carol).status_code == 404
+    # The service is read at query time: Carol moves to Enfance and sees its collection,
+    # Bob leaves it and no longer does.
+    assert cli(server, "user", "set-service", "carol", "Enfance").returncode == 0
+    assert cli(server, "user", "set-service", "bob", "Urbanisme").returncode == 0
+    try:
+        assert seen(carol, "servicissime") == {service["id"]}
+        assert seen(bob, "servicissime") == set()
+    finally:
+        cli(server, "user", "set-service", "carol", "Urbanisme")
+        cli(server, "user", "set-service", "bob", "Enfance")
+
+
+def test_deletion_leaves_no_trace_and_audit_keeps_no_text(box):
+    server, agents, _ = box
+    alice = agents["alice"]
+    canary = "Zyxwvutqa"
+    c = create(server, alice, "Temporaire").json()
+    r = upload(server, alice, c["id"], "canari.txt", CANTINE.format(canary=canary).encode())
+    doc = wait_indexed(server, alice, r.json()["id"])
+    assert doc["status"] == "indexed"
+    assert search(server, alice, canary, [c["id"]]).json()["data"]
+    state = server.config.parent / "state"
+    assert httpx.delete(f"{server.url}/v1/documents/{doc['id']}", headers=alice).status_code == 204
+    assert httpx.delete(f"{server.url}/v1/collections/{c['id']}", headers=alice).status_code == 204
+    assert httpx.get(f"{server.url}/v1/collections/{c['id']}", headers=alice).status_code == 404
+    # Compaction runs in the background after a deletion.
+    deadline = time.monotonic() + 30
+    while True:
+        found = files_containing(state, canary.encode()) + files_containing(state, canary.lower().encode())
+        if not found:
+            break
+        assert time.monotonic() < deadline, f"the canary is still in {found}"
+        time.sleep(0.5)
+    # The audit trail recorded the ingestion, the search and the deletions, without text.
+    assert not files_containing(state / "audit", b"restaurant scolaire")
+
+
+def test_hostile_uploads_and_requests_get_clear_errors(box):
+    server, agents, _ = box
+    alice = agents["alice"]
+    c = create(server, alice, "Essais").json()
+    url = server.url + "/v1/documents"
+    # Missing parts, bad collection, not multipart at all.
+    r = httpx.post(url, headers=alice, files={"collection": (None, str(c["id"]))})
+    assert r.status_code == 400 and "file" in r.text, r.text
+    r = httpx.post(url, headers=alice, files={"file": ("a.txt", b"x")})
+    assert r.status_code == 400 and "collection" in r.text
+    r = upload(server, alice, "abc", "a.txt", b"x")
+    assert r.status_code == 400
+    r = upload(server, alice, 999999, "a.txt", b"texte")
+    assert r.status_code == 404
+    r = httpx.post(url, headers={**alice, "content-type": "application/json"}, content=b"{}")
+    assert r.status_code == 400
+    r = httpx.post(url, headers={**alice, "content-type": "multipart/form-data; boundary=zz"},
+                   content=b"--zz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc")
+    assert r.status_code == 400
+    r = upload(server, alice, c["id"], "vide.txt", b"")
+    assert r.status_code == 400
+    # Larger than [knowledge] max_file_mb (50 MiB by default).
+    r = upload(server, alice, c["id"], "gros.txt", b"a" * (51 * 1024 * 1024), timeout=120)
+    assert r.status_code == 413, r.text
+    # Unreadable bytes: accepted, then failed with a French reason; nothing indexed.
+    r = upload(server, alice, c["id"], "image.bin", bytes(range(256)) * 64)
+    d = wait_indexed(server, alice, r.json()["id"])
+    assert d["status"] == "failed" and d["error"] and d["chunks"] == 0, d
+    spool = server.config.parent / "state" / "knowledge" / "spool"
+    assert list(spool.iterdir()) == []
+    # Search requests.
+    for body in ({}, {"prompt": ""}, {"prompt": "x", "k": 0}, {"prompt": "x", "k": 1000},
+                 {"prompt": "x", "method": "magic"}, {"prompt": "x", "collections": ["a"]},
+                 {"prompt": "x", "web_search": True}, {"prompt": "x", "unknown": 1},
+                 {"prompt": "x" * 5000}, {"prompt": "x", "score_threshold": 2}):
+        r = httpx.post(server.url + "/v1/search", headers=alice, json=body)
+        assert r.status_code in (400, 422) and r.json()["error"]["message"], (body, r.text)
+    for body in ({"name": ""}, {"name": "x", "visibility": "secret"}, {"name": "x" * 500}, {"nom": "x"}):
+        r = httpx.post(server.url + "/v1/collections", headers=alice, json=body)
+        assert r.status_code == 400, (body, r.text)
+    assert httpx.get(server.url + "/v1/collections").status_code == 401
