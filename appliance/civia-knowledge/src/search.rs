@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn nearest_ranks_by_cosine_and_filters_documents() {
-        let data = vec![
+        let data = [
             (1, 10, unit(&[1.0, 0.0])),
             (2, 10, unit(&[0.7, 0.7])),
             (3, 11, unit(&[0.0, 1.0])),
