@@ -208,3 +208,37 @@ def test_hostile_uploads_and_requests_get_clear_errors(box):
         r = httpx.post(server.url + "/v1/collections", headers=alice, json=body)
         assert r.status_code == 400, (body, r.text)
     assert httpx.get(server.url + "/v1/collections").status_code == 401
+
+
+def test_chat_answers_grounded_on_the_collections_with_sources(box):
+    """OpenGateLLM's `search: true` + `search_args`: the answer comes with `search_results`
+    (document, page), streamed or not; the same need-to-know applies."""
+    server, agents, _ = box
+    alice, carol = agents["alice"], agents["carol"]
+    c = create(server, alice, "Salle des fêtes").json()
+    text = "Règlement de la salle des fêtes\n\nLa caution demandée pour la location est de 500 euros.\n"
+    r = upload(server, alice, c["id"], "reglement-salle.txt", text.encode())
+    assert wait_indexed(server, alice, r.json()["id"])["status"] == "indexed"
+    body = {"model": server.model_id, "max_tokens": 8,
+            "messages": [{"role": "user", "content": "Quel est le montant de la caution de la salle des fêtes ?"}],
+            "search": True, "search_args": {"collections": [c["id"]], "k": 3, "method": "lexical"}}
+    r = httpx.post(server.url + "/v1/chat/completions", headers=alice, json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    results = r.json()["search_results"]
+    assert results and results[0]["chunk"]["metadata"]["document_name"] == "reglement-salle.txt"
+    assert "500 euros" in results[0]["chunk"]["content"]
+    with httpx.stream("POST", server.url + "/v1/chat/completions", headers=alice,
+                      json={**body, "stream": True}, timeout=120) as s:
+        first = next(line for line in s.iter_lines() if line.startswith("data: "))
+    assert '"search_results"' in first and "reglement-salle.txt" in first
+    # Another service's agent: the collection does not exist for her.
+    r = httpx.post(server.url + "/v1/chat/completions", headers=carol, json=body, timeout=120)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "collection_not_found", r.text
+    r = httpx.post(server.url + "/v1/chat/completions", headers=carol,
+                   json={**body, "search_args": {"k": 3, "method": "lexical"}}, timeout=120)
+    assert r.status_code == 200 and r.json()["search_results"] == [], r.text
+    # Bad search arguments.
+    for args in (None, {"template": "sans espace réservé"}, {"method": "web"}, {"web_search": True}):
+        r = httpx.post(server.url + "/v1/chat/completions", headers=alice,
+                       json={**body, "search_args": args}, timeout=60)
+        assert r.status_code == 400, (args, r.text)

@@ -289,7 +289,10 @@ mod tests {
         assert_eq!(match_query("?!"), None);
         let q = match_query("Quel est le prix de la cantine ? \"OR\" NEAR(").unwrap();
         assert!(q.starts_with("\"prix\" OR \"cantin\""), "{q}");
-        assert!(!q.contains('(') && q.matches('"').count().is_multiple_of(2), "{q}");
+        assert!(
+            !q.contains('(') && q.matches('"').count().is_multiple_of(2),
+            "{q}"
+        );
     }
 
     #[test]

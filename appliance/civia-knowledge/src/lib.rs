@@ -22,6 +22,7 @@
 
 pub mod analyze;
 pub mod chunk;
+pub mod grounding;
 pub mod search;
 mod service;
 pub mod store;

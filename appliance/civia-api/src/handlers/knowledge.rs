@@ -557,6 +557,9 @@ pub struct SearchArgs {
     pub rff_k: Option<u32>,
     #[serde(default)]
     pub rrf_k: Option<u32>,
+    /// A chat's own prompt template (`{chunks}` and `{prompt}`; chat completions only).
+    #[serde(default)]
+    pub template: Option<String>,
     /// Web search: never (zero egress); `false` is accepted.
     #[serde(default)]
     pub web_search: bool,
@@ -677,4 +680,61 @@ pub(crate) async fn search(
         "usage": {"prompt_tokens": 0, "total_tokens": 0},
     }))
     .into_response())
+}
+
+/// OpenGateLLM's chat extension: `search: true` with `search_args` grounds the answer on the
+/// collections the caller may see and returns the excerpts as `search_results`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ChatSearch {
+    #[serde(default)]
+    search: Option<bool>,
+    #[serde(default)]
+    search_args: Option<SearchArgs>,
+}
+
+const MAX_TEMPLATE_CHARS: usize = 4000;
+
+impl ChatSearch {
+    /// When `search` is true: searches with the last user message, rewrites that message
+    /// with the numbered excerpts (or the client's template), and returns `search_results`.
+    pub async fn ground(
+        &self,
+        st: &ApiState,
+        ext: &Extensions,
+        messages: &mut [civia_ipc::ChatMessage],
+    ) -> Result<Option<Value>, ApiError> {
+        if self.search != Some(true) {
+            return Ok(None);
+        }
+        let Some(args) = &self.search_args else {
+            return Err(ApiError::bad_request(
+                "`search_args` is required when `search` is true.",
+                Some("search_args".into()),
+            ));
+        };
+        if let Some(t) = &args.template {
+            if !t.contains("{chunks}")
+                || !t.contains("{prompt}")
+                || t.chars().count() > MAX_TEMPLATE_CHARS
+            {
+                return Err(ApiError::bad_request(
+                    format!("`search_args.template` must contain {{chunks}} and {{prompt}} and hold at most {MAX_TEMPLATE_CHARS} characters."),
+                    Some("search_args.template".into()),
+                ));
+            }
+        }
+        let Some(last) = messages.iter_mut().rev().find(|m| m.role == "user") else {
+            return Err(ApiError::bad_request(
+                "`search` needs a user message to search with.",
+                Some("messages".into()),
+            ));
+        };
+        let (method, hits) = run_search(st, ext, args, last.content.clone()).await?;
+        let chunks: Vec<StoredChunk> = hits.iter().map(|h| h.1.clone()).collect();
+        last.content = match &args.template {
+            Some(t) => civia_knowledge::grounding::with_template(t, &last.content, &chunks),
+            None => civia_knowledge::grounding::grounded_question(&last.content, &chunks),
+        };
+        Ok(Some(Value::Array(results_json(method, &hits))))
+    }
 }

@@ -83,6 +83,7 @@ fn stream_response(
     pii: Vec<civia_guard::PiiKind>,
     keep: Option<Keep>,
     st: Arc<ApiState>,
+    search_results: Option<Value>,
 ) -> Response {
     let kept_id = keep.as_ref().map(|k| k.id.clone());
     let mut marking = civia_marking(&st, &pii, kept_id.as_deref());
@@ -98,7 +99,11 @@ fn stream_response(
         let mut scanner = st.leak_guard.as_deref().map(civia_guard::LeakGuard::scanner);
         let mut leaked = false;
         if let Shape::Chat = shape {
-            yield Ok::<_, Infallible>(chunk(&env, json!([choice(shape, Some(""), true, None)]), None));
+            let mut first = env.chunk(json!([choice(shape, Some(""), true, None)]), include_usage, None);
+            if let Some(results) = &search_results {
+                first["search_results"] = results.clone();
+            }
+            yield Ok::<_, Infallible>(SseEvent::default().data(first.to_string()));
         }
         while let Some(ev) = generation.next().await {
             match ev {
@@ -183,6 +188,7 @@ async fn respond(
     stream: bool,
     include_usage: bool,
     keep: Option<Keep>,
+    search_results: Option<Value>,
 ) -> Result<Response, ApiError> {
     let mut generation =
         st.supervisor
@@ -208,6 +214,7 @@ async fn respond(
             pii,
             keep,
             st.clone(),
+            search_results,
         ));
     }
     let c = collect(generation, st.leak_guard.as_deref()).await?;
@@ -251,11 +258,11 @@ async fn respond(
         u64::try_from(civia_base::time::now_unix()).unwrap_or(0),
         &st.model_id,
     );
-    Ok(marked(
-        Json(env.completion(&c.text, finish, &c.usage, marking)).into_response(),
-        &pii,
-        kept_id.as_deref(),
-    ))
+    let mut body = env.completion(&c.text, finish, &c.usage, marking);
+    if let Some(results) = search_results {
+        body["search_results"] = results;
+    }
+    Ok(marked(Json(body).into_response(), &pii, kept_id.as_deref()))
 }
 
 /// Bodies are parsed in passes: the endpoint's request, the shared sampling fields, then
@@ -275,9 +282,11 @@ pub async fn chat_completions(
     req.check_unsupported()?;
     let limits = limits(&st);
     let params = req.sampling(&common, &limits)?;
-    let messages = req.messages(&limits)?;
+    let mut messages = req.messages(&limits)?;
     let opts: CiviaBody<HistoryOptions> = parse_json(&body)?;
     let keep = crate::history::prepare_keep(&st, &ext, opts.civia, &messages).await?;
+    let search: crate::handlers::knowledge::ChatSearch = parse_json(&body)?;
+    let search_results = search.ground(&st, &ext, &mut messages).await?;
     let prompt = with_system_prompt(&st, messages);
     respond(
         &st,
@@ -288,6 +297,7 @@ pub async fn chat_completions(
         req.streams(),
         req.include_usage(),
         keep,
+        search_results,
     )
     .await
 }
@@ -317,6 +327,7 @@ pub async fn completions(
         params,
         req.streams(),
         req.include_usage(),
+        None,
         None,
     )
     .await
