@@ -238,7 +238,10 @@ def test_chat_answers_grounded_on_the_collections_with_sources(box):
                    json={**body, "search_args": {"k": 3, "method": "lexical"}}, timeout=120)
     assert r.status_code == 200 and r.json()["search_results"] == [], r.text
     # Bad search arguments.
-    for args in (None, {"template": "sans espace réservé"}, {"method": "web"}, {"web_search": True}):
+    r = httpx.post(server.url + "/v1/chat/completions", headers=alice,
+                   json={**body, "search_args": None}, timeout=60)
+    assert r.status_code == 200 and r.json()["search_results"], r.text
+    for args in ({"template": "sans espace réservé"}, {"method": "web"}, {"web_search": True}, {"k": 0}):
         r = httpx.post(server.url + "/v1/chat/completions", headers=alice,
                        json={**body, "search_args": args}, timeout=60)
         assert r.status_code == 400, (args, r.text)

@@ -573,33 +573,10 @@ fn default_k() -> usize {
 }
 
 impl SearchArgs {
-    /// The knowledge service's request for `prompt`.
+    /// The knowledge service's request for `prompt` (its arguments checked, see
+    /// [`SearchArgs::method`]).
     pub fn request(&self, prompt: String) -> Result<SearchRequest, ApiError> {
-        if self.web_search {
-            return Err(ApiError::bad_request(
-                "La recherche sur Internet n'existe pas sur ce boîtier (aucune donnée ne sort).",
-                Some("web_search".into()),
-            ));
-        }
-        let method = match self.method.as_deref().unwrap_or("hybrid") {
-            "hybrid" => Method::Hybrid,
-            "semantic" => Method::Semantic,
-            "lexical" => Method::Lexical,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "`method` must be `hybrid`, `semantic` or `lexical`.",
-                    Some("method".into()),
-                ))
-            }
-        };
-        if let Some(t) = self.score_threshold {
-            if !(0.0..=1.0).contains(&t) {
-                return Err(ApiError::bad_request(
-                    "`score_threshold` must be between 0 and 1.",
-                    Some("score_threshold".into()),
-                ));
-            }
-        }
+        let method = self.method()?;
         Ok(SearchRequest {
             collections: self.collections.clone(),
             documents: self.documents.clone(),
@@ -607,8 +584,60 @@ impl SearchArgs {
             k: self.k,
             method,
             score_threshold: self.score_threshold.filter(|t| *t > 0.0),
-            rrf_k: self.rrf_k.or(self.rff_k).unwrap_or(20).clamp(1, 1000),
+            rrf_k: self.rrf_k.or(self.rff_k).unwrap_or(20),
         })
+    }
+
+    /// Checks every argument (also those a chat's `search: false` leaves unused) and gives
+    /// the method.
+    pub fn method(&self) -> Result<Method, ApiError> {
+        let bad = |param: &str, message: String| ApiError::bad_request(message, Some(param.into()));
+        if self.web_search {
+            return Err(bad(
+                "web_search",
+                "La recherche sur Internet n'existe pas sur ce boîtier (aucune donnée ne sort)."
+                    .into(),
+            ));
+        }
+        if !(1..=100).contains(&self.k) {
+            return Err(bad("k", "`k` must be between 1 and 100.".into()));
+        }
+        if [self.rrf_k, self.rff_k]
+            .into_iter()
+            .flatten()
+            .any(|k| !(1..=1000).contains(&k))
+        {
+            return Err(bad("rff_k", "`rff_k` must be between 1 and 1000.".into()));
+        }
+        if self
+            .score_threshold
+            .is_some_and(|t| !(0.0..=1.0).contains(&t))
+        {
+            return Err(bad(
+                "score_threshold",
+                "`score_threshold` must be between 0 and 1.".into(),
+            ));
+        }
+        if let Some(t) = &self.template {
+            if !t.contains("{chunks}")
+                || !t.contains("{prompt}")
+                || t.chars().count() > MAX_TEMPLATE_CHARS
+            {
+                return Err(bad(
+                    "template",
+                    format!("`template` must contain {{chunks}} and {{prompt}} and hold at most {MAX_TEMPLATE_CHARS} characters."),
+                ));
+            }
+        }
+        match self.method.as_deref().unwrap_or("hybrid") {
+            "hybrid" => Ok(Method::Hybrid),
+            "semantic" => Ok(Method::Semantic),
+            "lexical" => Ok(Method::Lexical),
+            _ => Err(bad(
+                "method",
+                "`method` must be `hybrid`, `semantic` or `lexical`.".into(),
+            )),
+        }
     }
 }
 
@@ -682,8 +711,9 @@ pub(crate) async fn search(
     .into_response())
 }
 
-/// OpenGateLLM's chat extension: `search: true` with `search_args` grounds the answer on the
-/// collections the caller may see and returns the excerpts as `search_results`.
+/// OpenGateLLM's chat extension: `search: true` (with `search_args`, or their defaults over
+/// every collection the caller may see) grounds the answer and returns the excerpts as
+/// `search_results`.
 #[derive(Debug, Default, Deserialize)]
 pub struct ChatSearch {
     #[serde(default)]
@@ -693,6 +723,8 @@ pub struct ChatSearch {
 }
 
 const MAX_TEMPLATE_CHARS: usize = 4000;
+/// Longest question searched (`civia-knowledge` refuses longer prompts).
+const MAX_SEARCH_PROMPT_CHARS: usize = 4000;
 
 impl ChatSearch {
     /// When `search` is true: searches with the last user message, rewrites that message
@@ -703,33 +735,43 @@ impl ChatSearch {
         ext: &Extensions,
         messages: &mut [civia_ipc::ChatMessage],
     ) -> Result<Option<Value>, ApiError> {
+        if let Some(args) = &self.search_args {
+            args.method().map_err(|mut e| {
+                e.param = e.param.map(|p| format!("search_args.{p}"));
+                e
+            })?;
+        }
         if self.search != Some(true) {
             return Ok(None);
         }
-        let Some(args) = &self.search_args else {
-            return Err(ApiError::bad_request(
-                "`search_args` is required when `search` is true.",
-                Some("search_args".into()),
-            ));
-        };
-        if let Some(t) = &args.template {
-            if !t.contains("{chunks}")
-                || !t.contains("{prompt}")
-                || t.chars().count() > MAX_TEMPLATE_CHARS
-            {
-                return Err(ApiError::bad_request(
-                    format!("`search_args.template` must contain {{chunks}} and {{prompt}} and hold at most {MAX_TEMPLATE_CHARS} characters."),
-                    Some("search_args.template".into()),
-                ));
+        // Without `search_args`: OpenGateLLM's defaults over every visible collection.
+        let defaults;
+        let args = match &self.search_args {
+            Some(a) => a,
+            None => {
+                defaults = serde_json::from_value::<SearchArgs>(json!({}))
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                &defaults
             }
-        }
+        };
         let Some(last) = messages.iter_mut().rev().find(|m| m.role == "user") else {
             return Err(ApiError::bad_request(
                 "`search` needs a user message to search with.",
                 Some("messages".into()),
             ));
         };
-        let (method, hits) = run_search(st, ext, args, last.content.clone()).await?;
+        // The question searched: the message's first characters (an empty one finds nothing).
+        let question: String = last
+            .content
+            .trim()
+            .chars()
+            .take(MAX_SEARCH_PROMPT_CHARS)
+            .collect();
+        let (method, hits) = if question.is_empty() {
+            (args.method()?, Vec::new())
+        } else {
+            run_search(st, ext, args, question).await?
+        };
         let chunks: Vec<StoredChunk> = hits.iter().map(|h| h.1.clone()).collect();
         last.content = match &args.template {
             Some(t) => civia_knowledge::grounding::with_template(t, &last.content, &chunks),
