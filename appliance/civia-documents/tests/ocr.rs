@@ -73,6 +73,7 @@ fn scanned_images_are_read_in_french() {
     for (name, format) in [
         ("scan-deliberation.png", Format::Png),
         ("scan-deliberation.jpg", Format::Jpeg),
+        ("scan-sideways.png", Format::Png),
     ] {
         let p = paged(&read(name), Some(name), Some(&ocr()));
         assert_eq!(p.format, format);
