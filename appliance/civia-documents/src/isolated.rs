@@ -22,6 +22,7 @@
 //! 32 descriptors, one wall clock) and OCR gets one budget per page.
 
 use crate::limited::{self, Failure, Spec};
+pub use crate::ocr::Layout;
 use crate::{Error, ErrorKind, Extracted, Limits, Ocr, Paged};
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -62,20 +63,6 @@ pub enum Reply {
         message: String,
         french: String,
     },
-}
-
-/// The pages as the child read them, before OCR, and what OCR needs. Images and PDFs without
-/// text are not refused here: the parent decides, with or without OCR.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Layout {
-    /// The pages read (empty text for an image's pages and blank PDF pages).
-    pub paged: Paged,
-    /// A PDF's page sizes in points (width, height), by page read, when known.
-    pub pdf_sizes: Vec<Option<(f32, f32)>>,
-    /// An image's page sizes in pixels (width, height).
-    pub image_pages: Vec<(u32, u32)>,
-    /// A PDF whose cross-reference data had to be repaired.
-    pub repaired: bool,
 }
 
 fn failed(reason: impl Into<String>) -> Error {

@@ -44,7 +44,7 @@ pub use export::{
 pub use ocr::Ocr;
 pub use text::chunks;
 
-use isolated::Layout;
+use ocr::Layout;
 use text::{Break, Sink};
 
 /// A document format accepted for upload.

@@ -33,7 +33,6 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::isolated::Layout;
 use crate::limited::{self, Failure, Finished, Spec};
 use crate::text::{non_blank_chars, normalize_pages};
 use crate::{Error, Format, Limits, Page, Paged};
@@ -338,6 +337,20 @@ fn pgm_size(image: &[u8]) -> Option<(u64, u64)> {
     let w = fields.next()?.parse().ok()?;
     let h = fields.next()?.parse().ok()?;
     Some((w, h))
+}
+
+/// The pages as the child read them, before OCR, and what OCR needs. Images and PDFs without
+/// text are not refused here: the parent decides, with or without OCR.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Layout {
+    /// The pages read (empty text for an image's pages and blank PDF pages).
+    pub paged: Paged,
+    /// A PDF's page sizes in points (width, height), by page read, when known.
+    pub pdf_sizes: Vec<Option<(f32, f32)>>,
+    /// An image's page sizes in pixels (width, height).
+    pub image_pages: Vec<(u32, u32)>,
+    /// A PDF whose cross-reference data had to be repaired.
+    pub repaired: bool,
 }
 
 /// Bytes of OCR text kept for a text budget of `max_chars` characters.
