@@ -257,7 +257,7 @@ mod tests {
     #[test]
     fn the_child_runs_under_the_limits_with_an_empty_environment() {
         // The shell reports its limits and environment as a refusal the parent decodes.
-        let script = r#"cat >/dev/null; printf '{"refused":{"kind":"invalid","message":"%s %s %s","french":"x"}}' "$(ulimit -v)" "$(ulimit -f)" "$(env | grep -c .)""#;
+        let script = r#"cat >/dev/null; printf '{"refused":{"kind":"invalid","message":"%s %s %s %s","french":"x"}}' "$(ulimit -v)" "$(ulimit -f)" "$(env | grep -c .)" "$(grep -c 'NoNewPrivs:.1' /proc/$$/status)""#;
         std::env::set_var("CIVIA_SECRET_FOR_TEST", "leak");
         match extract(&sandbox(script), b"x", None, &Limits::default()) {
             Err(Error::Reported { message, .. }) => {
@@ -266,6 +266,7 @@ mod tests {
                 assert_eq!(v[1], "0", "no file may be written");
                 // sh sets PWD (and maybe SHLVL, _) itself; nothing is inherited.
                 assert!(v[2].parse::<u32>().unwrap() <= 3, "environment: {message}");
+                assert_eq!(v[3], "1", "no_new_privs");
             }
             other => panic!("{other:?}"),
         }

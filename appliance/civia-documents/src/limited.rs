@@ -4,8 +4,8 @@
 //! Between fork and exec the child gets: an address-space limit (`RLIMIT_AS`), a CPU-time
 //! limit (`RLIMIT_CPU`), no file it may write (`RLIMIT_FSIZE` 0, with `SIGXFSZ` ignored so
 //! that a write fails with `EFBIG` instead of killing the program), no core dump, a few file
-//! descriptors, an environment holding only what the caller names, and a process group of
-//! its own. Its input is written on its stdin and its stdout and stderr are read (each up to a
+//! descriptors, `no_new_privs`, death with the thread that started it (`PR_SET_PDEATHSIG`),
+//! an environment holding only what the caller names, and a process group of its own. Its input is written on its stdin and its stdout and stderr are read (each up to a
 //! cap) on threads of their own, so a child that stops reading or floods its output cannot
 //! block the wall clock; past the wall clock the whole group is killed.
 
@@ -133,6 +133,8 @@ fn exited(child: &Child) -> std::io::Result<bool> {
 /// Runs `spec` with `input` (the concatenation of its slices) on stdin.
 pub(crate) fn run(spec: &Spec<'_>, input: &[&[u8]]) -> Result<Finished, Failure> {
     let (memory, files) = (spec.memory_bytes, spec.max_files);
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
     let cpu = spec.wall.as_secs().saturating_add(1);
     let mut cmd = Command::new(spec.program);
     cmd.args(spec.args)
@@ -143,8 +145,9 @@ pub(crate) fn run(spec: &Spec<'_>, input: &[&[u8]]) -> Result<Finished, Failure>
         .stderr(Stdio::piped())
         // A group of its own: on timeout the whole group is killed, helpers included.
         .process_group(0);
-    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit and
-    // signal (both async-signal-safe); it allocates nothing and touches no lock.
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit,
+    // signal, prctl and getppid (all async-signal-safe); it allocates nothing and touches no
+    // lock (the errors it returns are raw OS error codes).
     unsafe {
         cmd.pre_exec(move || {
             limit(libc::RLIMIT_AS, memory)?;
@@ -155,6 +158,16 @@ pub(crate) fn run(spec: &Spec<'_>, input: &[&[u8]]) -> Result<Finished, Failure>
             // An ignored signal stays ignored across exec: a write past RLIMIT_FSIZE fails
             // with EFBIG instead of killing the program.
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            // No privilege gained through exec (setuid files, file capabilities); killed if
+            // the calling thread ends (civiad crashing mid-OCR), including before this line.
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
             Ok(())
         });
     }

@@ -186,6 +186,24 @@ fn thousands_of_blank_pages_are_bounded() {
     );
 }
 
+#[test]
+fn a_page_with_a_few_characters_is_ocred_and_keeps_the_better_text() {
+    // "p. 3" alone on a page (Helvetica, not embedded: poppler finds a substitute font under
+    // the OCR limits) is rendered and read; OCR gives no more, so the extracted text stays.
+    let pdf = pdf_with(
+        &[
+            &[b"Deliberation du conseil municipal du 12 mars 2024"],
+            &[b"p. 3"],
+        ],
+        &[],
+        b"",
+    );
+    let p = paged(&pdf, None, Some(&ocr()));
+    assert_eq!(p.ocr_pages, 1);
+    assert_eq!(p.pages[1].text, "p. 3");
+    assert!(!p.truncated);
+}
+
 /// A PNG whose header says `w` × `h` pixels.
 fn png_header(w: u32, h: u32) -> Vec<u8> {
     let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
