@@ -193,7 +193,7 @@ pub struct Paged {
     /// The document's page count when the format has pages: a PDF's own count, an image's
     /// pages, or the pages found between the breaks of a DOCX, ODT or text file.
     pub page_count: Option<u32>,
-    /// Pages whose text was read by OCR.
+    /// Pages read by OCR (a PDF page rendered and found blank counts too).
     pub ocr_pages: u32,
     /// True when text or pages were left out because of [`Limits`] or [`Ocr`]'s bounds.
     pub truncated: bool,

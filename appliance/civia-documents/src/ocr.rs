@@ -307,7 +307,7 @@ impl Ocr {
             )));
         }
         match pgm_size(&finished.stdout) {
-            Some((w, h)) if w * h <= max_pixels => Ok((finished.stdout, dpi)),
+            Some((w, h)) if w.saturating_mul(h) <= max_pixels => Ok((finished.stdout, dpi)),
             Some((w, h)) => Err(failed(format!(
                 "the rendered page is {w} × {h} pixels, more than {max_pixels}"
             ))),
@@ -327,7 +327,8 @@ fn unavailable(reason: String) -> Error {
     Error::OcrUnavailable { reason }
 }
 
-/// Width and height from a binary PGM header (`P5 <w> <h> <max>`).
+/// Width and height from a binary PGM header (`P5 <w> <h> <max>`, 8 bits a pixel as
+/// pdftoppm writes it: the pixels are the last `w × h` bytes).
 fn pgm_size(image: &[u8]) -> Option<(u64, u64)> {
     let head = String::from_utf8_lossy(image.get(..64.min(image.len()))?);
     let mut fields = head.split_ascii_whitespace();
@@ -337,6 +338,19 @@ fn pgm_size(image: &[u8]) -> Option<(u64, u64)> {
     let w = fields.next()?.parse().ok()?;
     let h = fields.next()?.parse().ok()?;
     Some((w, h))
+}
+
+/// Whether a rendered page (PGM) is blank: fewer dark pixels than one in 20,000 (a page
+/// number at most), not worth recognising.
+fn blank(pgm: &[u8]) -> bool {
+    let Some((w, h)) = pgm_size(pgm) else {
+        return false;
+    };
+    let pixels = usize::try_from(w.saturating_mul(h)).unwrap_or(usize::MAX);
+    let Some(data) = pgm.len().checked_sub(pixels).and_then(|at| pgm.get(at..)) else {
+        return false;
+    };
+    data.iter().filter(|&&v| v < 128).count() < (pixels / 20_000).max(1)
 }
 
 /// The pages as the child read them, before OCR, and what OCR needs. Images and PDFs without
@@ -449,9 +463,13 @@ fn pdf(layout: Layout, bytes: &[u8], limits: &Limits, ocr: &Ocr) -> Result<Paged
             .or_else(|| u32::try_from(i + 1).ok())
             .unwrap_or(u32::MAX);
         let (image, dpi) = ocr.render(bytes, number, pdf_sizes.get(i).copied().flatten())?;
+        done += 1;
+        if blank(&image) {
+            // Tesseract would spend half a second loading its models to find nothing.
+            continue;
+        }
         let (text, cut) =
             ocr.recognise(&image, 1, dpi, Source::Page(number), text_bytes(limits))?;
-        done += 1;
         overflow |= cut;
         if non_blank_chars(&text) > non_blank_chars(&page.text) {
             texts[i] = text.replace('\x0c', "\n");
@@ -476,4 +494,53 @@ fn pdf(layout: Layout, bytes: &[u8], limits: &Limits, ocr: &Ocr) -> Result<Paged
     paged.ocr_pages = u32::try_from(done).unwrap_or(u32::MAX);
     paged.truncated |= cut || left_out || overflow;
     Ok(paged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pgm(w: usize, h: usize, dark: usize) -> Vec<u8> {
+        let mut b = format!("P5\n{w} {h}\n255\n").into_bytes();
+        b.extend(std::iter::repeat_n(0u8, dark));
+        b.extend(std::iter::repeat_n(255u8, w * h - dark));
+        b
+    }
+
+    #[test]
+    fn blank_pages_are_told_from_pages_with_a_word() {
+        assert_eq!(pgm_size(&pgm(2480, 3508, 0)), Some((2480, 3508)));
+        assert!(blank(&pgm(2480, 3508, 0)));
+        assert!(blank(&pgm(2480, 3508, 300)));
+        assert!(!blank(&pgm(2480, 3508, 3000)));
+        // A short or foreign image is never taken for blank.
+        assert!(!blank(b"P5\n10 10\n255\n"));
+        assert!(!blank(b"P6\n1 1\n255\n\xff\xff\xff"));
+        assert_eq!(
+            pgm_size(b"P5 99999999999 99999999999 255 "),
+            Some((99_999_999_999, 99_999_999_999))
+        );
+        assert!(!blank(b"P5 99999999999 99999999999 255 "));
+    }
+
+    #[test]
+    fn a_language_is_letters_only() {
+        for bad in ["", "fra+", "-l", "../fra", "fra eng"] {
+            let ocr = Ocr {
+                language: bad.into(),
+                ..Ocr::default()
+            };
+            assert!(
+                matches!(ocr.language_ok(), Err(Error::OcrUnavailable { .. })),
+                "{bad}"
+            );
+        }
+        for good in ["fra", "fra+eng", "chi_sim"] {
+            let ocr = Ocr {
+                language: good.into(),
+                ..Ocr::default()
+            };
+            assert!(ocr.language_ok().is_ok(), "{good}");
+        }
+    }
 }
