@@ -22,6 +22,9 @@ PKGS=(
     fdisk
     # LAN guard tests: network namespaces and veth pairs (ip netns)
     iproute2
+    # OCR of scanned documents (civia-documents' ocr.rs): tesseract with its French data, and
+    # pdftoppm (poppler) to render the PDF pages that carry no text
+    tesseract-ocr tesseract-ocr-fra poppler-utils
 )
 PKGS+=("$@")
 missing=()

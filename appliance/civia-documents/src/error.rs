@@ -80,7 +80,10 @@ pub enum Error {
         max: usize,
     },
     /// The bytes are none of the accepted formats.
-    #[error("unsupported format ({detected}); accepted formats: PDF, DOCX, ODT, TXT")]
+    #[error(
+        "unsupported format ({detected}); accepted formats: PDF, DOCX, ODT, TXT, Markdown, \
+         HTML, PNG, JPEG, TIFF"
+    )]
     Unsupported {
         /// What the bytes look like.
         detected: &'static str,
@@ -107,9 +110,55 @@ pub enum Error {
         /// Format of the document.
         format: Format,
     },
-    /// A PDF with no extractable text (typically a scan).
+    /// A PDF with no extractable text (typically a scan), read without OCR.
     #[error("the PDF has no extractable text (scanned document?)")]
     NoText,
+    /// A scanned image given to a reading that runs no OCR.
+    #[error("the {format} file is a scanned image: only OCR can read it")]
+    NeedsOcr {
+        /// The image's format.
+        format: Format,
+    },
+    /// An image larger than [`crate::Ocr::max_pixels`], refused before OCR.
+    #[error(
+        "the image is {width} × {height} pixels, more than the OCR limit of {max_pixels} pixels"
+    )]
+    ImageTooLarge {
+        /// Width in pixels, from the header.
+        width: u32,
+        /// Height in pixels, from the header.
+        height: u32,
+        /// The limit.
+        max_pixels: u64,
+    },
+    /// A multi-page image with more pages than [`crate::Ocr::max_pages`].
+    #[error("the image has {pages} pages, more than the OCR limit of {max}")]
+    TooManyPages {
+        /// Pages in the image.
+        pages: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// OCR is needed but its programs or language data are missing (a fault of the box).
+    #[error("OCR is not available: {reason}")]
+    OcrUnavailable {
+        /// What is missing, for the logs.
+        reason: String,
+    },
+    /// An OCR program went past its time or memory, or crashed.
+    #[error("OCR failed{}: {reason}", page.map(|p| format!(" on page {p}")).unwrap_or_default())]
+    OcrFailed {
+        /// The PDF page, when the document is a PDF.
+        page: Option<u32>,
+        /// What happened, for the logs.
+        reason: String,
+    },
+    /// Neither the document nor OCR gave any text.
+    #[error("no text in the {format} document, even with OCR")]
+    OcrNoText {
+        /// Format of the document.
+        format: Format,
+    },
     /// The document was refused as hostile.
     #[error("the {format} document was refused: {hazard}")]
     Hostile {
@@ -177,9 +226,13 @@ impl Error {
     /// This error's kind.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::TooLarge { .. } | Error::ImageTooLarge { .. } | Error::TooManyPages { .. } => {
+                ErrorKind::TooLarge
+            }
             Error::Encrypted { .. } => ErrorKind::Encrypted,
-            Error::NoText => ErrorKind::NoText,
+            Error::NoText | Error::NeedsOcr { .. } | Error::OcrNoText { .. } => ErrorKind::NoText,
+            Error::OcrFailed { .. } => ErrorKind::Exhausted,
+            Error::OcrUnavailable { .. } => ErrorKind::Internal,
             Error::Unsupported { .. } | Error::FormatMismatch { .. } | Error::Empty => {
                 ErrorKind::Unsupported
             }
@@ -203,8 +256,9 @@ impl Error {
                 megabytes(*max)
             ),
             Error::Unsupported { .. } => "Format de fichier non pris en charge. Formats acceptés : \
-                 PDF, DOCX (Word), ODT (LibreOffice) et TXT (texte). Enregistrez le document \
-                 dans l'un de ces formats puis réessayez."
+                 PDF, DOCX (Word), ODT (LibreOffice), texte (TXT, Markdown), HTML et images \
+                 numérisées (PNG, JPEG, TIFF). Enregistrez le document dans l'un de ces formats \
+                 puis réessayez."
                 .to_owned(),
             Error::FormatMismatch { declared, detected } => format!(
                 "Le fichier porte l'extension ou le type {declared} mais son contenu est au format \
@@ -217,9 +271,44 @@ impl Error {
                 "Le fichier {format} est protégé par un mot de passe (chiffré) : impossible d'en \
                  lire le texte. Retirez la protection puis réessayez."
             ),
-            Error::NoText => "Ce PDF ne contient pas de texte (document scanné ?) : la \
-                 reconnaissance de caractères n'est pas disponible sur le boîtier."
+            Error::NoText => "Ce PDF ne contient pas de texte (document scanné ?) : seule la base \
+                 documentaire en lit le texte, par reconnaissance de caractères (OCR). Déposez-le \
+                 dans une collection de la base documentaire."
                 .to_owned(),
+            Error::NeedsOcr { format } => format!(
+                "Ce fichier {format} est une image numérisée : seule la base documentaire en lit \
+                 le texte, par reconnaissance de caractères (OCR). Déposez-le dans une \
+                 collection de la base documentaire."
+            ),
+            Error::ImageTooLarge {
+                width,
+                height,
+                max_pixels,
+            } => format!(
+                "L'image fait {width} × {height} pixels, au-delà des {} millions de pixels que \
+                 la reconnaissance de texte (OCR) accepte : numérisez-la à une résolution plus \
+                 basse (300 dpi suffisent) puis réessayez.",
+                max_pixels / 1_000_000
+            ),
+            Error::TooManyPages { pages, max } => format!(
+                "L'image contient {pages} pages, au-delà des {max} pages que la reconnaissance \
+                 de texte (OCR) accepte en une fois : découpez-la puis réessayez."
+            ),
+            Error::OcrUnavailable { .. } => "La reconnaissance de texte (OCR) n'est pas installée \
+                 sur ce boîtier : les documents numérisés ne peuvent pas être lus. Prévenez \
+                 l'administrateur du boîtier."
+                .to_owned(),
+            Error::OcrFailed { page, .. } => format!(
+                "La reconnaissance de texte (OCR){} a dépassé les limites du boîtier (temps ou \
+                 mémoire) ou a échoué : la numérisation est peut-être trop grande ou \
+                 endommagée. Numérisez le document à nouveau (300 dpi) puis réessayez.",
+                page.map(|p| format!(" de la page {p}")).unwrap_or_default()
+            ),
+            Error::OcrNoText { format } => format!(
+                "Aucun texte n'a pu être lu dans ce fichier {format}, même par reconnaissance de \
+                 caractères (OCR) : la numérisation est peut-être blanche ou de trop mauvaise \
+                 qualité."
+            ),
             Error::Hostile { format, hazard } => format!(
                 "Le fichier {format} a été refusé par mesure de sécurité : {}.",
                 hazard.french()

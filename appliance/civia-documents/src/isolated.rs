@@ -15,13 +15,19 @@
 //! The protocol is written here (not a general IPC crate) because it is one request and one
 //! answer: on stdin a little-endian `u32` length, that many bytes of JSON [`Request`], then the
 //! document until end of file; on stdout one JSON [`Reply`].
+//!
+//! [`extract_paged`] asks the child for the pages ([`Layout`]) and then, when given [`Ocr`],
+//! runs OCR from this process (the parent), each OCR program in a limited child of its own
+//! (the same helper, `limited.rs`): the extraction child keeps its small budget (no files,
+//! 32 descriptors, one wall clock) and OCR gets one budget per page.
 
-use crate::{Error, ErrorKind, Extracted, Limits};
+use crate::limited::{self, Failure, Spec};
+pub use crate::ocr::Layout;
+use crate::{Error, ErrorKind, Extracted, Limits, Ocr, Paged};
+use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How to run the extraction process.
 #[derive(Debug, Clone)]
@@ -29,7 +35,8 @@ pub struct Sandbox {
     /// The program, and the arguments that make it call [`child_main`].
     pub program: PathBuf,
     pub args: Vec<String>,
-    /// Wall-clock budget of one extraction.
+    /// Wall-clock budget of one extraction (OCR, run afterwards by the parent, has its own:
+    /// [`Ocr::page_timeout`] per page).
     pub wall: Duration,
     /// Address-space budget of the extraction process, in bytes.
     pub memory_bytes: u64,
@@ -40,6 +47,9 @@ pub struct Sandbox {
 pub struct Request {
     pub hint: Option<String>,
     pub limits: Limits,
+    /// Answer the pages ([`Reply::Layout`]) rather than the whole text.
+    #[serde(default)]
+    pub paged: bool,
 }
 
 /// The child's one answer.
@@ -47,6 +57,7 @@ pub struct Request {
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
     Extracted(Extracted),
+    Layout(Layout),
     Refused {
         kind: ErrorKind,
         message: String,
@@ -60,33 +71,6 @@ fn failed(reason: impl Into<String>) -> Error {
     }
 }
 
-/// Sets one resource limit (soft and hard) in the child.
-fn limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
-    let lim = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
-    };
-    // SAFETY: setrlimit only reads the struct we pass; it is async-signal-safe, so it may run
-    // between fork and exec.
-    if unsafe { libc::setrlimit(resource, &lim) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Kills the child's process group (the child and anything it started) and reaps the child.
-fn kill_group(child: &mut std::process::Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: kill(2) with a negative pid signals the process group the child leads
-        // (`process_group(0)`); no memory is shared.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// Extracts `bytes` in a child process under `sandbox`'s limits. Cheap refusals (empty,
 /// too large) are answered here without a child.
 pub fn extract(
@@ -95,101 +79,90 @@ pub fn extract(
     hint: Option<&str>,
     limits: &Limits,
 ) -> Result<Extracted, Error> {
+    match ask(sandbox, bytes, hint, limits, false)? {
+        Reply::Extracted(x) => Ok(x),
+        _ => Err(failed("the child answered pages to a request for text")),
+    }
+}
+
+/// Extracts `bytes` page by page: the document is parsed in a child process under
+/// `sandbox`'s limits (as [`extract`]); then, when `ocr` is given, this process runs OCR
+/// (see `ocr.rs`) on scanned images and on the PDF pages with (nearly) no text, each program
+/// in a child of its own under [`Ocr`]'s limits, for at most [`Ocr::max_pages`] pages
+/// (`ocr_pages` counts them; later pages without text are left out and the result flagged
+/// `truncated`). Without `ocr`, the result is [`crate::extract_paged`]'s.
+pub fn extract_paged(
+    sandbox: &Sandbox,
+    bytes: &[u8],
+    hint: Option<&str>,
+    limits: &Limits,
+    ocr: Option<&Ocr>,
+) -> Result<Paged, Error> {
+    let layout = match ask(sandbox, bytes, hint, limits, true)? {
+        Reply::Layout(layout) => layout,
+        _ => return Err(failed("the child answered text to a request for pages")),
+    };
+    match ocr {
+        Some(ocr) => crate::ocr::complete(layout, bytes, limits, ocr),
+        None => crate::finish(layout),
+    }
+}
+
+/// Runs the child on `bytes` and decodes its answer; a refusal becomes [`Error::Reported`].
+fn ask(
+    sandbox: &Sandbox,
+    bytes: &[u8],
+    hint: Option<&str>,
+    limits: &Limits,
+    paged: bool,
+) -> Result<Reply, Error> {
     crate::check_size(bytes, limits)?;
     let request = serde_json::to_vec(&Request {
         hint: hint.map(str::to_owned),
         limits: limits.clone(),
+        paged,
     })
     .map_err(|e| failed(format!("encoding the request: {e}")))?;
     let header_len = u32::try_from(request.len()).map_err(|_| failed("request too long"))?;
-    let (memory, cpu) = (
-        sandbox.memory_bytes,
-        sandbox.wall.as_secs().saturating_add(1),
-    );
-    let mut cmd = Command::new(&sandbox.program);
-    cmd.args(&sandbox.args)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // A group of its own: on timeout the whole group is killed, helpers included.
-        .process_group(0);
-    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit
-    // (async-signal-safe); it allocates nothing and touches no lock.
-    unsafe {
-        cmd.pre_exec(move || {
-            limit(libc::RLIMIT_AS, memory)?;
-            limit(libc::RLIMIT_CPU, cpu)?;
-            limit(libc::RLIMIT_FSIZE, 0)?;
-            limit(libc::RLIMIT_CORE, 0)?;
-            limit(libc::RLIMIT_NOFILE, 32)?;
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| failed(format!("starting {}: {e}", sandbox.program.display())))?;
-    let (Some(mut stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(failed("the child's pipes are missing"));
+    let args: Vec<&OsStr> = sandbox.args.iter().map(OsStr::new).collect();
+    // The answer: the text in JSON (escapes may take several bytes per character), and for
+    // pages a few bytes more per page.
+    let cap = (limits.max_text_chars as u64).saturating_mul(4)
+        + (limits.max_pdf_pages as u64).saturating_mul(96)
+        + 64 * 1024;
+    let spec = Spec {
+        program: &sandbox.program,
+        args: &args,
+        env: &[],
+        wall: sandbox.wall,
+        memory_bytes: sandbox.memory_bytes,
+        max_files: 32,
+        max_stdout: cap,
     };
-    let mut input = Vec::with_capacity(4 + request.len() + bytes.len());
-    input.extend_from_slice(&header_len.to_le_bytes());
-    input.extend_from_slice(&request);
-    input.extend_from_slice(bytes);
-    // Writing and reading on threads of their own: a child that stops reading or floods its
-    // output cannot block the wall clock below.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let cap = (limits.max_text_chars as u64).saturating_mul(4) + 64 * 1024;
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = stdout.take(cap).read_to_end(&mut out);
-        out
-    });
-    let errors = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = stderr.take(16 * 1024).read_to_end(&mut out);
-        out
-    });
-    let deadline = Instant::now() + sandbox.wall;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                kill_group(&mut child);
-                let _ = (writer.join(), reader.join(), errors.join());
-                return Err(Error::Exhausted {
-                    reason: format!("still running after {} s", sandbox.wall.as_secs()),
-                });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => {
-                kill_group(&mut child);
-                return Err(failed(format!("waiting for the child: {e}")));
-            }
+    let finished = match limited::run(&spec, &[&header_len.to_le_bytes(), &request, bytes]) {
+        Ok(finished) => finished,
+        Err(Failure::Spawn(e)) => {
+            return Err(failed(format!(
+                "starting {}: {e}",
+                sandbox.program.display()
+            )))
         }
+        Err(Failure::TimedOut) => {
+            return Err(Error::Exhausted {
+                reason: format!("still running after {} s", sandbox.wall.as_secs()),
+            })
+        }
+        Err(Failure::Wait(e)) => return Err(failed(format!("waiting for the child: {e}"))),
     };
-    let _ = writer.join();
-    let out = reader.join().unwrap_or_default();
-    let err = errors.join().unwrap_or_default();
-    if !status.success() {
-        use std::os::unix::process::ExitStatusExt;
-        let stderr = String::from_utf8_lossy(&err);
-        let last = stderr.lines().last().unwrap_or("").to_owned();
+    if !finished.status.success() {
         return Err(Error::Exhausted {
-            reason: match status.signal() {
-                Some(sig) => format!("killed by signal {sig} ({last})"),
-                None => format!("exited with {status} ({last})"),
-            },
+            reason: finished.describe(),
         });
     }
-    match serde_json::from_slice::<Reply>(&out) {
-        Ok(Reply::Extracted(x)) => Ok(x),
+    if finished.overflow {
+        return Err(failed(format!("the child's answer exceeds {cap} bytes")));
+    }
+    match serde_json::from_slice::<Reply>(&finished.stdout) {
         Ok(Reply::Refused {
             kind,
             message,
@@ -199,6 +172,7 @@ pub fn extract(
             message,
             french,
         }),
+        Ok(reply) => Ok(reply),
         Err(e) => Err(failed(format!("unreadable answer from the child: {e}"))),
     }
 }
@@ -211,15 +185,18 @@ pub fn child_main() -> i32 {
         eprintln!("extract-document: reading stdin: {e}");
         return 2;
     }
+    let refused = |e: Error| Reply::Refused {
+        kind: e.kind(),
+        message: e.to_string(),
+        french: e.french(),
+    };
     let reply = match parse(&input) {
         Ok((request, document)) => {
-            match crate::extract(document, request.hint.as_deref(), &request.limits) {
-                Ok(x) => Reply::Extracted(x),
-                Err(e) => Reply::Refused {
-                    kind: e.kind(),
-                    message: e.to_string(),
-                    french: e.french(),
-                },
+            let (hint, limits) = (request.hint.as_deref(), &request.limits);
+            if request.paged {
+                crate::layout(document, hint, limits).map_or_else(refused, Reply::Layout)
+            } else {
+                crate::extract(document, hint, limits).map_or_else(refused, Reply::Extracted)
             }
         }
         Err(why) => {
@@ -250,6 +227,7 @@ fn parse(input: &[u8]) -> Result<(Request, &[u8]), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn sandbox(script: &str) -> Sandbox {
         Sandbox {
@@ -279,7 +257,7 @@ mod tests {
     #[test]
     fn the_child_runs_under_the_limits_with_an_empty_environment() {
         // The shell reports its limits and environment as a refusal the parent decodes.
-        let script = r#"cat >/dev/null; printf '{"refused":{"kind":"invalid","message":"%s %s %s","french":"x"}}' "$(ulimit -v)" "$(ulimit -f)" "$(env | grep -c .)""#;
+        let script = r#"cat >/dev/null; printf '{"refused":{"kind":"invalid","message":"%s %s %s %s","french":"x"}}' "$(ulimit -v)" "$(ulimit -f)" "$(env | grep -c .)" "$(grep -c 'NoNewPrivs:.1' /proc/$$/status)""#;
         std::env::set_var("CIVIA_SECRET_FOR_TEST", "leak");
         match extract(&sandbox(script), b"x", None, &Limits::default()) {
             Err(Error::Reported { message, .. }) => {
@@ -288,9 +266,41 @@ mod tests {
                 assert_eq!(v[1], "0", "no file may be written");
                 // sh sets PWD (and maybe SHLVL, _) itself; nothing is inherited.
                 assert!(v[2].parse::<u32>().unwrap() <= 3, "environment: {message}");
+                assert_eq!(v[3], "1", "no_new_privs");
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn what_the_child_left_running_goes_with_it() {
+        // The background sleep holds stdout open; without the group kill after the child's
+        // exit, reading the answer would wait for it.
+        let t0 = Instant::now();
+        let script = r#"cat >/dev/null; sleep 30 & printf '{"refused":{"kind":"invalid","message":"m","french":"f"}}'"#;
+        let r = extract(&sandbox(script), b"x", None, &Limits::default());
+        assert!(matches!(r, Err(Error::Reported { .. })), "{r:?}");
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn an_answer_past_its_cap_is_not_read_whole() {
+        let limits = Limits {
+            max_text_chars: 10,
+            max_pdf_pages: 1,
+            ..Limits::default()
+        };
+        let r = extract(
+            &sandbox("cat >/dev/null; yes | head -c 1000000"),
+            b"x",
+            None,
+            &limits,
+        );
+        // Killed by SIGPIPE when the parent stops reading, or refused for its size.
+        assert!(
+            matches!(r, Err(Error::Exhausted { .. } | Error::Extractor { .. })),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -298,6 +308,7 @@ mod tests {
         let req = serde_json::to_vec(&Request {
             hint: Some("a.txt".into()),
             limits: Limits::default(),
+            paged: false,
         })
         .unwrap();
         let mut input = (req.len() as u32).to_le_bytes().to_vec();

@@ -2,20 +2,29 @@
 //! (`word/document.xml`, `content.xml`). Headers, footers, comments and notes live elsewhere
 //! or are skipped. No DTD is ever processed: a DOCTYPE refuses the document, and the only
 //! entities resolved are the five predefined ones and character references.
+//!
+//! Page breaks are recorded in the sink (they do not change the text): DOCX explicit breaks
+//! (`<w:br w:type="page"/>`, `w:pageBreakBefore`, a section that starts on a new page) and the
+//! breaks Word rendered when it last laid the document out (`w:lastRenderedPageBreak`); ODT
+//! paragraphs and tables whose automatic style breaks the page before or after them
+//! (`fo:break-before`/`fo:break-after="page"`) and the breaks LibreOffice rendered
+//! (`text:soft-page-break`). Text boxes do not break the running text's pages.
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::NsReader;
 
 use crate::error::{Error, Hazard};
-use crate::text::Sink;
+use crate::text::{Break, Sink};
 use crate::{zipsafe, Format, Limits};
+use std::collections::HashMap;
 
 const W: &str = "http://schemas.openxmlformats.org/wordprocessingml/2006/main";
 const MC: &str = "http://schemas.openxmlformats.org/markup-compatibility/2006";
 const TEXT: &str = "urn:oasis:names:tc:opendocument:xmlns:text:1.0";
 const TABLE: &str = "urn:oasis:names:tc:opendocument:xmlns:table:1.0";
 const OFFICE: &str = "urn:oasis:names:tc:opendocument:xmlns:office:1.0";
+const STYLE: &str = "urn:oasis:names:tc:opendocument:xmlns:style:1.0";
 
 /// One XML event, with the element namespace resolved.
 enum Ev<'a> {
@@ -164,6 +173,11 @@ impl Tables {
     }
 }
 
+/// Whether an OOXML on/off property (`<w:pageBreakBefore/>`, `w:val="true"`...) is on.
+fn on(elem: &BytesStart<'_>) -> bool {
+    !matches!(attr(elem, "val").as_deref(), Some("0" | "false" | "off"))
+}
+
 /// Raw text of a DOCX (`word/document.xml`).
 pub(crate) fn docx_text(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Result<(), Error> {
     let format = Format::Docx;
@@ -171,6 +185,9 @@ pub(crate) fn docx_text(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Resul
     let xml = zipsafe::read_xml(&mut archive, "word/document.xml", format, limits)?;
     let mut tables = Tables::default();
     let (mut in_t, mut runs, mut skip) = (false, 0usize, 0usize);
+    // Text boxes (their breaks are not the running text's); paragraph properties; a section
+    // break met in them (the next section starts on a new page unless it is continuous).
+    let (mut text_boxes, mut in_ppr, mut section_break) = (0usize, false, None::<bool>);
     walk(&xml, "word/document.xml", format, |ev| {
         match ev {
             Ev::Start { .. } if skip > 0 => skip += 1,
@@ -181,24 +198,50 @@ pub(crate) fn docx_text(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Resul
                 local: "Fallback",
                 ..
             } => skip = 1,
-            Ev::Start { ns: W, local, .. } => match local {
+            Ev::Start { ns: W, local, elem } => match local {
                 "p" => tables.start_paragraph(sink),
+                "pPr" => in_ppr = true,
+                "pageBreakBefore" if in_ppr && text_boxes == 0 && on(elem) => {
+                    sink.page_break(Break::Explicit)
+                }
+                "sectPr" if in_ppr && text_boxes == 0 => section_break = Some(true),
+                "type" if section_break.is_some() => {
+                    section_break = Some(!matches!(
+                        attr(elem, "val").as_deref(),
+                        Some("continuous" | "nextColumn")
+                    ));
+                }
                 "r" => runs += 1,
                 "t" => in_t = true,
                 "tab" if runs > 0 => sink.push('\t'),
-                "br" | "cr" if runs > 0 => tables.line_break(sink),
+                "br" if runs > 0 => {
+                    tables.line_break(sink);
+                    if text_boxes == 0 && attr(elem, "type").as_deref() == Some("page") {
+                        sink.page_break(Break::Explicit);
+                    }
+                }
+                "cr" if runs > 0 => tables.line_break(sink),
+                "lastRenderedPageBreak" if text_boxes == 0 => sink.page_break(Break::Rendered),
                 "noBreakHyphen" if runs > 0 => sink.push('-'),
                 "tbl" => tables.start_table(sink),
                 "tr" => tables.start_row(),
                 "tc" => tables.start_cell(sink),
+                "txbxContent" => text_boxes += 1,
                 _ => {}
             },
             Ev::End { ns: W, local } => match local {
-                "p" => tables.end_paragraph(sink),
+                "p" => {
+                    tables.end_paragraph(sink);
+                    if section_break.take() == Some(true) {
+                        sink.page_break(Break::Explicit);
+                    }
+                }
+                "pPr" => in_ppr = false,
                 "r" => runs = runs.saturating_sub(1),
                 "t" => in_t = false,
                 "tr" => tables.end_row(sink),
                 "tbl" => tables.end_table(sink),
+                "txbxContent" => text_boxes = text_boxes.saturating_sub(1),
                 _ => {}
             },
             Ev::Text(t) if in_t && skip == 0 => sink.push_str(t),
@@ -208,6 +251,16 @@ pub(crate) fn docx_text(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Resul
     })
 }
 
+/// Page breaks an ODT automatic style asks for: (before, after).
+type StyleBreaks = HashMap<String, (bool, bool)>;
+
+/// The breaks of `elem`'s automatic style (`text:style-name` or `table:style-name`).
+fn style_breaks(styles: &StyleBreaks, elem: &BytesStart<'_>) -> (bool, bool) {
+    attr(elem, "style-name")
+        .and_then(|name| styles.get(&name).copied())
+        .unwrap_or_default()
+}
+
 /// Raw text of an ODT (`content.xml`, body only).
 pub(crate) fn odt_text(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Result<(), Error> {
     let format = Format::Odt;
@@ -215,10 +268,45 @@ pub(crate) fn odt_text(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Result
     let xml = zipsafe::read_xml(&mut archive, "content.xml", format, limits)?;
     let mut tables = Tables::default();
     let (mut in_body, mut paras, mut skip) = (false, 0usize, 0usize);
+    // Automatic styles (they come before the body): the one being read, and those that break
+    // the page. `after` holds, for each open paragraph or table, whether to break after it.
+    let (mut styles, mut in_auto, mut style) = (StyleBreaks::new(), false, None::<String>);
+    let mut after: Vec<bool> = Vec::new();
     walk(&xml, "content.xml", format, |ev| {
         match ev {
             Ev::Start { .. } if skip > 0 => skip += 1,
             Ev::End { .. } if skip > 0 => skip -= 1,
+            Ev::Start {
+                ns: OFFICE,
+                local: "automatic-styles",
+                ..
+            } => in_auto = true,
+            Ev::End {
+                ns: OFFICE,
+                local: "automatic-styles",
+            } => in_auto = false,
+            Ev::Start {
+                ns: STYLE,
+                local: "style",
+                elem,
+            } if in_auto => style = attr(elem, "name"),
+            Ev::End {
+                ns: STYLE,
+                local: "style",
+            } => style = None,
+            Ev::Start {
+                ns: STYLE,
+                local: "paragraph-properties" | "table-properties",
+                elem,
+            } if in_auto => {
+                if let Some(name) = &style {
+                    let page = |key| attr(elem, key).as_deref() == Some("page");
+                    let (before, after) = (page("break-before"), page("break-after"));
+                    if before || after {
+                        styles.insert(name.clone(), (before, after));
+                    }
+                }
+            }
             Ev::Start {
                 ns: OFFICE,
                 local: "body",
@@ -246,6 +334,11 @@ pub(crate) fn odt_text(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Result
                 elem,
             } => match local {
                 "p" | "h" => {
+                    let (before, after_it) = style_breaks(&styles, elem);
+                    if before {
+                        sink.page_break(Break::Explicit);
+                    }
+                    after.push(after_it);
                     tables.start_paragraph(sink);
                     paras += 1;
                 }
@@ -257,6 +350,7 @@ pub(crate) fn odt_text(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Result
                 }
                 "tab" => sink.push('\t'),
                 "line-break" => tables.line_break(sink),
+                "soft-page-break" => sink.page_break(Break::Rendered),
                 _ => {}
             },
             Ev::End {
@@ -269,17 +363,34 @@ pub(crate) fn odt_text(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Result
                 } else {
                     sink.push(' ');
                 }
+                if after.pop() == Some(true) {
+                    sink.page_break(Break::Explicit);
+                }
             }
             Ev::Start {
-                ns: TABLE, local, ..
+                ns: TABLE,
+                local,
+                elem,
             } => match local {
-                "table" => tables.start_table(sink),
+                "table" => {
+                    let (before, after_it) = style_breaks(&styles, elem);
+                    if before {
+                        sink.page_break(Break::Explicit);
+                    }
+                    after.push(after_it);
+                    tables.start_table(sink);
+                }
                 "table-row" => tables.start_row(),
                 "table-cell" | "covered-table-cell" => tables.start_cell(sink),
                 _ => {}
             },
             Ev::End { ns: TABLE, local } => match local {
-                "table" => tables.end_table(sink),
+                "table" => {
+                    tables.end_table(sink);
+                    if after.pop() == Some(true) {
+                        sink.page_break(Break::Explicit);
+                    }
+                }
                 "table-row" => tables.end_row(sink),
                 _ => {}
             },

@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use lopdf::{Document, LoadOptions};
 
 use crate::error::Error;
-use crate::text::Sink;
+use crate::text::{Break, Sink};
 use crate::{Format, Limits};
 
 /// What the PDF walk found besides the text.
@@ -24,9 +24,13 @@ pub(crate) struct PdfInfo {
     pub(crate) skipped_pages: bool,
     /// The cross-reference data was broken and had to be repaired (e.g. a truncated file).
     pub(crate) repaired: bool,
+    /// Size in points (width, height; `UserUnit` applied) of each page read, when its media
+    /// box is readable: what OCR needs to choose a rendering resolution.
+    pub(crate) sizes: Vec<Option<(f32, f32)>>,
 }
 
-/// Text of a PDF, into `sink`, pages separated by form feeds.
+/// Text of a PDF, into `sink`, pages separated by form feeds and by page breaks (a page that
+/// cannot be read is an empty page, so later pages keep their numbers).
 pub(crate) fn pdf_text(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Result<PdfInfo, Error> {
     guarded(|| extract(bytes, limits, sink))
 }
@@ -86,7 +90,8 @@ fn extract(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Result<PdfInfo, Er
         return Err(corrupt("no pages".to_owned()));
     }
     let mut failures = Vec::new();
-    for &number in pages.keys().take(limits.max_pdf_pages) {
+    let mut sizes = Vec::new();
+    for (&number, &id) in pages.iter().take(limits.max_pdf_pages) {
         match doc.extract_text_with_limit(&[number], max_inflate) {
             Ok(text) => {
                 sink.push_str(&text);
@@ -94,6 +99,8 @@ fn extract(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Result<PdfInfo, Er
             }
             Err(e) => failures.push(format!("page {number}: {e}")),
         }
+        sink.page_break(Break::Hard);
+        sizes.push(page_size(&doc, id));
         if sink.full {
             break;
         }
@@ -108,7 +115,48 @@ fn extract(bytes: &[u8], limits: &Limits, sink: &mut Sink) -> Result<PdfInfo, Er
         pages: count,
         skipped_pages: count > limits.max_pdf_pages,
         repaired: doc.xref_recovery.is_some(),
+        sizes,
     })
+}
+
+/// The page's size in points from its media box (inherited from the page tree when the page
+/// has none), times its `UserUnit`; `None` when unreadable or absurd.
+fn page_size(doc: &Document, page: lopdf::ObjectId) -> Option<(f32, f32)> {
+    let mut dict = doc.get_dictionary(page).ok()?;
+    let mut media = None;
+    let mut unit = None;
+    // The page tree is shallow in real files; a bound keeps a cyclic one harmless.
+    for _ in 0..32 {
+        if media.is_none() {
+            media = dict.get_deref(b"MediaBox", doc).ok().cloned();
+        }
+        if unit.is_none() {
+            unit = dict
+                .get_deref(b"UserUnit", doc)
+                .ok()
+                .and_then(|u| u.as_float().ok());
+        }
+        if media.is_some() {
+            break;
+        }
+        match dict.get(b"Parent").and_then(lopdf::Object::as_reference) {
+            Ok(parent) => dict = doc.get_dictionary(parent).ok()?,
+            Err(_) => break,
+        }
+    }
+    let media = media?;
+    let values: Vec<f32> = media
+        .as_array()
+        .ok()?
+        .iter()
+        .filter_map(|v| doc.dereference(v).ok()?.1.as_float().ok())
+        .collect();
+    let [x0, y0, x1, y1] = values[..] else {
+        return None;
+    };
+    let unit = unit.filter(|u| u.is_finite() && *u > 0.0).unwrap_or(1.0);
+    let (w, h) = ((x1 - x0).abs() * unit, (y1 - y0).abs() * unit);
+    (w.is_finite() && h.is_finite() && w >= 1.0 && h >= 1.0).then_some((w, h))
 }
 
 #[cfg(test)]

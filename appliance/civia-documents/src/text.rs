@@ -1,12 +1,33 @@
 //! Text accumulation, normalisation and chunking.
 
-/// Collects raw text from a document walker, stopping once enough has been gathered.
+/// Collects raw text from a document walker, stopping once enough has been gathered, and
+/// the page breaks met on the way (byte offsets into the raw text; they do not change it, so
+/// the whole text reads the same whether or not pages are asked for).
 pub(crate) struct Sink {
     raw: String,
     chars: usize,
     cap: usize,
     /// True once text was dropped because the cap was reached.
     pub(crate) full: bool,
+    /// Byte offsets where a new page starts.
+    breaks: Vec<usize>,
+    /// Whether the current page holds a non-blank character.
+    page_has_text: bool,
+    /// What started the current page (`None`: the document's start).
+    page_started_by: Option<Break>,
+}
+
+/// Where a page break comes from: the document's own markup, or a break the editor rendered
+/// when it last laid the document out (DOCX `w:lastRenderedPageBreak`, ODT
+/// `text:soft-page-break`). The two often mark the same place, one right after the other; a
+/// break of either kind that finds the current page empty after a break of the other kind
+/// (or at the document's start) is the same break and is dropped, so no empty duplicate page
+/// appears. `Hard` always starts a page (PDF pages, form feeds), blank pages included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Break {
+    Hard,
+    Explicit,
+    Rendered,
 }
 
 impl Sink {
@@ -18,6 +39,9 @@ impl Sink {
             chars: 0,
             cap,
             full: false,
+            breaks: Vec::new(),
+            page_has_text: false,
+            page_started_by: None,
         }
     }
 
@@ -32,7 +56,35 @@ impl Sink {
             }
             self.raw.push(c);
             self.chars += 1;
+            if !c.is_whitespace() {
+                self.page_has_text = true;
+            }
         }
+    }
+
+    /// Starts a new page here (see [`Break`] for when it is dropped).
+    pub(crate) fn page_break(&mut self, kind: Break) {
+        if self.full {
+            return;
+        }
+        if kind != Break::Hard && !self.page_has_text {
+            let duplicate = match self.page_started_by {
+                None => true,
+                Some(Break::Hard) => false,
+                Some(started) => started != kind,
+            };
+            if duplicate {
+                return;
+            }
+        }
+        self.breaks.push(self.raw.len());
+        self.page_has_text = false;
+        self.page_started_by = Some(kind);
+    }
+
+    /// Whether any page break was recorded.
+    pub(crate) fn has_breaks(&self) -> bool {
+        !self.breaks.is_empty()
     }
 
     pub(crate) fn push(&mut self, c: char) {
@@ -51,6 +103,44 @@ impl Sink {
     pub(crate) fn into_string(self) -> String {
         self.raw
     }
+
+    /// The raw text cut at the page breaks. The piece after the last break is left out when
+    /// it is blank (a document ending with a break has no empty page after it).
+    pub(crate) fn into_pages(self) -> Vec<String> {
+        let mut pages = Vec::with_capacity(self.breaks.len() + 1);
+        let mut start = 0;
+        for &end in &self.breaks {
+            pages.push(self.raw[start..end].to_owned());
+            start = end;
+        }
+        let rest = &self.raw[start..];
+        if self.breaks.is_empty() || !rest.trim().is_empty() {
+            pages.push(rest.to_owned());
+        }
+        pages
+    }
+}
+
+/// Normalises each page (see [`normalize`]) with one budget of `max_chars` characters shared
+/// by all of them, in order; the page that crosses it is cut and the later ones are left out.
+/// Returns the pages and whether text was left out.
+pub(crate) fn normalize_pages(raw_pages: &[String], max_chars: usize) -> (Vec<String>, bool) {
+    let mut left = max_chars;
+    let mut out = Vec::with_capacity(raw_pages.len());
+    for (i, raw) in raw_pages.iter().enumerate() {
+        let (text, cut) = normalize(raw, left);
+        left -= text.chars().count().min(left);
+        out.push(text);
+        if cut || (left == 0 && raw_pages[i + 1..].iter().any(|p| !p.trim().is_empty())) {
+            return (out, true);
+        }
+    }
+    (out, false)
+}
+
+/// Number of characters that are not white space.
+pub(crate) fn non_blank_chars(text: &str) -> usize {
+    text.chars().filter(|c| !c.is_whitespace()).count()
 }
 
 /// Normalises extracted text: unified line ends, paragraphs separated by one blank line, no

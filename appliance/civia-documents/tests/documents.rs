@@ -290,7 +290,7 @@ fn pdf_without_text_is_no_text() {
     assert!(matches!(e, Error::NoText), "{e:?}");
     assert_eq!(
         e.french(),
-        "Ce PDF ne contient pas de texte (document scanné ?) : la reconnaissance de caractères n'est pas disponible sur le boîtier."
+        "Ce PDF ne contient pas de texte (document scanné ?) : seule la base documentaire en lit le texte, par reconnaissance de caractères (OCR). Déposez-le dans une collection de la base documentaire."
     );
 }
 
@@ -469,7 +469,7 @@ fn simple_refusals() {
     assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
     assert!(e
         .french()
-        .contains("PDF, DOCX (Word), ODT (LibreOffice) et TXT"));
+        .contains("PDF, DOCX (Word), ODT (LibreOffice), texte (TXT, Markdown), HTML et images"));
     let e = err(&random, Some("scan.pdf"), &limits);
     assert!(
         matches!(

@@ -1,4 +1,5 @@
-//! Builders for the documents the tests feed to the extractor (no binary fixtures).
+//! Builders for the documents the tests feed to the extractor (the only binary fixtures are
+//! the scanned pages of tests/fixtures, made by its make_fixtures.py).
 
 #![allow(dead_code)]
 
@@ -147,4 +148,11 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
+}
+
+/// A committed fixture (tests/fixtures, see its README).
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
