@@ -245,3 +245,26 @@ def test_chat_answers_grounded_on_the_collections_with_sources(box):
         r = httpx.post(server.url + "/v1/chat/completions", headers=alice,
                        json={**body, "search_args": args}, timeout=60)
         assert r.status_code == 400, (args, r.text)
+
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[2] / "appliance/civia-documents/tests/fixtures"
+
+
+def test_scans_are_read_by_ocr_and_pages_are_cited(box):
+    """A PDF whose second page is a scan, and a scanned TIFF: OCR in French, pages kept."""
+    server, agents, _ = box
+    alice = agents["alice"]
+    c = create(server, alice, "Archives scannées").json()
+    ids = {}
+    for name in ("mixed-scan.pdf", "scan-two-pages.tif"):
+        r = upload(server, alice, c["id"], name, (FIXTURES / name).read_bytes())
+        assert r.status_code == 202, r.text
+        ids[name] = r.json()["id"]
+    for name, doc_id in ids.items():
+        d = wait_indexed(server, alice, doc_id, timeout=300)
+        assert d["status"] == "indexed" and d["ocr_pages"] >= 1, d
+    chunks = httpx.get(f"{server.url}/v1/chunks/{ids['mixed-scan.pdf']}", headers=alice).json()["data"]
+    pages = {ch["metadata"]["page"] for ch in chunks}
+    assert pages == {1, 2, 3}, chunks
+    scanned = " ".join(ch["content"] for ch in chunks if ch["metadata"]["page"] == 2)
+    assert "délibération" in scanned.lower() or "conseil" in scanned.lower(), scanned

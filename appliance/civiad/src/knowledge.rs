@@ -5,7 +5,7 @@
 use crate::DaemonError;
 use civia_config::Config;
 use civia_documents::isolated::Sandbox;
-use civia_documents::Limits;
+use civia_documents::{Limits, Ocr};
 use civia_knowledge::{
     Chunking, Embedder, Extraction, Extractor, Knowledge, KnowledgeSettings, PageText, Refusal,
 };
@@ -17,6 +17,8 @@ use std::time::Duration;
 pub struct DocumentReader {
     sandbox: Sandbox,
     limits: Limits,
+    /// OCR of scans (`[knowledge] ocr`); None: scans fail with a French reason.
+    ocr: Option<Ocr>,
 }
 
 impl DocumentReader {
@@ -39,21 +41,38 @@ impl DocumentReader {
                 max_bytes: cfg.knowledge.max_file_bytes(),
                 ..Limits::default()
             },
+            ocr: cfg.knowledge.ocr.then(|| Ocr {
+                language: cfg.knowledge.ocr_language.clone(),
+                page_timeout: Duration::from_secs(cfg.knowledge.ocr_page_timeout_secs),
+                max_pages: cfg.knowledge.ocr_max_pages,
+                memory_bytes: cfg.documents.memory_mb.saturating_mul(1024 * 1024),
+                ..Ocr::default()
+            }),
         })
     }
 }
 
 impl Extractor for DocumentReader {
     fn extract(&self, bytes: &[u8], name: &str) -> Result<Extraction, Refusal> {
-        match civia_documents::isolated::extract(&self.sandbox, bytes, Some(name), &self.limits) {
+        match civia_documents::isolated::extract_paged(
+            &self.sandbox,
+            bytes,
+            Some(name),
+            &self.limits,
+            self.ocr.as_ref(),
+        ) {
             Ok(x) => Ok(Extraction {
                 format: x.format.to_string(),
-                page_count: x.pages.and_then(|p| u32::try_from(p).ok()),
-                pages: vec![PageText {
-                    page: None,
-                    text: x.text,
-                }],
-                ocr_pages: 0,
+                page_count: x.page_count,
+                pages: x
+                    .pages
+                    .into_iter()
+                    .map(|p| PageText {
+                        page: p.number,
+                        text: p.text,
+                    })
+                    .collect(),
+                ocr_pages: x.ocr_pages,
             }),
             Err(e) => Err(Refusal {
                 french: e.french(),
@@ -82,12 +101,15 @@ pub fn start(
         max_chunks_per_document: k.max_chunks_per_document,
         ..KnowledgeSettings::default()
     };
-    let service = Knowledge::open(
-        &cfg.knowledge_dir(),
-        settings,
-        Arc::new(DocumentReader::from_config(cfg)?),
-        embedder,
-    )?;
+    let reader = DocumentReader::from_config(cfg)?;
+    match &reader.ocr {
+        Some(ocr) => match ocr.check() {
+            Ok(()) => log::info!("knowledge: OCR of scans in `{}`", ocr.language),
+            Err(e) => log::warn!("knowledge: scans will fail until OCR works: {e}"),
+        },
+        None => log::info!("knowledge: OCR off ([knowledge] ocr = false)"),
+    }
+    let service = Knowledge::open(&cfg.knowledge_dir(), settings, Arc::new(reader), embedder)?;
     tokio::spawn(service.clone().run());
     Ok(Some(service))
 }
