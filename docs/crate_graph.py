@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
      ["civiad", "civia-cli", "civia-provision", "civia-bundle"]),
     ("http", "HTTP layer", ["civia-admin-api", "civia-api"]),
     ("svc", "services: each owns its data",
-     ["civia-metering", "civia-minutes", "civia-auth", "civia-store", "civia-audit",
+     ["civia-metering", "civia-minutes", "civia-knowledge", "civia-auth", "civia-store", "civia-audit",
       "civia-update", "civia-system", "civia-tls", "civia-web", "civia-tpm"]),
     ("sup", "worker supervision", ["civia-supervisor"]),
     ("wrk", "worker processes", ["civia-runtime", "civia-speech"]),
