@@ -265,6 +265,11 @@ pub struct EmbeddingsConfig {
     pub max_input_chars: usize,
     /// Requests waiting behind the running one; beyond, HTTP 503 `embeddings_busy`.
     pub queue_depth: usize,
+    /// What Civia's own services (document search) put before a question and before a
+    /// passage of a document: the model's convention (E5: `query: ` and `passage: `; empty
+    /// for models without one). `/v1/embeddings` passes its input through unchanged.
+    pub query_prefix: String,
+    pub passage_prefix: String,
 }
 
 impl Default for EmbeddingsConfig {
@@ -280,6 +285,8 @@ impl Default for EmbeddingsConfig {
             max_inputs_per_request: 256,
             max_input_chars: 8192,
             queue_depth: 32,
+            query_prefix: "query: ".into(),
+            passage_prefix: "passage: ".into(),
         }
     }
 }
@@ -1068,6 +1075,14 @@ impl Config {
         }
         if !(1..=1024).contains(&e.queue_depth) {
             return bad("embeddings.queue_depth", "must be between 1 and 1024");
+        }
+        for (key, prefix) in [
+            ("embeddings.query_prefix", &e.query_prefix),
+            ("embeddings.passage_prefix", &e.passage_prefix),
+        ] {
+            if prefix.len() > 256 {
+                return bad(key, "at most 256 bytes");
+            }
         }
         Ok(())
     }
