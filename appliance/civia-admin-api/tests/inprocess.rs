@@ -88,6 +88,7 @@ async fn start() -> Box_ {
     let state = Arc::new(ApiState {
         supervisor: Supervisor::start(worker_spec(&model)),
         speech: None,
+        embeddings: None,
         model_id: cfg.model_id(),
         limits: cfg.api.clone(),
         config: Arc::new(cfg.clone()),
