@@ -253,8 +253,10 @@ pub struct EmbeddingsConfig {
     pub threads: u32,
     /// Layers offloaded to a GPU when the worker is built with a GPU backend (0: CPU only).
     pub gpu_layers: u32,
-    /// Tokens evaluated in one pass, several inputs together (raised to the model's context
-    /// when smaller, so that any input the model takes fits in one pass).
+    /// Tokens evaluated in one pass, several inputs together. An input is evaluated in one
+    /// pass: it may have at most min(the model's context, `batch_size`) tokens. The pass also
+    /// bounds the worker's memory: llama.cpp keeps (vocabulary x batch_size) floats of output
+    /// even in embedding mode, about 0.5 GiB at 512 tokens for E5's 250,000-token vocabulary.
     pub batch_size: u32,
     /// Inputs evaluated together in one pass (1 to 256).
     pub max_sequences: u32,
@@ -280,8 +282,8 @@ impl Default for EmbeddingsConfig {
             sha256: None,
             threads: 0,
             gpu_layers: 0,
-            batch_size: 2048,
-            max_sequences: 64,
+            batch_size: 512,
+            max_sequences: 32,
             max_inputs_per_request: 256,
             max_input_chars: 8192,
             queue_depth: 32,

@@ -17,9 +17,6 @@ use std::num::NonZeroU32;
 
 /// llama.cpp's bound on sequences in one context (`LLAMA_MAX_SEQ`).
 const MAX_SEQUENCES: u32 = 256;
-/// The longest input a pass is sized for, whatever the model's context: llama.cpp sizes its
-/// compute buffers for a whole pass (attention grows with its square).
-const MAX_TOKENS_CAP: u32 = 8192;
 
 /// The vectors of one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,11 +112,15 @@ impl<'m> Embedder<'m> {
                 civia_ipc::embed::MAX_DIMENSION
             ));
         }
-        let n_ctx_train = model.n_ctx_train().max(1);
-        // Any input the model takes fits in one pass.
-        let batch_size = spec.batch_size.max(n_ctx_train.min(MAX_TOKENS_CAP));
-        let max_tokens = n_ctx_train.min(batch_size);
-        let max_sequences = spec.max_sequences.clamp(1, MAX_SEQUENCES);
+        // An input is evaluated in one pass: it may have as many tokens as the model's
+        // context and the pass allow. The pass is not raised to the context: llama.cpp keeps
+        // an output buffer of (vocabulary x pass) floats even in embedding mode, 1 MiB per
+        // token of the pass for E5's 250,000-token vocabulary, so the pass bounds the memory.
+        let batch_size = spec.batch_size.max(1);
+        let max_tokens = model.n_ctx_train().max(1).min(batch_size);
+        // llama.cpp reserves an output per sequence within the pass's outputs (and aborts
+        // otherwise): no more sequences than tokens in a pass.
+        let max_sequences = spec.max_sequences.clamp(1, MAX_SEQUENCES).min(batch_size);
         let threads = i32::try_from(spec.threads).unwrap_or(i32::MAX).max(1);
         let params = LlamaContextParams::default()
             .with_embeddings(true)
@@ -139,6 +140,14 @@ impl<'m> Embedder<'m> {
                  {max_sequences} sequences: {e}"
             )
         })?;
+        // What llama.cpp granted is the pass (it asserts, aborting the process, on a pass
+        // longer than its micro-batch).
+        let granted = ctx.n_ubatch().min(ctx.n_batch());
+        if granted < batch_size {
+            return Err(format!(
+                "llama.cpp gave an embedding context of {granted} tokens per pass, not {batch_size}"
+            ));
+        }
         let devices = civia_runtime::devices::compute_devices();
         let info = EmbedModelInfo {
             sha256,
@@ -204,7 +213,7 @@ impl<'m> Embedder<'m> {
                     input,
                     message: format!(
                         "input {i} is {} tokens long; the embedding model takes at most {max} \
-                         tokens per input (split the text into shorter passages)",
+                         tokens per input on this box (split the text into shorter passages)",
                         tokens.len()
                     ),
                 });

@@ -79,8 +79,8 @@ pub struct EmbedLoadSpec {
     pub threads: u32,
     /// Layers offloaded to a GPU when the worker has a GPU backend (0: CPU only).
     pub gpu_layers: u32,
-    /// Tokens evaluated in one pass (several inputs together); raised to the model's
-    /// context when smaller, so that any input the model takes fits in one pass.
+    /// Tokens evaluated in one pass (several inputs together); an input is evaluated in one
+    /// pass, so it may have at most min(the model's context, `batch_size`) tokens.
     pub batch_size: u32,
     /// Inputs evaluated together in one pass (one sequence each), 1 to 256.
     pub max_sequences: u32,
@@ -106,7 +106,8 @@ pub struct EmbedModelInfo {
     pub n_params: u64,
     /// Length of the vectors.
     pub dimension: u32,
-    /// Most tokens in one input (the model's training context, special tokens included).
+    /// Most tokens in one input, special tokens included: the model's training context,
+    /// or the pass when it is smaller.
     pub max_tokens: u32,
     pub pooling: Pooling,
     /// Whether the pooling came from the model file (`false`: it says none, mean is used).
