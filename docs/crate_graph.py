@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
      ["civia-metering", "civia-minutes", "civia-knowledge", "civia-auth", "civia-store", "civia-audit",
       "civia-update", "civia-system", "civia-tls", "civia-web", "civia-tpm"]),
     ("sup", "worker supervision", ["civia-supervisor"]),
-    ("wrk", "worker processes", ["civia-runtime", "civia-speech"]),
+    ("wrk", "worker processes", ["civia-runtime", "civia-speech", "civia-embed"]),
     ("pure", "pure libraries: no I/O, fuzzable",
      ["civia-openai", "civia-compliance", "civia-documents", "civia-guard", "civia-audio",
       "civia-bundle-format"]),

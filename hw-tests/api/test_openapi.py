@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 import schemathesis
-from conftest import DEV_KEY, REPO, SMOL, TINY
+from conftest import DEV_KEY, E5, REPO, SMOL, TINY
 from hypothesis import HealthCheck, Phase, settings
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
@@ -27,6 +27,9 @@ SPEC_URI = "urn:civia-openapi"
 REGISTRY = Registry().with_resource(SPEC_URI, Resource.from_contents(SPEC, DRAFT202012))
 TINY_MAX_TOKENS = 8
 TINY_MAX_MESSAGES = 16
+# The tiny server's embedding limits: short inputs stay under E5's 512 tokens whatever they hold.
+TINY_EMBED_INPUTS = 8
+TINY_EMBED_CHARS = 200
 KEY = "test-key-0123456789"
 CHAT = {"model": TINY, "messages": [{"role": "user", "content": "Bonjour"}]}
 COMPLETION = {"model": TINY, "prompt": "Bonjour"}
@@ -120,7 +123,8 @@ def expect_error(r: httpx.Response, status: int, code: str, param="unset") -> di
 def tiny(civiad):
     # Bounds the fuzz spec below states exactly (stop lengths: no bound in practice).
     return civiad(model=TINY, api={"max_tokens": TINY_MAX_TOKENS, "default_max_tokens": TINY_MAX_TOKENS,
-                                   "max_messages": TINY_MAX_MESSAGES, "max_stop_bytes": 1 << 20})
+                                   "max_messages": TINY_MAX_MESSAGES, "max_stop_bytes": 1 << 20},
+                  embeddings={"max_inputs_per_request": TINY_EMBED_INPUTS, "max_input_chars": TINY_EMBED_CHARS})
 
 
 # --- The document itself -------------------------------------------------------------------
@@ -158,6 +162,7 @@ def test_spec_describes_every_endpoint():
         "/v1/documents": {"get", "post"}, "/v1/documents/{id}": {"parameters", "get", "delete"},
         "/v1/chunks/{document}": {"parameters", "get"}, "/v1/search": {"post"},
         "/v1/audio/transcriptions": {"post"}, "/v1/meetings/minutes": {"post"},
+        "/v1/embeddings": {"post"},
         "/": {"get"}, "/app/": {"get"}, "/app/{path}": {"parameters", "get"},
     }
     assert {p: set(ops) for p, ops in SPEC["paths"].items()} == expected
@@ -260,6 +265,40 @@ def test_transcription_off(tiny):
     expect_error(call(tiny, "POST", path, path, json={"model": "whisper-1"}), 404, "speech_disabled", None)
     assert call(tiny, "GET", "/auth/me", "/auth/me").json()["limits"]["speech_model"] is None
     assert call(tiny, "GET", "/health", "/health").json()["speech"] is None
+
+
+def test_embeddings_bodies(tiny):
+    path = "/v1/embeddings"
+    h = call(tiny, "GET", "/health", "/health").json()["embeddings"]
+    assert h["id"] == E5 and h["loaded"] and h["dimension"] == 384 and h["pooling"] == "mean", h
+    assert E5 in [m["id"] for m in call(tiny, "GET", "/v1/models", "/v1/models").json()["data"]]
+    assert call(tiny, "GET", f"/v1/models/{E5}", "/v1/models/{model}").json()["id"] == E5
+    r = call(tiny, "POST", path, path, json={"model": E5, "input": "query: cantine"}).json()
+    assert len(r["data"][0]["embedding"]) == 384 and r["usage"]["prompt_tokens"] > 0
+    r = call(tiny, "POST", path, path, json={"model": E5, "input": ["a", "b"], "encoding_format": "base64",
+                                            "dimensions": 384, "user": "x"}).json()
+    assert [d["index"] for d in r["data"]] == [0, 1] and isinstance(r["data"][0]["embedding"], str)
+    assert call(tiny, "GET", "/admin/status", "/admin/status").json()["embeddings"]["id"] == E5
+
+
+def test_embeddings_errors(tiny):
+    path = "/v1/embeddings"
+    for body, code, param in (
+        ({"model": E5, "input": []}, "invalid_value", "input"),
+        ({"model": E5, "input": ""}, "invalid_value", "input"),
+        ({"model": E5, "input": ["a"] * (TINY_EMBED_INPUTS + 1)}, "invalid_value", "input"),
+        ({"model": E5, "input": "x" * (TINY_EMBED_CHARS + 1)}, "invalid_value", "input"),
+        ({"model": E5, "input": [1, 2, 3]}, "unsupported_parameter", "input"),
+        ({"model": E5, "input": {"a": 1}}, "invalid_value", "input"),
+        ({"model": E5, "input": "a", "encoding_format": "int8"}, "invalid_value", "encoding_format"),
+        ({"model": E5, "input": "a", "dimensions": 256}, "unsupported_parameter", "dimensions"),
+        ({"input": "a"}, "invalid_value", None),
+    ):
+        expect_error(call(tiny, "POST", path, path, json=body), 400, code, param)
+    expect_error(call(tiny, "POST", path, path, json={"model": TINY, "input": "a"}), 404, "model_not_found", "model")
+    headers = {"content-type": "application/json", **tiny.headers()}
+    expect_error(call(tiny, "POST", path, path, content=b"{bad", headers=headers), 400, "invalid_json", None)
+    expect_error(call(tiny, "POST", path, path, headers={}, json={"model": E5, "input": "a"}), 401, "invalid_api_key")
 
 
 def test_system_facts_and_egress_probe(tiny):
@@ -397,7 +436,7 @@ def test_unknown_model(tiny):
 
 
 @pytest.mark.parametrize("method,url", [
-    ("GET", "/nope"), ("GET", "/v1"), ("GET", "/v1/"), ("POST", "/v1/embeddings"),
+    ("GET", "/nope"), ("GET", "/v1"), ("GET", "/v1/"), ("POST", "/v1/embeddings/x"),
     ("POST", "/v1/audio/translations"), ("GET", "/v1/models/"), ("GET", f"/v1/models/{TINY}/x"),
     ("GET", "/v1/chat/completions/x"), ("GET", "/%ff"),
 ])
@@ -439,9 +478,13 @@ def test_worker_unavailable(civiad, tmp_path):
     """A file that is not a GGUF model: the worker keeps failing; 503 with Retry-After, never 500."""
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(os.urandom(4096))
-    server = civiad(model=str(broken), wait_ready=False)
+    server = civiad(model=str(broken), wait_ready=False, embeddings=False)
     h = call(server, "GET", "/health", "/health").json()
     assert not h["model"]["loaded"] and h["model"]["sha256"] is None
+    # Without [embeddings], the endpoint exists and says embeddings are off.
+    assert h["embeddings"] is None
+    r = call(server, "POST", "/v1/embeddings", "/v1/embeddings", json={"model": "e5", "input": "a"})
+    expect_error(r, 404, "embeddings_disabled", None)
     r = call(server, "GET", "/ready", "/ready")
     assert r.status_code == 503 and r.json()["status"] == "not_ready"
     # Once the first load has failed, the reason is kept (not just "worker exited").
@@ -475,6 +518,13 @@ def fuzz_spec() -> dict:
         schemas[req]["properties"]["top_p"]["anyOf"][0]["minimum"] = 1e-30
         # Mostly the served model, so that requests get as far as generation.
         schemas[req]["properties"]["model"] = {"enum": [TINY, TINY, TINY, "gpt-4o"]}
+    # The tiny server's embedding limits, and the model's own dimension only.
+    emb = schemas["EmbeddingRequest"]["properties"]
+    emb["model"] = {"enum": [E5, E5, E5, "gpt-4o"]}
+    emb["input"]["anyOf"][0]["maxLength"] = TINY_EMBED_CHARS
+    emb["input"]["anyOf"][1]["maxItems"] = TINY_EMBED_INPUTS
+    emb["input"]["anyOf"][1]["items"]["maxLength"] = TINY_EMBED_CHARS
+    emb["dimensions"] = {"enum": [384, None]}
     # Few messages keep prompts inside the context window.
     schemas["ChatCompletionRequest"]["properties"]["messages"]["maxItems"] = TINY_MAX_MESSAGES
     # Fuzzed with the API key only: schemathesis's auth checks take one scheme at a time, and

@@ -89,6 +89,7 @@ async fn start() -> Box_ {
         supervisor: Supervisor::start(worker_spec(&model)),
         speech: None,
         knowledge: None,
+        embeddings: None,
         model_id: cfg.model_id(),
         limits: cfg.api.clone(),
         config: Arc::new(cfg.clone()),

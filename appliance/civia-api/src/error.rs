@@ -214,6 +214,30 @@ impl From<civia_supervisor::SpeechError> for ApiError {
     }
 }
 
+impl From<civia_supervisor::EmbedError> for ApiError {
+    fn from(e: civia_supervisor::EmbedError) -> Self {
+        use civia_supervisor::EmbedError as E;
+        let message = e.to_string();
+        let unavailable = |code, retry| {
+            let mut err = Self::of(Class::Unavailable, code, message.clone());
+            err.retry_after_secs = Some(retry);
+            err
+        };
+        match e {
+            E::Unavailable(_) => unavailable("embeddings_unavailable", 5),
+            E::Busy(_) => unavailable("embeddings_busy", 5),
+            E::WorkerCrashed(_) => unavailable("embeddings_restarted", 2),
+            E::TooManyInputs { .. } | E::InvalidInput { .. } => {
+                Self::bad_request(message, Some("input".into()))
+            }
+            E::InputTooLong { .. } => {
+                Self::of(Class::Invalid, "context_length_exceeded", message).with_param("input")
+            }
+            E::Internal(_) => Self::of(Class::Internal, "embeddings_failed", message),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, Json(self.body())).into_response();

@@ -21,16 +21,21 @@ pub(crate) async fn meter(
     let Some(who) = req.extensions().get::<Principal>().cloned() else {
         return ApiError::from(AuthError::MissingCredentials).into_response();
     };
-    // A transcription is audited under the speech model, everything else the language model.
-    let speech = req
-        .uri()
-        .path()
+    // A transcription is audited under the speech model, an embedding request under the
+    // embedding model, everything else the language model.
+    let path = req.uri().path();
+    let speech = path
         .ends_with("/audio/transcriptions")
         .then(|| st.speech.as_ref().zip(st.config.speech_model_id()))
         .flatten();
-    let (model, model_sha256) = match speech {
-        Some((s, id)) => (id, s.status().model.map(|m| m.sha256)),
-        None => (
+    let embeddings = path
+        .ends_with("/embeddings")
+        .then(|| st.embeddings.as_ref().zip(st.embeddings_model_id()))
+        .flatten();
+    let (model, model_sha256) = match (speech, embeddings) {
+        (Some((s, id)), _) => (id, s.status().model.map(|m| m.sha256)),
+        (None, Some((e, id))) => (id, e.status().model.map(|m| m.sha256)),
+        (None, None) => (
             st.model_id.clone(),
             st.supervisor.status().model.map(|m| m.sha256),
         ),

@@ -3,7 +3,8 @@
 
 use crate::error::Class;
 use crate::handlers::{
-    audio, charter, documents, health, knowledge, meetings, models, openai, privacy, session, web,
+    audio, charter, documents, embeddings, health, knowledge, meetings, models, openai, privacy,
+    session, web,
 };
 use crate::{auth, metering, ApiError, ApiState};
 use axum::extract::{DefaultBodyLimit, Request};
@@ -24,6 +25,7 @@ pub fn router(state: Arc<ApiState>, admin: Option<Router<Arc<ApiState>>>) -> Rou
         .route("/chat/completions", post(openai::chat_completions))
         .route("/completions", post(openai::completions))
         .route("/audio/transcriptions", post(audio::transcriptions))
+        .route("/embeddings", post(embeddings::create))
         .route("/meetings/minutes", post(meetings::minutes))
         .route("/parse", post(documents::extract))
         .route_layer(middleware::from_fn_with_state(

@@ -6,7 +6,7 @@ use crate::ApiError;
 use axum::http::Extensions;
 use civia_auth::{Auth, Principal};
 use civia_config::ApiConfig;
-use civia_supervisor::{Phase, SpeechSupervisor, Supervisor};
+use civia_supervisor::{EmbedSupervisor, Phase, SpeechSupervisor, Supervisor};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -15,6 +15,9 @@ pub struct ApiState {
     pub supervisor: Supervisor,
     /// The speech worker (meeting transcription); None when `[speech] path` is not set.
     pub speech: Option<SpeechSupervisor>,
+    /// The embedding worker and service (`/v1/embeddings`); None when `[embeddings] path`
+    /// is not set.
+    pub embeddings: Option<EmbedSupervisor>,
     /// The id clients name; from the configuration, known before the model loads.
     pub model_id: String,
     pub limits: ApiConfig,
@@ -55,12 +58,44 @@ pub struct TrustFacts {
 }
 
 impl ApiState {
-    /// The language model, then the speech model when transcription is on.
+    /// The language model, then the speech model when transcription is on, then the
+    /// embedding model when embeddings are on.
     pub fn model_ids(&self) -> Vec<String> {
         let speech = self.speech.as_ref().and(self.config.speech_model_id());
         std::iter::once(self.model_id.clone())
             .chain(speech)
+            .chain(self.embeddings_model_id())
             .collect()
+    }
+
+    /// The embedding model's id, when embeddings are on.
+    pub fn embeddings_model_id(&self) -> Option<String> {
+        self.embeddings
+            .as_ref()
+            .and(self.config.embeddings_model_id())
+    }
+
+    /// What `/health` and `/admin/status` say about embeddings (null when they are off).
+    pub fn embeddings_status(&self) -> Value {
+        let (Some(e), Some(id)) = (&self.embeddings, self.embeddings_model_id()) else {
+            return Value::Null;
+        };
+        let s = e.status();
+        let m = s.model.as_ref();
+        json!({
+            "id": id,
+            "loaded": s.phase == Phase::Ready,
+            "phase": s.phase.as_str(),
+            "restarts": s.restarts,
+            "last_error": s.last_error,
+            "sha256": m.map(|m| m.sha256.clone()),
+            "dimension": m.map(|m| m.dimension),
+            "max_tokens": m.map(|m| m.max_tokens),
+            "pooling": m.map(|m| m.pooling),
+            "gpu_layers": m.map(|m| m.gpu_layers),
+            "jobs": s.jobs,
+            "queue_depth": self.config.embeddings.queue_depth,
+        })
     }
 
     /// What `/health` and `/admin/status` say about transcription (null when it is off).

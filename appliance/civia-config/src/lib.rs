@@ -70,6 +70,8 @@ pub struct Config {
     #[serde(default)]
     pub speech: SpeechConfig,
     #[serde(default)]
+    pub embeddings: EmbeddingsConfig,
+    #[serde(default)]
     pub documents: DocumentsConfig,
     #[serde(default)]
     pub knowledge: KnowledgeConfig,
@@ -290,6 +292,62 @@ impl Default for SpeechConfig {
             window_secs: 300,
             spool_dir: None,
             worker: None,
+        }
+    }
+}
+
+/// Embeddings (`POST /v1/embeddings`, and the vectors of the knowledge service): the
+/// embedding worker (llama.cpp in embedding mode). Off unless `path` names a GGUF embedding
+/// model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingsConfig {
+    /// GGUF embedding model (e.g. multilingual E5); setting it starts the embedding worker.
+    pub path: Option<PathBuf>,
+    /// Model id clients name; default: the file name without `.gguf`.
+    pub id: Option<String>,
+    /// Expected SHA-256 of the model file (hex).
+    pub sha256: Option<String>,
+    /// CPU threads for the embedding worker; 0: all available cores.
+    pub threads: u32,
+    /// Layers offloaded to a GPU when the worker is built with a GPU backend (0: CPU only).
+    pub gpu_layers: u32,
+    /// Tokens evaluated in one pass, several inputs together. An input is evaluated in one
+    /// pass: it may have at most min(the model's context, `batch_size`) tokens. The pass also
+    /// bounds the worker's memory: llama.cpp keeps (vocabulary x batch_size) floats of output
+    /// even in embedding mode, about 0.5 GiB at 512 tokens for E5's 250,000-token vocabulary.
+    pub batch_size: u32,
+    /// Inputs evaluated together in one pass (1 to 256).
+    pub max_sequences: u32,
+    /// Most inputs in one request (OpenAI allows 2048); beyond, HTTP 400.
+    pub max_inputs_per_request: usize,
+    /// Longest input, in characters; beyond, HTTP 400 (an input longer than the model's
+    /// context in tokens is refused too, never truncated).
+    pub max_input_chars: usize,
+    /// Requests waiting behind the running one; beyond, HTTP 503 `embeddings_busy`.
+    pub queue_depth: usize,
+    /// What Civia's own services (document search) put before a question and before a
+    /// passage of a document: the model's convention (E5: `query: ` and `passage: `; empty
+    /// for models without one). `/v1/embeddings` passes its input through unchanged.
+    pub query_prefix: String,
+    pub passage_prefix: String,
+}
+
+impl Default for EmbeddingsConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            id: None,
+            sha256: None,
+            threads: 0,
+            gpu_layers: 0,
+            batch_size: 512,
+            max_sequences: 32,
+            max_inputs_per_request: 256,
+            max_input_chars: 8192,
+            queue_depth: 32,
+            query_prefix: "query: ".into(),
+            passage_prefix: "passage: ".into(),
         }
     }
 }
@@ -948,6 +1006,7 @@ impl Config {
             }
         }
         self.validate_speech()?;
+        self.validate_embeddings()?;
         if !matches!(self.update.booted_slot.as_str(), "a" | "b" | "auto") {
             return bad("update.booted_slot", "must be a, b or auto".into());
         }
@@ -1063,6 +1122,76 @@ impl Config {
             return bad("speech.window_secs", "must be between 30 and 1800");
         }
         Ok(())
+    }
+
+    fn validate_embeddings(&self) -> Result<(), ConfigError> {
+        let bad = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        let e = &self.embeddings;
+        if e.sha256
+            .as_ref()
+            .is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return bad("embeddings.sha256", "must be 64 hexadecimal digits");
+        }
+        if e.id
+            .as_ref()
+            .is_some_and(|id| id.is_empty() || id.len() > 128 || id.chars().any(char::is_control))
+        {
+            return bad("embeddings.id", "must be 1 to 128 printable characters");
+        }
+        if let Some(id) = self.embeddings_model_id() {
+            if id == self.model_id() || self.speech_model_id().is_some_and(|s| s == id) {
+                return bad(
+                    "embeddings.id",
+                    "must differ from the language and speech models' ids",
+                );
+            }
+        }
+        if !(32..=65536).contains(&e.batch_size) {
+            return bad("embeddings.batch_size", "must be between 32 and 65536");
+        }
+        if !(1..=256).contains(&e.max_sequences) {
+            return bad("embeddings.max_sequences", "must be between 1 and 256");
+        }
+        if !(1..=2048).contains(&e.max_inputs_per_request) {
+            return bad(
+                "embeddings.max_inputs_per_request",
+                "must be between 1 and 2048",
+            );
+        }
+        if !(1..=65536).contains(&e.max_input_chars) {
+            return bad("embeddings.max_input_chars", "must be between 1 and 65536");
+        }
+        if !(1..=1024).contains(&e.queue_depth) {
+            return bad("embeddings.queue_depth", "must be between 1 and 1024");
+        }
+        for (key, prefix) in [
+            ("embeddings.query_prefix", &e.query_prefix),
+            ("embeddings.passage_prefix", &e.passage_prefix),
+        ] {
+            if prefix.len() > 256 {
+                return bad(key, "at most 256 bytes");
+            }
+        }
+        Ok(())
+    }
+
+    /// The id clients use for the embedding model (None: embeddings are off).
+    pub fn embeddings_model_id(&self) -> Option<String> {
+        let path = self.embeddings.path.as_ref()?;
+        if let Some(id) = &self.embeddings.id {
+            return Some(id.clone());
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "embeddings".into());
+        Some(name.strip_suffix(".gguf").unwrap_or(&name).to_string())
     }
 
     /// The id clients use for the speech model (None: transcription is off).
@@ -1337,6 +1466,45 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
             c.runtime.queue_timeout_secs,
             RuntimeConfig::default().queue_timeout_secs
         );
+        let (e, ed) = (&c.embeddings, EmbeddingsConfig::default());
+        assert_eq!(
+            (e.threads, e.gpu_layers, e.batch_size, e.max_sequences),
+            (ed.threads, ed.gpu_layers, ed.batch_size, ed.max_sequences)
+        );
+        assert_eq!(
+            (e.max_inputs_per_request, e.max_input_chars, e.queue_depth),
+            (
+                ed.max_inputs_per_request,
+                ed.max_input_chars,
+                ed.queue_depth
+            )
+        );
+        assert!(
+            e.path.is_none(),
+            "embeddings are off until a model is named"
+        );
+    }
+
+    #[test]
+    fn embeddings_are_off_until_a_model_is_named_and_their_id_is_its_stem() {
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(c.embeddings_model_id(), None);
+        let on = format!("{MINIMAL}[embeddings]\npath = \"/m/multilingual-e5-small.Q4_0.gguf\"\n");
+        let c = Config::from_toml(&on).unwrap();
+        assert_eq!(
+            c.embeddings_model_id().as_deref(),
+            Some("multilingual-e5-small.Q4_0")
+        );
+        assert_eq!(c.embeddings.max_inputs_per_request, 256);
+        let err = Config::from_toml(&format!("{on}max_inputs_per_request = 4096\n")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("embeddings.max_inputs_per_request"),
+            "{err}"
+        );
+        let err =
+            Config::from_toml(&format!("{on}id = \"SmolLM2-135M-Instruct.Q4_1\"\n")).unwrap_err();
+        assert!(err.to_string().contains("embeddings.id"), "{err}");
     }
 
     #[test]

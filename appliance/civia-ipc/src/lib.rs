@@ -1,21 +1,23 @@
 //! The protocol between the supervisor (`civiad`) and its worker processes: the runtime
-//! worker (language model) here, the speech worker in [`speech`].
+//! worker (language model) here, the speech worker in [`speech`], the embedding worker in
+//! [`embed`].
 //!
 //! Owns: the typed messages both sides exchange, the protocol version, and the framing
 //! (a 4-byte big-endian length followed by one JSON document) in blocking and async form.
 //!
 //! Also what every worker protocol shares ([`worker::Protocol`]: hello, load, loaded or
-//! refused), implemented here for the runtime worker ([`RuntimeProtocol`]) and the speech
-//! worker ([`speech::SpeechProtocol`]), and the worker side of process plumbing: the
-//! start-up every worker binary runs ([`worker::worker_main`], [`worker::handshake`]), the
-//! inherited socket, the worker's half of its isolation ([`sandbox`]: checking the jail
-//! civiad built, the seccomp filter; fatal when anything is missing), model file
-//! verification.
+//! refused), implemented here for the runtime worker ([`RuntimeProtocol`]), the speech
+//! worker ([`speech::SpeechProtocol`]) and the embedding worker ([`embed::EmbedProtocol`]),
+//! and the worker side of process plumbing: the start-up every worker binary runs
+//! ([`worker::worker_main`], [`worker::handshake`]), the inherited socket, the worker's half
+//! of its isolation ([`sandbox`]: checking the jail civiad built, the seccomp filter; fatal
+//! when anything is missing), model file verification.
 //!
 //! Must never: carry anything but what one generation needs (no config files, no secrets),
 //! accept a frame larger than [`MAX_FRAME_BYTES`], or log message contents (prompts are
 //! personal data).
 
+pub mod embed;
 pub mod sandbox;
 pub mod speech;
 pub mod worker;

@@ -28,6 +28,17 @@ pub enum EmbedRole {
 pub type EmbedFuture<'a> =
     Pin<Box<dyn Future<Output = std::result::Result<Vec<Vec<f32>>, String>> + Send + 'a>>;
 
+/// What an embedding model is given of a text: NFC (the model's tokenizer does not compose
+/// accents itself) and at most [`MAX_EMBED_CHARS`] characters (well inside E5's 512 tokens:
+/// a longer chunk or question is embedded by its beginning).
+pub fn embed_text(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfc().take(MAX_EMBED_CHARS).collect()
+}
+
+/// See [`embed_text`].
+pub const MAX_EMBED_CHARS: usize = 1500;
+
 /// Turns texts into vectors (civiad plugs the embedding worker in).
 pub trait Embedder: Send + Sync {
     /// The model's id, recorded with each indexed document.
@@ -431,7 +442,7 @@ impl Knowledge {
             (Method::Hybrid, None) => Vec::new(),
             (_, Some(embedder)) => {
                 let q = embedder
-                    .embed(vec![prompt.clone()], crate::EmbedRole::Query)
+                    .embed(vec![embed_text(&prompt)], crate::EmbedRole::Query)
                     .await
                     .map_err(KnowledgeError::EmbeddingUnavailable)?
                     .into_iter()
@@ -623,7 +634,10 @@ impl Knowledge {
             None => (None, None),
             Some(embedder) => {
                 let title = title_of(&doc.name);
-                let texts: Vec<String> = pieces.iter().map(|p| lexical_text(&title, p)).collect();
+                let texts: Vec<String> = pieces
+                    .iter()
+                    .map(|p| embed_text(&lexical_text(&title, p)))
+                    .collect();
                 match self.embed_all(embedder.as_ref(), texts).await {
                     Ok(v) => (Some(v), Some(embedder.model())),
                     Err(e) => {

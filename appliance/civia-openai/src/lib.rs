@@ -1,6 +1,7 @@
-//! The OpenAI wire protocol of civiad as data: `/v1/chat/completions`, `/v1/completions` and
-//! `/v1/audio/transcriptions` requests validated and translated into `civia-ipc` prompts and
-//! sampling parameters, and the JSON (and SRT/WebVTT) shapes of their answers.
+//! The OpenAI wire protocol of civiad as data: `/v1/chat/completions`, `/v1/completions`,
+//! `/v1/audio/transcriptions` and `/v1/embeddings` requests validated and translated into
+//! `civia-ipc` prompts and sampling parameters (or the texts to embed), and the JSON (and
+//! SRT/WebVTT) shapes of their answers.
 //!
 //! Owns: the request types and their validation (ranges, unsupported OpenAI features, message
 //! shapes, prompt length), the completion and chunk objects, the transcription formats, and
@@ -11,6 +12,7 @@
 //! Must never: do I/O (network, files, clocks, randomness: ids and times are given), panic
 //! on input (it is fuzzed with hostile bodies), log anything — least of all request text.
 
+pub mod embeddings;
 mod error;
 pub mod request;
 pub mod response;

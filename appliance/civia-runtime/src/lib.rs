@@ -12,6 +12,7 @@
 //! supervisor (it exits when its IPC socket closes). A llama.cpp abort kills only this process;
 //! the supervisor answers the requests in flight and restarts it.
 
+pub mod devices;
 mod engine;
 mod error;
 pub mod prompt;

@@ -4,15 +4,12 @@
 use crate::engine::{Engine, EngineConfig};
 use crate::template::ChatTemplate;
 use civia_ipc::worker::{handshake, Link, Started};
-use civia_ipc::{
-    read_frame, ComputeDevice, DeviceKind, IpcError, ModelInfo, RuntimeProtocol, ToWorker,
-};
+use civia_ipc::{read_frame, IpcError, ModelInfo, RuntimeProtocol, ToWorker};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
-use llama_cpp_2::LlamaBackendDeviceType;
 use std::num::NonZeroU32;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::channel;
@@ -81,20 +78,7 @@ pub fn run_worker(stream: UnixStream) -> Result<(), WorkerError> {
         &piece(vocab.bos()),
         &piece(vocab.eos()),
     );
-    let devices: Vec<ComputeDevice> = llama_cpp_2::list_llama_ggml_backend_devices()
-        .into_iter()
-        .map(|d| ComputeDevice {
-            name: d.name,
-            description: d.description,
-            kind: match d.device_type {
-                LlamaBackendDeviceType::Cpu => DeviceKind::Cpu,
-                LlamaBackendDeviceType::Gpu => DeviceKind::Gpu,
-                LlamaBackendDeviceType::IntegratedGpu => DeviceKind::IntegratedGpu,
-                _ => DeviceKind::Accelerator,
-            },
-            memory_bytes: d.memory_total as u64,
-        })
-        .collect();
+    let devices = crate::devices::compute_devices();
     let info = ModelInfo {
         sha256,
         size_bytes: model.size(),
@@ -107,7 +91,12 @@ pub fn run_worker(stream: UnixStream) -> Result<(), WorkerError> {
             .unwrap_or_else(|_| "unknown".into()),
         name: model.meta_val_str("general.name").ok(),
         template: template.source(),
-        gpu_layers: offloaded_layers(&backend, &devices, spec.gpu_layers, model.n_layer()),
+        gpu_layers: crate::devices::offloaded_layers(
+            &backend,
+            &devices,
+            spec.gpu_layers,
+            model.n_layer(),
+        ),
         devices,
     };
     log::info!(
@@ -160,22 +149,4 @@ pub fn run_worker(stream: UnixStream) -> Result<(), WorkerError> {
     };
     let mut engine = Engine::new(&model, ctx, template, out, rx, cfg);
     engine.serve()
-}
-
-/// Layers llama.cpp puts on a GPU: the configured count bounded by the model's layers (plus
-/// its output layer), when the backend can offload and found a GPU; else none.
-fn offloaded_layers(
-    backend: &LlamaBackend,
-    devices: &[ComputeDevice],
-    configured: u32,
-    n_layer: u32,
-) -> u32 {
-    let gpu = devices
-        .iter()
-        .any(|d| matches!(d.kind, DeviceKind::Gpu | DeviceKind::IntegratedGpu));
-    if gpu && backend.supports_gpu_offload() {
-        configured.min(n_layer.saturating_add(1))
-    } else {
-        0
-    }
 }

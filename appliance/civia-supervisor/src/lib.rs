@@ -1,5 +1,6 @@
-//! Supervision of the worker processes: the runtime worker (language model, [`Supervisor`])
-//! and the speech worker ([`SpeechSupervisor`], whisper).
+//! Supervision of the worker processes: the runtime worker (language model, [`Supervisor`]),
+//! the speech worker ([`SpeechSupervisor`], whisper) and the embedding worker
+//! ([`EmbedSupervisor`], which is also the embedding service other crates call).
 //!
 //! Owns: one supervision engine for every worker (`engine`: spawning a worker with one end of
 //! a Unix socket pair as its fd 3 and a parent-death signal so it never outlives us, inside
@@ -11,23 +12,30 @@
 //! worker's (generation slots behind a fair bounded queue, routing streamed events by id,
 //! cancellation when a caller goes away; every request in flight when the worker dies gets
 //! [`GenerationError::WorkerCrashed`] at once), in `speech` the speech worker's (one job at a
-//! time, the others waiting in order). Driving one transcription to its end (`transcription`:
-//! its recording in a private spool file deleted once the job ends, the job's events as
-//! [`Step`]s, the segments collected into the [`Transcribed`] result). Also the specs built
-//! from the configuration ([`WorkerSpec::from_config`], [`SpeechSpec::from_config`]).
+//! time, the others waiting in order), in `embed` the embedding worker's (one request at a
+//! time, a bounded queue in order, requests checked against the limits before they queue).
+//! Driving one transcription to its end (`transcription`: its recording in a private spool
+//! file deleted once the job ends, the job's events as [`Step`]s, the segments collected
+//! into the [`Transcribed`] result). Also the specs built from the configuration
+//! ([`WorkerSpec::from_config`], [`SpeechSpec::from_config`], [`EmbedSpec::from_config`]).
 //!
 //! Must never: start a worker outside its jail (except the stand-in programs of tests, with
 //! `sandbox: None`) or hand it civiad's environment, block on the worker from a caller's task (callers only see channels), let a
 //! worker failure take down the supervisor, log prompts, recordings' content or outputs, keep
-//! a recording past its transcription, or speak HTTP or an API's formats.
+//! a recording past its transcription, log the texts it embeds or their vectors, or speak
+//! HTTP or an API's formats.
 
 mod admission;
+mod embed;
 mod engine;
 mod jail;
 mod speech;
 mod transcription;
 
 pub use admission::Metrics;
+pub use embed::{
+    EmbedError, EmbedMetrics, EmbedSpec, EmbedStatus, EmbedSupervisor, Embedded, TextKind,
+};
 pub use jail::{JailError, SandboxPolicy};
 pub use speech::{SpeechError, SpeechEvent, SpeechJob, SpeechSpec, SpeechStatus, SpeechSupervisor};
 pub use transcription::{SpoolFile, Step, Transcribed, Transcription};

@@ -2,7 +2,8 @@
 //!
 //! [`App::builder`] → [`AppBuilder::build`] makes every part, in this order: the state
 //! directory, the runtime worker's supervisor ([`WorkerSpec::from_config`]), the speech
-//! worker's ([`SpeechSpec::from_config`]), the systemd notifier, the TLS material, accounts
+//! worker's ([`SpeechSpec::from_config`]), the embedding worker's
+//! ([`EmbedSpec::from_config`]), the systemd notifier, the TLS material, accounts
 //! ([`Auth`]), the audit trail and signed updates ([`audit_and_updates`]), the boot step of
 //! the update state machine ([`crate::boot`]), and the API state. [`App::run`] binds the
 //! listeners, serves until the stop future completes (or a trial boot is found unhealthy),
@@ -13,7 +14,9 @@ use crate::{serve, systemd, DaemonError};
 use civia_admin_api::admin_router;
 use civia_api::{router, ApiState, Auth};
 use civia_config::Config;
-use civia_supervisor::{SpeechSpec, SpeechSupervisor, Supervisor, WorkerSpec};
+use civia_supervisor::{
+    EmbedSpec, EmbedSupervisor, SpeechSpec, SpeechSupervisor, Supervisor, WorkerSpec,
+};
 use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
@@ -27,6 +30,9 @@ pub struct App {
     cfg: Config,
     pub supervisor: Supervisor,
     pub speech: Option<SpeechSupervisor>,
+    /// The embedding worker and service, when `[embeddings] path` is set (what the knowledge
+    /// service embeds with).
+    pub embeddings: Option<EmbedSupervisor>,
     pub state: Arc<ApiState>,
     server_tls: Arc<rustls::ServerConfig>,
     /// Tells the systemd notifier the listeners are bound.
@@ -36,7 +42,8 @@ pub struct App {
 }
 
 /// How to build an [`App`]; by default the workers are civiad's own executable
-/// (`civiad runtime-worker`) and `civia-speech-worker` next to it (or `speech.worker`).
+/// (`civiad runtime-worker`, `civiad embed-worker`) and `civia-speech-worker` next to it (or
+/// `speech.worker`).
 pub struct AppBuilder {
     cfg: Config,
     runtime_worker: Option<(PathBuf, Vec<String>)>,
@@ -67,6 +74,7 @@ impl AppBuilder {
         };
         let supervisor = Supervisor::start(WorkerSpec::from_config(&cfg, program, args));
         let speech = start_speech(&cfg)?;
+        let embeddings = start_embeddings(&cfg)?;
 
         // STATUS= from now on; READY=1 once the model is loaded and the listeners are bound.
         let (listening, listening_rx) = oneshot::channel();
@@ -120,11 +128,21 @@ impl AppBuilder {
             Duration::from_secs(cfg.runtime.load_timeout_secs),
         );
 
-        let knowledge = crate::knowledge::start(&cfg, None)?;
+        let embedder = embeddings
+            .clone()
+            .zip(cfg.embeddings_model_id())
+            .map(|(embeddings, model_id)| {
+                Arc::new(crate::knowledge::WorkerEmbedder {
+                    embeddings,
+                    model_id,
+                }) as Arc<dyn civia_knowledge::Embedder>
+            });
+        let knowledge = crate::knowledge::start(&cfg, embedder)?;
         let state = Arc::new(ApiState {
             supervisor: supervisor.clone(),
             knowledge,
             speech: speech.clone(),
+            embeddings: embeddings.clone(),
             model_id: cfg.model_id(),
             limits: cfg.api.clone(),
             config: Arc::new(cfg.clone()),
@@ -155,6 +173,7 @@ impl AppBuilder {
             cfg,
             supervisor,
             speech,
+            embeddings,
             state,
             server_tls,
             listening,
@@ -221,6 +240,7 @@ impl App {
             cfg,
             supervisor,
             speech,
+            embeddings,
             state,
             server_tls,
             listening,
@@ -289,6 +309,9 @@ impl App {
         supervisor.shutdown().await;
         if let Some(s) = speech {
             s.shutdown().await;
+        }
+        if let Some(e) = embeddings {
+            e.shutdown().await;
         }
         stop
     }
@@ -437,6 +460,23 @@ fn start_speech(cfg: &Config) -> Result<Option<SpeechSupervisor>, DaemonError> {
     }
     purge_spool(&cfg.speech_spool_dir())?;
     Ok(SpeechSpec::from_config(cfg, program).map(SpeechSupervisor::start))
+}
+
+/// The embedding worker, when `[embeddings] path` is set: civiad's own executable as
+/// `civiad embed-worker` (it shares civiad's llama.cpp), in the workers' jail.
+fn start_embeddings(cfg: &Config) -> Result<Option<EmbedSupervisor>, DaemonError> {
+    let Some(path) = &cfg.embeddings.path else {
+        return Ok(None);
+    };
+    std::fs::File::open(path).map_err(|source| DaemonError::EmbeddingsModel {
+        path: path.clone(),
+        source,
+    })?;
+    let program = std::env::current_exe().map_err(DaemonError::SelfExe)?;
+    Ok(
+        EmbedSpec::from_config(cfg, program, vec!["embed-worker".into()])
+            .map(EmbedSupervisor::start),
+    )
 }
 
 /// Creates the spool directory (0711: the speech worker, under its own uid, reads the

@@ -36,6 +36,11 @@ pub enum DaemonError {
     },
     #[error("the speech worker program {0} is missing (build it with `cargo build --release -p civia-speech`, or set speech.worker)")]
     SpeechWorker(PathBuf),
+    #[error("embeddings.path: {path} cannot be read: {source}")]
+    EmbeddingsModel {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("speech spool directory {path}: {source}")]
     Spool {
         path: PathBuf,

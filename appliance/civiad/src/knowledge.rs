@@ -7,8 +7,10 @@ use civia_config::Config;
 use civia_documents::isolated::Sandbox;
 use civia_documents::{Limits, Ocr};
 use civia_knowledge::{
-    Chunking, Embedder, Extraction, Extractor, Knowledge, KnowledgeSettings, PageText, Refusal,
+    Chunking, EmbedFuture, EmbedRole, Embedder, Extraction, Extractor, Knowledge,
+    KnowledgeSettings, PageText, Refusal,
 };
+use civia_supervisor::{EmbedSupervisor, TextKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +81,33 @@ impl Extractor for DocumentReader {
                 detail: e.to_string(),
             }),
         }
+    }
+}
+
+/// The embedding worker as the knowledge service's embedder (the model's query and passage
+/// prefixes are the supervisor's).
+pub struct WorkerEmbedder {
+    pub embeddings: EmbedSupervisor,
+    pub model_id: String,
+}
+
+impl Embedder for WorkerEmbedder {
+    fn model(&self) -> String {
+        self.model_id.clone()
+    }
+
+    fn embed(&self, texts: Vec<String>, role: EmbedRole) -> EmbedFuture<'_> {
+        let kind = match role {
+            EmbedRole::Query => TextKind::Query,
+            EmbedRole::Passage => TextKind::Passage,
+        };
+        Box::pin(async move {
+            self.embeddings
+                .embed_texts(kind, &texts)
+                .await
+                .map(|e| e.vectors)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! `civiad`, the Civia supervisor daemon: started as `civiad --config PATH`; the same binary
-//! started as `civiad runtime-worker` (by itself, never by hand) is the runtime worker, and
-//! as `civiad extract-document` the process that reads one uploaded document under limits
-//! (`civia_documents::isolated`).
+//! started as `civiad runtime-worker` (by itself, never by hand) is the runtime worker, as
+//! `civiad embed-worker` the embedding worker (the two share civiad's one link of llama.cpp),
+//! and as `civiad extract-document` the process that reads one uploaded document under
+//! limits (`civia_documents::isolated`).
 //!
 //! Owns: the command line, the exit statuses (0 on a signal, 2 on a bad configuration or a
 //! failed start, [`civia_update::EXIT_TRIAL_UNHEALTHY`] for a bad trial boot) and the async
@@ -31,6 +32,9 @@ enum Sub {
     /// Internal: the runtime worker, started by civiad with its IPC socket on fd 3.
     #[command(hide = true)]
     RuntimeWorker,
+    /// Internal: the embedding worker, started by civiad with its IPC socket on fd 3.
+    #[command(hide = true)]
+    EmbedWorker,
     /// Internal: extracts the text of one document (request and file on stdin, answer on
     /// stdout), started by civiad under resource limits.
     #[command(hide = true)]
@@ -55,6 +59,16 @@ fn main() -> ExitCode {
             },
             logging::init,
             civia_runtime::run_worker,
+        );
+    }
+    if let Some(Sub::EmbedWorker) = cli.command {
+        return civia_ipc::worker::worker_main(
+            &civia_ipc::worker::WorkerNames {
+                name: "embedding worker",
+                command: "civiad embed-worker",
+            },
+            logging::init,
+            civia_embed::run_worker,
         );
     }
     let cfg = match cli.config.as_deref().map(Config::load) {

@@ -141,6 +141,84 @@ async fn trial_mode_worker_runs_under_its_own_uid_without_secrets_or_state() {
     assert_eq!(code, 200, "{body}");
 }
 
+/// civiad's child running `civiad <sub>` once its seccomp filter is on.
+fn sandboxed_child(d: &Daemon, sub: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pid = d.child.id();
+        let children: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect();
+        for child in children {
+            let cmd = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            if cmd.split(|b| *b == 0).any(|a| a == sub.as_bytes())
+                && status(child).get("Seccomp").map(String::as_str) == Some("2")
+            {
+                return child;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sandboxed `civiad {sub}`; log:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn the_embedding_worker_runs_in_the_same_sandbox() {
+    let mut s = Setup::model(TINY);
+    let e5 = model_path("multilingual-e5-small.Q4_0");
+    s.tail = format!("[embeddings]\npath = {e5:?}\n");
+    let d = Daemon::start(s).await;
+    let pid = sandboxed_child(&d, "embed-worker");
+    assert_own_credentials(&d, pid);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    for var in environ.split(|b| *b == 0).filter(|v| !v.is_empty()) {
+        let name = String::from_utf8_lossy(var)
+            .split('=')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(
+            civia_ipc::sandbox::WORKER_ENV.contains(&name.as_str()),
+            "unexpected variable {name} in the embedding worker's environment"
+        );
+    }
+    let state = d.dir.path().join("state");
+    let inside = Path::new(&format!("/proc/{pid}/root")).join(state.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read_dir(inside).unwrap().count(),
+        0,
+        "state dir seen by the worker"
+    );
+    // Serving through the sandbox (the model loads beside the language model).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, body) = d
+            .post(
+                "/v1/embeddings",
+                &serde_json::json!({"model": "multilingual-e5-small.Q4_0", "input": "query: mairie"}),
+            )
+            .await;
+        if code == 200 {
+            assert_eq!(body["data"][0]["embedding"].as_array().unwrap().len(), 384);
+            break;
+        }
+        assert!(code == 503 && Instant::now() < deadline, "{code} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn tls_mode_worker_runs_under_its_own_uid() {
     let mut s = Setup::model(TINY);
@@ -187,10 +265,16 @@ async fn worker_credentials_are_refused_on_the_admin_socket() {
 /// but none of the sandbox) refuses to serve instead of warning and going on.
 #[test]
 fn a_worker_outside_the_sandbox_never_serves() {
+    for sub in ["runtime-worker", "embed-worker"] {
+        outside_the_sandbox(sub);
+    }
+}
+
+fn outside_the_sandbox(sub: &str) {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
     let mut cmd = civiad();
-    cmd.arg("runtime-worker")
+    cmd.arg(sub)
         .env_remove("CIVIA_WORKER_SANDBOX")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -223,7 +307,7 @@ fn a_worker_outside_the_sandbox_never_serves() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         answer.is_err(),
-        "an unsandboxed worker answered {answer:?}; stderr: {err}"
+        "an unsandboxed {sub} answered {answer:?}; stderr: {err}"
     );
     assert!(!out.status.success());
     assert!(err.contains("sandbox"), "the refusal says why: {err}");

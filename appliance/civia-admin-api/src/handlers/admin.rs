@@ -372,6 +372,7 @@ pub(crate) async fn status(State(st): State<Arc<ApiState>>, ext: Extensions) -> 
         },
         "worker": {"phase": s.phase.as_str(), "restarts": s.restarts, "last_error": s.last_error},
         "speech": st.speech_status(),
+        "embeddings": st.embeddings_status(),
         "users": users,
         "pairing_pending": st.auth.pairing_code().is_some(),
         "host": host,

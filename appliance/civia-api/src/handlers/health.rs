@@ -33,10 +33,13 @@ pub async fn ca_certificate(State(st): State<Arc<ApiState>>) -> impl IntoRespons
 
 pub(crate) async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoResponse {
     let s = st.supervisor.status();
-    let text = st
+    let mut text = st
         .supervisor
         .metrics()
         .render(s.restarts, s.phase == Phase::Ready);
+    if let Some(e) = &st.embeddings {
+        text.push_str(&e.metrics().render(&e.status()));
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -71,9 +74,12 @@ fn without_paths(message: &str) -> String {
 pub async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> {
     let s = st.supervisor.status();
     let mut speech = st.speech_status();
-    if let Some(e) = speech.get_mut("last_error") {
-        if let Some(text) = e.as_str() {
-            *e = json!(without_paths(text));
+    let mut embeddings = st.embeddings_status();
+    for worker in [&mut speech, &mut embeddings] {
+        if let Some(e) = worker.get_mut("last_error") {
+            if let Some(text) = e.as_str() {
+                *e = json!(without_paths(text));
+            }
         }
     }
     Json(json!({
@@ -91,6 +97,7 @@ pub async fn health(State(st): State<Arc<ApiState>>) -> Json<serde_json::Value> 
             "chat_template": s.model.as_ref().map(|m| m.template),
         },
         "speech": speech,
+        "embeddings": embeddings,
     }))
 }
 

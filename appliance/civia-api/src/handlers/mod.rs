@@ -5,6 +5,7 @@
 pub(crate) mod audio;
 pub(crate) mod charter;
 pub(crate) mod documents;
+pub(crate) mod embeddings;
 pub(crate) mod health;
 pub mod knowledge;
 pub(crate) mod meetings;
