@@ -3,7 +3,8 @@
 //! embedding model's cost is measured apart), then times lexical, semantic and hybrid search
 //! and reports JSON on stdout: build time, file size, size per 1,000 chunks, query p50/p95 per
 //! method, resident memory. With `--texts FILE` it also writes the chunks' texts (one per
-//! line) for a BM25 peer to index the same corpus.
+//! line) and with `--questions FILE` the questions, for a BM25 peer to index and query the
+//! same corpus.
 //!
 //! `cargo run --release -p civia-knowledge --example scale -- 10000 [--texts FILE]`
 
@@ -14,14 +15,67 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const WORDS: &[&str] = &[
-    "délibération", "conseil", "municipal", "arrêté", "maire", "cantine", "scolaire", "tarif",
-    "repas", "salle", "fêtes", "location", "caution", "cimetière", "concession", "voirie",
-    "stationnement", "circulation", "rue", "fermeture", "travaux", "subvention", "association",
-    "budget", "investissement", "école", "bibliothèque", "horaires", "ouverture", "déchets",
-    "collecte", "encombrants", "urbanisme", "permis", "construire", "zone", "hauteur",
-    "règlement", "intérieur", "marché", "noël", "périscolaire", "garderie", "enfants", "famille",
-    "quotient", "commission", "vote", "unanimité", "convention", "gymnase", "piscine", "été",
-    "novembre", "septembre", "euros", "article", "communal", "prix", "parking", "vacances",
+    "délibération",
+    "conseil",
+    "municipal",
+    "arrêté",
+    "maire",
+    "cantine",
+    "scolaire",
+    "tarif",
+    "repas",
+    "salle",
+    "fêtes",
+    "location",
+    "caution",
+    "cimetière",
+    "concession",
+    "voirie",
+    "stationnement",
+    "circulation",
+    "rue",
+    "fermeture",
+    "travaux",
+    "subvention",
+    "association",
+    "budget",
+    "investissement",
+    "école",
+    "bibliothèque",
+    "horaires",
+    "ouverture",
+    "déchets",
+    "collecte",
+    "encombrants",
+    "urbanisme",
+    "permis",
+    "construire",
+    "zone",
+    "hauteur",
+    "règlement",
+    "intérieur",
+    "marché",
+    "noël",
+    "périscolaire",
+    "garderie",
+    "enfants",
+    "famille",
+    "quotient",
+    "commission",
+    "vote",
+    "unanimité",
+    "convention",
+    "gymnase",
+    "piscine",
+    "été",
+    "novembre",
+    "septembre",
+    "euros",
+    "article",
+    "communal",
+    "prix",
+    "parking",
+    "vacances",
 ];
 
 struct Rng(u64);
@@ -34,14 +88,26 @@ impl Rng {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     fn unit(&mut self, dim: usize) -> Vec<f32> {
-        let v: Vec<f32> = (0..dim).map(|_| (self.next() % 20_000) as f32 / 10_000.0 - 1.0).collect();
+        let v: Vec<f32> = (0..dim)
+            .map(|_| (self.next() % 20_000) as f32 / 10_000.0 - 1.0)
+            .collect();
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
         v.into_iter().map(|x| x / n).collect()
     }
+    /// Words as in real prose: a third from the municipal vocabulary above, the rest from
+    /// 50,000 made-up words drawn with a Zipf-like skew (a few frequent, most rare), so
+    /// that query terms match a realistic share of the chunks.
     fn prose(&mut self, words: usize) -> String {
         let mut s = String::new();
         for i in 0..words {
-            let w = WORDS[(self.next() % WORDS.len() as u64) as usize];
+            let made;
+            let w = if self.next() % 3 == 0 {
+                WORDS[(self.next() % WORDS.len() as u64) as usize]
+            } else {
+                let bound = self.next() % 50_000 + 1;
+                made = format!("mot{}", self.next() % bound);
+                made.as_str()
+            };
             s.push_str(w);
             s.push(if i % 12 == 11 { '.' } else { ' ' });
             if i % 12 == 11 {
@@ -66,7 +132,10 @@ impl Embedder for FixedQuery {
 struct NoReader;
 impl Extractor for NoReader {
     fn extract(&self, _: &[u8], _: &str) -> Result<Extraction, Refusal> {
-        Err(Refusal { french: String::new(), detail: "not used".into() })
+        Err(Refusal {
+            french: String::new(),
+            detail: "not used".into(),
+        })
     }
 }
 
@@ -88,7 +157,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let texts_out = args.iter().position(|a| a == "--texts").and_then(|i| args.get(i + 1));
+    let texts_out = args
+        .iter()
+        .position(|a| a == "--texts")
+        .and_then(|i| args.get(i + 1));
+    let questions_out = args
+        .iter()
+        .position(|a| a == "--questions")
+        .and_then(|i| args.get(i + 1));
     let dir = std::env::temp_dir().join(format!("civia-knowledge-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -100,7 +176,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let c = db.create_collection(owner, "Archives", None, Visibility::Private)?;
         let per_doc = 50;
         for d in 0..n.div_ceil(per_doc) {
-            let id = db.add_document(c, &format!("document-{d}.pdf"), &format!("{d:064x}"), 1, None)?;
+            let id = db.add_document(
+                c,
+                &format!("document-{d}.pdf"),
+                &format!("{d:064x}"),
+                1,
+                None,
+            )?;
             let count = per_doc.min(n - d * per_doc);
             let pieces: Vec<Piece> = (0..count)
                 .map(|i| Piece {
@@ -115,24 +197,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             let vectors = Some((0..count).map(|_| rng.unit(384)).collect());
-            db.store_indexed(id, c, &Indexed {
-                format: "PDF".into(),
-                pages: None,
-                ocr_pages: 0,
-                pieces,
-                vectors,
-                embedding_model: Some("random-384".into()),
-            })?;
+            db.store_indexed(
+                id,
+                c,
+                &Indexed {
+                    format: "PDF".into(),
+                    pages: None,
+                    ocr_pages: 0,
+                    pieces,
+                    vectors,
+                    embedding_model: Some("random-384".into()),
+                },
+            )?;
         }
         db.compact()?;
     }
     let build_s = t0.elapsed().as_secs_f64();
     let bytes = std::fs::metadata(dir.join("knowledge.db"))?.len();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let query = rng.unit(384);
-    let k = Knowledge::open(&dir, KnowledgeSettings::default(), Arc::new(NoReader), Some(Arc::new(FixedQuery(query))))?;
-    let viewer = Viewer { user_id: 1, admin: false, peers: vec![] };
+    let k = Knowledge::open(
+        &dir,
+        KnowledgeSettings::default(),
+        Arc::new(NoReader),
+        Some(Arc::new(FixedQuery(query))),
+    )?;
+    let viewer = Viewer {
+        user_id: 1,
+        admin: false,
+        peers: vec![],
+    };
     let questions: Vec<String> = (0..60).map(|_| rng.prose(8)).collect();
+    if let Some(path) = questions_out {
+        std::fs::write(path, questions.join("\n") + "\n")?;
+    }
     let rss_before = rss_kib();
     let mut report = serde_json::Map::new();
     for method in [Method::Lexical, Method::Semantic, Method::Hybrid] {
@@ -164,7 +265,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     report.insert("chunks".into(), n.into());
     report.insert("build_s".into(), build_s.into());
     report.insert("db_bytes".into(), bytes.into());
-    report.insert("bytes_per_1000_chunks".into(), (bytes as f64 * 1000.0 / n as f64).into());
+    report.insert(
+        "bytes_per_1000_chunks".into(),
+        (bytes as f64 * 1000.0 / n as f64).into(),
+    );
     report.insert("rss_kib_before_search".into(), rss_before.into());
     report.insert("rss_kib_after_search".into(), rss_kib().into());
     println!("{}", serde_json::Value::Object(report));

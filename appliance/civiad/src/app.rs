@@ -128,15 +128,16 @@ impl AppBuilder {
             Duration::from_secs(cfg.runtime.load_timeout_secs),
         );
 
-        let embedder = embeddings
-            .clone()
-            .zip(cfg.embeddings_model_id())
-            .map(|(embeddings, model_id)| {
-                Arc::new(crate::knowledge::WorkerEmbedder {
-                    embeddings,
-                    model_id,
-                }) as Arc<dyn civia_knowledge::Embedder>
-            });
+        let embedder =
+            embeddings
+                .clone()
+                .zip(cfg.embeddings_model_id())
+                .map(|(embeddings, model_id)| {
+                    Arc::new(crate::knowledge::WorkerEmbedder {
+                        embeddings,
+                        model_id,
+                    }) as Arc<dyn civia_knowledge::Embedder>
+                });
         let knowledge = crate::knowledge::start(&cfg, embedder)?;
         let state = Arc::new(ApiState {
             supervisor: supervisor.clone(),
