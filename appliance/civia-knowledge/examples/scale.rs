@@ -101,7 +101,7 @@ impl Rng {
         let mut s = String::new();
         for i in 0..words {
             let made;
-            let w = if self.next() % 3 == 0 {
+            let w = if self.next().is_multiple_of(3) {
                 WORDS[(self.next() % WORDS.len() as u64) as usize]
             } else {
                 let bound = self.next() % 50_000 + 1;

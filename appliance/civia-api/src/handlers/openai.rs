@@ -75,6 +75,7 @@ fn on_prompt(e: ApiError, param: &str) -> ApiError {
 }
 
 /// The chunks of a streamed answer, in the request's shape.
+#[allow(clippy::too_many_arguments)]
 fn stream_response(
     env: Envelope,
     mut generation: Generation,
