@@ -12,9 +12,11 @@
 //! - `Supervisor` (lib.rs): generations, several at once in the worker's slots, a fair
 //!   bounded queue in front;
 //! - `SpeechSupervisor` (speech.rs): one transcription at a time, the others waiting in order
-//!   (even across a restart).
+//!   (even across a restart);
+//! - `EmbedSupervisor` (embed.rs): one embedding request at a time, a bounded queue in order,
+//!   requests checked against their limits before they queue.
 //!
-//! # Plugging in a third worker (e.g. embeddings)
+//! # Plugging in another worker (the embedding worker was plugged in this way)
 //!
 //! 1. In `civia-ipc`: its messages (`ToEmbed`/`FromEmbed`, with `Hello`, `Load`, `Loaded`,
 //!    `LoadFailed`, `Shutdown` like the others), a load spec and model description, and a
