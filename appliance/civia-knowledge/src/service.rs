@@ -114,7 +114,9 @@ pub struct Knowledge {
     extractor: Arc<dyn Extractor>,
     embedder: Option<Arc<dyn Embedder>>,
     queue: mpsc::Sender<i64>,
-    receiver: Mutex<Option<mpsc::Receiver<i64>>>,
+    /// The queue's receiving end and the documents a stop interrupted, listed when the
+    /// service opened (before any upload could add a row whose file is still being written).
+    receiver: Mutex<Option<(mpsc::Receiver<i64>, Vec<i64>)>>,
     vectors: Mutex<HashMap<i64, Vectors>>,
     /// A compaction is wanted (set by deletions, done by the background task).
     compact: tokio::sync::Notify,
@@ -175,6 +177,7 @@ impl Knowledge {
                 .map_err(|e| KnowledgeError::Spool(format!("{}: {e}", d.display())))?;
         }
         let db = Arc::new(Db::open(&dir.join("knowledge.db"))?);
+        let interrupted = db.unfinished()?;
         let (queue, receiver) = mpsc::channel(settings.max_queued.max(1));
         Ok(Arc::new(Knowledge {
             db,
@@ -183,7 +186,7 @@ impl Knowledge {
             extractor,
             embedder,
             queue,
-            receiver: Mutex::new(Some(receiver)),
+            receiver: Mutex::new(Some((receiver, interrupted))),
             vectors: Mutex::new(HashMap::new()),
             compact: tokio::sync::Notify::new(),
         }))
@@ -330,9 +333,11 @@ impl Knowledge {
             self.db(move |db| db.delete_document(id)).await?;
             return Err(KnowledgeError::Spool(e.to_string()));
         }
-        permit.send(id);
+        // Read before queueing, so the answer says `queued` whatever the indexer does next.
         let v = viewer.clone();
-        self.db(move |db| db.document(&v, id)).await
+        let document = self.db(move |db| db.document(&v, id)).await;
+        permit.send(id);
+        document
     }
 
     pub async fn document(&self, viewer: &Viewer, id: i64) -> Result<Document> {
@@ -532,7 +537,7 @@ impl Knowledge {
     /// The background task: requeues what a stop interrupted, then indexes uploads one at a
     /// time, and compacts the database after deletions. Runs until the service is dropped.
     pub async fn run(self: Arc<Self>) {
-        let Some(mut receiver) = self
+        let Some((mut receiver, interrupted)) = self
             .receiver
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -540,15 +545,10 @@ impl Knowledge {
         else {
             return;
         };
-        match self.db(|db| db.unfinished()).await {
-            Ok(ids) => {
-                for id in ids {
-                    if let Err(e) = self.index(id).await {
-                        log::error!("knowledge: indexing document {id} failed: {e}");
-                    }
-                }
+        for id in interrupted {
+            if let Err(e) = self.index(id).await {
+                log::error!("knowledge: indexing document {id} failed: {e}");
             }
-            Err(e) => log::error!("knowledge: cannot list unfinished documents: {e}"),
         }
         loop {
             tokio::select! {
