@@ -66,6 +66,7 @@ test('agent: every page passes axe; unknown page; hostile model output stays tex
     ['#/synthese', 'Synthèse d\'un document', 'Synthèse d\'un document'],
     ['#/extraction', 'Extraction de données', 'Extraction de données'],
     ['#/discussion', 'Discussion libre', 'Discussion libre'],
+    ['#/documents', 'Documents de la commune', 'Rechercher dans les documents de la commune'],
     ['#/historique', 'Historique', 'Historique de vos conversations'],
     ['#/mes-donnees', 'Mes données', 'Mes données'],
     ['#/accessibilite', 'Déclaration d\'accessibilité', 'Déclaration d\'accessibilité'],

@@ -140,7 +140,7 @@ test('a corrupt PDF and a 50 MB file get a clear French refusal; the server keep
   const direct = await page.evaluate(async () => {
     const me = await (await fetch('/auth/me')).json();
     const blob = new Blob([new Uint8Array(50 * 1024 * 1024)], { type: 'application/pdf' });
-    const r = await fetch('/v1/documents', { method: 'POST', body: blob, headers: { 'X-CSRF-Token': me.csrf_token, 'X-Civia-Filename': 'enorme.pdf' } });
+    const r = await fetch('/v1/parse', { method: 'POST', body: blob, headers: { 'X-CSRF-Token': me.csrf_token, 'X-Civia-Filename': 'enorme.pdf' } });
     let body = null;
     try { body = await r.json(); } catch { body = null; }
     return { status: r.status, body };

@@ -8,6 +8,7 @@ import { homeView, taskView, TASK_ROUTES } from './js/views/tasks.js';
 import { chatView } from './js/views/chat.js';
 import { meetingView } from './js/views/meeting.js';
 import { historyView } from './js/views/history.js';
+import { knowledgeView, collectionView } from './js/views/knowledge.js';
 import { myDataView } from './js/views/mydata.js';
 import { accessibilityView } from './js/views/accessibility.js';
 import { forbiddenView, notFoundView, errorView } from './js/views/errors.js';
@@ -22,6 +23,8 @@ const ROUTES = [
   ...TASK_ROUTES.map((t) => ({ path: t.route, title: t.title, view: (m, c) => taskView(t, m, c), roles: MODEL_ROLES, nav: 'taches' })),
   { path: 'discussion', title: 'Discussion libre', view: chatView, roles: MODEL_ROLES, nav: 'discussion' },
   { path: 'discussion/:id', title: 'Discussion', view: chatView, roles: MODEL_ROLES, nav: 'discussion' },
+  { path: 'documents', title: 'Documents de la commune', view: knowledgeView, roles: MODEL_ROLES, nav: 'documents' },
+  { path: 'documents/collections/:id', title: 'Collection', view: collectionView, roles: MODEL_ROLES, nav: 'documents' },
   { path: 'historique', title: 'Historique', view: historyView, roles: MODEL_ROLES, nav: 'historique' },
   { path: 'mes-donnees', title: 'Mes données', view: myDataView, roles: ALL_ROLES, nav: 'mes-donnees' },
   { path: 'accessibilite', title: 'Déclaration d\'accessibilité', view: accessibilityView, public: true },
@@ -40,6 +43,7 @@ const ROUTES = [
 const NAV = [
   { id: 'taches', href: '#/taches', label: 'Tâches', roles: MODEL_ROLES },
   { id: 'discussion', href: '#/discussion', label: 'Discussion libre', roles: MODEL_ROLES },
+  { id: 'documents', href: '#/documents', label: 'Documents de la commune', roles: MODEL_ROLES },
   { id: 'historique', href: '#/historique', label: 'Historique', roles: MODEL_ROLES },
   { id: 'mes-donnees', href: '#/mes-donnees', label: 'Mes données', roles: ALL_ROLES },
   { id: 'admin', href: '#/admin', label: 'Administration', roles: STAFF },

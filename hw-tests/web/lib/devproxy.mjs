@@ -21,7 +21,8 @@ export function startProxy(assetsDir, upstream) {
       res.end(fs.readFileSync(file));
       return;
     }
-    const p = http.request({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: { ...req.headers, host: up.host } }, (r) => {
+    // The client's Host header is kept: civiad compares it with the Origin of a login.
+    const p = http.request({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: { ...req.headers } }, (r) => {
       res.writeHead(r.statusCode, r.headers);
       r.pipe(res);
     });

@@ -16,6 +16,9 @@ const SERVER_FRENCH = new Set([
   // Transcription of recordings (civia-speech): the box writes these in French.
   'audio_unsupported', 'audio_corrupt', 'audio_empty', 'audio_too_long', 'audio_too_large',
   'speech_busy', 'speech_unavailable', 'speech_disabled',
+  // The commune's documents (civia-knowledge): French messages for the agent.
+  'collection_not_found', 'document_not_found', 'duplicate_document', 'knowledge_busy',
+  'knowledge_unavailable', 'embedding_unavailable', 'user_required',
 ]);
 
 const FRENCH = {
@@ -72,10 +75,17 @@ const FRENCH = {
   speech_unavailable: 'Le module de transcription est en cours de démarrage ou de redémarrage.',
   speech_disabled: 'La transcription des enregistrements n\'est pas activée sur cette box.',
   stream_interrupted: 'La connexion avec la box a été interrompue avant la fin. Veuillez réessayer.',
+  collection_not_found: 'Cette collection n\'existe pas ou ne vous est pas accessible.',
+  document_not_found: 'Ce document n\'existe pas ou ne vous est pas accessible.',
+  duplicate_document: 'Ce fichier est déjà dans la collection.',
+  knowledge_busy: 'Trop de documents sont en attente d\'indexation.',
+  knowledge_unavailable: 'La base documentaire n\'est pas activée sur cette box.',
+  embedding_unavailable: 'La recherche par le sens est indisponible pour le moment.',
+  user_required: 'La base documentaire se consulte avec un compte utilisateur.',
 };
 
 // The HTTP status a code stands for when it arrives inside a stream (no status of its own).
-const STREAM_STATUS = { queue_full: 429, rate_limit_exceeded: 429, daily_quota_exceeded: 429, speech_busy: 503, speech_unavailable: 503, model_unavailable: 503 };
+const STREAM_STATUS = { queue_full: 429, rate_limit_exceeded: 429, daily_quota_exceeded: 429, speech_busy: 503, speech_unavailable: 503, model_unavailable: 503, embedding_unavailable: 503, knowledge_busy: 503 };
 
 /** "dans 2 minutes" from a Retry-After in seconds. */
 export function frenchDelay(secs) {
@@ -244,7 +254,9 @@ export async function streamEvents(path, body, { signal, onEvent }) {
 
 /**
  * Streams a chat completion. opts: {model, messages, maxTokens, temperature, civia, signal,
- * onDelta(text, full)}. Resolves {text, finishReason, civia, conversationId, aborted}.
+ * onDelta(text, full), extra (more request fields, e.g. {search: true, search_args}),
+ * onSearchResults(results) (the excerpts of a grounded answer, sent in the first chunk)}.
+ * Resolves {text, finishReason, civia, conversationId, aborted, searchResults}.
  * Throws ApiError on a refusal (before or during the stream).
  */
 export async function streamChat(opts) {
@@ -256,7 +268,8 @@ export async function streamChat(opts) {
     temperature: opts.temperature ?? 0.3,
   };
   if (opts.civia) body.civia = opts.civia;
-  const result = { text: '', finishReason: null, civia: null, conversationId: null, aborted: false };
+  if (opts.extra) Object.assign(body, opts.extra);
+  const result = { text: '', finishReason: null, civia: null, conversationId: null, aborted: false, searchResults: null };
   let resp;
   try {
     resp = await request('POST', '/v1/chat/completions', body, { signal: opts.signal });
@@ -270,6 +283,10 @@ export async function streamChat(opts) {
     let json;
     try { json = JSON.parse(data); } catch { return false; }
     if (json.error) throw streamError(json);
+    if (Array.isArray(json.search_results) && !result.searchResults) {
+      result.searchResults = json.search_results;
+      if (opts.onSearchResults) opts.onSearchResults(json.search_results);
+    }
     const choice = (json.choices || [])[0];
     if (choice && choice.delta && typeof choice.delta.content === 'string' && choice.delta.content) {
       result.text += choice.delta.content;
@@ -289,6 +306,43 @@ export async function streamChat(opts) {
     throw e;
   }
   return result;
+}
+
+/**
+ * Sends a multipart form with the upload's progress (XMLHttpRequest: fetch cannot report
+ * it). opts: {signal, onProgress(sentBytes, totalBytes)}. Resolves {status, body} (the
+ * parsed JSON answer); throws ApiError on a refusal, AbortError when stopped.
+ */
+export function uploadForm(path, form, { signal, onProgress } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    xhr.withCredentials = true;
+    if (csrfToken) xhr.setRequestHeader('X-CSRF-Token', csrfToken);
+    const abort = () => xhr.abort();
+    if (signal) {
+      if (signal.aborted) { reject(new DOMException('Envoi arrêté.', 'AbortError')); return; }
+      signal.addEventListener('abort', abort, { once: true });
+    }
+    const done = () => { if (signal) signal.removeEventListener('abort', abort); };
+    if (onProgress) {
+      xhr.upload.addEventListener('progress', (ev) => {
+        if (ev.lengthComputable) onProgress(ev.loaded, ev.total);
+      });
+    }
+    xhr.addEventListener('load', () => {
+      done();
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch { body = null; }
+      if (xhr.status >= 200 && xhr.status < 300) { resolve({ status: xhr.status, body }); return; }
+      const err = new ApiError(xhr.status, body, xhr.getResponseHeader('retry-after'));
+      if (xhr.status === 401 && onUnauthorized) onUnauthorized(err);
+      reject(err);
+    });
+    xhr.addEventListener('error', () => { done(); reject(new ApiError(0, null, null)); });
+    xhr.addEventListener('abort', () => { done(); reject(new DOMException('Envoi arrêté.', 'AbortError')); });
+    xhr.send(form);
+  });
 }
 
 /** One non-streamed completion's text (used for the partial summaries of long documents). */

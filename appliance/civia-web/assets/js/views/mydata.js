@@ -71,7 +71,7 @@ export function myDataView(main) {
         : `vos conversations, visibles de vous seul, effacées automatiquement après ${l.history_retention_days || 30} jours ;` }),
       h('li', { text: 'vos acceptations de la charte d\'utilisation ;' }),
       h('li', { text: 'un journal d\'audit pseudonyme (date, volume, modèle utilisé), sans le texte de vos demandes, conservé pour la conformité au règlement européen sur l\'IA.' })),
-    h('p', { text: 'Les documents que vous envoyez servent seulement à en lire le texte : ils ne sont pas conservés.' }),
+    h('p', { text: 'Les documents que vous envoyez pour une tâche (synthèse, extraction, compte rendu) servent seulement à en lire le texte : ils ne sont pas conservés. Ceux que vous ajoutez à une collection des « Documents de la commune » sont conservés sur la box, avec leur texte, jusqu\'à ce qu\'ils soient supprimés de la collection.' }),
     h('h2', { text: 'Exporter vos données' }),
     h('p', { text: 'Téléchargez tout ce que la box conserve sur vous, conversations comprises, dans un fichier JSON (droit d\'accès et à la portabilité, articles 15 et 20 du RGPD).' }),
     h('div', { class: 'actions' }, exportBtn),

@@ -145,6 +145,8 @@ export function homeView(main) {
     h('ul', { class: 'grille-taches' },
       h('li', { class: 'carte-tache' }, h('h3', {}, h('a', { href: '#/discussion' }, 'Discussion libre')),
         h('p', { text: 'Poser une question ou travailler un texte avec l\'assistant.' })),
+      h('li', { class: 'carte-tache' }, h('h3', {}, h('a', { href: '#/documents' }, 'Documents de la commune')),
+        h('p', { text: 'Rechercher dans les délibérations, arrêtés et règlements de la commune, avec les sources citées.' })),
       h('li', { class: 'carte-tache' }, h('h3', {}, h('a', { href: '#/historique' }, 'Historique')),
         h('p', { text: l.history_enabled === false ? 'L\'historique est désactivé sur cette box.'
           : `Vos conversations, visibles de vous seul, conservées ${l.history_retention_days || 30} jours.` }))),
