@@ -4,6 +4,7 @@ need-to-know access checked before retrieval (another service, another agent's p
 collection, `civia user set-service` followed at query time), deletion without trace in the
 state directory, audit events without text, and hostile uploads and requests."""
 
+import json
 import time
 
 import httpx
@@ -268,3 +269,128 @@ def test_scans_are_read_by_ocr_and_pages_are_cited(box):
     assert pages == {1, 2, 3}, chunks
     scanned = " ".join(ch["content"] for ch in chunks if ch["metadata"]["page"] == 2)
     assert "délibération" in scanned.lower() or "conseil" in scanned.lower(), scanned
+
+
+def test_documents_are_dated_and_searches_filter_on_dates(box):
+    server, agents, _ = box
+    alice = agents["alice"]
+    c = create(server, alice, "Arrêtés datés").json()
+    ids = {}
+    for year in ("2019", "2024"):
+        r = httpx.post(
+            server.url + "/v1/documents", headers=alice,
+            files={"file": (f"arrete-{year}.txt",
+                            f"Arrêté de fermeture de la rue des Tilleuls pour travaux ({year}).".encode())},
+            data={"collection": str(c["id"]), "metadata": f'{{"date": "{year}-06-15"}}'})
+        assert r.status_code == 202, r.text
+        assert r.json()["date"] == f"{year}-06-15"
+        ids[year] = wait_indexed(server, alice, r.json()["id"])["id"]
+    r = httpx.post(server.url + "/v1/documents", headers=alice,
+                   files={"file": ("x.txt", b"texte")},
+                   data={"collection": str(c["id"]), "metadata": '{"date": "15/06/2024"}'})
+    assert r.status_code == 400 and "AAAA-MM-JJ" in r.json()["error"]["message"], r.text
+
+    def found(**dates):
+        r = httpx.post(server.url + "/v1/search", headers=alice, json={
+            "prompt": "fermeture de la rue des Tilleuls", "collections": [c["id"]], "k": 10,
+            "method": "hybrid", **dates})
+        assert r.status_code == 200, r.text
+        return {h["chunk"]["metadata"]["document_id"] for h in r.json()["data"]}
+
+    assert found() == {ids["2019"], ids["2024"]}
+    assert found(date_from="2020-01-01") == {ids["2024"]}
+    assert found(date_to="2019-12-31") == {ids["2019"]}
+    assert found(date_from="2025-01-01") == set()
+    for bad in ({"date_from": "2024-02-30"}, {"date_to": "hier"},
+                {"date_from": "2024-12-31", "date_to": "2024-01-01"}):
+        r = httpx.post(server.url + "/v1/search", headers=alice,
+                       json={"prompt": "rue", "collections": [c["id"]], **bad})
+        assert r.status_code == 400, (bad, r.text)
+        assert r.json()["error"]["param"] in ("date_from", "date_to"), r.text
+    r = httpx.post(server.url + "/v1/search", headers=alice,
+                   json={"prompt": "rue", "documents": list(range(1, 1002))})
+    assert r.status_code == 400, r.text
+
+
+def test_the_integrator_imports_a_folder_into_a_shared_collection(box, tmp_path):
+    server, agents, admin = box
+    public = create(server, admin, "Archives de la mairie", "public").json()
+    private = create(server, agents["alice"], "Notes d'Alice").json()
+    folder = tmp_path / "clé USB"
+    (folder / "Urbanisme" / "PLU").mkdir(parents=True)
+    (folder / "Urbanisme" / "PLU" / "règlement.md").write_text(
+        "# Zone UA\n\nLa hauteur maximale des clôtures est de 1,60 mètre.\n")
+    (folder / "salle-des-fetes.html").write_text(
+        "<html><body><h1>Salle des fêtes</h1><p>La caution est de 450 euros.</p></body></html>")
+    (folder / ".DS_Store").write_bytes(b"\0\1junk")
+    (folder / "setup.exe").write_bytes(b"MZ\x90\x00")
+    (folder / "Thumbs.db").write_bytes(b"junk")
+    (folder / "lien.txt").symlink_to("/etc/passwd")
+    r = cli(server, "knowledge", "collections")
+    assert r.returncode == 0, r.stderr
+    assert "Archives de la mairie" in r.stdout and "Notes d'Alice" not in r.stdout, r.stdout
+    r = cli(server, "knowledge", "import", str(folder), "--collection", str(public["id"]),
+            "--date", "2023-05-04")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 imported, 0 already there, 0 refused, 4 skipped" in r.stdout, r.stdout
+    docs = httpx.get(server.url + "/v1/documents", headers=agents["carol"],
+                     params={"collection": public["id"]}).json()["data"]
+    assert sorted(d["name"] for d in docs) == ["règlement.md", "salle-des-fetes.html"], docs
+    for d in docs:
+        d = wait_indexed(server, agents["carol"], d["id"])
+        assert d["status"] == "indexed" and d["date"] == "2023-05-04", d
+    hits = search(server, agents["carol"], "quel est le montant de la caution de la salle des fêtes ?",
+                  [public["id"]]).json()["data"]
+    assert hits and "450 euros" in hits[0]["chunk"]["content"], hits
+    # Run again (an interrupted import): nothing is sent twice.
+    r = cli(server, "knowledge", "import", str(folder), "--collection", str(public["id"]))
+    assert r.returncode == 0 and "0 imported, 2 already there" in r.stdout, r.stdout + r.stderr
+    # An agent's private collection is not the administration's to fill.
+    r = cli(server, "knowledge", "import", str(folder), "--collection", str(private["id"]))
+    assert r.returncode == 1 and "collection_not_found" in r.stderr, r.stdout + r.stderr
+    assert httpx.get(server.url + f"/v1/collections/{private['id']}",
+                     headers=agents["alice"]).json()["documents"] == 0
+    # Agents cannot use the route, with their own key.
+    r = httpx.post(server.url + f"/admin/knowledge/collections/{public['id']}/documents",
+                   headers=agents["carol"], params={"name": "x.txt"}, content=b"x")
+    assert r.status_code == 403, r.text
+    r = cli(server, "audit", "export", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
+    assert r.returncode == 0 and "knowledge.document_imported" in r.stdout, r.stderr
+    assert "450 euros" not in r.stdout
+
+
+def test_a_departing_agent_leaves_no_private_collection_and_no_orphan(box):
+    server, agents, _ = box
+    carol = agents["carol"]
+    erin = user_key(server, "erin", "agent")
+    assert cli(server, "user", "set-service", "erin", "Urbanisme").returncode == 0
+    canaries = {"mine": f"Privatum{time.time_ns()}", "shared": f"Partagium{time.time_ns()}"}
+    mine = create(server, erin, "Brouillons d'Erin").json()
+    shared = create(server, erin, "Urbanisme partagé", "service").json()
+    for key, c in (("mine", mine), ("shared", shared)):
+        r = upload(server, erin, c["id"], f"note-{c['id']}.txt",
+                   CANTINE.format(canary=canaries[key]).encode())
+        assert r.status_code == 202, r.text
+        assert wait_indexed(server, erin, r.json()["id"])["status"] == "indexed"
+    r = cli(server, "--json", "dsr", "export", "erin", "--reason", "Demande n° 12")
+    assert r.returncode == 0, r.stderr
+    exported = json.loads(r.stdout)["collections"]
+    assert {c["name"] for c in exported} == {"Brouillons d'Erin", "Urbanisme partagé"}, r.stdout
+    assert all(len(c["documents"]) == 1 for c in exported), r.stdout
+    r = cli(server, "--json", "dsr", "erase", "erin", "--reason", "Départ", "--delete-account")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["collections_erased"] == [mine["id"]], out
+    assert out["collections_handed_over"] == [shared["id"]], out
+    # Carol, of the same service, now owns the shared collection and still finds its text.
+    c = httpx.get(server.url + f"/v1/collections/{shared['id']}", headers=carol).json()
+    assert c["owner"] == "carol", c
+    assert search(server, carol, canaries["shared"], [shared["id"]]).json()["data"]
+    # The private collection is gone, and its text from the state directory once compacted.
+    assert httpx.get(server.url + f"/v1/collections/{mine['id']}", headers=carol).status_code == 404
+    state = server.config.parent / "state"
+    deadline = time.monotonic() + 30
+    while found := files_containing(state, canaries["mine"].encode()) + files_containing(
+            state, canaries["mine"].lower().encode()):
+        assert time.monotonic() < deadline, f"the erased text is still in {found}"
+        time.sleep(0.5)

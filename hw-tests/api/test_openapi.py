@@ -161,6 +161,8 @@ def test_spec_describes_every_endpoint():
         "/v1/collections": {"get", "post"}, "/v1/collections/{id}": {"parameters", "get", "patch", "delete"},
         "/v1/documents": {"get", "post"}, "/v1/documents/{id}": {"parameters", "get", "delete"},
         "/v1/chunks/{document}": {"parameters", "get"}, "/v1/search": {"post"},
+        "/admin/knowledge/collections": {"get"},
+        "/admin/knowledge/collections/{id}/documents": {"parameters", "post"},
         "/v1/audio/transcriptions": {"post"}, "/v1/meetings/minutes": {"post"},
         "/v1/embeddings": {"post"},
         "/": {"get"}, "/app/": {"get"}, "/app/{path}": {"parameters", "get"},

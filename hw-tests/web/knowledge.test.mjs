@@ -7,6 +7,9 @@
 // on every state.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startCiviad, DEV_KEY } from './lib/civiad.mjs';
 import { makePdf } from './lib/fixtures.mjs';
 import {
@@ -298,5 +301,49 @@ test('the collection is renamed; a document and the collection are deleted throu
   await page.getByRole('heading', { name: 'Mes collections (0)', level: 3 }).waitFor();
   assert.ok(!(await page.locator('main').textContent()).includes(renamed));
   await checkAxe(page, 'documents-apres-suppression', axeResults);
+  assert.deepEqual(page.problems, []);
+});
+
+test('a folder is added with its date; a period narrows the search', { timeout: 300_000 }, async () => {
+  const collections = await page.evaluate(async () => (await (await fetch('/v1/collections')).json()).data);
+  const service = collections.find((c) => c.name === SERVICE_COLLECTION);
+  await goto(page, `#/documents/collections/${service.id}`, `Collection « ${SERVICE_COLLECTION} »`);
+  // A folder as a USB stick holds it: one document, a hidden file and a file of another kind.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'civia-web-dossier-'));
+  fs.mkdirSync(path.join(dir, 'Conseil d\'école'));
+  fs.writeFileSync(path.join(dir, 'Conseil d\'école', 'compte-rendu.md'),
+    '# Conseil d\'école du 14 mars 2025\n\nLa sortie scolaire au zoo de Beauval est prévue en juin.\n');
+  fs.writeFileSync(path.join(dir, '.DS_Store'), 'junk');
+  fs.writeFileSync(path.join(dir, 'Thumbs.db'), 'junk');
+  await recordAnnouncements();
+  await page.getByLabel(/^Ou tout un dossier/).setInputFiles(dir);
+  await page.getByLabel(/^Date des documents/).fill('2025-03-14');
+  await page.getByRole('button', { name: 'Envoyer' }).click();
+  const row = page.locator('tr', { has: page.getByRole('rowheader', { name: 'compte-rendu.md' }) });
+  await row.locator('.etat-indexed', { hasText: 'Indexé' }).waitFor({ timeout: 120_000 });
+  assert.equal(await row.locator('td').nth(4).textContent(), '14 mars 2025');
+  const said = await page.evaluate(() => window.__civiaSaid);
+  assert.ok(said.some((s) => /fichiers? du dossier ignorés?/.test(s)), JSON.stringify(said));
+  await checkAxe(page, 'collection-dossier', axeResults);
+  fs.rmSync(dir, { recursive: true, force: true });
+
+  // The period: inside it the document is found, outside it nothing is consulted.
+  await goto(page, '#/documents', 'Rechercher dans les documents de la commune');
+  const question = page.getByLabel(/^Votre question/);
+  const result = page.locator('.resultat-recherche');
+  await question.fill('quand a lieu la sortie scolaire au zoo ?');
+  await page.getByLabel('Du', { exact: true }).fill('2025-01-01');
+  await page.getByLabel('Au', { exact: true }).fill('2025-12-31');
+  await page.getByRole('button', { name: 'Recherche seule' }).click();
+  await result.locator('.source', { has: page.locator('.source-document', { hasText: 'compte-rendu.md' }) }).first().waitFor();
+  await checkAxe(page, 'documents-periode', axeResults);
+  await page.getByLabel('Du', { exact: true }).fill('2026-01-01');
+  await page.getByLabel('Au', { exact: true }).fill('');
+  await page.getByRole('button', { name: 'Recherche seule' }).click();
+  await result.getByText('Aucun passage des documents ne correspond à la question.').waitFor();
+  // A period that ends before it starts: a French message, nothing sent.
+  await page.getByLabel('Au', { exact: true }).fill('2025-01-01');
+  await page.getByRole('button', { name: 'Recherche seule' }).click();
+  await page.getByRole('alert').filter({ hasText: 'La fin de la période est avant son début.' }).waitFor();
   assert.deepEqual(page.problems, []);
 });

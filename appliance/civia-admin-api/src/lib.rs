@@ -2,10 +2,12 @@
 //! (`handlers::admin`), the box's facts and network probes (`handlers::system`), signed
 //! updates (`handlers::updates`), the audit trail's verification and export
 //! (`handlers::audit`), the compliance documents (`handlers::compliance`), the DPO's
-//! data-subject requests (`handlers::dsr`) and the usage charter's publication and register
-//! (`handlers::charter`). It is a capability of its own: served on `[admin] listen` and on
-//! the `civia` CLI's Unix socket ([`admin_router`]), or nested under `/admin` on the API
-//! listener when the composition root gives [`routes`] to `civia_api::router`.
+//! data-subject requests (`handlers::dsr`), the usage charter's publication and register
+//! (`handlers::charter`) and the bulk import of a folder into a shared collection of the
+//! commune's documents (`handlers::knowledge`). It is a capability of its own: served on
+//! `[admin] listen` and on the `civia` CLI's Unix socket ([`admin_router`]), or nested under
+//! `/admin` on the API listener when the composition root gives [`routes`] to
+//! `civia_api::router`.
 //!
 //! Owns: which `/admin/*` URL reaches which handler behind authentication, and one module per
 //! resource under `handlers`, each of which checks the caller's role, calls a service of the

@@ -1,7 +1,7 @@
 //! The routes of the admin plane: which `/admin/*` URL reaches which handler, behind
 //! authentication (all but `/admin/pair`, which pairs the CLI without credentials).
 
-use crate::handlers::{admin, audit, charter, compliance, dsr, system, updates};
+use crate::handlers::{admin, audit, charter, compliance, dsr, knowledge, system, updates};
 use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -42,6 +42,11 @@ pub fn routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/system/memory-bandwidth", post(system::memory_bandwidth))
         .route("/users/{name}/data", get(dsr::dsr_export))
         .route("/users/{name}/erase", post(dsr::dsr_erase))
+        .route("/knowledge/collections", get(knowledge::collections))
+        .route(
+            "/knowledge/collections/{id}/documents",
+            post(knowledge::import),
+        )
         .route("/charter", get(civia_api::get_charter).put(charter::put))
         .route("/charter/register", get(charter::register))
         .route("/compliance/{kind}", get(compliance::document))

@@ -302,6 +302,36 @@ impl From<civia_auth::AuthError> for ApiError {
     }
 }
 
+/// The knowledge service's refusals: its French message, the class and a stable code.
+impl From<civia_knowledge::KnowledgeError> for ApiError {
+    fn from(e: civia_knowledge::KnowledgeError) -> Self {
+        use civia_knowledge::KnowledgeError as K;
+        let french = e.french();
+        match e {
+            K::CollectionNotFound(_) => Self::of(Class::NotFound, "collection_not_found", french),
+            K::DocumentNotFound(_) => Self::of(Class::NotFound, "document_not_found", french),
+            K::Forbidden(_) => Self::of(Class::Forbidden, "permission_denied", french),
+            K::Invalid(_) => Self::of(Class::Invalid, "invalid_value", french),
+            K::Duplicate(_) => Self::of(Class::Conflict, "duplicate_document", french),
+            K::QueueFull(_) => {
+                let mut e = Self::of(Class::Unavailable, "knowledge_busy", french);
+                e.retry_after_secs = Some(30);
+                e
+            }
+            K::EmbeddingUnavailable(why) => {
+                log::warn!("knowledge: embeddings unavailable: {why}");
+                let mut e = Self::of(Class::Unavailable, "embedding_unavailable", french);
+                e.retry_after_secs = Some(10);
+                e
+            }
+            other => {
+                log::error!("knowledge: {other}");
+                Self::internal(french)
+            }
+        }
+    }
+}
+
 /// What a metering failure answers: the audit log cannot be written.
 impl From<civia_metering::Error> for ApiError {
     fn from(e: civia_metering::Error) -> Self {

@@ -58,6 +58,17 @@ pub struct TrustFacts {
 }
 
 impl ApiState {
+    /// The knowledge service, or the refusal of a box where it is off.
+    pub fn knowledge(&self) -> Result<&Arc<civia_knowledge::Knowledge>, ApiError> {
+        self.knowledge.as_ref().ok_or_else(|| {
+            ApiError::of(
+                Class::Unavailable,
+                "knowledge_unavailable",
+                "La base documentaire n'est pas activée sur ce boîtier.",
+            )
+        })
+    }
+
     /// The language model, then the speech model when transcription is on, then the
     /// embedding model when embeddings are on.
     pub fn model_ids(&self) -> Vec<String> {

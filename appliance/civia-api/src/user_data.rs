@@ -1,8 +1,9 @@
 //! What the box holds about one user, as its owner (`/v1/me/export`) or the DPO
 //! (`/admin/users/{name}/data`) receives it, and the JSON shapes of conversations that the
-//! history routes answer with.
+//! history routes answer with; and what becomes of a user's collections of documents when
+//! the DPO erases the user's data or the account is deleted.
 
-use crate::views::{key_json, user_json};
+use crate::views::{document_json, key_json, user_json};
 use crate::{ApiError, ApiState};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -41,6 +42,21 @@ pub async fn user_data(st: &ApiState, user: User) -> Result<Value, ApiError> {
         })
         .collect();
     let pseudonym = st.audit.as_ref().map(|a| a.pseudonym_of(d.user.id));
+    let knowledge = match &st.knowledge {
+        Some(k) => k
+            .owned_by(d.user.id)
+            .await?
+            .iter()
+            .map(|(c, docs)| {
+                json!({
+                    "id": c.id, "name": c.name, "description": c.description,
+                    "visibility": c.visibility, "created_at": c.created_at,
+                    "documents": docs.iter().map(document_json).collect::<Vec<_>>(),
+                })
+            })
+            .collect::<Vec<_>>(),
+        None => Vec::new(),
+    };
     Ok(json!({
         "generated_at": civia_auth::now(),
         "account": user_json(&d.user),
@@ -49,6 +65,7 @@ pub async fn user_data(st: &ApiState, user: User) -> Result<Value, ApiError> {
             "version": a.version, "accepted_at": a.accepted_at, "channel": a.channel,
         })).collect::<Vec<_>>(),
         "conversations": conversations,
+        "collections": knowledge,
         "usage_by_day": d.usage.iter().map(|d| json!({
             "date": civia_base::time::date_of_day(d.day), "model": d.model, "requests": d.requests,
             "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens,
@@ -76,4 +93,33 @@ pub fn attachment(v: Value, name: &str) -> Response {
         Json(v),
     )
         .into_response()
+}
+
+/// Who receives the service collections of `user_id` if the account goes: the member of the
+/// same service with the smallest id, if any. Read before the account is deleted.
+pub async fn collections_heir(st: &ApiState, user_id: i64) -> Result<Option<i64>, ApiError> {
+    if st.knowledge.is_none() {
+        return Ok(None);
+    }
+    let peers = st
+        .auth
+        .with_store(move |s| s.service_peers(user_id))
+        .await?;
+    Ok(peers.into_iter().filter(|p| *p != user_id).min())
+}
+
+/// After an erasure (`account_deleted` false) or an account's deletion: the user's private
+/// collections erased, the service ones handed to `heir` or erased (see
+/// `civia_knowledge::Knowledge::owner_leaves`). The audit detail of what was done.
+pub async fn collections_after_departure(
+    st: &ApiState,
+    user_id: i64,
+    account_deleted: bool,
+    heir: Option<i64>,
+) -> Result<Value, ApiError> {
+    let Some(k) = &st.knowledge else {
+        return Ok(json!({"collections_erased": [], "collections_handed_over": [], "heir": null}));
+    };
+    let (erased, handed) = k.owner_leaves(user_id, account_deleted, heir).await?;
+    Ok(json!({"collections_erased": erased, "collections_handed_over": handed, "heir": heir}))
 }

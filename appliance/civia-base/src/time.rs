@@ -56,6 +56,26 @@ pub fn date_of_day(day: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The day number since 1970-01-01 of exactly `YYYY-MM-DD` (a real calendar date, years
+/// 0000–9999), or `None`.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let t = &b[r];
+        t.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| t.iter().fold(0, |acc, c| acc * 10 + u32::from(c - b'0')))
+    };
+    let (y, m, d) = (i64::from(num(0..4)?), num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d))
+}
+
 /// `YYYY-MM-DD` (UTC) of a Unix time in seconds.
 pub fn date(unix_secs: i64) -> String {
     date_of_day(unix_secs.div_euclid(86_400))
@@ -101,6 +121,29 @@ pub fn rfc3339(unix_secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_parse_back_and_impossible_ones_do_not() {
+        for day in [-1, 0, 19_000, 20_513, 2_932_896] {
+            assert_eq!(parse_date(&date_of_day(day)), Some(day));
+        }
+        for bad in [
+            "",
+            "2026-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-01-00",
+            "2024-1-01",
+            "2024/01/01",
+            "+024-01-01",
+            "2024-01-01T",
+            "２０２４-01-01",
+            "2024-04-31",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_date("2024-02-29"), Some(days_from_civil(2024, 2, 29)));
+    }
 
     #[test]
     fn known_dates() {

@@ -57,6 +57,10 @@ pub enum Command {
     /// Data-subject requests (RGPD art. 15, 17): export or erase what the box holds about a user
     #[command(subcommand)]
     Dsr(DsrCommand),
+    /// The commune's documents: the shared collections and the import of a folder (a USB stick,
+    /// an archive) into one of them
+    #[command(subcommand)]
+    Knowledge(KnowledgeCommand),
     /// Compliance documents in French, from the live configuration (Markdown; --json for JSON)
     Compliance {
         #[arg(value_enum)]
@@ -98,6 +102,27 @@ pub enum CharterCommand {
         /// CSV instead of a table
         #[arg(long)]
         csv: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KnowledgeCommand {
+    /// The collections shared with a service or the whole commune (agents' private ones are
+    /// never shown)
+    Collections,
+    /// Send every document of a folder and its subfolders (PDF, DOCX, ODT, text, Markdown,
+    /// HTML, scans) to a shared collection; indexing goes on in the background. Hidden files,
+    /// links and other formats are skipped; a file already in the collection is not sent twice,
+    /// so an interrupted import is run again as it was
+    Import {
+        /// The folder to import
+        dir: PathBuf,
+        /// The shared collection's id (see `civia knowledge collections`)
+        #[arg(long)]
+        collection: i64,
+        /// The documents' date (YYYY-MM-DD), when they all share one; otherwise the import day
+        #[arg(long)]
+        date: Option<String>,
     },
 }
 

@@ -24,6 +24,7 @@
 //! civia ... usage [--days N] [--by model|service]
 //! civia ... status
 //! civia ... console-status
+//! civia ... knowledge collections | import DIR --collection ID [--date YYYY-MM-DD]
 //! ```
 //!
 //! `console-status` prints the box's state for its console (and the acceptance suite, which
@@ -58,8 +59,8 @@ pub mod http;
 pub use cli::Cli;
 
 use cli::{
-    AuditCommand, CharterCommand, Command, DsrCommand, KeyCommand, Limit, QuotaCommand,
-    UpdateCommand, UserCommand,
+    AuditCommand, CharterCommand, Command, DsrCommand, KeyCommand, KnowledgeCommand, Limit,
+    QuotaCommand, UpdateCommand, UserCommand,
 };
 use http::{encode, encode_segment, Client};
 use serde::de::DeserializeOwned;
@@ -95,6 +96,9 @@ pub enum Error {
     /// `audit verify` found a bad entry (exit 1).
     #[error("{0}")]
     Tampered(String),
+    /// `knowledge import` went through the folder but civiad refused some files (exit 1).
+    #[error("{refused} file(s) refused, see above")]
+    ImportIncomplete { refused: usize },
     #[error("cannot read the password from standard input: {0}")]
     Stdin(io::Error),
     #[error("cannot write the output: {0}")]
@@ -105,7 +109,7 @@ impl Error {
     /// 1 when civiad refused, 2 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Refused { .. } | Error::Tampered(_) => 1,
+            Error::Refused { .. } | Error::Tampered(_) | Error::ImportIncomplete { .. } => 1,
             _ => 2,
         }
     }
@@ -287,6 +291,7 @@ pub fn run_at<R: BufRead, W: Write>(
         }
         Command::Charter(cmd) => charter(&api, cmd, out)?,
         Command::Dsr(cmd) => dsr(&api, cmd, out)?,
+        Command::Knowledge(cmd) => knowledge(&api, cmd, out)?,
         Command::Compliance { document } => {
             let format = if api.json { "json" } else { "md" };
             let target = format!("/admin/compliance/{}?format={format}", document.as_str());
@@ -429,6 +434,144 @@ fn dsr<W: Write>(api: &Api, cmd: &DsrCommand, out: &mut W) -> Result<(), Error> 
 
 /// How long an install from a path may take before the CLI stops waiting.
 const INSTALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The largest file `knowledge import` reads (civiad's own limit, `[knowledge] max_file_mb`,
+/// is at most this and refuses larger ones itself).
+const MAX_IMPORT_BYTES: u64 = 1024 * 1024 * 1024;
+/// How deep `knowledge import` goes into subfolders.
+const MAX_IMPORT_DEPTH: usize = 16;
+
+fn knowledge<W: Write>(api: &Api, cmd: &KnowledgeCommand, out: &mut W) -> Result<(), Error> {
+    match cmd {
+        KnowledgeCommand::Collections => {
+            let body = api.call("GET", "/admin/knowledge/collections", None)?;
+            if api.raw(out, &body)? {
+                let v: Value = parse(&body)?;
+                let rows: Vec<Vec<String>> = v["data"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c["id"].to_string(),
+                            plain(&c["visibility"]),
+                            c["documents"].to_string(),
+                            plain(&c["owner"]),
+                            plain(&c["name"]),
+                        ]
+                    })
+                    .collect();
+                table(
+                    out,
+                    &["ID", "VISIBILITY", "DOCUMENTS", "OWNER", "NAME"],
+                    &rows,
+                )?;
+            }
+        }
+        KnowledgeCommand::Import {
+            dir,
+            collection,
+            date,
+        } => {
+            let mut files = Vec::new();
+            let mut skipped = 0;
+            walk(dir, 0, &mut files, &mut skipped)
+                .map_err(|e| Error::Usage(format!("{}: {e}", dir.display())))?;
+            files.sort();
+            // Sending a large scan takes time; civiad answers once it is spooled.
+            let long = Api {
+                client: api.client.clone().with_timeout(INSTALL_TIMEOUT),
+                json: api.json,
+            };
+            let (mut imported, mut already, mut refused) = (0, 0, 0);
+            for file in &files {
+                let shown = file.strip_prefix(dir).unwrap_or(file).display().to_string();
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let bytes = std::fs::read(file)
+                    .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+                let mut target = format!(
+                    "/admin/knowledge/collections/{collection}/documents?name={}",
+                    encode(&name)
+                );
+                if let Some(d) = date {
+                    target.push_str(&format!("&date={}", encode(d)));
+                }
+                let response = long.client.send("POST", &target, Some(&bytes))?;
+                match response.status {
+                    200..=299 => {
+                        imported += 1;
+                        let v: Value = parse(&String::from_utf8_lossy(&response.body))?;
+                        writeln!(out, "imported       #{:<6} {shown}", v["id"])?;
+                    }
+                    409 => {
+                        already += 1;
+                        writeln!(out, "already there          {shown}")?;
+                    }
+                    // The collection is gone or the queue is full: nothing more would pass.
+                    404 | 503 => return Err(refusal(response.status, &response.body)),
+                    status => {
+                        refused += 1;
+                        let why = refusal(status, &response.body);
+                        writeln!(out, "refused                {shown}: {why}")?;
+                    }
+                }
+            }
+            writeln!(
+                out,
+                "{imported} imported, {already} already there, {refused} refused, {skipped} skipped (hidden, link or not a document format); indexing goes on in the background"
+            )?;
+            if refused > 0 {
+                return Err(Error::ImportIncomplete { refused });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A JSON string for a terminal: its control characters (escape sequences) dropped.
+fn plain(v: &Value) -> String {
+    v.as_str()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+/// The documents under `dir`: regular files of a known format, not hidden, no links followed;
+/// the others counted in `skipped`.
+fn walk(
+    dir: &std::path::Path,
+    depth: usize,
+    files: &mut Vec<PathBuf>,
+    skipped: &mut usize,
+) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = entry.file_type()?;
+        if name.starts_with('.') || kind.is_symlink() {
+            *skipped += 1;
+        } else if kind.is_dir() {
+            if depth < MAX_IMPORT_DEPTH {
+                walk(&entry.path(), depth + 1, files, skipped)?;
+            } else {
+                *skipped += 1;
+            }
+        } else if kind.is_file()
+            && civia_documents::Format::from_hint(&name).is_some()
+            && entry.metadata()?.len() <= MAX_IMPORT_BYTES
+        {
+            files.push(entry.path());
+        } else {
+            *skipped += 1;
+        }
+    }
+    Ok(())
+}
 
 struct Api {
     client: Client,

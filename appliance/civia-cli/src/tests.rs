@@ -547,3 +547,83 @@ fn truncated_answer_is_a_clear_error() {
     assert_eq!(e.exit_code(), 2);
     assert!(e.to_string().contains("truncated"), "{e}");
 }
+
+#[test]
+fn knowledge_import_sends_the_documents_of_a_folder_and_skips_the_rest() {
+    let folder = tempfile::tempdir().unwrap();
+    let d = folder.path();
+    std::fs::create_dir_all(d.join("Urbanisme/PLU")).unwrap();
+    std::fs::write(d.join("arrêté 12.pdf"), b"%PDF-1.4 a").unwrap();
+    std::fs::write(d.join("Urbanisme/PLU/règlement.docx"), b"PK docx").unwrap();
+    std::fs::write(d.join("Urbanisme/notes.txt"), b"notes").unwrap();
+    std::fs::write(d.join(".cache.txt"), b"hidden").unwrap();
+    std::fs::write(d.join("Thumbs.db"), b"junk").unwrap();
+    std::fs::write(d.join("setup.exe"), b"MZ").unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", d.join("shadow.txt")).unwrap();
+    let civiad = FakeCiviad::start(vec![
+        ok(
+            "202 Accepted",
+            r#"{"object":"document","id":41,"status":"queued"}"#,
+        ),
+        ok(
+            "409 Conflict",
+            r#"{"error":{"message":"Ce fichier est déjà dans la collection.","type":"invalid_request_error","code":"duplicate_document"}}"#,
+        ),
+        ok(
+            "400 Bad Request",
+            r#"{"error":{"message":"Le fichier est vide.","type":"invalid_request_error","code":"invalid_value"}}"#,
+        ),
+    ]);
+    let e = civia(
+        &civiad.socket,
+        &[
+            "knowledge",
+            "import",
+            d.to_str().unwrap(),
+            "--collection",
+            "7",
+            "--date",
+            "2024-03-01",
+        ],
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 1, "{e}");
+    let seen = civiad.requests();
+    let lines: Vec<&str> = seen.iter().map(|s| s.request_line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "POST /admin/knowledge/collections/7/documents?name=r%C3%A8glement.docx&date=2024-03-01 HTTP/1.1",
+            "POST /admin/knowledge/collections/7/documents?name=notes.txt&date=2024-03-01 HTTP/1.1",
+            "POST /admin/knowledge/collections/7/documents?name=arr%C3%AAt%C3%A9%2012.pdf&date=2024-03-01 HTTP/1.1",
+        ]
+    );
+    assert_eq!(seen[0].body, b"PK docx");
+    assert_eq!(seen[2].body, b"%PDF-1.4 a");
+}
+
+#[test]
+fn knowledge_import_stops_when_the_collection_is_not_there() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("a.txt"), b"a").unwrap();
+    std::fs::write(folder.path().join("b.txt"), b"b").unwrap();
+    let civiad = FakeCiviad::start(vec![ok(
+        "404 Not Found",
+        r#"{"error":{"message":"Collection introuvable.","type":"not_found_error","code":"collection_not_found"}}"#,
+    )]);
+    let e = civia(
+        &civiad.socket,
+        &[
+            "knowledge",
+            "import",
+            folder.path().to_str().unwrap(),
+            "--collection",
+            "3",
+        ],
+        "",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("collection_not_found"), "{e}");
+    assert_eq!(civiad.requests().len(), 1);
+}

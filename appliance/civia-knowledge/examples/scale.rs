@@ -182,6 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &format!("{d:064x}"),
                 1,
                 None,
+                "2026-01-01",
             )?;
             let count = per_doc.min(n - d * per_doc);
             let pieces: Vec<Piece> = (0..count)
@@ -247,6 +248,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 method,
                 score_threshold: None,
                 rrf_k: 20,
+                date_from: None,
+                date_to: None,
             };
             let t = Instant::now();
             let hits = rt.block_on(k.search(&viewer, &req))?;

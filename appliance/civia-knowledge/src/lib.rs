@@ -143,6 +143,10 @@ pub struct Document {
     pub updated_at: i64,
     pub chunks: i64,
     pub metadata: Option<serde_json::Value>,
+    /// The document's date (`YYYY-MM-DD`), which searches filter on: the `date` of the
+    /// upload's metadata (a délibération's or an arrêté's own date) when given, else the day
+    /// it was uploaded (UTC).
+    pub date: String,
 }
 
 /// What went wrong, for the HTTP layer to shape.

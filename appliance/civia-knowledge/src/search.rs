@@ -46,6 +46,10 @@ pub struct SearchRequest {
     pub score_threshold: Option<f32>,
     /// The constant of reciprocal rank fusion.
     pub rrf_k: u32,
+    /// Only documents dated on or after this day (`YYYY-MM-DD`, see [`crate::Document::date`]).
+    pub date_from: Option<String>,
+    /// Only documents dated on or before this day (`YYYY-MM-DD`).
+    pub date_to: Option<String>,
 }
 
 /// One result: the chunk id and its score for the method.
@@ -63,9 +67,10 @@ pub fn nearest<'a>(
     documents: &[i64],
     k: usize,
 ) -> Vec<Hit> {
+    let wanted: std::collections::HashSet<i64> = documents.iter().copied().collect();
     let mut best: Vec<Hit> = Vec::with_capacity(k + 1);
     for (chunk, document, v) in vectors {
-        if !documents.is_empty() && !documents.contains(document) {
+        if !wanted.is_empty() && !wanted.contains(document) {
             continue;
         }
         if v.len() != query.len() {

@@ -106,6 +106,14 @@ impl Default for KnowledgeSettings {
 
 type Vectors = Arc<Vec<(i64, i64, Vec<f32>)>>;
 
+/// The vectors of the collections searched lately, and a count of the changes made to any
+/// collection since the service opened (a load that raced a change is not kept).
+#[derive(Default)]
+struct VectorCache {
+    vectors: HashMap<i64, Vectors>,
+    generation: u64,
+}
+
 /// The service (one per box).
 pub struct Knowledge {
     db: Arc<Db>,
@@ -117,7 +125,7 @@ pub struct Knowledge {
     /// The queue's receiving end and the documents a stop interrupted, listed when the
     /// service opened (before any upload could add a row whose file is still being written).
     receiver: Mutex<Option<(mpsc::Receiver<i64>, Vec<i64>)>>,
-    vectors: Mutex<HashMap<i64, Vectors>>,
+    vectors: Mutex<VectorCache>,
     /// A compaction is wanted (set by deletions, done by the background task).
     compact: tokio::sync::Notify,
 }
@@ -126,15 +134,25 @@ const MAX_NAME_CHARS: usize = 128;
 const MAX_DESCRIPTION_CHARS: usize = 2000;
 const MAX_PROMPT_CHARS: usize = 4000;
 const MAX_K: usize = 100;
+/// Collections or documents named in one search at most.
+const MAX_LISTED: usize = 1000;
 
 fn valid_name(name: &str, max: usize) -> Result<String> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > max || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > max || name.chars().any(invisible) {
         return Err(KnowledgeError::Invalid(format!(
             "Le nom doit compter de 1 à {max} caractères, sans caractère de contrôle."
         )));
     }
     Ok(name.to_owned())
+}
+
+/// Control characters, and the format characters that reorder or hide text (a name shown
+/// `cod.exe` that is `exe.doc` read backwards).
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 fn valid_description(d: &str) -> Result<()> {
@@ -147,14 +165,64 @@ fn valid_description(d: &str) -> Result<()> {
 }
 
 /// Whether `viewer` may change `c` (add or delete documents, rename, delete it).
+/// A public collection is the administrators' (its owner's too only while an administrator).
 fn may_write(viewer: &Viewer, c: &Collection) -> bool {
-    c.owner_id == viewer.user_id
-        || (c.visibility == Visibility::Service && viewer.peers.contains(&c.owner_id))
-        || (c.visibility == Visibility::Public && viewer.admin)
+    match c.visibility {
+        Visibility::Private => c.owner_id == viewer.user_id,
+        Visibility::Service => c.owner_id == viewer.user_id || viewer.peers.contains(&c.owner_id),
+        Visibility::Public => viewer.admin,
+    }
+}
+
+/// Removes from the spool what no unfinished document needs: files of documents a stop left
+/// half-deleted, temporary files of a write a stop or a full disk interrupted.
+fn sweep_spool(spool: &Path, keep: &[i64]) {
+    let Ok(entries) = std::fs::read_dir(spool) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let needed = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".upload"))
+            .and_then(|id| id.parse::<i64>().ok())
+            .is_some_and(|id| keep.contains(&id));
+        if !needed {
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                log::warn!("knowledge: cannot remove {}: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
+/// A document's date: its metadata's `date` (`YYYY-MM-DD`) when given, else today (UTC).
+fn document_date(metadata: Option<&serde_json::Value>) -> Result<String> {
+    match metadata.and_then(|m| m.get("date")) {
+        None => Ok(civia_base::time::date(civia_base::time::now_unix())),
+        Some(serde_json::Value::String(d)) if civia_base::time::parse_date(d).is_some() => {
+            Ok(d.clone())
+        }
+        Some(_) => Err(KnowledgeError::Invalid(
+            "La date du document (métadonnée « date ») doit être au format AAAA-MM-JJ.".into(),
+        )),
+    }
+}
+
+/// A search's date bound, checked.
+fn date_bound(d: Option<&String>) -> Result<Option<String>> {
+    match d {
+        None => Ok(None),
+        Some(d) if civia_base::time::parse_date(d).is_some() => Ok(Some(d.clone())),
+        Some(_) => Err(KnowledgeError::Invalid(
+            "Les dates de recherche doivent être au format AAAA-MM-JJ.".into(),
+        )),
+    }
 }
 
 const PUBLIC_IS_ADMIN: &str =
     "Seul un administrateur peut publier une collection pour toute la commune.";
+const OWNER_SETS_VISIBILITY: &str =
+    "Seul le propriétaire de la collection peut changer qui la voit.";
 const READ_ONLY: &str = "Vous pouvez consulter cette collection, pas la modifier.";
 
 impl Knowledge {
@@ -178,6 +246,7 @@ impl Knowledge {
         }
         let db = Arc::new(Db::open(&dir.join("knowledge.db"))?);
         let interrupted = db.unfinished()?;
+        sweep_spool(&spool, &interrupted);
         let (queue, receiver) = mpsc::channel(settings.max_queued.max(1));
         Ok(Arc::new(Knowledge {
             db,
@@ -187,7 +256,7 @@ impl Knowledge {
             embedder,
             queue,
             receiver: Mutex::new(Some((receiver, interrupted))),
-            vectors: Mutex::new(HashMap::new()),
+            vectors: Mutex::new(VectorCache::default()),
             compact: tokio::sync::Notify::new(),
         }))
     }
@@ -261,6 +330,14 @@ impl Knowledge {
         if visibility == Some(Visibility::Public) && !viewer.admin {
             return Err(KnowledgeError::Forbidden(PUBLIC_IS_ADMIN));
         }
+        // Who sees a collection is its owner's choice (an administrator's for a public one):
+        // a colleague of the service may add documents, not hide it from the service.
+        if visibility.is_some_and(|v| v != c.visibility)
+            && c.owner_id != viewer.user_id
+            && c.visibility != Visibility::Public
+        {
+            return Err(KnowledgeError::Forbidden(OWNER_SETS_VISIBILITY));
+        }
         let v = viewer.clone();
         self.db(move |db| {
             db.update_collection(
@@ -280,13 +357,67 @@ impl Knowledge {
         if !may_write(viewer, &c) {
             return Err(KnowledgeError::Forbidden(READ_ONLY));
         }
+        self.remove_collection(id).await?;
+        Ok(c)
+    }
+
+    /// Deletes collection `id` and everything in it, whoever asks (the callers check).
+    async fn remove_collection(&self, id: i64) -> Result<()> {
         let docs = self.db(move |db| db.delete_collection(id)).await?;
         for d in docs {
             self.drop_spool(d);
         }
         self.forget_vectors(id);
         self.compact.notify_one();
-        Ok(c)
+        Ok(())
+    }
+
+    // ---- a user's collections (data-subject requests, accounts deleted) ----
+
+    /// The collections `owner` created, with their documents (for a data-subject export).
+    pub async fn owned_by(&self, owner: i64) -> Result<Vec<(Collection, Vec<Document>)>> {
+        let v = Viewer {
+            user_id: owner,
+            admin: false,
+            peers: Vec::new(),
+        };
+        let mut out = Vec::new();
+        for c in self.db(move |db| db.owned_collections(owner)).await? {
+            let (v, id) = (v.clone(), c.id);
+            let docs = self
+                .db(move |db| db.documents(&v, Some(id), u32::MAX, 0))
+                .await?;
+            out.push((c, docs));
+        }
+        Ok(out)
+    }
+
+    /// Erases `owner`'s private collections; when the account goes, also hands its service
+    /// collections to `heir` (another member of the service), or erases them when the
+    /// service has nobody left. Public collections stay: they are the commune's and its
+    /// administrators'. Gives the ids erased and handed over.
+    pub async fn owner_leaves(
+        &self,
+        owner: i64,
+        account_deleted: bool,
+        heir: Option<i64>,
+    ) -> Result<(Vec<i64>, Vec<i64>)> {
+        let (mut erased, mut handed) = (Vec::new(), Vec::new());
+        for c in self.db(move |db| db.owned_collections(owner)).await? {
+            match (c.visibility, account_deleted, heir) {
+                (Visibility::Private, _, _) | (Visibility::Service, true, None) => {
+                    self.remove_collection(c.id).await?;
+                    erased.push(c.id);
+                }
+                (Visibility::Service, true, Some(heir)) => {
+                    let id = c.id;
+                    self.db(move |db| db.set_owner(id, heir)).await?;
+                    handed.push(c.id);
+                }
+                _ => {}
+            }
+        }
+        Ok((erased, handed))
     }
 
     // ---- documents ----
@@ -302,6 +433,48 @@ impl Knowledge {
         if !may_write(viewer, &c) {
             return Err(KnowledgeError::Forbidden(READ_ONLY));
         }
+        let (id, permit) = self.spool(collection, upload).await?;
+        // Read before queueing, so the answer says `queued` whatever the indexer does next.
+        let v = viewer.clone();
+        let document = self.db(move |db| db.document(&v, id)).await;
+        permit.send(id);
+        document
+    }
+
+    /// The collections shared with a service or the whole commune, for the administration
+    /// plane's bulk import (an administrator never sees nor fills an agent's private ones).
+    pub async fn shared_collections(&self) -> Result<Vec<Collection>> {
+        self.db(|db| db.shared_collections()).await
+    }
+
+    /// Takes an upload from the administration plane (a folder imported by `civia knowledge
+    /// import`) into a shared collection, checked, spooled and queued like any other.
+    pub async fn import(&self, collection: i64, upload: Upload) -> Result<Document> {
+        let Some(_) = self
+            .shared_collections()
+            .await?
+            .into_iter()
+            .find(|c| c.id == collection)
+        else {
+            return Err(KnowledgeError::CollectionNotFound(collection));
+        };
+        let (id, permit) = self.spool(collection, upload).await?;
+        let document = self
+            .db(move |db| db.document_unchecked(id))
+            .await
+            .and_then(|d| d.ok_or(KnowledgeError::DocumentNotFound(id)));
+        permit.send(id);
+        document
+    }
+
+    /// Checks an upload, records it and writes its bytes to the spool; gives its id and its
+    /// reserved place in the indexer's queue, for the caller to send once it has read the
+    /// document back.
+    async fn spool(
+        &self,
+        collection: i64,
+        upload: Upload,
+    ) -> Result<(i64, mpsc::OwnedPermit<i64>)> {
         let name = valid_name(upload.name.rsplit(['/', '\\']).next().unwrap_or(""), 255)?;
         if upload.bytes.is_empty() {
             return Err(KnowledgeError::Invalid("Le fichier est vide.".into()));
@@ -312,6 +485,7 @@ impl Knowledge {
                 self.settings.max_file_bytes / (1024 * 1024)
             )));
         }
+        let date = document_date(upload.metadata.as_ref())?;
         let permit = self
             .queue
             .clone()
@@ -321,7 +495,7 @@ impl Knowledge {
         let size = upload.bytes.len() as u64;
         let metadata = upload.metadata.clone();
         let id = self
-            .db(move |db| db.add_document(collection, &name, &sha, size, metadata.as_ref()))
+            .db(move |db| db.add_document(collection, &name, &sha, size, metadata.as_ref(), &date))
             .await?;
         let path = self.spool_path(id);
         let bytes = upload.bytes;
@@ -330,14 +504,11 @@ impl Knowledge {
                 .await
                 .map_err(|e| KnowledgeError::Task(e.to_string()))?;
         if let Err(e) = written {
+            self.drop_spool(id);
             self.db(move |db| db.delete_document(id)).await?;
             return Err(KnowledgeError::Spool(e.to_string()));
         }
-        // Read before queueing, so the answer says `queued` whatever the indexer does next.
-        let v = viewer.clone();
-        let document = self.db(move |db| db.document(&v, id)).await;
-        permit.send(id);
-        document
+        Ok((id, permit))
     }
 
     pub async fn document(&self, viewer: &Viewer, id: i64) -> Result<Document> {
@@ -400,15 +571,48 @@ impl Knowledge {
                 "La question doit compter de 1 à {MAX_PROMPT_CHARS} caractères."
             )));
         }
+        if req.collections.len() > MAX_LISTED || req.documents.len() > MAX_LISTED {
+            return Err(KnowledgeError::Invalid(format!(
+                "Une recherche porte sur {MAX_LISTED} collections et {MAX_LISTED} documents au plus."
+            )));
+        }
         if req.k == 0 || req.k > MAX_K {
             return Err(KnowledgeError::Invalid(format!(
                 "Le nombre de résultats k doit être compris entre 1 et {MAX_K}."
             )));
         }
+        let (from, to) = (
+            date_bound(req.date_from.as_ref())?,
+            date_bound(req.date_to.as_ref())?,
+        );
+        if let (Some(f), Some(t)) = (&from, &to) {
+            if f > t {
+                return Err(KnowledgeError::Invalid(
+                    "La date de début de la recherche est après sa date de fin.".into(),
+                ));
+            }
+        }
         let (v, wanted) = (viewer.clone(), req.collections.clone());
         let allowed = self.db(move |db| db.searchable(&v, &wanted)).await?;
         if allowed.is_empty() {
             return Ok(Vec::new());
+        }
+        // A date range narrows the documents before anything is ranked.
+        let mut documents = req.documents.clone();
+        if from.is_some() || to.is_some() {
+            let (v, cols) = (viewer.clone(), allowed.clone());
+            let dated = self
+                .db(move |db| db.dated(&v, &cols, from.as_deref(), to.as_deref()))
+                .await?;
+            if !documents.is_empty() {
+                let dated: std::collections::HashSet<i64> = dated.into_iter().collect();
+                documents.retain(|d| dated.contains(d));
+            } else {
+                documents = dated;
+            }
+            if documents.is_empty() {
+                return Ok(Vec::new());
+            }
         }
         let pool = (req.k * 5).max(50);
         let lexical = match req.method {
@@ -416,7 +620,7 @@ impl Knowledge {
                 let (v, cols, docs, p) = (
                     viewer.clone(),
                     allowed.clone(),
-                    req.documents.clone(),
+                    documents.clone(),
                     prompt.clone(),
                 );
                 let limit = if req.method == Method::Lexical {
@@ -427,10 +631,14 @@ impl Knowledge {
                 self.db(move |db| db.lexical(&v, &cols, &docs, &p, limit))
                     .await?
                     .into_iter()
-                    // bm25() is lower for better matches: shown as a positive score.
-                    .map(|(chunk_id, bm25)| Hit {
+                    // FTS5's bm25() uses statistics of the whole index, other users'
+                    // documents included: its value would tell whether they hold a word. The
+                    // score shown is the rank's (1, 1/2, 1/3...), which depends on nothing the
+                    // caller may not see.
+                    .enumerate()
+                    .map(|(rank, (chunk_id, _bm25))| Hit {
                         chunk_id,
-                        score: -bm25,
+                        score: 1.0 / (rank as f64 + 1.0),
                     })
                     .collect()
             }
@@ -464,8 +672,13 @@ impl Knowledge {
                 for c in &allowed {
                     all.push(self.vectors_of(*c).await?);
                 }
-                let mut hits =
-                    nearest(&q, all.iter().flat_map(|v| v.iter()), &req.documents, limit);
+                // A scan of every vector: off the async workers.
+                let wanted = documents.clone();
+                let mut hits = tokio::task::spawn_blocking(move || {
+                    nearest(&q, all.iter().flat_map(|v| v.iter()), &wanted, limit)
+                })
+                .await
+                .map_err(|e| KnowledgeError::Task(e.to_string()))?;
                 if let Some(t) = req.score_threshold {
                     hits.retain(|h| h.score >= f64::from(t));
                 }
@@ -488,27 +701,26 @@ impl Knowledge {
     }
 
     async fn vectors_of(&self, collection: i64) -> Result<Vectors> {
-        if let Some(v) = self
-            .vectors
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&collection)
-        {
-            return Ok(v.clone());
-        }
+        let generation = {
+            let cache = self.vectors.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(v) = cache.vectors.get(&collection) {
+                return Ok(v.clone());
+            }
+            cache.generation
+        };
         let loaded = Arc::new(self.db(move |db| db.vectors(collection)).await?);
-        self.vectors
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(collection, loaded.clone());
+        let mut cache = self.vectors.lock().unwrap_or_else(PoisonError::into_inner);
+        // A change committed while loading makes what was read stale: used once, not kept.
+        if cache.generation == generation {
+            cache.vectors.insert(collection, loaded.clone());
+        }
         Ok(loaded)
     }
 
     fn forget_vectors(&self, collection: i64) {
-        self.vectors
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&collection);
+        let mut cache = self.vectors.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.vectors.remove(&collection);
+        cache.generation += 1;
     }
 
     /// Counts for metrics and health: (collections, documents, chunks).
@@ -534,8 +746,9 @@ impl Knowledge {
         }
     }
 
-    /// The background task: requeues what a stop interrupted, then indexes uploads one at a
-    /// time, and compacts the database after deletions. Runs until the service is dropped.
+    /// The background tasks: requeues what a stop interrupted, then indexes uploads one at a
+    /// time; compacts the database after deletions (a task of its own). Runs for the life of
+    /// the process.
     pub async fn run(self: Arc<Self>) {
         let Some((mut receiver, interrupted)) = self
             .receiver
@@ -545,24 +758,25 @@ impl Knowledge {
         else {
             return;
         };
+        // Compaction is its own task: a long OCR never delays the erasure of deleted text.
+        // (A deletion while it runs leaves a permit: the next one is not lost.)
+        let compactor = self.clone();
+        tokio::spawn(async move {
+            loop {
+                compactor.compact.notified().await;
+                if let Err(e) = compactor.db(|db| db.compact()).await {
+                    log::error!("knowledge: compaction failed: {e}");
+                }
+            }
+        });
         for id in interrupted {
             if let Err(e) = self.index(id).await {
                 log::error!("knowledge: indexing document {id} failed: {e}");
             }
         }
-        loop {
-            tokio::select! {
-                id = receiver.recv() => {
-                    let Some(id) = id else { return };
-                    if let Err(e) = self.index(id).await {
-                        log::error!("knowledge: indexing document {id} failed: {e}");
-                    }
-                }
-                () = self.compact.notified() => {
-                    if let Err(e) = self.db(|db| db.compact()).await {
-                        log::error!("knowledge: compaction failed: {e}");
-                    }
-                }
+        while let Some(id) = receiver.recv().await {
+            if let Err(e) = self.index(id).await {
+                log::error!("knowledge: indexing document {id} failed: {e}");
             }
         }
     }
@@ -601,13 +815,22 @@ impl Knowledge {
             .await?;
         let extractor = self.extractor.clone();
         let name = doc.name.clone();
-        let extraction = tokio::task::spawn_blocking(move || extractor.extract(&bytes, &name))
-            .await
-            .map_err(|e| KnowledgeError::Task(e.to_string()))?;
-        let extraction = match extraction {
-            Ok(x) => x,
-            Err(r) => return self.fail(id, r.french, &r.detail).await,
-        };
+        let extraction =
+            match tokio::task::spawn_blocking(move || extractor.extract(&bytes, &name)).await {
+                Ok(Ok(x)) => x,
+                Ok(Err(r)) => return self.fail(id, r.french, &r.detail).await,
+                // A reader that panicked: the document fails like any unreadable one, its upload
+                // is not kept nor retried at every start.
+                Err(e) => {
+                    return self
+                        .fail(
+                            id,
+                            "Ce document n'a pas pu être lu.".into(),
+                            &format!("reader: {e}"),
+                        )
+                        .await
+                }
+            };
         let pieces = chunk(&extraction.pages, self.settings.chunking);
         if pieces.is_empty() {
             return self

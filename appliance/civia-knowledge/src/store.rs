@@ -26,7 +26,8 @@ type Result<T> = std::result::Result<T, KnowledgeError>;
 pub(crate) const ACCESS: &str = "(col.owner_id = :me OR col.visibility = 'public' \
      OR (col.visibility = 'service' AND col.owner_id IN (SELECT value FROM json_each(:peers))))";
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE collections (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
@@ -70,7 +71,13 @@ CREATE VIRTUAL TABLE chunks_fts USING fts5(
     terms, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
 );
 INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('secure-delete', 1);
-"#];
+"#,
+    r#"
+ALTER TABLE documents ADD COLUMN date TEXT;
+UPDATE documents SET date = date(created_at, 'unixepoch');
+CREATE INDEX documents_by_date ON documents(collection_id, date);
+"#,
+];
 
 /// The database.
 pub struct Db {
@@ -146,13 +153,14 @@ fn document_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Document> {
         metadata: r
             .get::<_, Option<String>>(13)?
             .and_then(|m| serde_json::from_str(&m).ok()),
+        date: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
     })
 }
 
 const DOCUMENT_COLUMNS: &str =
     "d.id, d.collection_id, d.name, d.sha256, d.bytes, d.format, d.pages, \
      d.status, d.error, d.created_at, d.updated_at, \
-     (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id), d.ocr_pages, d.metadata";
+     (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id), d.ocr_pages, d.metadata, d.date";
 
 impl Db {
     /// Opens (creating and migrating) the database at `path`.
@@ -165,6 +173,9 @@ impl Db {
         // Freed pages are overwritten: deleted text does not linger in the file.
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "journal_size_limit", 0)?;
+        // VACUUM's and sorts' temporary copies stay in memory, never in a file outside the
+        // data volume.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = MIGRATIONS.len() as u32;
         if version > known {
@@ -179,6 +190,9 @@ impl Db {
             tx.pragma_update(None, "user_version", i as u32 + 1)?;
         }
         tx.commit()?;
+        // What a crash left in the write-ahead log (text of deleted documents included) goes
+        // now, not at the next deletion.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(Db {
             conn: std::sync::Mutex::new(conn),
         })
@@ -221,6 +235,38 @@ impl Db {
             collection_row,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The collections shared with a service or the commune (the administration plane's view),
+    /// newest first.
+    pub fn shared_collections(&self) -> Result<Vec<Collection>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLLECTION_COLUMNS} FROM collections col
+             WHERE col.visibility IN ('service', 'public') ORDER BY col.id DESC"
+        ))?;
+        let rows = stmt.query_map([], collection_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The collections `owner` created, whatever their visibility.
+    pub fn owned_collections(&self, owner: i64) -> Result<Vec<Collection>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLLECTION_COLUMNS} FROM collections col WHERE col.owner_id = ?1
+             ORDER BY col.id"
+        ))?;
+        let rows = stmt.query_map([owner], collection_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Gives collection `id` to another owner.
+    pub fn set_owner(&self, id: i64, owner: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE collections SET owner_id = ?1, updated_at = ?2 WHERE id = ?3",
+            params![owner, now_unix(), id],
+        )?;
+        Ok(())
     }
 
     /// One collection, if `viewer` may see it (an invisible one is "not found").
@@ -291,8 +337,8 @@ impl Db {
 
     // ---- documents ----
 
-    /// Records an upload; `Err(Duplicate(id))` when the same bytes are already in the
-    /// collection.
+    /// Records an upload dated `date` (`YYYY-MM-DD`); `Err(Duplicate(id))` when the same
+    /// bytes are already in the collection.
     pub fn add_document(
         &self,
         collection: i64,
@@ -300,6 +346,7 @@ impl Db {
         sha256: &str,
         bytes: u64,
         metadata: Option<&serde_json::Value>,
+        date: &str,
     ) -> Result<i64> {
         let conn = self.conn();
         if let Some(existing) = conn
@@ -314,14 +361,15 @@ impl Db {
         }
         let now = now_unix();
         conn.execute(
-            "INSERT INTO documents (collection_id, name, sha256, bytes, status, metadata, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6)",
+            "INSERT INTO documents (collection_id, name, sha256, bytes, status, metadata, date, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?7)",
             params![
                 collection,
                 name,
                 sha256,
                 i64::try_from(bytes).unwrap_or(i64::MAX),
                 metadata.map(|m| m.to_string()),
+                date,
                 now
             ],
         )?;
@@ -515,6 +563,34 @@ impl Db {
                 ":limit": i64::try_from(limit).unwrap_or(i64::MAX),
             },
             |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The documents of `collections` dated from `from` to `to` (inclusive `YYYY-MM-DD`, either
+    /// open), among those `viewer` may see.
+    pub fn dated(
+        &self,
+        viewer: &Viewer,
+        collections: &[i64],
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<i64>> {
+        let (me, peers) = viewer_params(viewer);
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT d.id FROM documents d JOIN collections col ON col.id = d.collection_id
+             WHERE {ACCESS} AND d.collection_id IN (SELECT value FROM json_each(:collections))
+               AND (:from IS NULL OR d.date >= :from) AND (:to IS NULL OR d.date <= :to)
+             ORDER BY d.id"
+        ))?;
+        let rows = stmt.query_map(
+            rusqlite::named_params! {
+                ":me": me, ":peers": peers,
+                ":collections": serde_json::Value::from(collections.to_vec()).to_string(),
+                ":from": from, ":to": to,
+            },
+            |r| r.get(0),
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -10,6 +10,7 @@ struct PlainText;
 
 impl Extractor for PlainText {
     fn extract(&self, bytes: &[u8], _name: &str) -> Result<Extraction, Refusal> {
+        assert_ne!(bytes, b"panique", "a reader with a bug");
         let text = std::str::from_utf8(bytes).map_err(|_| Refusal {
             french: "Format non reconnu.".into(),
             detail: "not UTF-8".into(),
@@ -104,6 +105,8 @@ fn req(collections: &[i64], prompt: &str, method: Method) -> SearchRequest {
         method,
         score_threshold: None,
         rrf_k: 20,
+        date_from: None,
+        date_to: None,
     }
 }
 
@@ -238,6 +241,58 @@ async fn nobody_retrieves_what_they_may_not_see() {
             .await,
         Err(KnowledgeError::Forbidden(_))
     ));
+    // Nor hide it from the service: who sees a collection is its owner's choice.
+    assert!(matches!(
+        k.update_collection(&bob, service.id, None, None, Some(Visibility::Private))
+            .await,
+        Err(KnowledgeError::Forbidden(_))
+    ));
+    assert_eq!(
+        k.collection(&bob, service.id).await.unwrap().visibility,
+        Visibility::Service
+    );
+    // An owner who is no longer an administrator no longer changes a public collection.
+    let admin = Viewer {
+        admin: true,
+        ..viewer(5, &[])
+    };
+    let public = k
+        .create_collection(&admin, "Commune", None, Visibility::Public)
+        .await
+        .unwrap();
+    let demoted = viewer(5, &[]);
+    assert!(matches!(
+        k.update_collection(&demoted, public.id, Some("Mien".into()), None, None)
+            .await,
+        Err(KnowledgeError::Forbidden(_))
+    ));
+    assert!(k
+        .upload(&demoted, public.id, upload("x.txt", "texte"))
+        .await
+        .is_err());
+    // Lexical scores depend on the rank only: a word in a collection one may not see does not
+    // change them (FTS5's own bm25 uses the statistics of the whole index).
+    let before = k
+        .search(&bob, &req(&[], "servicissime budget", Method::Lexical))
+        .await
+        .unwrap();
+    let d = k
+        .upload(
+            &alice,
+            private.id,
+            upload("b.txt", "servicissime servicissime servicissime"),
+        )
+        .await
+        .unwrap();
+    indexed(&k, &alice, d.id).await;
+    let after = k
+        .search(&bob, &req(&[], "servicissime budget", Method::Lexical))
+        .await
+        .unwrap();
+    assert_eq!(
+        before.iter().map(|h| h.0).collect::<Vec<_>>(),
+        after.iter().map(|h| h.0).collect::<Vec<_>>()
+    );
     // Carol joins the service: she now sees its collection (the service is read at query time).
     let carol_joined = viewer(3, &[1, 2, 3]);
     let hits = k
@@ -335,7 +390,14 @@ async fn bad_input_is_refused_and_nothing_half_indexed() {
     let dir = tempfile::tempdir().unwrap();
     let k = service(dir.path()).await;
     let alice = viewer(1, &[]);
-    for name in ["", "   ", "a\u{0}b", &"n".repeat(200)] {
+    for name in [
+        "",
+        "   ",
+        "a\u{0}b",
+        &"n".repeat(200),
+        "facture\u{202E}fdp.exe",
+        "a\u{200B}b",
+    ] {
         assert!(
             k.create_collection(&alice, name, None, Visibility::Private)
                 .await
@@ -351,6 +413,18 @@ async fn bad_input_is_refused_and_nothing_half_indexed() {
         .upload(&alice, c.id, upload("vide.txt", ""))
         .await
         .is_err());
+    assert!(matches!(
+        k.upload(&alice, c.id, upload("arr\u{202E}fdp.txt", "texte"))
+            .await,
+        Err(KnowledgeError::Invalid(_))
+    ));
+    // A search names 1,000 collections or documents at most (each is checked).
+    let mut r = req(&[c.id], "texte", Method::Hybrid);
+    r.documents = (1..=1001).collect();
+    assert!(matches!(
+        k.search(&alice, &r).await,
+        Err(KnowledgeError::Invalid(_))
+    ));
     // Unreadable: failed with a French reason, no chunk, no spool file left.
     let d = k
         .upload(
@@ -367,6 +441,14 @@ async fn bad_input_is_refused_and_nothing_half_indexed() {
     let d = indexed(&k, &alice, d.id).await;
     assert_eq!(d.status, DocumentStatus::Failed);
     assert_eq!(d.error.as_deref(), Some("Format non reconnu."));
+    // A reader that panics: failed too, its upload not kept.
+    let p = k
+        .upload(&alice, c.id, upload("p.txt", "panique"))
+        .await
+        .unwrap();
+    let p = indexed(&k, &alice, p.id).await;
+    assert_eq!(p.status, DocumentStatus::Failed);
+    assert_eq!(p.error.as_deref(), Some("Ce document n'a pas pu être lu."));
     assert_eq!(d.chunks, 0);
     assert_eq!(
         std::fs::read_dir(dir.path().join("spool")).unwrap().count(),
@@ -414,9 +496,271 @@ async fn an_upload_interrupted_by_a_stop_is_indexed_at_the_next_start() {
         .unwrap()
         .id
     };
+    // What a stop left besides: a half-written temporary file, a deleted document's upload.
+    let spool = dir.path().join("spool");
+    std::fs::write(spool.join(".77.upload.tmp"), "texte secret").unwrap();
+    std::fs::write(spool.join("78.upload"), "texte secret").unwrap();
     let k = service(dir.path()).await;
+    let mut left: Vec<String> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != &format!("{id}.upload"))
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "{left:?}");
     assert_eq!(
         indexed(&k, &alice, id).await.status,
         DocumentStatus::Indexed
     );
+}
+
+fn dated(name: &str, text: &str, date: serde_json::Value) -> Upload {
+    Upload {
+        metadata: Some(serde_json::json!({ "date": date })),
+        ..upload(name, text)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_date_range_narrows_the_documents_before_ranking() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = service(dir.path()).await;
+    let alice = viewer(1, &[]);
+    let c = k
+        .create_collection(&alice, "Délibérations", None, Visibility::Private)
+        .await
+        .unwrap();
+    let text = |price: &str| format!("Tarif de la cantine scolaire : {price} euros le repas.");
+    let old = k
+        .upload(
+            &alice,
+            c.id,
+            dated("2019.txt", &text("2,50"), "2019-03-01".into()),
+        )
+        .await
+        .unwrap();
+    let new = k
+        .upload(
+            &alice,
+            c.id,
+            dated("2024.txt", &text("3,20"), "2024-03-01".into()),
+        )
+        .await
+        .unwrap();
+    let today = k
+        .upload(&alice, c.id, upload("projet.txt", &text("3,50")))
+        .await
+        .unwrap();
+    assert_eq!(old.date, "2019-03-01");
+    let now = civia_base::time::date(civia_base::time::now_unix());
+    assert_eq!(today.date, now);
+    for bad in [
+        serde_json::json!("2024-02-30"),
+        serde_json::json!("01/03/2024"),
+        serde_json::json!(20240301),
+        serde_json::Value::Null,
+    ] {
+        let r = k
+            .upload(&alice, c.id, dated("x.txt", &text("9"), bad.clone()))
+            .await;
+        assert!(matches!(r, Err(KnowledgeError::Invalid(_))), "{bad}: {r:?}");
+    }
+    for d in [&old, &new, &today] {
+        assert_eq!(
+            indexed(&k, &alice, d.id).await.status,
+            DocumentStatus::Indexed
+        );
+    }
+    let found = |from: Option<&str>, to: Option<&str>, documents: Vec<i64>, method| {
+        let mut r = req(&[c.id], "prix de la cantine", method);
+        r.date_from = from.map(Into::into);
+        r.date_to = to.map(Into::into);
+        r.documents = documents;
+        let k = k.clone();
+        let alice = alice.clone();
+        async move {
+            let mut ids: Vec<i64> = k
+                .search(&alice, &r)
+                .await
+                .unwrap()
+                .iter()
+                .map(|h| h.1.document_id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        }
+    };
+    for method in [Method::Lexical, Method::Semantic, Method::Hybrid] {
+        assert_eq!(
+            found(None, None, vec![], method).await,
+            vec![old.id, new.id, today.id]
+        );
+        assert_eq!(
+            found(Some("2020-01-01"), Some("2024-12-31"), vec![], method).await,
+            vec![new.id]
+        );
+        assert_eq!(
+            found(None, Some("2019-03-01"), vec![], method).await,
+            vec![old.id]
+        );
+        assert_eq!(
+            found(Some(&now), None, vec![], method).await,
+            vec![today.id]
+        );
+        // Documents outside the range stay out even when named.
+        assert!(found(Some("2020-01-01"), None, vec![old.id], method)
+            .await
+            .is_empty());
+    }
+    for (from, to) in [
+        (Some("2024-12-31"), Some("2020-01-01")),
+        (Some("2024-13-01"), None),
+        (None, Some("hier")),
+    ] {
+        let mut r = req(&[c.id], "cantine", Method::Hybrid);
+        r.date_from = from.map(Into::into);
+        r.date_to = to.map(Into::into);
+        assert!(
+            matches!(k.search(&alice, &r).await, Err(KnowledgeError::Invalid(_))),
+            "{from:?} {to:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_administration_imports_into_shared_collections_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = service(dir.path()).await;
+    let (alice, bob, carol) = (viewer(1, &[1, 2]), viewer(2, &[1, 2]), viewer(3, &[]));
+    let private = k
+        .create_collection(&alice, "Mes brouillons", None, Visibility::Private)
+        .await
+        .unwrap();
+    let shared = k
+        .create_collection(&alice, "Urbanisme", None, Visibility::Service)
+        .await
+        .unwrap();
+    let listed: Vec<i64> = k
+        .shared_collections()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(listed, vec![shared.id]);
+    // An agent's private collection is neither listed nor filled by the administration.
+    assert!(matches!(
+        k.import(private.id, upload("a.txt", "texte")).await,
+        Err(KnowledgeError::CollectionNotFound(_))
+    ));
+    assert!(matches!(
+        k.import(9999, upload("a.txt", "texte")).await,
+        Err(KnowledgeError::CollectionNotFound(_))
+    ));
+    assert_eq!(
+        k.documents(&alice, Some(private.id), 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    let d = k
+        .import(
+            shared.id,
+            upload(
+                "dossiers/plu/reglement.txt",
+                "Hauteur maximale des clôtures : 1,80 mètre.",
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.status, DocumentStatus::Queued);
+    assert_eq!(d.name, "reglement.txt");
+    assert_eq!(
+        indexed(&k, &bob, d.id).await.status,
+        DocumentStatus::Indexed
+    );
+    let hits = k
+        .search(&bob, &req(&[], "hauteur des clôtures", Method::Lexical))
+        .await
+        .unwrap();
+    assert_eq!(hits[0].1.document_id, d.id);
+    assert!(k
+        .search(&carol, &req(&[], "hauteur des clôtures", Method::Lexical))
+        .await
+        .unwrap()
+        .is_empty());
+    // The same file again is a duplicate, not a second copy.
+    assert!(matches!(
+        k.import(shared.id, upload("copie.txt", "Hauteur maximale des clôtures : 1,80 mètre.")).await,
+        Err(KnowledgeError::Duplicate(id)) if id == d.id
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_departing_user_leaves_no_private_collection_and_no_orphan() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = service(dir.path()).await;
+    let alice = Viewer {
+        admin: true,
+        ..viewer(1, &[1, 2])
+    };
+    let mut ids = Vec::new();
+    for (name, vis) in [
+        ("Brouillons", Visibility::Private),
+        ("Urbanisme", Visibility::Service),
+        ("Commune", Visibility::Public),
+    ] {
+        let c = k.create_collection(&alice, name, None, vis).await.unwrap();
+        let d = k
+            .upload(
+                &alice,
+                c.id,
+                upload(&format!("{name}.txt"), &format!("Note {name} zorglub.")),
+            )
+            .await
+            .unwrap();
+        indexed(&k, &alice, d.id).await;
+        ids.push(c.id);
+    }
+    let (private, service, public) = (ids[0], ids[1], ids[2]);
+    let owned = k.owned_by(1).await.unwrap();
+    assert_eq!(owned.len(), 3);
+    assert!(owned.iter().all(|(_, docs)| docs.len() == 1));
+    // A data-subject erasure without the account: the private collection goes.
+    assert_eq!(
+        k.owner_leaves(1, false, None).await.unwrap(),
+        (vec![private], vec![])
+    );
+    assert!(k.collection(&alice, private).await.is_err());
+    // The account goes: the service collection passes to Bob, who still sees it alone.
+    assert_eq!(
+        k.owner_leaves(1, true, Some(2)).await.unwrap(),
+        (vec![], vec![service])
+    );
+    let bob = viewer(2, &[2]);
+    assert_eq!(k.collection(&bob, service).await.unwrap().owner_id, 2);
+    assert!(!k
+        .search(&bob, &req(&[], "zorglub", Method::Lexical))
+        .await
+        .unwrap()
+        .is_empty());
+    // Bob leaves with nobody left in the service: erased, not orphaned.
+    assert_eq!(
+        k.owner_leaves(2, true, None).await.unwrap(),
+        (vec![service], vec![])
+    );
+    assert!(k.collection(&viewer(3, &[]), public).await.is_ok());
+    k.compact_now().await.unwrap();
+    for f in walk(dir.path()) {
+        let bytes = std::fs::read(&f).unwrap();
+        for word in ["Brouillons", "Urbanisme"] {
+            assert!(
+                !bytes.windows(word.len()).any(|w| w == word.as_bytes()),
+                "{word} in {}",
+                f.display()
+            );
+        }
+    }
 }

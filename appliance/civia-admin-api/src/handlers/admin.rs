@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_api::body::small_json;
 use civia_api::extract::{client_ip, path, principal, query, require};
+use civia_api::user_data::{collections_after_departure, collections_heir};
 use civia_api::views::{key_json, user_json};
 use civia_api::{ApiError, ApiState};
 use civia_auth::{AuthError, KeyRequest, QuotaView, Role, User, UserChange};
@@ -182,8 +183,11 @@ pub(crate) async fn delete_user(
 ) -> Handler {
     require(&ext, &[Role::Admin], "delete users")?;
     let name = path(name)?;
+    let user = st.auth.user(name.clone()).await?;
+    let heir = collections_heir(&st, user.id).await?;
     let id = st.auth.delete_user(name.clone()).await?;
-    st.audit_admin(&ext, "admin.user_deleted", Some(id), json!({}))
+    let knowledge = collections_after_departure(&st, id, true, heir).await?;
+    st.audit_admin(&ext, "admin.user_deleted", Some(id), knowledge)
         .await?;
     log::info!("user #{id} deleted by {}", principal(&ext)?.log_label());
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -3,9 +3,11 @@
 //! `/admin/users/{name}/erase` erases it. Only the `dpo` role and the local admin socket may
 //! run them; each is audited with its reason. An administrator (`admin` role) cannot.
 //!
-//! Erasure removes the conversations (text overwritten in the database files) and, when
-//! asked, the account; the audit trail keeps its pseudonymous metadata, which the law
-//! requires to keep for its retention period.
+//! Erasure removes the conversations (text overwritten in the database files), the user's
+//! private collections of documents and, when asked, the account, whose collections shared
+//! with the service then pass to a colleague of the service (erased when none is left); the
+//! audit trail keeps its pseudonymous metadata, which the law requires to keep for its
+//! retention period.
 
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -15,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_api::body::{parse_json, read_body};
 use civia_api::extract::{path, principal, query, require};
-use civia_api::user_data::{attachment, user_data};
+use civia_api::user_data::{attachment, collections_after_departure, collections_heir, user_data};
 use civia_api::{ApiError, ApiState};
 use civia_auth::{Principal, Role};
 use serde::Deserialize;
@@ -76,10 +78,22 @@ pub(crate) async fn dsr_erase(
     let req: EraseBody = parse_json(&read_body(b, 16 * 1024).await?)?;
     let why = civia_auth::dsr_reason(req.reason)?;
     let delete_account = req.delete_account;
+    let user = st.auth.user(name.clone()).await?;
+    let heir = collections_heir(&st, user.id).await?;
     let e = st.auth.erase_user(name, delete_account).await?;
     let (uid, n) = (e.user_id, e.conversations);
-    let detail = json!({"reason": why, "conversations": n, "account_deleted": delete_account});
+    let knowledge = collections_after_departure(&st, uid, delete_account, heir).await?;
+    let detail = json!({
+        "reason": why, "conversations": n, "account_deleted": delete_account,
+        "knowledge": knowledge,
+    });
     st.audit_admin(&ext, "dsr.erased", Some(uid), detail)
         .await?;
-    Ok(Json(json!({"conversations_erased": n, "account_deleted": delete_account})).into_response())
+    Ok(Json(json!({
+        "conversations_erased": n,
+        "account_deleted": delete_account,
+        "collections_erased": knowledge["collections_erased"],
+        "collections_handed_over": knowledge["collections_handed_over"],
+    }))
+    .into_response())
 }

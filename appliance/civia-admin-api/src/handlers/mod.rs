@@ -7,5 +7,6 @@ pub(crate) mod audit;
 pub(crate) mod charter;
 pub(crate) mod compliance;
 pub(crate) mod dsr;
+pub(crate) mod knowledge;
 pub(crate) mod system;
 pub(crate) mod updates;

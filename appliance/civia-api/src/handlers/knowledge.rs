@@ -11,6 +11,7 @@ use crate::body::{parse_json, read_body, SMALL_BODY_LIMIT};
 use crate::error::Class;
 use crate::extract::{path, principal, query};
 use crate::state::actor;
+use crate::views::{collection_json, document_json, owner_names};
 use crate::{ApiError, ApiState};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -20,55 +21,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::Role;
 use civia_knowledge::{
-    Collection, Document, Knowledge, KnowledgeError, Method, SearchRequest, StoredChunk, Upload,
-    Viewer, Visibility,
+    KnowledgeError, Method, SearchRequest, StoredChunk, Upload, Viewer, Visibility,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 type Handler = Result<Response, ApiError>;
-
-fn knowledge_error(e: KnowledgeError) -> ApiError {
-    let french = e.french();
-    match e {
-        KnowledgeError::CollectionNotFound(_) => {
-            ApiError::of(Class::NotFound, "collection_not_found", french)
-        }
-        KnowledgeError::DocumentNotFound(_) => {
-            ApiError::of(Class::NotFound, "document_not_found", french)
-        }
-        KnowledgeError::Forbidden(_) => ApiError::of(Class::Forbidden, "permission_denied", french),
-        KnowledgeError::Invalid(_) => ApiError::of(Class::Invalid, "invalid_value", french),
-        KnowledgeError::Duplicate(_) => ApiError::of(Class::Conflict, "duplicate_document", french),
-        KnowledgeError::QueueFull(_) => {
-            let mut e = ApiError::of(Class::Unavailable, "knowledge_busy", french);
-            e.retry_after_secs = Some(30);
-            e
-        }
-        KnowledgeError::EmbeddingUnavailable(why) => {
-            log::warn!("knowledge: embeddings unavailable: {why}");
-            let mut e = ApiError::of(Class::Unavailable, "embedding_unavailable", french);
-            e.retry_after_secs = Some(10);
-            e
-        }
-        other => {
-            log::error!("knowledge: {other}");
-            ApiError::internal(french)
-        }
-    }
-}
-
-fn service(st: &ApiState) -> Result<&Arc<Knowledge>, ApiError> {
-    st.knowledge.as_ref().ok_or_else(|| {
-        ApiError::of(
-            Class::Unavailable,
-            "knowledge_unavailable",
-            "La base documentaire n'est pas activée sur ce boîtier.",
-        )
-    })
-}
 
 /// The caller as the knowledge service sees them.
 async fn viewer(st: &ApiState, ext: &Extensions) -> Result<Viewer, ApiError> {
@@ -97,45 +56,6 @@ async fn audit(st: &ApiState, ext: &Extensions, name: &str, detail: Value) -> Re
 }
 
 /// User names by id, for the `owner` of collections.
-async fn owner_names(st: &ApiState) -> Result<HashMap<i64, String>, ApiError> {
-    let users = st.auth.with_store(|s| s.users()).await?;
-    Ok(users.into_iter().map(|u| (u.id, u.name)).collect())
-}
-
-fn collection_json(c: &Collection, owners: &HashMap<i64, String>) -> Value {
-    json!({
-        "object": "collection",
-        "id": c.id,
-        "name": c.name,
-        "owner": owners.get(&c.owner_id).cloned().unwrap_or_default(),
-        "description": c.description,
-        "visibility": c.visibility,
-        "created_at": c.created_at,
-        "updated_at": c.updated_at,
-        "documents": c.documents,
-    })
-}
-
-fn document_json(d: &Document) -> Value {
-    json!({
-        "object": "document",
-        "id": d.id,
-        "name": d.name,
-        "collection_id": d.collection_id,
-        "created_at": d.created_at,
-        "updated_at": d.updated_at,
-        "chunks": d.chunks,
-        "status": d.status,
-        "error": d.error,
-        "format": d.format,
-        "pages": d.pages,
-        "ocr_pages": d.ocr_pages,
-        "bytes": d.bytes,
-        "sha256": d.sha256,
-        "metadata": d.metadata,
-    })
-}
-
 fn chunk_json(c: &StoredChunk) -> Value {
     json!({
         "object": "chunk",
@@ -180,14 +100,13 @@ pub(crate) async fn create_collection(
     ext: Extensions,
     body: Body,
 ) -> Handler {
-    let k = service(&st)?;
+    let k = st.knowledge()?;
     let req: NewCollection = parse_json(&read_body(body, SMALL_BODY_LIMIT).await?)?;
     let v = viewer(&st, &ext).await?;
     let vis = visibility(req.visibility.as_deref().unwrap_or("private"))?;
     let c = k
         .create_collection(&v, &req.name, req.description, vis)
-        .await
-        .map_err(knowledge_error)?;
+        .await?;
     audit(
         &st,
         &ext,
@@ -195,15 +114,15 @@ pub(crate) async fn create_collection(
         json!({"collection": c.id, "visibility": c.visibility}),
     )
     .await?;
-    let owners = owner_names(&st).await?;
+    let owners = owner_names(&st.auth).await?;
     Ok((StatusCode::CREATED, Json(collection_json(&c, &owners))).into_response())
 }
 
 pub(crate) async fn list_collections(State(st): State<Arc<ApiState>>, ext: Extensions) -> Handler {
-    let k = service(&st)?;
+    let k = st.knowledge()?;
     let v = viewer(&st, &ext).await?;
-    let cs = k.collections(&v).await.map_err(knowledge_error)?;
-    let owners = owner_names(&st).await?;
+    let cs = k.collections(&v).await?;
+    let owners = owner_names(&st.auth).await?;
     Ok(list(
         cs.iter().map(|c| collection_json(c, &owners)).collect(),
     ))
@@ -214,11 +133,11 @@ pub(crate) async fn get_collection(
     ext: Extensions,
     id: Result<Path<i64>, PathRejection>,
 ) -> Handler {
-    let k = service(&st)?;
+    let k = st.knowledge()?;
     let id = path(id)?;
     let v = viewer(&st, &ext).await?;
-    let c = k.collection(&v, id).await.map_err(knowledge_error)?;
-    let owners = owner_names(&st).await?;
+    let c = k.collection(&v, id).await?;
+    let owners = owner_names(&st.auth).await?;
     Ok(Json(collection_json(&c, &owners)).into_response())
 }
 
@@ -250,15 +169,14 @@ pub(crate) async fn update_collection(
     id: Result<Path<i64>, PathRejection>,
     body: Body,
 ) -> Handler {
-    let k = service(&st)?;
+    let k = st.knowledge()?;
     let id = path(id)?;
     let patch: CollectionPatch = parse_json(&read_body(body, SMALL_BODY_LIMIT).await?)?;
     let v = viewer(&st, &ext).await?;
     let vis = patch.visibility.as_deref().map(visibility).transpose()?;
     let c = k
         .update_collection(&v, id, patch.name, patch.description, vis)
-        .await
-        .map_err(knowledge_error)?;
+        .await?;
     audit(
         &st,
         &ext,
@@ -266,7 +184,7 @@ pub(crate) async fn update_collection(
         json!({"collection": c.id, "visibility": c.visibility}),
     )
     .await?;
-    let owners = owner_names(&st).await?;
+    let owners = owner_names(&st.auth).await?;
     Ok(Json(collection_json(&c, &owners)).into_response())
 }
 
@@ -275,10 +193,10 @@ pub(crate) async fn delete_collection(
     ext: Extensions,
     id: Result<Path<i64>, PathRejection>,
 ) -> Handler {
-    let k = service(&st)?;
+    let k = st.knowledge()?;
     let id = path(id)?;
     let v = viewer(&st, &ext).await?;
-    let c = k.delete_collection(&v, id).await.map_err(knowledge_error)?;
+    let c = k.delete_collection(&v, id).await?;
     audit(
         &st,
         &ext,
@@ -302,7 +220,7 @@ pub(crate) async fn upload_document(
     ext: Extensions,
     req: Request,
 ) -> Handler {
-    let k = service(&st)?;
+    let k = st.knowledge()?;
     let limit = st.config.knowledge.max_file_bytes();
     let bound = limit + MAX_FIELDS * MAX_FIELD_BYTES + 64 * 1024;
     let (parts, body) = req.into_parts();
@@ -422,10 +340,10 @@ pub(crate) async fn upload_document(
         }
         // The same file already there: that document.
         Err(KnowledgeError::Duplicate(existing)) => {
-            let d = k.document(&v, existing).await.map_err(knowledge_error)?;
+            let d = k.document(&v, existing).await?;
             Ok((StatusCode::OK, Json(document_json(&d))).into_response())
         }
-        Err(e) => Err(knowledge_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -464,7 +382,7 @@ pub(crate) async fn list_documents(
     ext: Extensions,
     q: Result<Query<DocumentsQuery>, QueryRejection>,
 ) -> Handler {
-    let k = service(&st)?;
+    let k = st.knowledge()?;
     let q = query(q)?;
     let v = viewer(&st, &ext).await?;
     let docs = k
@@ -474,8 +392,7 @@ pub(crate) async fn list_documents(
             q.limit.unwrap_or(100),
             q.offset.unwrap_or(0),
         )
-        .await
-        .map_err(knowledge_error)?;
+        .await?;
     Ok(list(docs.iter().map(document_json).collect()))
 }
 
@@ -484,10 +401,10 @@ pub(crate) async fn get_document(
     ext: Extensions,
     id: Result<Path<i64>, PathRejection>,
 ) -> Handler {
-    let k = service(&st)?;
+    let k = st.knowledge()?;
     let id = path(id)?;
     let v = viewer(&st, &ext).await?;
-    let d = k.document(&v, id).await.map_err(knowledge_error)?;
+    let d = k.document(&v, id).await?;
     Ok(Json(document_json(&d)).into_response())
 }
 
@@ -496,10 +413,10 @@ pub(crate) async fn delete_document(
     ext: Extensions,
     id: Result<Path<i64>, PathRejection>,
 ) -> Handler {
-    let k = service(&st)?;
+    let k = st.knowledge()?;
     let id = path(id)?;
     let v = viewer(&st, &ext).await?;
-    let d = k.delete_document(&v, id).await.map_err(knowledge_error)?;
+    let d = k.delete_document(&v, id).await?;
     audit(
         &st,
         &ext,
@@ -527,14 +444,13 @@ pub(crate) async fn list_chunks(
     id: Result<Path<i64>, PathRejection>,
     q: Result<Query<Page>, QueryRejection>,
 ) -> Handler {
-    let k = service(&st)?;
+    let k = st.knowledge()?;
     let id = path(id)?;
     let q = query(q)?;
     let v = viewer(&st, &ext).await?;
     let chunks = k
         .chunks(&v, id, q.limit.unwrap_or(100), q.offset.unwrap_or(0))
-        .await
-        .map_err(knowledge_error)?;
+        .await?;
     Ok(list(chunks.iter().map(chunk_json).collect()))
 }
 
@@ -557,6 +473,12 @@ pub struct SearchArgs {
     pub rff_k: Option<u32>,
     #[serde(default)]
     pub rrf_k: Option<u32>,
+    /// Only documents dated on or after this day (`YYYY-MM-DD`; Civia's extension).
+    #[serde(default)]
+    pub date_from: Option<String>,
+    /// Only documents dated on or before this day (`YYYY-MM-DD`; Civia's extension).
+    #[serde(default)]
+    pub date_to: Option<String>,
     /// A chat's own prompt template (`{chunks}` and `{prompt}`; chat completions only).
     #[serde(default)]
     pub template: Option<String>,
@@ -585,6 +507,8 @@ impl SearchArgs {
             method,
             score_threshold: self.score_threshold.filter(|t| *t > 0.0),
             rrf_k: self.rrf_k.or(self.rff_k).unwrap_or(20),
+            date_from: self.date_from.clone(),
+            date_to: self.date_to.clone(),
         })
     }
 
@@ -617,6 +541,21 @@ impl SearchArgs {
                 "score_threshold",
                 "`score_threshold` must be between 0 and 1.".into(),
             ));
+        }
+        for (param, d) in [("date_from", &self.date_from), ("date_to", &self.date_to)] {
+            if d.as_deref()
+                .is_some_and(|d| civia_base::time::parse_date(d).is_none())
+            {
+                return Err(bad(param, format!("`{param}` must be a date YYYY-MM-DD.")));
+            }
+        }
+        if let (Some(f), Some(t)) = (&self.date_from, &self.date_to) {
+            if f > t {
+                return Err(bad(
+                    "date_from",
+                    "`date_from` must not be after `date_to`.".into(),
+                ));
+            }
         }
         if let Some(t) = &self.template {
             if !t.contains("{chunks}")
@@ -663,10 +602,10 @@ pub async fn run_search(
     args: &SearchArgs,
     prompt: String,
 ) -> Result<(Method, Vec<(f64, StoredChunk)>), ApiError> {
-    let k = service(st)?;
+    let k = st.knowledge()?;
     let req = args.request(prompt)?;
     let v = viewer(st, ext).await?;
-    let hits = k.search(&v, &req).await.map_err(knowledge_error)?;
+    let hits = k.search(&v, &req).await?;
     audit(
         st,
         ext,
@@ -675,6 +614,8 @@ pub async fn run_search(
             "method": req.method.as_str(),
             "collections": req.collections,
             "k": req.k,
+            "date_from": req.date_from,
+            "date_to": req.date_to,
             "results": hits.len(),
             "prompt_sha256": civia_base::hash::sha256_hex(req.prompt.as_bytes()),
             "chunks": hits.iter().map(|h| h.1.id).collect::<Vec<_>>(),

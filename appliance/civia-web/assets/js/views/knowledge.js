@@ -46,6 +46,8 @@ export function knowledgeMessage(e, fallback) {
 }
 
 const plural = (n, one, many) => `${formatNumber(n)} ${n > 1 ? many : one}`;
+/** A document's date (YYYY-MM-DD, a calendar day) in French. */
+const documentDate = (d) => (d ? new Date(`${d}T00:00:00Z`).toLocaleDateString('fr-FR', { dateStyle: 'long', timeZone: 'UTC' }) : '—');
 const documentsCount = (n) => plural(n || 0, 'document', 'documents');
 
 /** Whether the signed-in user may change `c` (the API checks it anyway). */
@@ -249,13 +251,21 @@ function questionSection(collections, ctx) {
     h('legend', { class: 'etiquette', text: 'Collections consultées' }),
     h('p', { class: 'aide', text: 'Toutes les collections que vous pouvez consulter sont cochées.' }),
     groups);
+  // An optional period: only the documents dated within it (a délibération's own date, given
+  // when it was added, else the day it was added).
+  const dateFrom = field({ label: 'Du', name: 'date_debut', type: 'date' });
+  const dateTo = field({ label: 'Au', name: 'date_fin', type: 'date' });
+  const period = h('fieldset', { class: 'cases periode' },
+    h('legend', { class: 'etiquette', text: 'Période des documents (facultatif)' }),
+    h('p', { class: 'aide', text: 'Seuls les documents datés dans cette période sont consultés : la date de la délibération ou de l\'arrêté indiquée à l\'ajout, sinon le jour de l\'ajout.' }),
+    dateFrom.wrap, dateTo.wrap);
   const ask = h('button', { type: 'submit', class: 'bouton bouton-principal bouton-large' }, 'Rechercher');
   const searchOnly = h('button', { type: 'button', class: 'bouton bouton-secondaire bouton-large' }, 'Recherche seule');
   const headingId = newId('question');
   const form = h('form', { class: 'formulaire', novalidate: true, 'aria-labelledby': headingId },
     h('h2', { id: headingId, text: 'Poser une question' }),
     h('p', { class: 'aide', text: '« Rechercher » : Civia répond à partir des passages trouvés et cite ses sources. « Recherche seule » : la liste des passages, sans réponse rédigée.' }),
-    question.wrap, choice, zones.alert, zones.status,
+    question.wrap, choice, period, zones.alert, zones.status,
     h('div', { class: 'actions' }, ask, searchOnly));
 
   // The result: rebuilt for each question.
@@ -283,7 +293,17 @@ function questionSection(collections, ctx) {
       boxes[0].focus();
       return null;
     }
-    return { text, chosen };
+    const dates = {};
+    if (dateFrom.input.value) dates.date_from = dateFrom.input.value;
+    if (dateTo.input.value) dates.date_to = dateTo.input.value;
+    if (dates.date_from && dates.date_to && dates.date_from > dates.date_to) {
+      dateTo.input.setAttribute('aria-invalid', 'true');
+      zones.error('La fin de la période est avant son début.');
+      dateTo.input.focus();
+      return null;
+    }
+    dateTo.input.removeAttribute('aria-invalid');
+    return { text, chosen, dates };
   };
 
   // After an answer, the focus goes to its heading unless the user went elsewhere in the page.
@@ -305,7 +325,7 @@ function questionSection(collections, ctx) {
     return { el: box, sources };
   }
 
-  async function answer({ text, chosen }) {
+  async function answer({ text, chosen, dates }) {
     const l = limits();
     controller = new AbortController();
     clear(result);
@@ -326,7 +346,7 @@ function questionSection(collections, ctx) {
         model: l.model,
         messages: [{ role: 'system', content: QUESTION_SYSTEM }, { role: 'user', content: text }],
         maxTokens: answerTokens(400), temperature: 0.2, signal: controller.signal,
-        extra: { search: true, search_args: { collections: chosen, k: SEARCH_K, method: 'hybrid' } },
+        extra: { search: true, search_args: { collections: chosen, k: SEARCH_K, method: 'hybrid', ...dates } },
         onSearchResults: (results) => {
           if (!results.length) { noSource = true; controller.abort(); return; }
           status.textContent = `${plural(results.length, 'passage trouvé', 'passages trouvés')} : Civia rédige la réponse…`;
@@ -377,7 +397,7 @@ function questionSection(collections, ctx) {
     }
   }
 
-  async function searchAlone({ text, chosen }) {
+  async function searchAlone({ text, chosen, dates }) {
     controller = new AbortController();
     clear(result);
     resultHeading.textContent = 'Passages trouvés';
@@ -387,7 +407,7 @@ function questionSection(collections, ctx) {
     append(result, resultHeading, status, alerts, zone);
     result.hidden = false;
     try {
-      const r = await api('POST', '/v1/search', { prompt: text, collections: chosen, k: 10, method: 'hybrid' }, { signal: controller.signal });
+      const r = await api('POST', '/v1/search', { prompt: text, collections: chosen, k: 10, method: 'hybrid', ...dates }, { signal: controller.signal });
       const results = r.data || [];
       status.textContent = results.length
         ? `Recherche terminée : ${plural(results.length, 'passage trouvé', 'passages trouvés')}, du plus pertinent au moins pertinent.`
@@ -523,6 +543,7 @@ export async function collectionView(main, ctx) {
       h('td', { text: pagesText(d) }),
       h('td', { text: d.ocr_pages ? formatNumber(d.ocr_pages) : (d.status === 'indexed' ? '0' : '—') }),
       h('td', { text: d.bytes ? formatBytes(d.bytes) : '—' }),
+      h('td', { text: documentDate(d.date) }),
       h('td', { text: formatDate(d.created_at) }),
       h('td', {}, del));
   }
@@ -544,7 +565,7 @@ export async function collectionView(main, ctx) {
     }
     append(tableZone, h('div', { class: 'tableau-defilant' }, h('table', { class: 'tableau tableau-documents' },
       h('caption', { text: `Documents de la collection « ${c.name} » (${formatNumber(list.length)}), du plus récent au plus ancien` }),
-      h('thead', {}, h('tr', {}, ['Nom', 'État', 'Pages', 'Pages lues par OCR', 'Taille', 'Ajouté le', 'Action'].map((t) => h('th', { scope: 'col', text: t })))),
+      h('thead', {}, h('tr', {}, ['Nom', 'État', 'Pages', 'Pages lues par OCR', 'Taille', 'Date du document', 'Ajouté le', 'Action'].map((t) => h('th', { scope: 'col', text: t })))),
       body)));
   }
 
@@ -632,18 +653,31 @@ export async function collectionView(main, ctx) {
       hint: `${FORMATS}. Vous pouvez en choisir plusieurs. Les documents sont lus et indexés par la box, puis consultables par les personnes qui voient la collection.`,
       attrs: { accept: KNOWLEDGE_ACCEPT, multiple: true },
     });
+    const folder = field({
+      label: 'Ou tout un dossier', name: 'dossier', type: 'file',
+      hint: 'Le dossier et ses sous-dossiers (une clé USB, des archives) : les fichiers des formats acceptés sont envoyés, les autres ignorés.',
+      attrs: { webkitdirectory: true, multiple: true },
+    });
+    const date = field({
+      label: 'Date des documents (facultatif)', name: 'date', type: 'date',
+      hint: 'La date de la délibération ou de l\'arrêté, pour limiter une recherche à une période. Sans date, celle du jour.',
+    });
     const send = h('button', { type: 'submit', class: 'bouton bouton-principal' }, 'Envoyer');
     const list = h('ul', { class: 'envois', 'aria-label': 'Envois et indexation' });
     const headingId = newId('ajout');
     const form = h('form', { class: 'formulaire', novalidate: true, 'aria-labelledby': headingId },
       h('h2', { id: headingId, text: 'Ajouter des documents' }),
-      files.wrap, upZones.alert, h('div', { class: 'actions' }, send));
+      files.wrap, folder.wrap, date.wrap, upZones.alert, h('div', { class: 'actions' }, send));
     let sending = false;
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       if (sending) return;
       upZones.clearAll();
-      const chosen = [...(files.input.files || [])];
+      // A folder's files of other formats, and its hidden files, are left out, not refused.
+      const inFolder = [...(folder.input.files || [])];
+      const kept = inFolder.filter((f) => !f.name.startsWith('.') && !checkKnowledgeFile(f));
+      const skipped = inFolder.length - kept.length;
+      const chosen = [...(files.input.files || []), ...kept];
       if (!chosen.length) {
         files.input.setAttribute('aria-invalid', 'true');
         upZones.error('Choisissez au moins un fichier.');
@@ -660,10 +694,12 @@ export async function collectionView(main, ctx) {
       files.input.removeAttribute('aria-invalid');
       sending = true;
       send.disabled = true;
-      say(chosen.length > 1 ? `Envoi de ${chosen.length} fichiers…` : `Envoi de « ${chosen[0].name} »…`);
+      const intro = chosen.length > 1 ? `Envoi de ${chosen.length} fichiers…` : `Envoi de « ${chosen[0].name} »…`;
+      say(skipped ? `${intro} ${plural(skipped, 'fichier du dossier ignoré', 'fichiers du dossier ignorés')} (format non accepté).` : intro);
+      const metadata = date.input.value ? JSON.stringify({ date: date.input.value }) : null;
       for (const file of chosen) {
         if (stopped) break;
-        await uploadOne(file, list);
+        await uploadOne(file, list, metadata);
       }
       sending = false;
       send.disabled = false;
@@ -702,10 +738,11 @@ export async function collectionView(main, ctx) {
     };
   }
 
-  async function uploadOne(file, list) {
+  async function uploadOne(file, list, metadata) {
     const item = uploadItem(file, list);
     const form = new FormData();
     form.append('collection', String(id));
+    if (metadata) form.append('metadata', metadata);
     form.append('file', file, file.name);
     try {
       const r = await uploadForm('/v1/documents', form, { signal: ctx.signal, onProgress: (a, b) => item.sent(a, b) });
