@@ -301,8 +301,8 @@ def test_documents_are_dated_and_searches_filter_on_dates(box):
     assert found(date_from="2020-01-01") == {ids["2024"]}
     assert found(date_to="2019-12-31") == {ids["2019"]}
     assert found(date_from="2025-01-01") == set()
-    for bad in ({"date_from": "2024-02-30"}, {"date_to": "hier"},
-                {"date_from": "2024-12-31", "date_to": "2024-01-01"}):
+    assert found(date_from="2024-12-31", date_to="2024-01-01") == set()
+    for bad in ({"date_from": "2024-02-30"}, {"date_to": "hier"}):
         r = httpx.post(server.url + "/v1/search", headers=alice,
                        json={"prompt": "rue", "collections": [c["id"]], **bad})
         assert r.status_code == 400, (bad, r.text)

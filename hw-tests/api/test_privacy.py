@@ -233,7 +233,8 @@ def test_history_is_private_exportable_and_erased_without_a_trace(civiad, tmp_pa
         r = httpx.post(server.url + "/admin/users/alice/erase", headers=dpo, json={"reason": ""})
         assert r.status_code == 400
         r = httpx.post(server.url + "/admin/users/alice/erase", headers=dpo, json={"reason": "Demande d'effacement n° 13"})
-        assert r.json() == {"conversations_erased": 1, "account_deleted": False}, r.text
+        assert r.json() == {"conversations_erased": 1, "account_deleted": False,
+                            "collections_erased": [], "collections_handed_over": []}, r.text
         assert httpx.get(server.url + "/v1/conversations", headers=alice).json()["data"] == []
         assert files_containing(state, canary.encode()) == []
         # The audit keeps the metadata of the erasure, under pseudonyms.

@@ -585,12 +585,9 @@ impl Knowledge {
             date_bound(req.date_from.as_ref())?,
             date_bound(req.date_to.as_ref())?,
         );
-        if let (Some(f), Some(t)) = (&from, &to) {
-            if f > t {
-                return Err(KnowledgeError::Invalid(
-                    "La date de début de la recherche est après sa date de fin.".into(),
-                ));
-            }
+        // A period that ends before it starts holds no document.
+        if matches!((&from, &to), (Some(f), Some(t)) if f > t) {
+            return Ok(Vec::new());
         }
         let (v, wanted) = (viewer.clone(), req.collections.clone());
         let allowed = self.db(move |db| db.searchable(&v, &wanted)).await?;

@@ -549,14 +549,6 @@ impl SearchArgs {
                 return Err(bad(param, format!("`{param}` must be a date YYYY-MM-DD.")));
             }
         }
-        if let (Some(f), Some(t)) = (&self.date_from, &self.date_to) {
-            if f > t {
-                return Err(bad(
-                    "date_from",
-                    "`date_from` must not be after `date_to`.".into(),
-                ));
-            }
-        }
         if let Some(t) = &self.template {
             if !t.contains("{chunks}")
                 || !t.contains("{prompt}")
