@@ -613,13 +613,15 @@ async fn a_date_range_narrows_the_documents_before_ranking() {
             .await
             .is_empty());
     }
-    assert!(found(Some("2024-12-31"), Some("2020-01-01"), vec![], Method::Hybrid)
-        .await
-        .is_empty());
-    for (from, to) in [
-        (Some("2024-13-01"), None),
-        (None, Some("hier")),
-    ] {
+    assert!(found(
+        Some("2024-12-31"),
+        Some("2020-01-01"),
+        vec![],
+        Method::Hybrid
+    )
+    .await
+    .is_empty());
+    for (from, to) in [(Some("2024-13-01"), None), (None, Some("hier"))] {
         let mut r = req(&[c.id], "cantine", Method::Hybrid);
         r.date_from = from.map(Into::into);
         r.date_to = to.map(Into::into);
