@@ -401,7 +401,8 @@ def test_unsupported_parameters(tiny, path, base):
         cases += [
             ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
             ({"logprobs": True}, "logprobs"),
-            ({"response_format": {"type": "json_object"}}, "response_format"),
+            ({"response_format": {"type": "json_schema", "json_schema": {
+                "name": "x", "schema": {"type": "object", "patternProperties": {}}}}}, "response_format"),
             ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
             ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content"),
         ]

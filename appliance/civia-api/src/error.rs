@@ -148,10 +148,15 @@ impl From<GenerationError> for ApiError {
             G::WorkerCrashed(_) => (Class::Unavailable, "runtime_restarted", Some(2)),
             G::ContextOverflow(_) => (Class::Invalid, "context_length_exceeded", None),
             G::InvalidPrompt(_) => (Class::Invalid, "invalid_prompt", None),
+            G::InvalidGrammar(_) => (Class::Invalid, "invalid_value", None),
             G::Internal(_) => (Class::Internal, "generation_failed", None),
         };
+        let grammar = matches!(e, G::InvalidGrammar(_));
         let mut err = Self::of(class, code, e.to_string());
         err.retry_after_secs = retry;
+        if grammar {
+            err.param = Some("response_format".into());
+        }
         err
     }
 }

@@ -27,7 +27,7 @@ use std::io::{Read, Write};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped whenever a message changes shape; both sides refuse a peer with another version.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Upper bound of one frame, checked before allocating.
 pub const MAX_FRAME_BYTES: u32 = 32 * 1024 * 1024;
@@ -183,6 +183,21 @@ pub struct SamplingParams {
     pub stop: Vec<String>,
     pub frequency_penalty: f32,
     pub presence_penalty: f32,
+    /// What the answer must be (`response_format`); `None`: free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<Constraint>,
+}
+
+/// A constraint on the answer, enforced while sampling (a grammar: every token that would
+/// leave it is refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Constraint {
+    /// The answer is one JSON value valid against `schema`: a JSON Schema civiad checked
+    /// against the subset the grammar converter handles and wrote in canonical form
+    /// (`civia_openai::schema`). The worker turns it into a grammar (and caches it by the
+    /// schema's SHA-256).
+    JsonSchema { schema: String },
 }
 
 /// Token counts of one generation.
@@ -212,6 +227,8 @@ pub enum FailureKind {
     ContextOverflow,
     /// The prompt cannot be rendered or tokenized (bad template input).
     InvalidPrompt,
+    /// The answer's constraint (a JSON schema) cannot be turned into a grammar.
+    InvalidGrammar,
     /// llama.cpp failed while decoding.
     Internal,
 }
@@ -426,6 +443,9 @@ mod tests {
                 stop: vec!["\n\n".into()],
                 frequency_penalty: 0.0,
                 presence_penalty: 0.0,
+                constraint: Some(Constraint::JsonSchema {
+                    schema: r#"{"type":"object"}"#.into(),
+                }),
             },
         })
     }

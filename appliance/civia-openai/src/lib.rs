@@ -4,7 +4,9 @@
 //! SRT/WebVTT) shapes of their answers.
 //!
 //! Owns: the request types and their validation (ranges, unsupported OpenAI features, message
-//! shapes, prompt length), the completion and chunk objects, the transcription formats, and
+//! shapes, prompt length, `response_format`'s JSON Schema checked against the subset the
+//! answer's grammar enforces and written in canonical form: `schema`), the completion and
+//! chunk objects, the transcription formats, and
 //! [`Error`], which carries everything the HTTP layer needs to answer OpenAI's error object
 //! (status class, `type`, `code`, `param`, message). `civia-api` reads bodies, authorises,
 //! meters, streams and keeps history; this crate only decides and shapes.
@@ -16,12 +18,13 @@ pub mod embeddings;
 mod error;
 pub mod request;
 pub mod response;
+pub mod schema;
 pub mod transcription;
 
 pub use error::{Error, Status};
 pub use request::{
     check_prompt_length, message_text, range, refuse_completion_history, system_prompt,
-    ChatRequest, CiviaBody, CommonSampling, CompletionRequest, InMessage, Int, Limits,
-    ResponseFormat, StreamOptions,
+    ChatRequest, CiviaBody, CommonSampling, CompletionRequest, InMessage, Int, JsonSchemaFormat,
+    Limits, ResponseFormat, StreamOptions,
 };
 pub use response::{choice, finish_str, usage, Envelope, Shape};

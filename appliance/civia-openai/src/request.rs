@@ -6,7 +6,7 @@
 //! (clients send many).
 
 use crate::Error;
-use civia_ipc::{ChatMessage, Prompt, SamplingParams};
+use civia_ipc::{ChatMessage, Constraint, Prompt, SamplingParams};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -108,10 +108,73 @@ pub struct StreamOptions {
     pub include_usage: Option<bool>,
 }
 
+/// `response_format`: `text`, `json_object` or `json_schema`.
 #[derive(Debug, Deserialize)]
 pub struct ResponseFormat {
     #[serde(rename = "type")]
     pub kind: String,
+    pub json_schema: Option<JsonSchemaFormat>,
+}
+
+/// `response_format.json_schema`.
+#[derive(Debug, Deserialize)]
+pub struct JsonSchemaFormat {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub schema: Option<crate::schema::Json>,
+    /// OpenAI's strict mode; the grammar holds the answer to the schema either way.
+    pub strict: Option<bool>,
+}
+
+impl ResponseFormat {
+    /// The constraint on the answer: none for `text`, any JSON object for `json_object`,
+    /// the checked schema's canonical form for `json_schema`.
+    pub fn constraint(&self) -> Result<Option<Constraint>, Error> {
+        let param = "response_format";
+        match self.kind.as_str() {
+            "text" => Ok(None),
+            "json_object" => Ok(Some(Constraint::JsonSchema {
+                schema: crate::schema::ANY_OBJECT.into(),
+            })),
+            "json_schema" => {
+                let Some(f) = &self.json_schema else {
+                    return Err(Error::invalid(
+                        param,
+                        "`response_format.json_schema` is required with the type `json_schema`.",
+                    ));
+                };
+                let name_ok = f.name.as_deref().is_some_and(|n| {
+                    !n.is_empty()
+                        && n.len() <= 64
+                        && n.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                });
+                if !name_ok {
+                    return Err(Error::invalid(
+                        param,
+                        "`response_format.json_schema.name` is required: 1 to 64 letters, \
+                         digits, underscores or dashes.",
+                    ));
+                }
+                let Some(schema) = &f.schema else {
+                    return Err(Error::invalid(
+                        param,
+                        "`response_format.json_schema.schema` is required.",
+                    ));
+                };
+                Ok(Some(Constraint::JsonSchema {
+                    schema: crate::schema::canonical(schema)?,
+                }))
+            }
+            other => Err(Error::invalid(
+                param,
+                format!(
+                    "`response_format.type` `{other}` is unknown: use text, json_object or \
+                     json_schema."
+                ),
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,6 +293,7 @@ impl CommonSampling {
             stop,
             frequency_penalty,
             presence_penalty,
+            constraint: None,
         })
     }
 }
@@ -308,7 +372,7 @@ pub fn system_prompt(box_prompt: &str, mut messages: Vec<ChatMessage>) -> Prompt
 }
 
 impl ChatRequest {
-    /// Refuses the OpenAI features the box does not offer (logprobs, tools, JSON mode).
+    /// Refuses the OpenAI features the box does not offer (logprobs, tools).
     pub fn check_unsupported(&self) -> Result<(), Error> {
         if self.logprobs == Some(true) || self.top_logprobs.is_some_and(|Int(n)| n > 0) {
             return Err(Error::unsupported(
@@ -339,24 +403,18 @@ impl ChatRequest {
                 }
             }
         }
-        if let Some(f) = &self.response_format {
-            if f.kind != "text" {
-                return Err(Error::unsupported(
-                    "response_format",
-                    format!(
-                        "`response_format` of type `{}` is not supported; use `text`.",
-                        f.kind
-                    ),
-                ));
-            }
-        }
         Ok(())
     }
 
-    /// The sampling parameters (`max_tokens` defaults to the box's default).
+    /// The sampling parameters (`max_tokens` defaults to the box's default), with the
+    /// answer's constraint from `response_format`.
     pub fn sampling(&self, s: &CommonSampling, limits: &Limits) -> Result<SamplingParams, Error> {
         let default_max = limits.default_max_tokens.min(limits.max_tokens);
-        s.params(limits, self.max_completion_tokens, default_max)
+        let mut params = s.params(limits, self.max_completion_tokens, default_max)?;
+        if let Some(f) = &self.response_format {
+            params.constraint = f.constraint()?;
+        }
+        Ok(params)
     }
 
     /// The messages as the model reads them: roles checked, text only, within the limits.
@@ -619,13 +677,64 @@ mod tests {
             (json!({"functions": [{}]}), "tools"),
             (json!({"tool_choice": "required"}), "tool_choice"),
             (json!({"function_call": {"name": "f"}}), "function_call"),
-            (
-                json!({"response_format": {"type": "json_object"}}),
-                "response_format",
-            ),
         ] {
             let e = base(extra).expect_err("refused");
             assert_eq!((e.code(), e.param()), ("unsupported_parameter", param));
+        }
+    }
+
+    #[test]
+    fn response_formats() {
+        let constraint = |f: Value| {
+            chat(json!({"model": "m", "messages": [], "response_format": f}))
+                .sampling(&CommonSampling::default(), &LIMITS)
+                .map(|p| p.constraint)
+        };
+        assert_eq!(constraint(json!({"type": "text"})), Ok(None));
+        assert_eq!(
+            constraint(json!({"type": "json_object"})),
+            Ok(Some(Constraint::JsonSchema {
+                schema: r#"{"type":"object"}"#.into()
+            }))
+        );
+        let schema = json!({"type": "object", "properties": {"a": {"type": "boolean"}},
+                            "required": ["a"], "additionalProperties": false});
+        assert_eq!(
+            constraint(json!({"type": "json_schema", "json_schema": {
+                "name": "answer_1", "strict": true, "description": "d", "schema": schema}})),
+            Ok(Some(Constraint::JsonSchema {
+                schema: r#"{"type":"object","properties":{"a":{"type":"boolean"}},"required":["a"],"additionalProperties":false}"#.into()
+            }))
+        );
+        for (f, needle) in [
+            (
+                json!({"type": "xml"}),
+                "`response_format.type` `xml` is unknown",
+            ),
+            (
+                json!({"type": "json_schema"}),
+                "`response_format.json_schema` is required",
+            ),
+            (
+                json!({"type": "json_schema", "json_schema": {"schema": {"type": "null"}}}),
+                "`response_format.json_schema.name` is required",
+            ),
+            (
+                json!({"type": "json_schema", "json_schema": {"name": "a b", "schema": {"type": "null"}}}),
+                "`response_format.json_schema.name` is required",
+            ),
+            (
+                json!({"type": "json_schema", "json_schema": {"name": "a"}}),
+                "`response_format.json_schema.schema` is required",
+            ),
+            (
+                json!({"type": "json_schema", "json_schema": {"name": "a", "schema": {"oneOf": []}}}),
+                "`oneOf`",
+            ),
+        ] {
+            let e = constraint(f).expect_err("refused");
+            assert_eq!(e.param(), "response_format");
+            assert!(e.to_string().contains(needle), "{e}");
         }
     }
 

@@ -3,16 +3,18 @@
 //! Every step builds one batch: the last sampled token of each generating sequence, then
 //! chunks of pending prompts (small chunks while others are generating, so a long prompt
 //! never freezes the agents already reading an answer). A new request joins at the next step.
-//! Each sequence keeps its own sampler, stop matcher and limits. A finished sequence's KV
+//! Each sequence keeps its own sampler, stop matcher and limits; a constrained answer
+//! (`response_format`) has its grammar in its own sampler chain (`grammar`). A finished sequence's KV
 //! cache stays in place, and a new request reuses the longest cached prefix (its own slot's,
 //! or copied from another slot), so shared system prompts are evaluated once.
 
+use crate::grammar::GrammarCache;
 use crate::prompt::PromptTokenizer;
 use crate::stop::{StopMatcher, Utf8Assembler};
 use crate::template::ChatTemplate;
 use civia_ipc::{
-    write_frame, FailureKind, FinishReason, FromWorker, GenerateRequest, Prompt, SamplingParams,
-    ToWorker, Usage,
+    write_frame, Constraint, FailureKind, FinishReason, FromWorker, GenerateRequest, Prompt,
+    SamplingParams, ToWorker, Usage,
 };
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -30,6 +32,8 @@ struct Job {
     id: u64,
     prompt: Vec<LlamaToken>,
     sampler: LlamaSampler,
+    /// The grammar of a constrained answer (`grammar::sample` uses it with `sampler`).
+    grammar: Option<LlamaSampler>,
     utf8: Utf8Assembler,
     stops: StopMatcher,
     generated: u32,
@@ -67,6 +71,7 @@ pub(crate) struct Engine<'m> {
     queue: VecDeque<GenerateRequest>,
     slots: Vec<Slot>,
     cfg: EngineConfig,
+    grammars: GrammarCache,
     shutdown: bool,
 }
 
@@ -100,6 +105,7 @@ impl<'m> Engine<'m> {
             queue: VecDeque::new(),
             slots,
             cfg,
+            grammars: GrammarCache::default(),
             shutdown: false,
         }
     }
@@ -244,7 +250,15 @@ impl<'m> Engine<'m> {
         Ok(tokens)
     }
 
-    fn sampler(&self, p: &SamplingParams) -> LlamaSampler {
+    /// The sampler chain of `p` (penalties, then greedy or top_p, temperature and the
+    /// seeded draw) and the grammar of its constraint, applied before the chain whenever it
+    /// masks (`grammar::sample`: so that top_p never keeps only tokens the grammar refuses).
+    /// An error when the constraint has no grammar llama.cpp accepts.
+    #[allow(clippy::type_complexity)]
+    fn sampler(
+        &mut self,
+        p: &SamplingParams,
+    ) -> Result<(LlamaSampler, Option<LlamaSampler>), String> {
         let mut chain = Vec::new();
         if p.frequency_penalty != 0.0 || p.presence_penalty != 0.0 {
             chain.push(LlamaSampler::penalties(
@@ -255,6 +269,17 @@ impl<'m> Engine<'m> {
                 p.presence_penalty,
             ));
         }
+        let grammar = match &p.constraint {
+            Some(Constraint::JsonSchema { schema }) => {
+                let grammar = self.grammars.get(schema)?;
+                Some(
+                    LlamaSampler::grammar(self.model, &grammar, "root").map_err(|e| {
+                        format!("llama.cpp refused the grammar made from this JSON schema ({e})")
+                    })?,
+                )
+            }
+            None => None,
+        };
         if p.temperature <= 0.0 {
             chain.push(LlamaSampler::greedy());
         } else {
@@ -265,7 +290,7 @@ impl<'m> Engine<'m> {
             // u32::MAX asks llama.cpp for a random seed.
             chain.push(LlamaSampler::dist(p.seed.unwrap_or(u32::MAX)));
         }
-        LlamaSampler::chain_simple(chain)
+        Ok((LlamaSampler::chain_simple(chain), grammar))
     }
 
     /// Moves queued requests into free slots, reusing cached prefixes.
@@ -278,6 +303,13 @@ impl<'m> Engine<'m> {
                 Ok(t) => t,
                 Err((kind, message)) => {
                     self.fail(req.id, kind, message)?;
+                    continue;
+                }
+            };
+            let (sampler, grammar) = match self.sampler(&req.params) {
+                Ok(s) => s,
+                Err(message) => {
+                    self.fail(req.id, FailureKind::InvalidGrammar, message)?;
                     continue;
                 }
             };
@@ -340,7 +372,8 @@ impl<'m> Engine<'m> {
                 .min(self.cfg.n_ctx_seq.saturating_sub(prompt.len()));
             let job = Job {
                 id: req.id,
-                sampler: self.sampler(&req.params),
+                sampler,
+                grammar,
                 utf8: Utf8Assembler::default(),
                 stops: StopMatcher::new(&req.params.stop),
                 generated: 0,
@@ -488,7 +521,14 @@ impl<'m> Engine<'m> {
         if job.budget == 0 {
             return self.finish(i, FinishReason::Length);
         }
-        let token = job.sampler.sample(&self.ctx, at);
+        let token = if let Some(grammar) = job.grammar.as_mut() {
+            match crate::grammar::sample(grammar, &mut job.sampler, &self.ctx, at) {
+                Ok(t) => t,
+                Err(message) => return self.abort_job(id, message),
+            }
+        } else {
+            job.sampler.sample(&self.ctx, at)
+        };
         if vocab.is_eog(token) {
             return self.finish(i, FinishReason::Stop);
         }

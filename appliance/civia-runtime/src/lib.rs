@@ -5,7 +5,9 @@
 //! `llama-cpp-2`, rendering chat prompts with the model's own Jinja chat template
 //! (minijinja; Civia's Mistral `[INST]` template as the fallback) and tokenizing them with
 //! control tokens from the template only, never from message contents (`prompt`), sampling (temperature,
-//! top_p, seed, penalties), stop sequences, token limits, streaming text back and honouring
+//! top_p, seed, penalties), answers constrained to a JSON schema (the schema civiad checked,
+//! turned into a grammar by llama.cpp's converter here, cached, in the sequence's sampler
+//! chain: `grammar`), stop sequences, token limits, streaming text back and honouring
 //! cancellation, all over the `civia-ipc` protocol.
 //!
 //! Must never: let a message's content become a control token, open a network socket, write files, log prompt or output text, or outlive the
@@ -15,6 +17,7 @@
 pub mod devices;
 mod engine;
 mod error;
+mod grammar;
 pub mod prompt;
 pub mod stop;
 pub mod template;

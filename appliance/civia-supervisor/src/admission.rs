@@ -246,6 +246,7 @@ mod tests {
                     stop: vec![],
                     frequency_penalty: 0.0,
                     presence_penalty: 0.0,
+                    constraint: None,
                 },
             },
             user: user.into(),

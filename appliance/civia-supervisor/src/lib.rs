@@ -142,6 +142,9 @@ pub enum GenerationError {
     ContextOverflow(String),
     #[error("{0}")]
     InvalidPrompt(String),
+    /// The worker could not turn the answer's JSON schema into a grammar.
+    #[error("{0}")]
+    InvalidGrammar(String),
     #[error("generation failed: {0}")]
     Internal(String),
 }
@@ -615,6 +618,7 @@ fn dispatch(
             let err = match kind {
                 FailureKind::ContextOverflow => GenerationError::ContextOverflow(message),
                 FailureKind::InvalidPrompt => GenerationError::InvalidPrompt(message),
+                FailureKind::InvalidGrammar => GenerationError::InvalidGrammar(message),
                 FailureKind::Internal => GenerationError::Internal(message),
             };
             (id, Event::Failed(err), true)

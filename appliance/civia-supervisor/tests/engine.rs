@@ -92,6 +92,7 @@ fn params() -> SamplingParams {
         stop: Vec::new(),
         frequency_penalty: 0.0,
         presence_penalty: 0.0,
+        constraint: None,
     }
 }
 

@@ -238,8 +238,12 @@ async fn hostile_bodies_get_clear_errors_and_the_daemon_survives() {
             "unsupported_parameter",
         ),
         (
-            "json mode",
-            with(ok_chat(), "response_format", json!({"type": "json_object"})),
+            "json schema with an unsupported keyword",
+            with(
+                ok_chat(),
+                "response_format",
+                json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"not": {}}}}),
+            ),
             400,
             "unsupported_parameter",
         ),

@@ -73,6 +73,7 @@ impl Model for Llm {
             // Small models loop on greedy decoding; a mild penalty keeps drafts readable.
             frequency_penalty: 0.3,
             presence_penalty: 0.0,
+            constraint: None,
         };
         let prompt = crate::generation::with_system_prompt(&self.st, messages);
         let generation = self

@@ -1,0 +1,263 @@
+//! Grammars of constrained answers (`response_format`): the JSON schema civiad checked and
+//! wrote in canonical form (`civia_openai::schema`) turned into a GBNF grammar, cached by the
+//! schema's SHA-256, and sampling under it.
+//!
+//! The converter is llama.cpp's own (`common/json-schema-to-grammar.cpp`, through
+//! `llama_cpp_2::json_schema_to_grammar`): it is maintained upstream together with the
+//! grammar sampler and writes exactly the GBNF dialect that sampler parses (its whitespace
+//! rule, string escapes, integer ranges, repetitions), so there is no second dialect to keep
+//! in step — a Rust crate or a converter of our own would have to track it. It runs here,
+//! in the worker, like all llama.cpp code (never in civiad), on a thread with a large stack
+//! (it recurses over the schema, whose size and depth civiad bounds), and its output is
+//! bounded too ([`MAX_GRAMMAR_BYTES`]).
+//!
+//! Sampling under a grammar goes through [`sample`] rather than llama.cpp's
+//! `llama_sampler_sample`: the grammar judges the token the sequence's chain chose and masks
+//! the vocabulary only when it refuses it (masking 50,000 tokens at every step made answers
+//! several times slower), and a grammar that admits no token, or a token it refuses, is an
+//! error for that request alone, never a C++ exception or abort in the worker.
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::token::LlamaToken;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest grammar kept (the converter's output).
+pub const MAX_GRAMMAR_BYTES: usize = 1024 * 1024;
+/// Most grammars cached, and their total size.
+const MAX_ENTRIES: usize = 64;
+const MAX_CACHED_BYTES: usize = 8 * 1024 * 1024;
+/// Stack of the converter's thread.
+const CONVERTER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// A grammar, or why the schema has none (both are cached: a schema that fails fails fast).
+pub(crate) type Compiled = Result<Arc<str>, String>;
+
+struct Entry {
+    grammar: Compiled,
+    last_used: u64,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        match &self.grammar {
+            Ok(g) => g.len(),
+            Err(e) => e.len(),
+        }
+    }
+}
+
+/// Grammars by SHA-256 of the canonical schema, least recently used out first.
+#[derive(Default)]
+pub(crate) struct GrammarCache {
+    entries: HashMap<[u8; 32], Entry>,
+    clock: u64,
+    bytes: usize,
+    /// Conversions run (cache misses), for tests.
+    pub(crate) conversions: u64,
+}
+
+impl GrammarCache {
+    /// The grammar of `schema` with llama.cpp's converter.
+    pub(crate) fn get(&mut self, schema: &str) -> Compiled {
+        self.get_with(schema, convert)
+    }
+
+    pub(crate) fn get_with(
+        &mut self,
+        schema: &str,
+        convert: impl FnOnce(&str) -> Result<String, String>,
+    ) -> Compiled {
+        let key: [u8; 32] = Sha256::digest(schema.as_bytes()).into();
+        self.clock += 1;
+        if let Some(e) = self.entries.get_mut(&key) {
+            e.last_used = self.clock;
+            return e.grammar.clone();
+        }
+        self.conversions += 1;
+        let grammar = match convert(schema) {
+            Ok(g) if g.len() > MAX_GRAMMAR_BYTES => Err(format!(
+                "the grammar made from this schema is {} bytes long; at most {MAX_GRAMMAR_BYTES} \
+                 are accepted: simplify the schema",
+                g.len()
+            )),
+            Ok(g) => Ok(Arc::from(g)),
+            Err(e) => Err(e),
+        };
+        let entry = Entry {
+            grammar: grammar.clone(),
+            last_used: self.clock,
+        };
+        self.bytes += entry.bytes();
+        self.entries.insert(key, entry);
+        while self.entries.len() > MAX_ENTRIES
+            || (self.bytes > MAX_CACHED_BYTES && self.entries.len() > 1)
+        {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.bytes -= e.bytes();
+            }
+        }
+        grammar
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// llama.cpp's JSON Schema → GBNF conversion, on its own thread with a large stack.
+fn convert(schema: &str) -> Result<String, String> {
+    let refused = |e: String| format!("the JSON schema cannot be turned into a grammar: {e}");
+    std::thread::scope(|s| {
+        let handle = std::thread::Builder::new()
+            .name("json-schema".into())
+            .stack_size(CONVERTER_STACK_BYTES)
+            .spawn_scoped(s, || llama_cpp_2::json_schema_to_grammar(schema))
+            .map_err(|e| refused(format!("cannot start the converter: {e}")))?;
+        match handle.join() {
+            Ok(Ok(g)) => Ok(g),
+            Ok(Err(e)) => Err(refused(e.to_string())),
+            Err(_) => Err(refused("the converter failed".into())),
+        }
+    })
+}
+
+/// One token of a constrained sequence, as llama.cpp's own `common_sampler` does it: the
+/// sequence's chain (penalties, top_p, temperature, draw) picks a token from the logits at
+/// batch index `at`; when the grammar admits it, it is taken (the common case, and cheap:
+/// the grammar judges one token); otherwise the grammar masks every token it refuses and the
+/// chain picks again. With a draw, the result is the same distribution as masking first.
+/// The token is then accepted by the grammar through the shim that turns a C++ exception
+/// into an error, and by the chain (the penalties' history).
+pub(crate) fn sample(
+    grammar: &mut LlamaSampler,
+    chain: &mut LlamaSampler,
+    ctx: &LlamaContext<'_>,
+    at: i32,
+) -> Result<LlamaToken, String> {
+    let mut candidates = ctx.token_data_array_ith(at);
+    candidates.apply_sampler(chain);
+    let (first, _) = chosen(&candidates)?;
+    let token = if admits(grammar, first) {
+        first
+    } else {
+        let mut candidates = ctx.token_data_array_ith(at);
+        candidates.apply_sampler(grammar);
+        candidates.apply_sampler(chain);
+        let (token, logit) = chosen(&candidates)?;
+        // Every token the grammar refuses is at minus infinity: if the chain still chose
+        // one, none is left and the answer cannot go on.
+        if logit == f32::NEG_INFINITY || logit.is_nan() {
+            return Err("no token can continue an answer that follows the schema".into());
+        }
+        token
+    };
+    grammar
+        .try_accept(token)
+        .map_err(|e| format!("the grammar refused the sampled token ({e})"))?;
+    chain.accept(token);
+    Ok(token)
+}
+
+fn chosen(candidates: &LlamaTokenDataArray) -> Result<(LlamaToken, f32), String> {
+    candidates
+        .selected
+        .and_then(|i| candidates.data.get(i))
+        .map(|d| (d.id(), d.logit()))
+        .ok_or_else(|| "the sampler chose no token".to_string())
+}
+
+/// Whether the grammar, in its current state, admits `token` next.
+fn admits(grammar: &mut LlamaSampler, token: LlamaToken) -> bool {
+    let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
+    one.apply_sampler(grammar);
+    one.data
+        .first()
+        .is_some_and(|d| d.logit() != f32::NEG_INFINITY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_by_schema_and_errors_too() {
+        let mut c = GrammarCache::default();
+        let g = c.get_with("{\"type\":\"null\"}", |_| Ok("root ::= \"null\"".into()));
+        assert_eq!(g.as_deref(), Ok("root ::= \"null\""));
+        let again = c.get_with("{\"type\":\"null\"}", |_| panic!("converted twice"));
+        assert_eq!(again, g);
+        let e = c.get_with("bad", |_| Err("no".into()));
+        assert_eq!(e, Err("no".into()));
+        assert_eq!(
+            c.get_with("bad", |_| panic!("an error is cached too")),
+            Err("no".into())
+        );
+        assert_eq!(c.conversions, 2);
+        let big = c.get_with("big", |_| Ok("x".repeat(MAX_GRAMMAR_BYTES + 1)));
+        assert!(big.is_err_and(|e| e.contains("simplify the schema")));
+    }
+
+    #[test]
+    fn least_recently_used_goes_first() {
+        let mut c = GrammarCache::default();
+        for i in 0..MAX_ENTRIES {
+            let _ = c.get_with(&format!("s{i}"), |s| Ok(s.to_string()));
+        }
+        // s0 is used again: s1 is now the oldest.
+        let _ = c.get_with("s0", |_| panic!("cached"));
+        let _ = c.get_with("new", |s| Ok(s.to_string()));
+        assert_eq!(c.len(), MAX_ENTRIES);
+        let _ = c.get_with("s0", |_| panic!("s0 was kept"));
+        let mut converted = false;
+        let _ = c.get_with("s1", |s| {
+            converted = true;
+            Ok(s.to_string())
+        });
+        assert!(converted, "s1 was evicted");
+        // The byte cap holds too.
+        let mut c = GrammarCache::default();
+        for i in 0..20 {
+            let _ = c.get_with(&format!("b{i}"), |_| Ok("y".repeat(MAX_GRAMMAR_BYTES)));
+        }
+        assert!(c.bytes <= MAX_CACHED_BYTES, "{}", c.bytes);
+        assert_eq!(c.len(), MAX_CACHED_BYTES / MAX_GRAMMAR_BYTES);
+    }
+
+    #[test]
+    fn llama_cpp_converts_canonical_schemas() {
+        let mut c = GrammarCache::default();
+        let g = c
+            .get(r#"{"type":"object","properties":{"b":{"enum":["x","y"]},"a":{"type":"integer","minimum":1,"maximum":12}},"required":["b","a"],"additionalProperties":false}"#)
+            .expect("a grammar");
+        // Rules come sorted by name; the root keeps the schema's property order.
+        assert!(
+            g.contains("root ::= \"{\" space b-kv \",\" space a-kv"),
+            "{g}"
+        );
+        // A tree through `$ref` (recursion through an array) converts.
+        let tree = r##"{"$ref":"#/$defs/root","$defs":{"root":{"type":"object","properties":{"children":{"type":"array","items":{"$ref":"#/$defs/root"},"maxItems":3}},"required":["children"],"additionalProperties":false}}}"##;
+        assert!(c.get(tree).is_ok());
+        let g = c
+            .get(r#"{"type":"string","pattern":"^[0-9]{5}$"}"#)
+            .expect("a pattern");
+        assert!(g.contains("[0-9]"), "{g}");
+        assert!(c
+            .get("not json")
+            .is_err_and(|e| e.contains("cannot be turned")));
+        assert!(c.get(r##"{"$ref":"#/$defs/none"}"##).is_err());
+    }
+}
