@@ -528,6 +528,14 @@ def fuzz_spec() -> dict:
     emb["input"]["anyOf"][1]["maxItems"] = TINY_EMBED_INPUTS
     emb["input"]["anyOf"][1]["items"]["maxLength"] = TINY_EMBED_CHARS
     emb["dimensions"] = {"enum": [384, None]}
+    # civiad accepts a subset of JSON Schema in `response_format.json_schema.schema` and refuses
+    # the rest with 400 (test_structured_output.py): the fuzzer picks accepted ones.
+    schemas["ResponseJsonSchema"]["properties"]["schema"] = {"enum": [
+        {"type": "object"},
+        {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+         "additionalProperties": False},
+        {"type": "array", "items": {"enum": ["a", "b", 1, None]}, "maxItems": 2},
+    ]}
     # Few messages keep prompts inside the context window.
     schemas["ChatCompletionRequest"]["properties"]["messages"]["maxItems"] = TINY_MAX_MESSAGES
     # Fuzzed with the API key only: schemathesis's auth checks take one scheme at a time, and

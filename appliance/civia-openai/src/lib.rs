@@ -24,7 +24,7 @@ pub mod transcription;
 pub use error::{Error, Status};
 pub use request::{
     check_prompt_length, message_text, range, refuse_completion_history, system_prompt,
-    ChatRequest, CiviaBody, CommonSampling, CompletionRequest, InMessage, Int, JsonSchemaFormat,
-    Limits, ResponseFormat, StreamOptions,
+    ChatRequest, CiviaBody, CommonSampling, CompletionRequest, InMessage, Int, Limits,
+    ResponseFormat, StreamOptions,
 };
 pub use response::{choice, finish_str, usage, Envelope, Shape};

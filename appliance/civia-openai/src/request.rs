@@ -5,6 +5,7 @@
 //! [`CiviaBody`]), so that a wrong field is named precisely; unknown fields are ignored
 //! (clients send many).
 
+use crate::schema::Json;
 use crate::Error;
 use civia_ipc::{ChatMessage, Constraint, Prompt, SamplingParams};
 use serde::Deserialize;
@@ -113,17 +114,9 @@ pub struct StreamOptions {
 pub struct ResponseFormat {
     #[serde(rename = "type")]
     pub kind: String,
-    pub json_schema: Option<JsonSchemaFormat>,
-}
-
-/// `response_format.json_schema`.
-#[derive(Debug, Deserialize)]
-pub struct JsonSchemaFormat {
-    pub name: Option<String>,
-    pub description: Option<String>,
-    pub schema: Option<crate::schema::Json>,
-    /// OpenAI's strict mode; the grammar holds the answer to the schema either way.
-    pub strict: Option<bool>,
+    /// `{"name", "schema", "strict", "description"}`, read only with the type
+    /// `json_schema` (other types ignore it, as unknown fields are).
+    pub json_schema: Option<Json>,
 }
 
 impl ResponseFormat {
@@ -131,36 +124,52 @@ impl ResponseFormat {
     /// the checked schema's canonical form for `json_schema`.
     pub fn constraint(&self) -> Result<Option<Constraint>, Error> {
         let param = "response_format";
+        let field = |f: &'static str, what: &str| {
+            Error::invalid(
+                param,
+                format!("`response_format.json_schema.{f}` must be {what}."),
+            )
+        };
         match self.kind.as_str() {
             "text" => Ok(None),
             "json_object" => Ok(Some(Constraint::JsonSchema {
                 schema: crate::schema::ANY_OBJECT.into(),
             })),
             "json_schema" => {
-                let Some(f) = &self.json_schema else {
+                let Some(Json::Object(f)) = &self.json_schema else {
                     return Err(Error::invalid(
                         param,
-                        "`response_format.json_schema` is required with the type `json_schema`.",
+                        "`response_format.json_schema` (an object with `name` and `schema`) is \
+                         required with the type `json_schema`.",
                     ));
                 };
-                let name_ok = f.name.as_deref().is_some_and(|n| {
-                    !n.is_empty()
-                        && n.len() <= 64
-                        && n.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-                });
+                let get = |k: &str| f.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v);
+                let name_ok = match get("name") {
+                    Some(Json::String(n)) => {
+                        !n.is_empty()
+                            && n.len() <= 64
+                            && n.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    }
+                    _ => false,
+                };
                 if !name_ok {
-                    return Err(Error::invalid(
-                        param,
-                        "`response_format.json_schema.name` is required: 1 to 64 letters, \
-                         digits, underscores or dashes.",
+                    return Err(field(
+                        "name",
+                        "given: 1 to 64 letters, digits, underscores or dashes",
                     ));
                 }
-                let Some(schema) = &f.schema else {
-                    return Err(Error::invalid(
-                        param,
-                        "`response_format.json_schema.schema` is required.",
-                    ));
+                if !matches!(
+                    get("description"),
+                    None | Some(Json::Null | Json::String(_))
+                ) {
+                    return Err(field("description", "a string"));
+                }
+                if !matches!(get("strict"), None | Some(Json::Null | Json::Bool(_))) {
+                    return Err(field("strict", "a boolean"));
+                }
+                let Some(schema) = get("schema") else {
+                    return Err(field("schema", "given"));
                 };
                 Ok(Some(Constraint::JsonSchema {
                     schema: crate::schema::canonical(schema)?,
@@ -692,6 +701,10 @@ mod tests {
         };
         assert_eq!(constraint(json!({"type": "text"})), Ok(None));
         assert_eq!(
+            constraint(json!({"type": "text", "json_schema": 5})),
+            Ok(None)
+        );
+        assert_eq!(
             constraint(json!({"type": "json_object"})),
             Ok(Some(Constraint::JsonSchema {
                 schema: r#"{"type":"object"}"#.into()
@@ -713,19 +726,23 @@ mod tests {
             ),
             (
                 json!({"type": "json_schema"}),
-                "`response_format.json_schema` is required",
+                "`response_format.json_schema` (an object with `name` and `schema`) is required",
             ),
             (
                 json!({"type": "json_schema", "json_schema": {"schema": {"type": "null"}}}),
-                "`response_format.json_schema.name` is required",
+                "`response_format.json_schema.name` must be given",
             ),
             (
                 json!({"type": "json_schema", "json_schema": {"name": "a b", "schema": {"type": "null"}}}),
-                "`response_format.json_schema.name` is required",
+                "`response_format.json_schema.name` must be given",
             ),
             (
                 json!({"type": "json_schema", "json_schema": {"name": "a"}}),
-                "`response_format.json_schema.schema` is required",
+                "`response_format.json_schema.schema` must be given",
+            ),
+            (
+                json!({"type": "json_schema", "json_schema": {"name": "a", "strict": "yes", "schema": {}}}),
+                "`response_format.json_schema.strict` must be a boolean",
             ),
             (
                 json!({"type": "json_schema", "json_schema": {"name": "a", "schema": {"oneOf": []}}}),

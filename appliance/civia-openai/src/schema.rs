@@ -787,12 +787,14 @@ impl<'a> Checker<'a> {
                         {
                             out.push(("format", Json::str(f)));
                         }
-                        Json::String(f) => return Err(unsupported(
-                            path,
-                            format_args!(
+                        Json::String(f) => {
+                            return Err(unsupported(
+                                path,
+                                format_args!(
                                 "the format `{f}` is not supported (date, time, date-time, uuid)"
                             ),
-                        )),
+                            ))
+                        }
                         _ => return Err(invalid(path, "`format` must be a string")),
                     }
                 }

@@ -260,4 +260,58 @@ mod tests {
             .is_err_and(|e| e.contains("cannot be turned")));
         assert!(c.get(r##"{"$ref":"#/$defs/none"}"##).is_err());
     }
+
+    #[test]
+    fn sampling_under_a_grammar_on_a_real_model() {
+        use crate::test_models::{backend, model};
+        use llama_cpp_2::context::params::LlamaContextParams;
+        use llama_cpp_2::llama_batch::LlamaBatch;
+        use std::num::NonZeroU32;
+
+        let m = model("tiny-mistral.gguf");
+        // A grammar llama.cpp refuses (left recursion) is an error, not a crash.
+        assert!(LlamaSampler::grammar(&m, "root ::= root \"a\"", "root").is_err());
+        assert!(LlamaSampler::grammar(&m, "root ::= (", "root").is_err());
+        let schema = r#"{"type":"object","properties":{"k":{"enum":["oui","non"]},"n":{"type":"integer","minimum":1,"maximum":99}},"required":["k","n"],"additionalProperties":false}"#;
+        let g = GrammarCache::default().get(schema).expect("a grammar");
+        let params = LlamaContextParams::default().with_n_ctx(NonZeroU32::new(512));
+        let mut ctx = m.new_context(backend(), params).expect("a context");
+        let vocab = m.vocab();
+        // The random model, sampled at temperature 1: every answer still follows the schema.
+        for seed in 0..3 {
+            ctx.clear_kv_cache();
+            let prompt = vocab.tokenize(b"[INST] JSON [/INST]", true, false);
+            let mut batch = LlamaBatch::new(512, 1);
+            let last = prompt.len() - 1;
+            for (i, t) in prompt.iter().enumerate() {
+                batch.add(*t, i as i32, &[0], i == last).expect("batch");
+            }
+            ctx.decode(&mut batch).expect("decode");
+            let mut grammar = LlamaSampler::grammar(&m, &g, "root").expect("sampler");
+            let mut chain =
+                LlamaSampler::chain_simple([LlamaSampler::temp(1.0), LlamaSampler::dist(seed)]);
+            let mut out = Vec::new();
+            let mut at = batch.n_tokens() - 1;
+            let mut pos = prompt.len() as i32;
+            for _ in 0..200 {
+                let t = sample(&mut grammar, &mut chain, &ctx, at).expect("a token");
+                if vocab.is_eog(t) {
+                    break;
+                }
+                vocab.token_to_piece_into(t, &mut out, false, None);
+                batch.clear();
+                batch.add(t, pos, &[0], true).expect("batch");
+                pos += 1;
+                ctx.decode(&mut batch).expect("decode");
+                at = 0;
+            }
+            let text = String::from_utf8(out).expect("UTF-8");
+            let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            assert!(
+                ["oui", "non"].contains(&v["k"].as_str().expect("k")),
+                "{text}"
+            );
+            assert!((1..=99).contains(&v["n"].as_i64().expect("n")), "{text}");
+        }
+    }
 }

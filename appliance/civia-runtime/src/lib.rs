@@ -21,6 +21,8 @@ mod grammar;
 pub mod prompt;
 pub mod stop;
 pub mod template;
+#[cfg(test)]
+mod test_models;
 pub mod worker;
 
 pub use worker::{run_worker, WorkerError};

@@ -3,29 +3,8 @@
 //! BPE vocabulary.
 
 use super::*;
-use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::model::params::LlamaModelParams;
+use crate::test_models::model;
 use llama_cpp_2::token_type::LlamaTokenAttr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-fn backend() -> &'static LlamaBackend {
-    static B: OnceLock<LlamaBackend> = OnceLock::new();
-    B.get_or_init(|| LlamaBackend::init().expect("llama.cpp backend"))
-}
-
-fn model(file: &str) -> LlamaModel {
-    let dir = std::env::var_os("CIVIA_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/models"));
-    let path = dir.join(file);
-    assert!(
-        path.exists(),
-        "test model {} is missing: run appliance/scripts/install-models.sh",
-        path.display()
-    );
-    LlamaModel::load_from_file(backend(), &path, &LlamaModelParams::default()).expect("model loads")
-}
 
 fn template(m: &LlamaModel) -> ChatTemplate {
     let vocab = m.vocab();
