@@ -8,7 +8,7 @@
 //! cache stays in place, and a new request reuses the longest cached prefix (its own slot's,
 //! or copied from another slot), so shared system prompts are evaluated once.
 
-use crate::grammar::GrammarCache;
+use crate::grammar::{Constrained, GrammarCache, Pieces, Utf8};
 use crate::prompt::PromptTokenizer;
 use crate::stop::{StopMatcher, Utf8Assembler};
 use crate::template::ChatTemplate;
@@ -33,7 +33,7 @@ struct Job {
     prompt: Vec<LlamaToken>,
     sampler: LlamaSampler,
     /// The grammar of a constrained answer (`grammar::sample` uses it with `sampler`).
-    grammar: Option<LlamaSampler>,
+    grammar: Option<Constrained>,
     utf8: Utf8Assembler,
     stops: StopMatcher,
     generated: u32,
@@ -72,6 +72,8 @@ pub(crate) struct Engine<'m> {
     slots: Vec<Slot>,
     cfg: EngineConfig,
     grammars: GrammarCache,
+    /// Every token's text, once a constrained answer needs it.
+    pieces: Option<Pieces>,
     shutdown: bool,
 }
 
@@ -106,6 +108,7 @@ impl<'m> Engine<'m> {
             slots,
             cfg,
             grammars: GrammarCache::default(),
+            pieces: None,
             shutdown: false,
         }
     }
@@ -258,7 +261,7 @@ impl<'m> Engine<'m> {
     fn sampler(
         &mut self,
         p: &SamplingParams,
-    ) -> Result<(LlamaSampler, Option<LlamaSampler>), String> {
+    ) -> Result<(LlamaSampler, Option<Constrained>), String> {
         let mut chain = Vec::new();
         if p.frequency_penalty != 0.0 || p.presence_penalty != 0.0 {
             chain.push(LlamaSampler::penalties(
@@ -272,11 +275,15 @@ impl<'m> Engine<'m> {
         let grammar = match &p.constraint {
             Some(Constraint::JsonSchema { schema }) => {
                 let grammar = self.grammars.get(schema)?;
-                Some(
-                    LlamaSampler::grammar(self.model, &grammar, "root").map_err(|e| {
-                        format!("llama.cpp refused the grammar made from this JSON schema ({e})")
-                    })?,
-                )
+                let grammar = LlamaSampler::grammar(self.model, &grammar, "root").map_err(|e| {
+                    format!("llama.cpp refused the grammar made from this JSON schema ({e})")
+                })?;
+                let model = self.model;
+                self.pieces.get_or_insert_with(|| Pieces::new(model));
+                Some(Constrained {
+                    grammar,
+                    utf8: Utf8::default(),
+                })
             }
             None => None,
         };
@@ -521,8 +528,9 @@ impl<'m> Engine<'m> {
         if job.budget == 0 {
             return self.finish(i, FinishReason::Length);
         }
-        let token = if let Some(grammar) = job.grammar.as_mut() {
-            match crate::grammar::sample(grammar, &mut job.sampler, &self.ctx, at) {
+        let constrained = job.grammar.as_mut().zip(self.pieces.as_ref());
+        let token = if let Some((c, pieces)) = constrained {
+            match crate::grammar::sample(c, &mut job.sampler, pieces, &self.ctx, at) {
                 Ok(t) => t,
                 Err(message) => return self.abort_job(id, message),
             }

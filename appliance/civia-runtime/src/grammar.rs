@@ -14,10 +14,12 @@
 //! Sampling under a grammar goes through [`sample`] rather than llama.cpp's
 //! `llama_sampler_sample`: the grammar judges the token the sequence's chain chose and masks
 //! the vocabulary only when it refuses it (masking 50,000 tokens at every step made answers
-//! several times slower), and a grammar that admits no token, or a token it refuses, is an
+//! several times slower), tokens that would break UTF-8 are refused too ([`Utf8`]), and a
+//! grammar that admits no token, or a token it refuses, is an
 //! error for that request alone, never a C++ exception or abort in the worker.
 
 use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
@@ -135,40 +137,156 @@ fn convert(schema: &str) -> Result<String, String> {
     })
 }
 
+/// Every token's text as an answer gets it (no special tokens, as the engine renders them),
+/// built once for the model at its first constrained answer.
+pub(crate) struct Pieces(Vec<Box<[u8]>>);
+
+impl Pieces {
+    pub(crate) fn new(model: &LlamaModel) -> Self {
+        let vocab = model.vocab();
+        let n = u32::try_from(vocab.n_tokens()).unwrap_or(0);
+        let mut buf = Vec::with_capacity(64);
+        Pieces(
+            (0..n)
+                .map(|t| {
+                    buf.clear();
+                    vocab.token_to_piece_into(LlamaToken(t as i32), &mut buf, false, None);
+                    buf.clone().into_boxed_slice()
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, t: LlamaToken) -> &[u8] {
+        usize::try_from(t.0)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map_or(&[], |b| b)
+    }
+}
+
+/// Where an answer stands in UTF-8: the continuation bytes still expected and the range the
+/// next one must fall in (RFC 3629: no overlong forms, no surrogates, nothing above
+/// U+10FFFF). llama.cpp's grammar decodes UTF-8 loosely and would let byte tokens write
+/// sequences that are not UTF-8 (the answer would then hold U+FFFD and miss its
+/// `maxLength`): the sampler refuses them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Utf8 {
+    need: u8,
+    lo: u8,
+    hi: u8,
+}
+
+impl Utf8 {
+    /// The state after `bytes`, or `None` when they break UTF-8.
+    pub(crate) fn after(mut self, bytes: &[u8]) -> Option<Utf8> {
+        for &b in bytes {
+            if self.need > 0 {
+                if b < self.lo || b > self.hi {
+                    return None;
+                }
+                self = match self.need {
+                    1 => Utf8::default(),
+                    n => Utf8 {
+                        need: n - 1,
+                        lo: 0x80,
+                        hi: 0xbf,
+                    },
+                };
+                continue;
+            }
+            self = match b {
+                0x00..=0x7f => Utf8::default(),
+                0xc2..=0xdf => Utf8 {
+                    need: 1,
+                    lo: 0x80,
+                    hi: 0xbf,
+                },
+                0xe0 => Utf8 {
+                    need: 2,
+                    lo: 0xa0,
+                    hi: 0xbf,
+                },
+                0xed => Utf8 {
+                    need: 2,
+                    lo: 0x80,
+                    hi: 0x9f,
+                },
+                0xe1..=0xef => Utf8 {
+                    need: 2,
+                    lo: 0x80,
+                    hi: 0xbf,
+                },
+                0xf0 => Utf8 {
+                    need: 3,
+                    lo: 0x90,
+                    hi: 0xbf,
+                },
+                0xf4 => Utf8 {
+                    need: 3,
+                    lo: 0x80,
+                    hi: 0x8f,
+                },
+                0xf1..=0xf3 => Utf8 {
+                    need: 3,
+                    lo: 0x80,
+                    hi: 0xbf,
+                },
+                _ => return None,
+            };
+        }
+        Some(self)
+    }
+}
+
+/// A constrained sequence's grammar and where its answer stands in UTF-8.
+pub(crate) struct Constrained {
+    pub(crate) grammar: LlamaSampler,
+    pub(crate) utf8: Utf8,
+}
+
 /// One token of a constrained sequence, as llama.cpp's own `common_sampler` does it: the
 /// sequence's chain (penalties, top_p, temperature, draw) picks a token from the logits at
-/// batch index `at`; when the grammar admits it, it is taken (the common case, and cheap:
-/// the grammar judges one token); otherwise the grammar masks every token it refuses and the
-/// chain picks again. With a draw, the result is the same distribution as masking first.
-/// The token is then accepted by the grammar through the shim that turns a C++ exception
-/// into an error, and by the chain (the penalties' history).
+/// batch index `at`; when the grammar admits it (and it keeps the answer UTF-8), it is taken
+/// (the common case, and cheap: the grammar judges one token); otherwise every token the
+/// grammar or UTF-8 refuses is masked and the chain picks again. With a draw, the result is
+/// the same distribution as masking first. The token is then accepted by the grammar through
+/// the shim that turns a C++ exception into an error, and by the chain (the penalties'
+/// history).
 pub(crate) fn sample(
-    grammar: &mut LlamaSampler,
+    c: &mut Constrained,
     chain: &mut LlamaSampler,
+    pieces: &Pieces,
     ctx: &LlamaContext<'_>,
     at: i32,
 ) -> Result<LlamaToken, String> {
     let mut candidates = ctx.token_data_array_ith(at);
     candidates.apply_sampler(chain);
     let (first, _) = chosen(&candidates)?;
-    let token = if admits(grammar, first) {
+    let token = if c.utf8.after(pieces.get(first)).is_some() && admits(&mut c.grammar, first) {
         first
     } else {
         let mut candidates = ctx.token_data_array_ith(at);
-        candidates.apply_sampler(grammar);
+        candidates.apply_sampler(&mut c.grammar);
+        for d in &mut candidates.data {
+            if d.logit() != f32::NEG_INFINITY && c.utf8.after(pieces.get(d.id())).is_none() {
+                d.set_logit(f32::NEG_INFINITY);
+            }
+        }
         candidates.apply_sampler(chain);
         let (token, logit) = chosen(&candidates)?;
-        // Every token the grammar refuses is at minus infinity: if the chain still chose
-        // one, none is left and the answer cannot go on.
+        // Every token refused is at minus infinity: if the chain still chose one, none is
+        // left and the answer cannot go on.
         if logit == f32::NEG_INFINITY || logit.is_nan() {
             return Err("no token can continue an answer that follows the schema".into());
         }
         token
     };
-    grammar
+    c.grammar
         .try_accept(token)
         .map_err(|e| format!("the grammar refused the sampled token ({e})"))?;
     chain.accept(token);
+    c.utf8 = c.utf8.after(pieces.get(token)).unwrap_or_default();
     Ok(token)
 }
 
@@ -262,6 +380,26 @@ mod tests {
     }
 
     #[test]
+    fn utf8_states() {
+        let ok = |b: &[u8]| Utf8::default().after(b);
+        assert_eq!(ok("aé€😀".as_bytes()), Some(Utf8::default()));
+        for bad in [
+            &[0x80][..],
+            &[0xc0, 0x80],
+            &[0xed, 0xa0, 0x80],
+            &[0xf4, 0x90, 0x80, 0x80],
+            &[0xf8],
+            &[0xe0, 0x80],
+        ] {
+            assert_eq!(ok(bad), None, "{bad:x?}");
+        }
+        // A character split across tokens.
+        let half = ok(&[0xe2, 0x82]).expect("a prefix");
+        assert_eq!(half.after(&[0xac]), Some(Utf8::default()));
+        assert_eq!(half.after(b"a"), None);
+    }
+
+    #[test]
     fn sampling_under_a_grammar_on_a_real_model() {
         use crate::test_models::{backend, model};
         use llama_cpp_2::context::params::LlamaContextParams;
@@ -277,6 +415,7 @@ mod tests {
         let params = LlamaContextParams::default().with_n_ctx(NonZeroU32::new(512));
         let mut ctx = m.new_context(backend(), params).expect("a context");
         let vocab = m.vocab();
+        let pieces = Pieces::new(&m);
         // The random model, sampled at temperature 1: every answer still follows the schema.
         for seed in 0..3 {
             ctx.clear_kv_cache();
@@ -287,14 +426,17 @@ mod tests {
                 batch.add(*t, i as i32, &[0], i == last).expect("batch");
             }
             ctx.decode(&mut batch).expect("decode");
-            let mut grammar = LlamaSampler::grammar(&m, &g, "root").expect("sampler");
+            let mut c = Constrained {
+                grammar: LlamaSampler::grammar(&m, &g, "root").expect("sampler"),
+                utf8: Utf8::default(),
+            };
             let mut chain =
                 LlamaSampler::chain_simple([LlamaSampler::temp(1.0), LlamaSampler::dist(seed)]);
             let mut out = Vec::new();
             let mut at = batch.n_tokens() - 1;
             let mut pos = prompt.len() as i32;
             for _ in 0..200 {
-                let t = sample(&mut grammar, &mut chain, &ctx, at).expect("a token");
+                let t = sample(&mut c, &mut chain, &pieces, &ctx, at).expect("a token");
                 if vocab.is_eog(t) {
                     break;
                 }
