@@ -434,8 +434,7 @@ mod tests {
                 LlamaSampler::chain_simple([LlamaSampler::temp(1.0), LlamaSampler::dist(seed)]);
             let mut out = Vec::new();
             let mut at = batch.n_tokens() - 1;
-            let mut pos = prompt.len() as i32;
-            for _ in 0..200 {
+            for pos in (prompt.len() as i32..).take(200) {
                 let t = sample(&mut c, &mut chain, &pieces, &ctx, at).expect("a token");
                 if vocab.is_eog(t) {
                     break;
@@ -443,7 +442,6 @@ mod tests {
                 vocab.token_to_piece_into(t, &mut out, false, None);
                 batch.clear();
                 batch.add(t, pos, &[0], true).expect("batch");
-                pos += 1;
                 ctx.decode(&mut batch).expect("decode");
                 at = 0;
             }
