@@ -205,12 +205,15 @@ def test_chat_completion_bodies(tiny, stream, usage):
         body["stream_options"] = {"include_usage": True}
     r = call(tiny, "POST", "/v1/chat/completions", "/v1/chat/completions", json=body)
     assert r.status_code == 200
+    # The tiny model samples: it may end its answer (stop) before the 3 tokens (length).
     if stream:
         chunks = [json.loads(e) for e in sse_events(r.text)[:-1]]
         assert ("usage" in chunks[-1]) == usage
-        assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "length"
+        assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] in ("length", "stop")
     else:
-        assert r.json()["usage"]["completion_tokens"] == 3
+        answer = r.json()
+        tokens, reason = answer["usage"]["completion_tokens"], answer["choices"][0]["finish_reason"]
+        assert (tokens, reason) == (3, "length") or (tokens < 3 and reason == "stop"), (tokens, reason)
 
 
 @pytest.mark.parametrize("stream", [False, True])

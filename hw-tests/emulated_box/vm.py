@@ -206,13 +206,21 @@ class Vm:
             "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
         ]
         self.qemu = subprocess.Popen(cmd, stdout=open(self.dir / "qemu.log", "a"), stderr=subprocess.STDOUT)
-        for _ in range(200):
-            if serial.exists():
-                break
-            time.sleep(0.05)
+        # QEMU binds the socket before it listens: on a loaded machine a connection can come in
+        # between and be refused. Retry until QEMU listens (or has exited: its log says why).
         self.console = ""
-        self.serial_sock = socket.socket(socket.AF_UNIX)
-        self.serial_sock.connect(str(serial))
+        deadline = time.monotonic() + 30
+        while True:
+            self.serial_sock = socket.socket(socket.AF_UNIX)
+            try:
+                self.serial_sock.connect(str(serial))
+                break
+            except (FileNotFoundError, ConnectionRefusedError) as e:
+                self.serial_sock.close()
+                if self.qemu.poll() is not None or time.monotonic() > deadline:
+                    log = (self.dir / "qemu.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"QEMU's serial console did not open ({e}); qemu.log:\n{log}") from e
+                time.sleep(0.05)
         threading.Thread(target=self._read_serial, args=(self.serial_sock,), daemon=True).start()
         self.log(f"boot #{self.boots} started")
 

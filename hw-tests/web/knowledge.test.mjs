@@ -166,6 +166,8 @@ test('a question is answered with its numbered sources; an excerpt opens; search
   await goto(page, '#/documents', 'Rechercher dans les documents de la commune');
   // Every visible collection with documents is offered, checked.
   const boxes = page.getByRole('group', { name: 'Collections consultées' }).getByRole('checkbox');
+  // The choices come with the list of collections, after the heading: wait for them.
+  await boxes.nth(1).waitFor();
   assert.equal(await boxes.count(), 2);
   for (const b of await boxes.all()) assert.ok(await b.isChecked());
   await page.getByLabel(/^Votre question/).fill('Quel est le prix du repas à la cantine scolaire ?');

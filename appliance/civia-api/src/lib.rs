@@ -9,7 +9,8 @@
 //! router the same way for every listener ([`finish`]: fallbacks, panic guard, request log),
 //! metering model requests (`metering`: the middleware in front of `civia-metering`, which
 //! writes the audit events and the usage row), the pieces every generating handler shares
-//! (`generation`, `history`), and one module per resource under `handlers`, each of which
+//! (`generation`, `history`), what the knowledge routes and a chat's `search` share
+//! (`knowledge_search`), and one module per resource under `handlers`, each of which
 //! extracts, calls a service of the crate that owns the data, and shapes the answer.
 //!
 //! Must never: panic on input, answer 500 for a client's mistake, silently change the meaning
@@ -26,6 +27,7 @@ pub mod extract;
 mod generation;
 mod handlers;
 mod history;
+mod knowledge_search;
 mod metering;
 mod routes;
 pub mod state;

@@ -444,20 +444,20 @@ impl Knowledge {
     /// The collections shared with a service or the whole commune, for the administration
     /// plane's bulk import (an administrator never sees nor fills an agent's private ones).
     pub async fn shared_collections(&self) -> Result<Vec<Collection>> {
-        self.db(|db| db.shared_collections()).await
+        self.db(|db| db.shared_collections(None)).await
     }
 
     /// Takes an upload from the administration plane (a folder imported by `civia knowledge
     /// import`) into a shared collection, checked, spooled and queued like any other.
     pub async fn import(&self, collection: i64, upload: Upload) -> Result<Document> {
-        let Some(_) = self
-            .shared_collections()
+        // One lookup, not the list of every shared collection per imported file.
+        if self
+            .db(move |db| db.shared_collections(Some(collection)))
             .await?
-            .into_iter()
-            .find(|c| c.id == collection)
-        else {
+            .is_empty()
+        {
             return Err(KnowledgeError::CollectionNotFound(collection));
-        };
+        }
         let (id, permit) = self.spool(collection, upload).await?;
         let document = self
             .db(move |db| db.document_unchecked(id))

@@ -238,14 +238,15 @@ impl Db {
     }
 
     /// The collections shared with a service or the commune (the administration plane's view),
-    /// newest first.
-    pub fn shared_collections(&self) -> Result<Vec<Collection>> {
+    /// newest first; only collection `only` when given.
+    pub fn shared_collections(&self, only: Option<i64>) -> Result<Vec<Collection>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLLECTION_COLUMNS} FROM collections col
-             WHERE col.visibility IN ('service', 'public') ORDER BY col.id DESC"
+             WHERE col.visibility IN ('service', 'public') AND (?1 IS NULL OR col.id = ?1)
+             ORDER BY col.id DESC"
         ))?;
-        let rows = stmt.query_map([], collection_row)?;
+        let rows = stmt.query_map([only], collection_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

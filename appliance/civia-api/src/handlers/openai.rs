@@ -286,7 +286,7 @@ pub async fn chat_completions(
     let mut messages = req.messages(&limits)?;
     let opts: CiviaBody<HistoryOptions> = parse_json(&body)?;
     let keep = crate::history::prepare_keep(&st, &ext, opts.civia, &messages).await?;
-    let search: crate::handlers::knowledge::ChatSearch = parse_json(&body)?;
+    let search: crate::knowledge_search::ChatSearch = parse_json(&body)?;
     let search_results = search.ground(&st, &ext, &mut messages).await?;
     let prompt = with_system_prompt(&st, messages);
     respond(
