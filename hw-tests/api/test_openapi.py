@@ -402,11 +402,12 @@ def test_unsupported_parameters(tiny, path, base):
     cases = [({"n": 2}, "n"), ({"logit_bias": {"1": 5}}, "logit_bias")]
     if "messages" in base:
         cases += [
-            ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+            ({"tools": [{"type": "retrieval", "function": {"name": "f"}}]}, "tools[0].type"),
+            ({"functions": [{"name": "f"}]}, "functions"),
             ({"logprobs": True}, "logprobs"),
             ({"response_format": {"type": "json_schema", "json_schema": {
                 "name": "x", "schema": {"type": "object", "patternProperties": {}}}}}, "response_format"),
-            ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+            ({"messages": [{"role": "function", "content": "x"}]}, "messages[0].role"),
             ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content"),
         ]
     else:
@@ -539,6 +540,12 @@ def fuzz_spec() -> dict:
          "additionalProperties": False},
         {"type": "array", "items": {"enum": ["a", "b", 1, None]}, "maxItems": 2},
     ]}
+    # Tools are fuzzed without functions: a function's `parameters` is a subset of JSON Schema
+    # like `response_format`'s, two functions may not share a name, and calls refuse a
+    # `response_format` (all refused with 400, in test_tools.py).
+    chat = schemas["ChatCompletionRequest"]["properties"]
+    chat["tools"]["anyOf"][0]["maxItems"] = 0
+    chat["tool_choice"] = {"enum": ["none", "auto", None]}
     # Few messages keep prompts inside the context window.
     schemas["ChatCompletionRequest"]["properties"]["messages"]["maxItems"] = TINY_MAX_MESSAGES
     # Fuzzed with the API key only: schemathesis's auth checks take one scheme at a time, and

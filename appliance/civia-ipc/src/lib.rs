@@ -27,7 +27,7 @@ use std::io::{Read, Write};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped whenever a message changes shape; both sides refuse a peer with another version.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Upper bound of one frame, checked before allocating.
 pub const MAX_FRAME_BYTES: u32 = 32 * 1024 * 1024;
@@ -198,7 +198,16 @@ pub enum Constraint {
     /// (`civia_openai::schema`). The worker turns it into a grammar (and caches it by the
     /// schema's SHA-256).
     JsonSchema { schema: String },
+    /// The answer calls tools: [`TOOL_CALLS_MARKER`] followed by one JSON value valid
+    /// against `schema` (the array of calls civiad built from the request's `tools`, checked
+    /// and canonical like `JsonSchema`'s). With `text_allowed` (`tool_choice: auto`) the
+    /// answer may instead be text that does not start with `[`.
+    ToolCalls { schema: String, text_allowed: bool },
 }
+
+/// What opens an answer that calls tools, as text: Mistral's tool-call marker, written and
+/// read as plain text (never the control token), whatever the model.
+pub const TOOL_CALLS_MARKER: &str = "[TOOL_CALLS]";
 
 /// Token counts of one generation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

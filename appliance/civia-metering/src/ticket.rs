@@ -27,6 +27,8 @@ pub struct UsageTicket {
     pii: Mutex<Vec<civia_guard::PiiKind>>,
     /// What the output guard did (`system_prompt_leak`).
     output_flags: Mutex<Vec<&'static str>>,
+    /// The answer's tool calls: function name and SHA-256 of the arguments (never them).
+    tool_calls: Mutex<Vec<serde_json::Value>>,
     /// The user's place among their requests in flight, given back with the ticket.
     place: Mutex<Option<civia_auth::InFlight>>,
 }
@@ -64,6 +66,7 @@ impl UsageTicket {
             prompt_sha256: Mutex::new(None),
             pii: Mutex::new(Vec::new()),
             output_flags: Mutex::new(Vec::new()),
+            tool_calls: Mutex::new(Vec::new()),
             place: Mutex::new(None),
         }
     }
@@ -83,6 +86,15 @@ impl UsageTicket {
     /// Records what the output guard did to the answer (for the audit detail).
     pub fn flag_output(&self, flag: &'static str) {
         lock(&self.output_flags).push(flag);
+    }
+
+    /// Records a tool call of the answer for the audit: the function's name and the
+    /// arguments' hash (the arguments may hold personal data: never them).
+    pub fn record_tool_call(&self, name: &str, arguments: &str) {
+        lock(&self.tool_calls).push(serde_json::json!({
+            "name": name,
+            "arguments_sha256": civia_base::hash::sha256_hex(arguments),
+        }));
     }
 
     /// Kinds of personal data found in the prompt.
@@ -149,6 +161,10 @@ impl UsageTicket {
         let flags = lock(&self.output_flags).clone();
         if !flags.is_empty() {
             detail.insert("output_guard".into(), serde_json::json!(flags));
+        }
+        let calls = std::mem::take(&mut *lock(&self.tool_calls));
+        if !calls.is_empty() {
+            detail.insert("tool_calls".into(), serde_json::Value::Array(calls));
         }
         let detail = serde_json::Value::Object(detail);
         let prompt_sha256 = lock(&self.prompt_sha256).clone();

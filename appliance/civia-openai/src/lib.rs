@@ -5,7 +5,8 @@
 //!
 //! Owns: the request types and their validation (ranges, unsupported OpenAI features, message
 //! shapes, prompt length, `response_format`'s JSON Schema checked against the subset the
-//! answer's grammar enforces and written in canonical form: `schema`), the completion and
+//! answer's grammar enforces and written in canonical form: `schema`; tools, tool calls and
+//! their results in the prompt and the answer: `tools`), the completion and
 //! chunk objects, the transcription formats, and
 //! [`Error`], which carries everything the HTTP layer needs to answer OpenAI's error object
 //! (status class, `type`, `code`, `param`, message). `civia-api` reads bodies, authorises,
@@ -19,6 +20,7 @@ mod error;
 pub mod request;
 pub mod response;
 pub mod schema;
+pub mod tools;
 pub mod transcription;
 
 pub use error::{Error, Status};
@@ -27,4 +29,4 @@ pub use request::{
     ChatRequest, CiviaBody, CommonSampling, CompletionRequest, InMessage, Int, Limits,
     ResponseFormat, StreamOptions,
 };
-pub use response::{choice, finish_str, usage, Envelope, Shape};
+pub use response::{choice, finish_str, tool_calls_choice, usage, Envelope, Shape};

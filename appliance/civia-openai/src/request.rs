@@ -6,6 +6,7 @@
 //! (clients send many).
 
 use crate::schema::Json;
+use crate::tools::Tools;
 use crate::Error;
 use civia_ipc::{ChatMessage, Constraint, Prompt, SamplingParams};
 use serde::Deserialize;
@@ -36,8 +37,10 @@ pub struct ChatRequest {
     pub max_completion_tokens: Option<Int>,
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<Int>,
-    pub tools: Option<Vec<Value>>,
-    pub tool_choice: Option<Value>,
+    /// Read by [`Tools::parse`] (`Json` keeps the key order of each function's schema).
+    pub tools: Option<Json>,
+    pub tool_choice: Option<Json>,
+    pub parallel_tool_calls: Option<Json>,
     pub functions: Option<Vec<Value>>,
     pub function_call: Option<Value>,
     pub response_format: Option<ResponseFormat>,
@@ -191,6 +194,7 @@ pub struct InMessage {
     pub role: String,
     pub content: Option<Value>,
     pub tool_calls: Option<Value>,
+    pub tool_call_id: Option<Value>,
     pub function_call: Option<Value>,
 }
 
@@ -381,7 +385,8 @@ pub fn system_prompt(box_prompt: &str, mut messages: Vec<ChatMessage>) -> Prompt
 }
 
 impl ChatRequest {
-    /// Refuses the OpenAI features the box does not offer (logprobs, tools).
+    /// Refuses the OpenAI features the box does not offer (logprobs, the legacy
+    /// `functions`).
     pub fn check_unsupported(&self) -> Result<(), Error> {
         if self.logprobs == Some(true) || self.top_logprobs.is_some_and(|Int(n)| n > 0) {
             return Err(Error::unsupported(
@@ -389,45 +394,71 @@ impl ChatRequest {
                 "`logprobs` is not supported.",
             ));
         }
-        if self.tools.as_ref().is_some_and(|t| !t.is_empty())
-            || self.functions.as_ref().is_some_and(|t| !t.is_empty())
-        {
+        if self.functions.as_ref().is_some_and(|t| !t.is_empty()) {
             return Err(Error::unsupported(
-                "tools",
-                "Tools and function calling are not supported.",
+                "functions",
+                "`functions` is deprecated and not supported: use `tools`.",
             ));
         }
-        for (param, choice) in [
-            ("tool_choice", &self.tool_choice),
-            ("function_call", &self.function_call),
-        ] {
-            match choice {
-                None | Some(Value::Null) => {}
-                Some(Value::String(s)) if s == "none" || s == "auto" => {}
-                Some(_) => {
-                    return Err(Error::unsupported(
-                        param,
-                        format!("`{param}` is not supported."),
-                    ))
-                }
+        match &self.function_call {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s == "none" || s == "auto" => {}
+            Some(_) => {
+                return Err(Error::unsupported(
+                    "function_call",
+                    "`function_call` is deprecated and not supported: use `tool_choice`.",
+                ))
             }
         }
         Ok(())
     }
 
+    /// The request's tools, checked (`None` when it offers none).
+    pub fn tools(&self) -> Result<Option<Tools>, Error> {
+        Tools::parse(
+            self.tools.as_ref(),
+            self.tool_choice.as_ref(),
+            self.parallel_tool_calls.as_ref(),
+        )
+    }
+
     /// The sampling parameters (`max_tokens` defaults to the box's default), with the
     /// answer's constraint from `response_format`.
-    pub fn sampling(&self, s: &CommonSampling, limits: &Limits) -> Result<SamplingParams, Error> {
+    /// With tools offered (`tool_choice` other than `none`), the constraint is the tool
+    /// calls' (a `response_format` other than `text` is refused with them).
+    pub fn sampling(
+        &self,
+        s: &CommonSampling,
+        limits: &Limits,
+        tools: Option<&Tools>,
+    ) -> Result<SamplingParams, Error> {
         let default_max = limits.default_max_tokens.min(limits.max_tokens);
         let mut params = s.params(limits, self.max_completion_tokens, default_max)?;
         if let Some(f) = &self.response_format {
             params.constraint = f.constraint()?;
         }
+        if let Some(calls) = tools.and_then(Tools::constraint) {
+            if params.constraint.is_some() {
+                return Err(Error::unsupported(
+                    "response_format",
+                    "`response_format` json_object or json_schema cannot be combined with \
+                     `tools` (unless `tool_choice` is `none`).",
+                ));
+            }
+            params.constraint = Some(calls);
+        }
         Ok(params)
     }
 
     /// The messages as the model reads them: roles checked, text only, within the limits.
-    pub fn messages(&self, limits: &Limits) -> Result<Vec<ChatMessage>, Error> {
+    /// Tool calls and results of the history are written in the tool-call format
+    /// ([`crate::tools`]; results as user turns, consecutive ones together), and the offered
+    /// tools are described at the end of the (first) system message.
+    pub fn messages(
+        &self,
+        limits: &Limits,
+        tools: Option<&Tools>,
+    ) -> Result<Vec<ChatMessage>, Error> {
         if self.messages.is_empty() {
             return Err(Error::invalid("messages", "`messages` must not be empty."));
         }
@@ -440,37 +471,82 @@ impl ChatRequest {
                 ),
             ));
         }
-        let mut messages = Vec::with_capacity(self.messages.len());
+        let mut messages: Vec<ChatMessage> = Vec::with_capacity(self.messages.len() + 1);
+        let mut after_result = false;
         for (i, m) in self.messages.iter().enumerate() {
             let role = match m.role.as_str() {
                 "system" | "developer" => "system",
                 "user" => "user",
                 "assistant" => "assistant",
-                "tool" | "function" => {
+                "tool" => {
+                    let content = message_text(i, m)?;
+                    let result =
+                        crate::tools::history_result(i, m.tool_call_id.as_ref(), &content)?;
+                    match messages.last_mut() {
+                        // Results of parallel calls go together in one user turn.
+                        Some(last) if after_result => last.content.push_str(&result),
+                        _ => messages.push(ChatMessage {
+                            role: "user".into(),
+                            content: result,
+                        }),
+                    }
+                    after_result = true;
+                    continue;
+                }
+                "function" => {
                     return Err(Error::unsupported(
                         format!("messages[{i}].role"),
-                        "Tool and function messages are not supported.",
+                        "Function messages are deprecated and not supported: use `tool`.",
                     ))
                 }
                 other => {
                     return Err(Error::invalid(
                         format!("messages[{i}].role"),
-                        format!("Unknown role `{other}`: use system, user or assistant."),
+                        format!("Unknown role `{other}`: use system, user, assistant or tool."),
                     ))
                 }
             };
-            if m.tool_calls.as_ref().is_some_and(|v| !v.is_null())
-                || m.function_call.as_ref().is_some_and(|v| !v.is_null())
-            {
+            after_result = false;
+            if m.function_call.as_ref().is_some_and(|v| !v.is_null()) {
                 return Err(Error::unsupported(
-                    format!("messages[{i}].tool_calls"),
-                    "Tool calls are not supported.",
+                    format!("messages[{i}].function_call"),
+                    "`function_call` is deprecated and not supported: use `tool_calls`.",
                 ));
             }
+            let calls = match (&m.tool_calls, role) {
+                (None | Some(Value::Null), _) => None,
+                (Some(c), "assistant") => Some(crate::tools::history_calls(i, c)?),
+                (Some(_), _) => {
+                    return Err(Error::invalid(
+                        format!("messages[{i}].tool_calls"),
+                        "Only assistant messages carry `tool_calls`.",
+                    ))
+                }
+            };
+            let content = match (&calls, &m.content) {
+                (Some(c), None | Some(Value::Null)) => c.clone(),
+                (Some(c), _) => format!("{}{c}", message_text(i, m)?),
+                (None, _) => message_text(i, m)?,
+            };
             messages.push(ChatMessage {
                 role: role.into(),
-                content: message_text(i, m)?,
+                content,
             });
+        }
+        if let Some(text) = tools.and_then(Tools::instruction) {
+            match messages.iter_mut().find(|m| m.role == "system") {
+                Some(sys) => {
+                    sys.content.push_str("\n\n");
+                    sys.content.push_str(&text);
+                }
+                None => messages.insert(
+                    0,
+                    ChatMessage {
+                        role: "system".into(),
+                        content: text,
+                    },
+                ),
+            }
         }
         check_prompt_length(
             messages.iter().map(|m| m.content.as_str()),
@@ -682,9 +758,7 @@ mod tests {
         for (extra, param) in [
             (json!({"logprobs": true}), "logprobs"),
             (json!({"top_logprobs": 2}), "logprobs"),
-            (json!({"tools": [{}]}), "tools"),
-            (json!({"functions": [{}]}), "tools"),
-            (json!({"tool_choice": "required"}), "tool_choice"),
+            (json!({"functions": [{}]}), "functions"),
             (json!({"function_call": {"name": "f"}}), "function_call"),
         ] {
             let e = base(extra).expect_err("refused");
@@ -696,7 +770,7 @@ mod tests {
     fn response_formats() {
         let constraint = |f: Value| {
             chat(json!({"model": "m", "messages": [], "response_format": f}))
-                .sampling(&CommonSampling::default(), &LIMITS)
+                .sampling(&CommonSampling::default(), &LIMITS, None)
                 .map(|p| p.constraint)
         };
         assert_eq!(constraint(json!({"type": "text"})), Ok(None));
@@ -762,7 +836,7 @@ mod tests {
             {"role": "user", "content": [{"type": "text", "text": "b"}, {"type": "text", "text": "c"}]},
             {"role": "assistant", "content": "d", "tool_calls": null},
         ]}));
-        let m = ok.messages(&LIMITS).expect("valid");
+        let m = ok.messages(&LIMITS, None).expect("valid");
         let got: Vec<_> = m
             .iter()
             .map(|m| (m.role.as_str(), m.content.as_str()))
@@ -770,7 +844,7 @@ mod tests {
         assert_eq!(got, [("system", "a"), ("user", "bc"), ("assistant", "d")]);
         let err = |messages: Value| {
             chat(json!({"model": "m", "messages": messages}))
-                .messages(&LIMITS)
+                .messages(&LIMITS, None)
                 .expect_err("refused")
         };
         assert_eq!(err(json!([])).to_string(), "`messages` must not be empty.");
@@ -779,15 +853,22 @@ mod tests {
             4
         ]));
         assert_eq!(e.to_string(), "At most 3 messages are allowed per request.");
-        let e = err(json!([{"role": "tool", "content": "a"}]));
+        let e = err(json!([{"role": "function", "content": "a"}]));
         assert_eq!(
             (e.code(), e.param()),
             ("unsupported_parameter", "messages[0].role")
         );
+        let e = err(json!([{"role": "tool", "content": "a"}]));
+        assert_eq!(
+            (e.code(), e.param()),
+            ("invalid_value", "messages[0].tool_call_id")
+        );
+        let e = err(json!([{"role": "user", "content": "a", "tool_calls": []}]));
+        assert_eq!(e.param(), "messages[0].tool_calls");
         let e = err(json!([{"role": "user", "content": "a"}, {"role": "bot", "content": "a"}]));
         assert_eq!((e.code(), e.param()), ("invalid_value", "messages[1].role"));
         let e = err(json!([{"role": "assistant", "content": "a", "function_call": {}}]));
-        assert_eq!(e.param(), "messages[0].tool_calls");
+        assert_eq!(e.param(), "messages[0].function_call");
         let e = err(json!([{"role": "user", "content": [{"type": "image_url"}]}]));
         assert_eq!(
             (e.code(), e.param()),
@@ -896,5 +977,49 @@ mod tests {
             panic!("a chat prompt")
         };
         assert_eq!(messages.len(), 1);
+    }
+
+    #[test]
+    fn tool_history_and_offer() {
+        let req = chat(json!({"model": "m", "messages": [
+            {"role": "user", "content": "Météo ?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "meteo", "arguments": "{\"ville\":\"Lyon\"}"}},
+                {"id": "c2", "type": "function", "function": {"name": "meteo", "arguments": "{\"ville\":\"Brest\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "12"},
+            {"role": "tool", "tool_call_id": "c2", "content": [{"type": "text", "text": "9"}]},
+        ], "tools": [{"type": "function", "function": {"name": "meteo",
+            "parameters": {"type": "object", "properties": {"ville": {"type": "string"}}, "required": ["ville"]}}}],
+           "response_format": {"type": "json_object"}}));
+        let tools = req.tools().expect("valid").expect("tools");
+        let limits = Limits {
+            max_messages: 10,
+            max_prompt_chars: 10_000,
+            ..LIMITS
+        };
+        let m = req.messages(&limits, Some(&tools)).expect("valid");
+        let got: Vec<_> = m.iter().map(|m| m.role.as_str()).collect();
+        // The offer in a system message first; the two results in one user turn.
+        assert_eq!(got, ["system", "user", "assistant", "user"]);
+        assert!(m[0].content.starts_with("You can call these functions:"));
+        assert!(m[2].content.starts_with("[TOOL_CALLS][{\"name\":\"meteo\""));
+        assert_eq!(m[3].content.matches("[TOOL_RESULTS]").count(), 2);
+        // json_object and tools together: refused.
+        let e = req
+            .sampling(&CommonSampling::default(), &LIMITS, Some(&tools))
+            .expect_err("refused");
+        assert_eq!(e.param(), "response_format");
+        // The offer counts in the prompt's length.
+        let tight = Limits {
+            max_messages: 10,
+            max_prompt_chars: 60,
+            ..LIMITS
+        };
+        assert_eq!(
+            req.messages(&tight, Some(&tools))
+                .expect_err("too long")
+                .code(),
+            "prompt_too_long"
+        );
     }
 }

@@ -64,6 +64,23 @@ pub fn choice(shape: Shape, text: Option<&str>, first: bool, finish: Option<&str
     }
 }
 
+/// A streamed chat choice that carries the answer's tool calls (OpenAI's `tool_calls`
+/// shape, from [`crate::tools::calls_json`]), each with its `index`.
+pub fn tool_calls_choice(calls: &Value) -> Value {
+    let indexed: Vec<Value> = calls
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut c = c.clone();
+            c["index"] = json!(i);
+            c
+        })
+        .collect();
+    json!({"index": 0, "delta": {"tool_calls": indexed}, "logprobs": null, "finish_reason": null})
+}
+
 /// What every object of one answer shares: its id, creation time and model.
 #[derive(Debug, Clone)]
 pub struct Envelope {
@@ -105,16 +122,29 @@ impl Envelope {
 
     /// The whole answer of a request without `stream`.
     pub fn completion(&self, text: &str, finish: &str, u: &Usage, civia: Value) -> Value {
-        let (object, choice) = match self.shape {
-            Shape::Chat => (
-                "chat.completion",
-                json!({"index": 0, "message": {"role": "assistant", "content": text},
-                       "logprobs": null, "finish_reason": finish}),
-            ),
-            Shape::Completion => (
-                "text_completion",
-                json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish}),
-            ),
+        let choice = match self.shape {
+            Shape::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text},
+                                  "logprobs": null, "finish_reason": finish}),
+            Shape::Completion => {
+                json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
+            }
+        };
+        self.whole(choice, u, civia)
+    }
+
+    /// The whole answer of a chat request whose answer calls tools: no content, the calls
+    /// (from [`crate::tools::calls_json`]), `finish_reason: "tool_calls"`.
+    pub fn tool_call_completion(&self, calls: Value, u: &Usage, civia: Value) -> Value {
+        let choice = json!({"index": 0,
+            "message": {"role": "assistant", "content": null, "tool_calls": calls},
+            "logprobs": null, "finish_reason": "tool_calls"});
+        self.whole(choice, u, civia)
+    }
+
+    fn whole(&self, choice: Value, u: &Usage, civia: Value) -> Value {
+        let object = match self.shape {
+            Shape::Chat => "chat.completion",
+            Shape::Completion => "text_completion",
         };
         json!({
             "id": self.id,
@@ -170,5 +200,14 @@ mod tests {
         assert_eq!(c["object"], "text_completion");
         assert_eq!(c["choices"][0]["text"], "");
         assert_eq!(Shape::Completion.prompt_param(), "prompt");
+        let env = Envelope::new(Shape::Chat, "t", 7, "m");
+        let calls = json!([{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]);
+        let whole = env.tool_call_completion(calls.clone(), &u, json!({}));
+        assert_eq!(whole["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(whole["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(whole["choices"][0]["message"]["tool_calls"], calls);
+        let c = tool_calls_choice(&calls);
+        assert_eq!(c["delta"]["tool_calls"][0]["index"], 0);
+        assert_eq!(c["delta"]["tool_calls"][0]["function"]["name"], "f");
     }
 }

@@ -273,9 +273,12 @@ impl<'m> Engine<'m> {
             ));
         }
         let grammar = match &p.constraint {
-            Some(Constraint::JsonSchema { schema }) => {
+            Some(
+                c @ (Constraint::JsonSchema { schema } | Constraint::ToolCalls { schema, .. }),
+            ) => {
                 let grammar = self.grammars.get(schema)?;
-                let grammar = LlamaSampler::grammar(self.model, &grammar, "root").map_err(|e| {
+                let (grammar, root) = crate::grammar::with_root(&grammar, c);
+                let grammar = LlamaSampler::grammar(self.model, &grammar, root).map_err(|e| {
                     format!("llama.cpp refused the grammar made from this JSON schema ({e})")
                 })?;
                 let model = self.model;

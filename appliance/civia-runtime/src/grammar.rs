@@ -18,6 +18,7 @@
 //! grammar that admits no token, or a token it refuses, is an
 //! error for that request alone, never a C++ exception or abort in the worker.
 
+use civia_ipc::Constraint;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
@@ -117,6 +118,38 @@ impl GrammarCache {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+/// Rule names the tool-call wrapper adds. The converter names its rules after `root`, the
+/// definitions and the properties below them; a tool-call schema's definitions are all
+/// named `t<n>…` by civiad (`civia_openai::tools`), so no rule of its can be these.
+const CALLS_RULE: &str = "civia--calls";
+const ANSWER_RULE: &str = "civia--answer";
+
+/// The grammar of constraint `c` and its start rule, from the grammar of its schema.
+///
+/// A JSON schema's answer is the schema's value (`root`). A tool-call answer is
+/// [`civia_ipc::TOOL_CALLS_MARKER`] then the calls (`root`); with `text_allowed`, either
+/// that or text whose first character is not `[` (so a `[` commits the answer to calls,
+/// and the rest of the text is free).
+pub(crate) fn with_root(grammar: &str, c: &Constraint) -> (String, &'static str) {
+    match c {
+        Constraint::JsonSchema { .. } => (grammar.to_string(), "root"),
+        Constraint::ToolCalls { text_allowed, .. } => {
+            let marker: String = civia_ipc::TOOL_CALLS_MARKER
+                .chars()
+                .map(|ch| format!("\\x{:02X}", ch as u32))
+                .collect();
+            let mut g = format!("{grammar}\n{CALLS_RULE} ::= \"{marker}\" root\n");
+            if !text_allowed {
+                return (g, CALLS_RULE);
+            }
+            g.push_str(&format!(
+                "{ANSWER_RULE} ::= {CALLS_RULE} | [^\\x5B\\x00] [^\\x00]*\n"
+            ));
+            (g, ANSWER_RULE)
+        }
     }
 }
 
@@ -399,12 +432,55 @@ mod tests {
         assert_eq!(half.after(b"a"), None);
     }
 
-    #[test]
-    fn sampling_under_a_grammar_on_a_real_model() {
-        use crate::test_models::{backend, model};
+    /// What the tiny random model writes under `grammar` (start rule `root`), sampled at
+    /// temperature 1 with `seed`.
+    fn sample_text(
+        m: &llama_cpp_2::model::LlamaModel,
+        grammar: &str,
+        root: &str,
+        seed: u32,
+    ) -> String {
+        use crate::test_models::backend;
         use llama_cpp_2::context::params::LlamaContextParams;
         use llama_cpp_2::llama_batch::LlamaBatch;
         use std::num::NonZeroU32;
+
+        let params = LlamaContextParams::default().with_n_ctx(NonZeroU32::new(512));
+        let mut ctx = m.new_context(backend(), params).expect("a context");
+        let vocab = m.vocab();
+        let pieces = Pieces::new(m);
+        let prompt = vocab.tokenize(b"[INST] JSON [/INST]", true, false);
+        let mut batch = LlamaBatch::new(512, 1);
+        let last = prompt.len() - 1;
+        for (i, t) in prompt.iter().enumerate() {
+            batch.add(*t, i as i32, &[0], i == last).expect("batch");
+        }
+        ctx.decode(&mut batch).expect("decode");
+        let mut c = Constrained {
+            grammar: LlamaSampler::grammar(m, grammar, root).expect("sampler"),
+            utf8: Utf8::default(),
+        };
+        let mut chain =
+            LlamaSampler::chain_simple([LlamaSampler::temp(1.0), LlamaSampler::dist(seed)]);
+        let mut out = Vec::new();
+        let mut at = batch.n_tokens() - 1;
+        for pos in (prompt.len() as i32..).take(300) {
+            let t = sample(&mut c, &mut chain, &pieces, &ctx, at).expect("a token");
+            if vocab.is_eog(t) {
+                break;
+            }
+            vocab.token_to_piece_into(t, &mut out, false, None);
+            batch.clear();
+            batch.add(t, pos, &[0], true).expect("batch");
+            ctx.decode(&mut batch).expect("decode");
+            at = 0;
+        }
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    #[test]
+    fn sampling_under_a_grammar_on_a_real_model() {
+        use crate::test_models::model;
 
         let m = model("tiny-mistral.gguf");
         // A grammar llama.cpp refuses (left recursion) is an error, not a crash.
@@ -412,46 +488,59 @@ mod tests {
         assert!(LlamaSampler::grammar(&m, "root ::= (", "root").is_err());
         let schema = r#"{"type":"object","properties":{"k":{"enum":["oui","non"]},"n":{"type":"integer","minimum":1,"maximum":99}},"required":["k","n"],"additionalProperties":false}"#;
         let g = GrammarCache::default().get(schema).expect("a grammar");
-        let params = LlamaContextParams::default().with_n_ctx(NonZeroU32::new(512));
-        let mut ctx = m.new_context(backend(), params).expect("a context");
-        let vocab = m.vocab();
-        let pieces = Pieces::new(&m);
         // The random model, sampled at temperature 1: every answer still follows the schema.
         for seed in 0..3 {
-            ctx.clear_kv_cache();
-            let prompt = vocab.tokenize(b"[INST] JSON [/INST]", true, false);
-            let mut batch = LlamaBatch::new(512, 1);
-            let last = prompt.len() - 1;
-            for (i, t) in prompt.iter().enumerate() {
-                batch.add(*t, i as i32, &[0], i == last).expect("batch");
-            }
-            ctx.decode(&mut batch).expect("decode");
-            let mut c = Constrained {
-                grammar: LlamaSampler::grammar(&m, &g, "root").expect("sampler"),
-                utf8: Utf8::default(),
-            };
-            let mut chain =
-                LlamaSampler::chain_simple([LlamaSampler::temp(1.0), LlamaSampler::dist(seed)]);
-            let mut out = Vec::new();
-            let mut at = batch.n_tokens() - 1;
-            for pos in (prompt.len() as i32..).take(200) {
-                let t = sample(&mut c, &mut chain, &pieces, &ctx, at).expect("a token");
-                if vocab.is_eog(t) {
-                    break;
-                }
-                vocab.token_to_piece_into(t, &mut out, false, None);
-                batch.clear();
-                batch.add(t, pos, &[0], true).expect("batch");
-                ctx.decode(&mut batch).expect("decode");
-                at = 0;
-            }
-            let text = String::from_utf8(out).expect("UTF-8");
+            let text = sample_text(&m, &g, "root", seed);
             let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
             assert!(
                 ["oui", "non"].contains(&v["k"].as_str().expect("k")),
                 "{text}"
             );
             assert!((1..=99).contains(&v["n"].as_i64().expect("n")), "{text}");
+        }
+    }
+
+    #[test]
+    fn tool_calls_open_with_the_marker_or_are_text() {
+        use crate::test_models::model;
+
+        let m = model("tiny-mistral.gguf");
+        let schema = r#"{"type":"array","items":{"type":"object","properties":{"name":{"const":"meteo"},"arguments":{"type":"object","properties":{"ville":{"enum":["Lyon","Brest"]}},"required":["ville"],"additionalProperties":false}},"required":["name","arguments"],"additionalProperties":false},"minItems":1,"maxItems":2}"#;
+        let g = GrammarCache::default().get(schema).expect("a grammar");
+        let calls = |text: &str| -> Vec<serde_json::Value> {
+            let rest = text
+                .strip_prefix(civia_ipc::TOOL_CALLS_MARKER)
+                .unwrap_or_else(|| panic!("no marker: {text}"));
+            serde_json::from_str(rest).unwrap_or_else(|e| panic!("{e}: {text}"))
+        };
+        let required = Constraint::ToolCalls {
+            schema: schema.into(),
+            text_allowed: false,
+        };
+        let (grammar, root) = with_root(&g, &required);
+        for seed in 0..3 {
+            let c = calls(&sample_text(&m, &grammar, root, seed));
+            assert!((1..=2).contains(&c.len()));
+            for call in c {
+                assert_eq!(call["name"], "meteo");
+                assert!(["Lyon", "Brest"]
+                    .contains(&call["arguments"]["ville"].as_str().expect("ville")));
+            }
+        }
+        let auto = Constraint::ToolCalls {
+            schema: schema.into(),
+            text_allowed: true,
+        };
+        let (grammar, root) = with_root(&g, &auto);
+        // `[` commits the answer to calls: forced here by a grammar that starts with it.
+        assert!(LlamaSampler::grammar(&m, &grammar, root).is_ok());
+        for seed in 0..6 {
+            let text = sample_text(&m, &grammar, root, seed);
+            if text.starts_with('[') {
+                assert!(!calls(&text).is_empty());
+            } else {
+                assert!(!text.is_empty());
+            }
         }
     }
 }

@@ -200,14 +200,24 @@ async fn hostile_bodies_get_clear_errors_and_the_daemon_survives() {
             "unsupported_parameter",
         ),
         (
-            "tool message",
+            "function message",
             with(
                 ok_chat(),
                 "messages",
-                json!([{"role": "tool", "content": "x", "tool_call_id": "1"}]),
+                json!([{"role": "function", "content": "x", "name": "f"}]),
             ),
             400,
             "unsupported_parameter",
+        ),
+        (
+            "tool message without its call id",
+            with(
+                ok_chat(),
+                "messages",
+                json!([{"role": "tool", "content": "x"}]),
+            ),
+            400,
+            "invalid_value",
         ),
         (
             "n = 2",
@@ -216,20 +226,30 @@ async fn hostile_bodies_get_clear_errors_and_the_daemon_survives() {
             "unsupported_parameter",
         ),
         (
-            "tools",
+            "tools of another type",
             with(
                 ok_chat(),
                 "tools",
-                json!([{"type": "function", "function": {"name": "f"}}]),
+                json!([{"type": "retrieval", "function": {"name": "f"}}]),
             ),
             400,
             "unsupported_parameter",
         ),
         (
-            "tool_choice required",
-            with(ok_chat(), "tool_choice", json!("required")),
+            "tool parameters with oneOf",
+            with(
+                ok_chat(),
+                "tools",
+                json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "oneOf": []}}}]),
+            ),
             400,
             "unsupported_parameter",
+        ),
+        (
+            "tool_choice required without tools",
+            with(ok_chat(), "tool_choice", json!("required")),
+            400,
+            "invalid_value",
         ),
         (
             "logprobs",

@@ -14,11 +14,12 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::Keep;
-use civia_ipc::{Prompt, SamplingParams};
+use civia_ipc::{Constraint, Prompt, SamplingParams};
 use civia_metering::{StreamGuard, UsageTicket};
+use civia_openai::tools::{calls_json, opens_calls, parse_calls, Call};
 use civia_openai::{
-    choice, finish_str, usage, ChatRequest, CiviaBody, CommonSampling, CompletionRequest, Envelope,
-    Limits, Shape,
+    choice, finish_str, tool_calls_choice, usage, ChatRequest, CiviaBody, CommonSampling,
+    CompletionRequest, Envelope, Limits, Shape,
 };
 use civia_supervisor::{Event, Generation};
 use serde_json::{json, Value};
@@ -74,6 +75,31 @@ fn on_prompt(e: ApiError, param: &str) -> ApiError {
     }
 }
 
+/// OpenAI's `tool_calls` of `calls`, each with a fresh id, recorded for the audit (name
+/// and arguments' hash).
+fn answer_calls(calls: &[Call], ticket: Option<&Arc<UsageTicket>>) -> Value {
+    let ids: Vec<String> = calls
+        .iter()
+        .map(|_| format!("call_{}", uuid::Uuid::new_v4().simple()))
+        .collect();
+    if let Some(t) = ticket {
+        for c in calls {
+            t.record_tool_call(&c.name, &c.arguments);
+        }
+    }
+    calls_json(calls, &ids)
+}
+
+/// How a streamed answer that may call tools is still held back.
+enum Held {
+    /// No tools offered, or the answer is text: each delta goes out as it comes.
+    Through,
+    /// Tools offered, nothing but whitespace yet: held until the first character says.
+    Undecided(String),
+    /// The answer opened with `[`: tool calls, held whole and sent as one delta at the end.
+    Calls(String),
+}
+
 /// The chunks of a streamed answer, in the request's shape.
 #[allow(clippy::too_many_arguments)]
 fn stream_response(
@@ -85,6 +111,7 @@ fn stream_response(
     keep: Option<Keep>,
     st: Arc<ApiState>,
     search_results: Option<Value>,
+    tool_calls: bool,
 ) -> Response {
     let kept_id = keep.as_ref().map(|k| k.id.clone());
     let mut marking = civia_marking(&st, &pii, kept_id.as_deref());
@@ -99,6 +126,7 @@ fn stream_response(
         let mut answer = String::new();
         let mut scanner = st.leak_guard.as_deref().map(civia_guard::LeakGuard::scanner);
         let mut leaked = false;
+        let mut held = if tool_calls { Held::Undecided(String::new()) } else { Held::Through };
         if let Shape::Chat = shape {
             let mut first = env.chunk(json!([choice(shape, Some(""), true, None)]), include_usage, None);
             if let Some(results) = &search_results {
@@ -122,6 +150,28 @@ fn stream_response(
                     if keep.is_some() {
                         answer.push_str(&text);
                     }
+                    let text = match &mut held {
+                        Held::Through => text,
+                        Held::Calls(buf) => {
+                            buf.push_str(&text);
+                            continue;
+                        }
+                        Held::Undecided(buf) => {
+                            buf.push_str(&text);
+                            match opens_calls(buf) {
+                                None => continue,
+                                Some(true) => {
+                                    held = Held::Calls(std::mem::take(buf));
+                                    continue;
+                                }
+                                Some(false) => {
+                                    let t = std::mem::take(buf);
+                                    held = Held::Through;
+                                    t
+                                }
+                            }
+                        }
+                    };
                     yield Ok(chunk(&env, json!([choice(shape, Some(&text), false, None)]), None));
                 }
                 Event::Finished { reason, usage: u } => {
@@ -134,7 +184,24 @@ fn stream_response(
                         }
                         answer = LEAK_NOTICE.to_string();
                     }
-                    let finish = if leaked { "content_filter" } else { finish_str(reason) };
+                    let mut finish = if leaked { "content_filter" } else { finish_str(reason) };
+                    match std::mem::replace(&mut held, Held::Through) {
+                        Held::Through => {}
+                        Held::Calls(buf) if !leaked => match parse_calls(&buf) {
+                            Some(calls) => {
+                                let calls = answer_calls(&calls, guard.0.as_ref());
+                                finish = "tool_calls";
+                                yield Ok(chunk(&env, json!([tool_calls_choice(&calls)]), None));
+                            }
+                            // Cut short (max_tokens): what was written, as text.
+                            None => yield Ok(chunk(&env, json!([choice(shape, Some(&buf), false, None)]), None)),
+                        },
+                        Held::Undecided(buf) | Held::Calls(buf) => {
+                            if !leaked && !buf.is_empty() {
+                                yield Ok(chunk(&env, json!([choice(shape, Some(&buf), false, None)]), None));
+                            }
+                        }
+                    }
                     if let Some(t) = &guard.0 {
                         let sha = hex::encode(std::mem::take(&mut output).finalize());
                         // The audit event is on disk before the client sees the end.
@@ -191,6 +258,7 @@ async fn respond(
     keep: Option<Keep>,
     search_results: Option<Value>,
 ) -> Result<Response, ApiError> {
+    let tool_calls = matches!(params.constraint, Some(Constraint::ToolCalls { .. }));
     let mut generation =
         st.supervisor
             .generate(prompt, params, &crate::extract::fairness_key(ext))?;
@@ -216,6 +284,7 @@ async fn respond(
             keep,
             st.clone(),
             search_results,
+            tool_calls,
         ));
     }
     let c = collect(generation, st.leak_guard.as_deref()).await?;
@@ -225,6 +294,10 @@ async fn respond(
             t.flag_output("system_prompt_leak");
         }
     }
+    let calls = (tool_calls && !c.leaked)
+        .then(|| parse_calls(&c.text))
+        .flatten()
+        .map(|calls| answer_calls(&calls, ticket.as_ref()));
     if let Some(t) = ticket {
         let sha = civia_base::hash::sha256_hex(&c.text);
         t.finish(
@@ -259,7 +332,10 @@ async fn respond(
         u64::try_from(civia_base::time::now_unix()).unwrap_or(0),
         &st.model_id,
     );
-    let mut body = env.completion(&c.text, finish, &c.usage, marking);
+    let mut body = match calls {
+        Some(calls) => env.tool_call_completion(calls, &c.usage, marking),
+        None => env.completion(&c.text, finish, &c.usage, marking),
+    };
     if let Some(results) = search_results {
         body["search_results"] = results;
     }
@@ -282,8 +358,9 @@ pub async fn chat_completions(
     check_model(&st, &ext, &req.model)?;
     req.check_unsupported()?;
     let limits = limits(&st);
-    let params = req.sampling(&common, &limits)?;
-    let mut messages = req.messages(&limits)?;
+    let tools = req.tools()?;
+    let params = req.sampling(&common, &limits, tools.as_ref())?;
+    let mut messages = req.messages(&limits, tools.as_ref())?;
     let opts: CiviaBody<HistoryOptions> = parse_json(&body)?;
     let keep = crate::history::prepare_keep(&st, &ext, opts.civia, &messages).await?;
     let search: crate::knowledge_search::ChatSearch = parse_json(&body)?;
