@@ -540,12 +540,19 @@ def fuzz_spec() -> dict:
          "additionalProperties": False},
         {"type": "array", "items": {"enum": ["a", "b", 1, None]}, "maxItems": 2},
     ]}
-    # Tools are fuzzed without functions: a function's `parameters` is a subset of JSON Schema
-    # like `response_format`'s, two functions may not share a name, and calls refuse a
-    # `response_format` (all refused with 400, in test_tools.py).
+    # One function at most, named `f` (two may not share a name, and a named `tool_choice` must
+    # name one of them), with accepted parameters (a subset of JSON Schema, as for
+    # `response_format`; the rest is refused with 400 in test_tools.py).
     chat = schemas["ChatCompletionRequest"]["properties"]
-    chat["tools"]["anyOf"][0]["maxItems"] = 0
-    chat["tool_choice"] = {"enum": ["none", "auto", None]}
+    chat["tools"]["anyOf"][0]["maxItems"] = 1
+    function = schemas["ChatTool"]["properties"]["function"]["properties"]
+    function["name"] = {"enum": ["f"]}
+    function["parameters"] = {"enum": [
+        {"type": "object"},
+        {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+         "additionalProperties": False},
+    ]}
+    chat["tool_choice"]["anyOf"][1]["properties"]["function"]["properties"]["name"] = {"enum": ["f"]}
     # Few messages keep prompts inside the context window.
     schemas["ChatCompletionRequest"]["properties"]["messages"]["maxItems"] = TINY_MAX_MESSAGES
     # Fuzzed with the API key only: schemathesis's auth checks take one scheme at a time, and

@@ -292,3 +292,29 @@ def test_hostile_tools_get_a_fast_400(tiny, label, patch, param, says):
     ok = httpx.post(tiny.url + CHAT, headers=tiny.headers(), timeout=60,
                     json={"model": TINY, "messages": MESSAGES, "max_tokens": 2})
     assert ok.status_code == 200, ok.text
+
+
+def test_langchain_bind_tools(tiny):
+    """LangChain's ChatOpenAI: `bind_tools` with a Pydantic tool, then the result back as a
+    ToolMessage."""
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel, Field
+
+    class HorairesService(BaseModel):
+        """Donne les horaires d'ouverture d'un service de la mairie."""
+        service: str = Field(min_length=1, max_length=20)
+        jour: int = Field(ge=1, le=7)
+
+    llm = ChatOpenAI(model=TINY, base_url=tiny.url + "/v1", api_key=tiny.api_key, temperature=1,
+                     max_tokens=600, max_retries=0, timeout=300)
+    bound = llm.bind_tools([HorairesService], tool_choice="required")
+    question = HumanMessage("Quand l'état civil est-il ouvert ?")
+    ai = bound.invoke([question])
+    assert ai.tool_calls and not ai.invalid_tool_calls, ai
+    for call in ai.tool_calls:
+        assert call["name"] == "HorairesService"
+        HorairesService.model_validate(call["args"])
+    results = [ToolMessage("9 h - 12 h", tool_call_id=c["id"]) for c in ai.tool_calls]
+    answer = llm.bind_tools([HorairesService], tool_choice="none").invoke([question, ai, *results])
+    assert answer.content and not answer.tool_calls
