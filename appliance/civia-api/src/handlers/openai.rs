@@ -262,9 +262,14 @@ async fn respond(
     let mut generation =
         st.supervisor
             .generate(prompt, params, &crate::extract::fairness_key(ext))?;
-    wait_started(&mut generation)
-        .await
-        .map_err(|e| on_prompt(e, shape.prompt_param()))?;
+    wait_started(&mut generation).await.map_err(|e| {
+        let mut e = on_prompt(e, shape.prompt_param());
+        // A grammar the worker refused is the tools' when the answer calls tools.
+        if tool_calls && e.param.as_deref() == Some("response_format") {
+            e.param = Some("tools".into());
+        }
+        e
+    })?;
     let ticket = ext.get::<Arc<UsageTicket>>().cloned();
     let pii = ticket.as_ref().map(|t| t.pii()).unwrap_or_default();
     let unique = uuid::Uuid::new_v4().simple().to_string();
