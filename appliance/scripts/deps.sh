@@ -25,6 +25,8 @@ PKGS=(
     # OCR of scanned documents (civia-documents' ocr.rs): tesseract with its French data, and
     # pdftoppm (poppler) to render the PDF pages that carry no text
     tesseract-ocr tesseract-ocr-fra poppler-utils
+    # exported tables read back the way a commune opens them (LibreOffice Calc, headless)
+    libreoffice-calc-nogui
 )
 PKGS+=("$@")
 missing=()

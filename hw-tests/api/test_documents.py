@@ -1,10 +1,15 @@
 """Documents for the agents' tasks on the running daemon: text extraction from uploaded files
 (nothing stored, clear French refusals for anything else), drafts exported as DOCX, ODT and
-text that carry the AI marking, and the web application's pages with their security headers.
+text that carry the AI marking, tables exported as ODS and CSV that LibreOffice reads back typed,
+and the web application's pages with their security headers.
 """
 
 import io
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
 import zipfile
+from pathlib import Path
 
 import httpx
 
@@ -161,3 +166,97 @@ def test_extraction_is_metered_bounded_in_time_and_parallelism(civiad, tmp_path)
     r = upload(server, {"authorization": f"Bearer {k}"}, b"Bonjour", "c.txt", "text/plain")
     assert r.status_code == 403 and r.json()["error"]["code"] == "charter_not_accepted", r.text
     assert httpx.get(server.url + "/health").status_code == 200
+
+
+TABLE = {
+    "columns": ["Valeur demandée", "Valeur trouvée", "Unité", "Source"],
+    "rows": [
+        ["Puissance installée", 36.5, "kWc", "page 2; « annexe »"],
+        ["Date de mise en service", "2024-03-01", None, "page 1"],
+        ["Conforme à la norme", True, None, None],
+        ["Coût HT", 1200000, "€", "ligne 1\nligne 2"],
+        ["Référence", "=HYPERLINK(\"http://exemple.invalid\")", None, None],
+    ],
+}
+
+
+def soffice_to_fods(path: Path, infilter: str | None = None) -> ET.Element:
+    """LibreOffice Calc (headless) opens `path` and saves it as flat OpenDocument XML."""
+    soffice = shutil.which("soffice")
+    assert soffice, "LibreOffice is missing: appliance/scripts/deps.sh installs libreoffice-calc-nogui"
+    profile = path.parent / "lo-profile"
+    cmd = [soffice, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "fods",
+           "--outdir", str(path.parent / "out"), str(path)]
+    if infilter:
+        cmd.insert(3, f"--infilter={infilter}")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    out = path.parent / "out" / (path.stem + ".fods")
+    assert r.returncode == 0 and out.exists(), r.stdout + r.stderr
+    return ET.parse(out).getroot()
+
+
+NS = {"table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+      "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+      "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0"}
+
+
+def sheet_cells(root: ET.Element) -> list[list[tuple[str | None, str | None, str]]]:
+    """(value type, typed value, text) of each cell, row by row, as LibreOffice read them."""
+    o = "{%s}" % NS["office"]
+    rows = []
+    for row in root.iterfind(".//table:table-row", NS):
+        cells = []
+        for cell in row.iterfind("table:table-cell", NS):
+            repeat = int(cell.get("{%s}number-columns-repeated" % NS["table"], "1"))
+            text = "\n".join("".join(p.itertext()) for p in cell.iterfind("text:p", NS))
+            value = cell.get(o + "value") or cell.get(o + "date-value") or cell.get(o + "boolean-value")
+            cells += [(cell.get(o + "value-type"), value, text)] * min(repeat, 8)
+        rows.append(cells)
+    return rows
+
+
+def test_tables_are_exported_and_libreoffice_reads_them_typed(civiad, tmp_path):
+    server = civiad(model=TINY)
+    agent = user_key(server, "agent", "agent")
+    r = httpx.post(server.url + "/v1/exports/tables/ods", headers=agent, timeout=60,
+                   json={"title": "Données extraites — rapport", "table": TABLE})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-civia-ai-generated"] == "true"
+    assert r.headers["content-type"] == "application/vnd.oasis.opendocument.spreadsheet"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        assert "civia_ai_generated" in z.read("meta.xml").decode()
+    (tmp_path / "t.ods").write_bytes(r.content)
+    rows = sheet_cells(soffice_to_fods(tmp_path / "t.ods"))
+    assert rows[0][0][2].startswith("Brouillon IA — à vérifier"), rows[0]
+    assert [c[2] for c in rows[1][:4]] == TABLE["columns"]
+    assert rows[2][1][:2] == ("float", "36.5") and rows[2][3][2] == "page 2; « annexe »"
+    assert rows[3][1][:2] == ("date", "2024-03-01")
+    assert rows[4][1][:2] == ("boolean", "true")
+    assert rows[5][1][:2] == ("float", "1200000") and rows[5][3][2] == "ligne 1\nligne 2"
+    # A formula-looking text stays text: nothing is computed or followed.
+    assert rows[6][1] == ("string", None, TABLE["rows"][4][1])
+    # CSV: French conventions, and LibreOffice reads the same cells back.
+    r = httpx.post(server.url + "/v1/exports/tables/csv", headers=agent, timeout=60,
+                   json={"title": "Données", "table": TABLE, "notice": False})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv"), r.text
+    assert r.content.startswith("\ufeffValeur demandée;".encode())
+    assert "Puissance installée;36,5;kWc;" in r.text and "01/03/2024" in r.text
+    (tmp_path / "t.csv").write_bytes(r.content)
+    rows = sheet_cells(soffice_to_fods(tmp_path / "t.csv", "CSV:59,34,76,1,,1036"))
+    assert [c[2] for c in rows[0][:4]] == TABLE["columns"]
+    # Read as a French spreadsheet reads it: the decimal comma is a number, the day a date.
+    assert rows[1][1][:2] == ("float", "36.5") and rows[2][1][:2] == ("date", "2024-03-01")
+    assert rows[4][3][2] == "ligne 1\nligne 2"
+    # Hostile tables: a clear 400 each, the daemon answering.
+    for bad in ({"columns": [], "rows": []}, {"columns": ["a"], "rows": [[1, 2]]},
+                {"columns": ["a"] * 65, "rows": []}, {"columns": ["a"], "rows": [[{"x": 1}]]},
+                {"columns": ["a"], "rows": [["x" * 10_001]]}, {"columns": "a", "rows": []}):
+        r = httpx.post(server.url + "/v1/exports/tables/ods", headers=agent, json={"title": "x", "table": bad})
+        assert r.status_code == 400, (bad, r.text)
+    for path, body in (("/v1/exports/tables/xlsx", {"title": "x", "table": TABLE}),
+                       ("/v1/exports/tables/csv", {"title": "x", "text": "y"}),
+                       ("/v1/exports/tables/csv", {"title": "a\nb", "table": TABLE})):
+        r = httpx.post(server.url + path, headers=agent, json=body)
+        assert r.status_code in (400, 404), (path, r.text)
+    assert httpx.post(server.url + "/v1/exports/tables/ods", headers=user_key(server, "dpo2", "dpo"),
+                      json={"title": "x", "table": TABLE}).status_code == 403

@@ -158,6 +158,7 @@ def test_spec_describes_every_endpoint():
         "/admin/users/{name}/data": {"parameters", "get"}, "/admin/users/{name}/erase": {"parameters", "post"},
         "/admin/compliance/{kind}": {"parameters", "get"},
         "/v1/parse": {"post"}, "/v1/exports/{format}": {"parameters", "post"},
+        "/v1/exports/tables/{format}": {"parameters", "post"},
         "/v1/collections": {"get", "post"}, "/v1/collections/{id}": {"parameters", "get", "patch", "delete"},
         "/v1/documents": {"get", "post"}, "/v1/documents/{id}": {"parameters", "get", "delete"},
         "/v1/chunks/{document}": {"parameters", "get"}, "/v1/search": {"post"},

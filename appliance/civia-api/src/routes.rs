@@ -47,6 +47,7 @@ pub fn router(state: Arc<ApiState>, admin: Option<Router<Arc<ApiState>>>) -> Rou
         .route("/me/export", get(privacy::export_mine))
         .route("/me/keys", post(session::create_own_key))
         .route("/exports/{format}", post(documents::export))
+        .route("/exports/tables/{format}", post(documents::export_table))
         .route(
             "/collections",
             get(knowledge::list_collections).post(knowledge::create_collection),

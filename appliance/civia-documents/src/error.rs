@@ -178,8 +178,8 @@ pub enum Error {
     /// Writing the export archive failed (should not happen: it is written in memory).
     #[error("could not write the {format} export: {reason}")]
     Export {
-        /// Format being written.
-        format: Format,
+        /// Format being written (`DOCX`, `ODT`, `ODS`, `CSV`).
+        format: &'static str,
         /// The underlying error.
         reason: String,
     },

@@ -8,7 +8,6 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
 use crate::error::Error;
-use crate::Format;
 
 /// Longest title a draft may carry, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -95,7 +94,7 @@ const DEFAULT_CREATOR: &str = "Civia (IA générative)";
 const KEYWORDS: [&str; 2] = ["IA générative", "brouillon"];
 
 impl Draft<'_> {
-    fn check(&self) -> Result<(), Error> {
+    pub(crate) fn check(&self) -> Result<(), Error> {
         if !looks_like_rfc3339(self.generated_at) {
             return Err(Error::InvalidDraft {
                 field: "generated_at",
@@ -195,7 +194,7 @@ fn blocks(body: &str) -> Vec<Vec<&str>> {
 }
 
 /// XML-escapes `s`, dropping characters XML 1.0 cannot carry at all.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -225,7 +224,7 @@ pub fn to_text(d: &Draft) -> String {
     out
 }
 
-fn zip_failed(format: Format) -> impl Fn(zip::result::ZipError) -> Error {
+fn zip_failed(format: &'static str) -> impl Fn(zip::result::ZipError) -> Error {
     move |e| Error::Export {
         format,
         reason: e.to_string(),
@@ -233,7 +232,10 @@ fn zip_failed(format: Format) -> impl Fn(zip::result::ZipError) -> Error {
 }
 
 /// Writes `parts` (name, content, stored) into an in-memory ZIP.
-fn write_zip(format: Format, parts: &[(&str, String, bool)]) -> Result<Vec<u8>, Error> {
+pub(crate) fn write_zip(
+    format: &'static str,
+    parts: &[(&str, String, bool)],
+) -> Result<Vec<u8>, Error> {
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
     for (name, content, stored) in parts {
         let method = if *stored {
@@ -255,7 +257,7 @@ fn write_zip(format: Format, parts: &[(&str, String, bool)]) -> Result<Vec<u8>, 
     Ok(zip.finish().map_err(zip_failed(format))?.into_inner())
 }
 
-const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n";
+pub(crate) const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n";
 
 /// One DOCX paragraph: lines as line breaks, tabs as tab elements.
 fn docx_paragraph(out: &mut String, lines: &[&str], run_props: &str) {
@@ -348,7 +350,7 @@ xmlns:vt=\"http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes\
     custom.push_str("</Properties>");
 
     write_zip(
-        Format::Docx,
+        "DOCX",
         &[
             ("[Content_Types].xml", content_types, false),
             ("_rels/.rels", rels, false),
@@ -404,7 +406,7 @@ fn odt_paragraph(out: &mut String, lines: &[&str], style: &str) {
 }
 
 const ODT_MIME: &str = "application/vnd.oasis.opendocument.text";
-const ODF_VERSION: &str = "1.2";
+pub(crate) const ODF_VERSION: &str = "1.2";
 
 /// A minimal OpenDocument text (mimetype first and stored, manifest, content, meta).
 pub fn to_odt(d: &Draft) -> Result<Vec<u8>, Error> {
@@ -431,6 +433,20 @@ xmlns:fo=\"urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0\" office:
     }
     content.push_str("</office:text></office:body></office:document-content>");
 
+    write_zip(
+        "ODT",
+        &[
+            ("mimetype", ODT_MIME.to_owned(), true),
+            ("META-INF/manifest.xml", odf_manifest(ODT_MIME), false),
+            ("content.xml", content, false),
+            ("meta.xml", odf_meta(d), false),
+        ],
+    )
+}
+
+/// The `meta.xml` of an OpenDocument file: title, the AI marking (description, keywords,
+/// creator, custom properties), language and dates.
+pub(crate) fn odf_meta(d: &Draft) -> String {
     let mut meta = format!(
         "{XML_DECL}<office:document-meta xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" \
 xmlns:meta=\"urn:oasis:names:tc:opendocument:xmlns:meta:1.0\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\" \
@@ -459,21 +475,16 @@ office:version=\"{ODF_VERSION}\"><office:meta><meta:generator>Civia</meta:genera
     }
     meta.push_str("</office:meta></office:document-meta>");
 
-    let manifest = format!(
+    meta
+}
+
+/// The manifest of an OpenDocument file of media type `mime` (content and meta).
+pub(crate) fn odf_manifest(mime: &str) -> String {
+    format!(
         "{XML_DECL}<manifest:manifest xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\" manifest:version=\"{ODF_VERSION}\">\
-<manifest:file-entry manifest:full-path=\"/\" manifest:version=\"{ODF_VERSION}\" manifest:media-type=\"{ODT_MIME}\"/>\
+<manifest:file-entry manifest:full-path=\"/\" manifest:version=\"{ODF_VERSION}\" manifest:media-type=\"{mime}\"/>\
 <manifest:file-entry manifest:full-path=\"content.xml\" manifest:media-type=\"text/xml\"/>\
 <manifest:file-entry manifest:full-path=\"meta.xml\" manifest:media-type=\"text/xml\"/>\
 </manifest:manifest>"
-    );
-
-    write_zip(
-        Format::Odt,
-        &[
-            ("mimetype", ODT_MIME.to_owned(), true),
-            ("META-INF/manifest.xml", manifest, false),
-            ("content.xml", content, false),
-            ("meta.xml", meta, false),
-        ],
     )
 }

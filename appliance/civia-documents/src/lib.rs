@@ -1,11 +1,12 @@
 //! Civia documents: text extraction from the documents agents upload (PDF, DOCX, ODT, TXT,
 //! Markdown, HTML, and scanned PNG, JPEG and TIFF images through OCR) and writing of the drafts
-//! they download (DOCX, ODT, plain text) with the AI marking required by the AI Act (art. 50).
+//! they download (DOCX, ODT, plain text; tables as ODS or CSV) with the AI marking required by
+//! the AI Act (art. 50).
 //!
 //! Owns: reading documents — the whole text ([`extract`], for the parse endpoint) or the text
 //! page by page ([`extract_paged`], for the knowledge base: PDF pages, DOCX and ODT page
 //! breaks, form feeds; images and PDF pages without text through OCR in
-//! [`isolated::extract_paged`]) — and writing drafts. Pure parsing in memory: no network, no
+//! [`isolated::extract_paged`]) — and writing drafts and tables ([`TableFormat`]). Pure parsing in memory: no network, no
 //! async, no file system except the programs below.
 //!
 //! Must never: execute content (macros, scripts, fields, external entities), follow an
@@ -34,6 +35,7 @@ mod limited;
 mod ocr;
 mod office;
 mod pdf;
+mod table;
 mod text;
 mod zipsafe;
 
@@ -42,6 +44,7 @@ pub use export::{
     title_acceptable, to_docx, to_odt, to_text, Draft, ExportFormat, MAX_TITLE_CHARS,
 };
 pub use ocr::Ocr;
+pub use table::{Cell, Table, TableFormat, MAX_CELL_CHARS, MAX_TABLE_COLUMNS, MAX_TABLE_ROWS};
 pub use text::chunks;
 
 use ocr::Layout;

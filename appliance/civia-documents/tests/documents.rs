@@ -760,7 +760,7 @@ fn every_error_has_french_text() {
             reason: "x",
         },
         Error::Export {
-            format: Format::Odt,
+            format: "ODT",
             reason: "x".into(),
         },
     ];

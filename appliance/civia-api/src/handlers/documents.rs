@@ -3,8 +3,9 @@
 //! It is a model request for the accounting (charter, quotas, requests in flight, audit:
 //! the `meter` middleware); the extraction runs in a child process under the `[documents]`
 //! budgets (wall clock, memory), at most `documents.max_parallel` at once;
-//! `POST /v1/exports/{docx|odt|txt}` turns a draft into a file that carries the AI marking
-//! (AI Act art. 50) in its metadata and, by default, a visible notice.
+//! `POST /v1/exports/{docx|odt|txt}` turns a draft, and `POST /v1/exports/tables/{ods|csv}` a
+//! table, into a file that carries the AI marking (AI Act art. 50) in its metadata (CSV has
+//! none) and, by default, a visible notice.
 //!
 //! Refusals name the problem in French (`message`), for the agent's screen.
 
@@ -20,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_auth::MODEL_USERS;
 use civia_documents::isolated::Sandbox;
-use civia_documents::{Error as DocError, ErrorKind, ExportFormat, Limits};
+use civia_documents::{Error as DocError, ErrorKind, ExportFormat, Limits, TableFormat};
 use civia_metering::UsageTicket;
 use serde::Deserialize;
 use serde_json::json;
@@ -203,45 +204,25 @@ fn disposition(name: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-pub(crate) async fn export(
-    State(st): State<Arc<ApiState>>,
-    ext: Extensions,
-    format: Result<Path<String>, PathRejection>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let who = principal(&ext)?;
+/// The caller may use the model, and the title may title a file.
+fn check_export(ext: &Extensions, title: &str) -> Result<(), ApiError> {
+    let who = principal(ext)?;
     who.require(MODEL_USERS, "use the model")?;
-    let format: String = crate::extract::path(format)?;
-    let req: ExportBody = parse_json(&read_body(body, 4 * 1024 * 1024).await?)?;
-    if !civia_documents::title_acceptable(&req.title) {
+    if !civia_documents::title_acceptable(title) {
         return Err(ApiError::bad_request(
             "`title`: at most 200 printable characters.",
             Some("title".into()),
         ));
     }
-    let sha = st.supervisor.status().model.map(|m| m.sha256);
-    let generated_at = civia_base::time::rfc3339(civia_auth::now());
-    let draft = civia_documents::Draft {
-        title: &req.title,
-        body: &req.text,
-        model: &st.model_id,
-        model_sha256: sha.as_deref(),
-        generated_at: &generated_at,
-        author: None,
-        visible_notice: req.notice.unwrap_or(true),
-    };
-    let Ok(format) = format.parse::<ExportFormat>() else {
-        return Err(ApiError::of(
-            Class::NotFound,
-            "not_found",
-            "Export formats: docx, odt, txt.",
-        ));
-    };
-    let bytes = format.export(&draft).map_err(|e| doc_error(&e))?;
-    let name = file_name(&req.title, format.extension());
-    Ok((
+    Ok(())
+}
+
+/// A file to download, named after `title`, marked AI-generated.
+fn download(title: &str, extension: &str, content_type: &str, bytes: Vec<u8>) -> Response {
+    let name = file_name(title, extension);
+    (
         [
-            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_DISPOSITION, disposition(&name)),
         ],
         [(
@@ -250,7 +231,92 @@ pub(crate) async fn export(
         )],
         bytes,
     )
-        .into_response())
+        .into_response()
+}
+
+/// Builds the marked draft of `title` and `body` and hands it to `write`.
+fn with_draft<T>(
+    st: &ApiState,
+    title: &str,
+    body: &str,
+    notice: Option<bool>,
+    write: impl FnOnce(&civia_documents::Draft) -> Result<T, DocError>,
+) -> Result<T, ApiError> {
+    let sha = st.supervisor.status().model.map(|m| m.sha256);
+    let generated_at = civia_base::time::rfc3339(civia_auth::now());
+    let draft = civia_documents::Draft {
+        title,
+        body,
+        model: &st.model_id,
+        model_sha256: sha.as_deref(),
+        generated_at: &generated_at,
+        author: None,
+        visible_notice: notice.unwrap_or(true),
+    };
+    write(&draft).map_err(|e| doc_error(&e))
+}
+
+pub(crate) async fn export(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    format: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let format: String = crate::extract::path(format)?;
+    let req: ExportBody = parse_json(&read_body(body, 4 * 1024 * 1024).await?)?;
+    check_export(&ext, &req.title)?;
+    let Ok(format) = format.parse::<ExportFormat>() else {
+        return Err(ApiError::of(
+            Class::NotFound,
+            "not_found",
+            "Export formats: docx, odt, txt (tables: /v1/exports/tables/{ods|csv}).",
+        ));
+    };
+    let bytes = with_draft(&st, &req.title, &req.text, req.notice, |d| format.export(d))?;
+    Ok(download(
+        &req.title,
+        format.extension(),
+        format.content_type(),
+        bytes,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableExportBody {
+    title: String,
+    table: civia_documents::Table,
+    /// Put "Brouillon IA — à vérifier" as the first row (default true).
+    notice: Option<bool>,
+}
+
+/// `POST /v1/exports/tables/{ods|csv}`: a table (the « Extraction de données » task's) as a
+/// spreadsheet with typed cells or as CSV, marked like drafts.
+pub(crate) async fn export_table(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    format: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let format: String = crate::extract::path(format)?;
+    let req: TableExportBody = parse_json(&read_body(body, 4 * 1024 * 1024).await?)?;
+    check_export(&ext, &req.title)?;
+    let Ok(format) = format.parse::<TableFormat>() else {
+        return Err(ApiError::of(
+            Class::NotFound,
+            "not_found",
+            "Table export formats: ods, csv.",
+        ));
+    };
+    let bytes = with_draft(&st, &req.title, "", req.notice, |d| {
+        format.export(d, &req.table)
+    })?;
+    Ok(download(
+        &req.title,
+        format.extension(),
+        format.content_type(),
+        bytes,
+    ))
 }
 
 #[cfg(test)]
