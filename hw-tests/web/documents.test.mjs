@@ -157,7 +157,7 @@ test('a corrupt PDF and a 50 MB file get a clear French refusal; the server keep
   await page.locator('.champ [role="alert"]', { hasText: 'Formats acceptés : PDF, DOCX, ODT ou TXT.' }).waitFor();
 });
 
-test('extraction of data: the values come back, a Markdown table becomes an HTML table', { timeout: 300_000 }, async () => {
+test('extraction of data: typed values in a table, downloaded as ODS and CSV', { timeout: 300_000 }, async () => {
   await goto(page, '#/taches', 'Que souhaitez-vous faire ?');
   await goto(page, '#/extraction', 'Extraction de données');
   await chooseFile({ name: 'fiche-technique.pdf', mimeType: 'application/pdf', buffer: makePdf([
@@ -167,19 +167,59 @@ test('extraction of data: the values come back, a Markdown table becomes an HTML
     'Coût de l\'installation : 54 000 euros HT',
   ]) });
   await page.locator('.champ .statut', { hasText: /Document lu/ }).waitFor({ timeout: 60_000 });
-  await page.getByLabel('Valeurs demandées').fill('puissance installée\ndate de mise en service\ncoût HT');
+  // Nothing asked: the form says what is missing and puts the focus on the first value.
   await page.getByRole('button', { name: 'Extraire les valeurs' }).click();
-  await page.locator('.resultat .statut', { hasText: /Rédaction (terminée|arrêtée)/ }).waitFor({ timeout: MODEL_TIMEOUT });
-  const tables = page.locator('.resultat table');
-  if (await tables.count()) {
-    // Rendered as DOM, with a caption and header cells.
-    assert.equal(await tables.first().locator('caption').textContent(), 'Valeurs extraites du document');
-    assert.ok(await tables.first().locator('th[scope="col"]').count() >= 2);
+  await page.getByRole('alert').filter({ hasText: 'Veuillez remplir : Valeurs demandées.' }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), await page.getByLabel('Valeur 1', { exact: true }).getAttribute('id'));
+  // Three rows at first; a fourth is added, then removed, by the keyboard.
+  const group = page.getByRole('group', { name: /Valeurs demandées/ });
+  assert.equal(await group.getByRole('textbox').count(), 3);
+  await page.getByRole('button', { name: 'Ajouter une valeur' }).click();
+  assert.equal(await page.evaluate(() => document.activeElement.id), await page.getByLabel('Valeur 4', { exact: true }).getAttribute('id'));
+  await page.getByRole('button', { name: 'Retirer la valeur 4' }).click();
+  assert.equal(await group.getByRole('textbox').count(), 3);
+  const asked = [['puissance installée', 'nombre'], ['date de mise en service', 'date'], ['coût HT', 'nombre']];
+  for (const [i, [name, type]] of asked.entries()) {
+    await page.getByLabel(`Valeur ${i + 1}`, { exact: true }).fill(name);
+    await page.getByLabel(`Type de la valeur ${i + 1}`).selectOption(type);
   }
+  await checkAxe(page, 'extraction', axeResults);
+  // The request carries the schema built from the list.
+  const sent = page.waitForRequest((r) => r.url().endsWith('/v1/chat/completions') && r.method() === 'POST'
+    && (r.postDataJSON() || {}).response_format);
+  await page.getByRole('button', { name: 'Extraire les valeurs' }).click();
+  const schema = (await sent).postDataJSON().response_format.json_schema.schema;
+  assert.deepEqual(schema.required, ['valeur_1', 'valeur_2', 'valeur_3']);
+  assert.deepEqual(schema.properties.valeur_2.properties.valeur, { type: ['string', 'null'], format: 'date' });
+  await page.locator('.resultat .statut', { hasText: /Extraction (terminée|arrêtée)/ }).waitFor({ timeout: MODEL_TIMEOUT });
+  const result = page.locator('section.resultat');
+  assert.ok(await result.getByText('Brouillon IA — à vérifier').isVisible());
+  // The table: caption, column headers, one row per value asked, in order, each value shown
+  // in French (a number, a day, or « non trouvée »).
+  const table = result.locator('table');
+  assert.equal(await table.locator('caption').textContent(), 'Valeurs extraites du document');
+  assert.deepEqual(await table.locator('th[scope="col"]').allTextContents(), ['Valeur demandée', 'Valeur trouvée', 'Unité', 'Passage source']);
+  assert.deepEqual(await table.locator('tbody th[scope="row"]').allTextContents(), asked.map(([n]) => n));
+  const shownValues = await table.locator('tbody tr td:first-of-type').allTextContents();
+  assert.ok(/^(non trouvée|-?[\d\u202f\u00a0]+(,\d+)?)$/.test(shownValues[0]), shownValues[0]);
+  assert.ok(/^(non trouvée|\d{2}\/\d{2}\/\d{4})$/.test(shownValues[1]), shownValues[1]);
   // Whatever the model wrote, nothing of it became markup.
   assert.equal(await page.locator('.resultat .sortie script, .resultat .sortie img, .resultat .sortie a').count(), 0);
   await screenshot(page, '12-extraction');
   await checkAxe(page, 'extraction-resultat', axeResults);
+  // Downloads: an ODS spreadsheet with the AI marking, a CSV with French separators.
+  const [ods] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Télécharger le tableau en ODS (LibreOffice)' }).click()]);
+  assert.match(ods.suggestedFilename(), /^Données-extraites-fiche-technique.*\.ods$/);
+  const odsBytes = fs.readFileSync(await ods.path());
+  assert.equal(odsBytes.subarray(30, 38).toString(), 'mimetype');
+  assert.ok(odsBytes.includes(Buffer.from('application/vnd.oasis.opendocument.spreadsheet')));
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Télécharger le tableau en CSV' }).click()]);
+  const csvText = fs.readFileSync(await csv.path(), 'utf8');
+  assert.ok(csvText.startsWith('\ufeffBrouillon IA — à vérifier'), csvText.slice(0, 80));
+  assert.ok(csvText.includes('Valeur demandée;Valeur trouvée;Unité;Passage source'), csvText);
+  assert.ok(csvText.includes('puissance installée;'), csvText);
+  await result.locator('.statut', { hasText: /a été téléchargé/ }).waitFor();
+  assert.deepEqual(page.problems, []);
 });
 
 test('meeting minutes from notes: a document fills the notes field', { timeout: 120_000 }, async () => {

@@ -20,7 +20,7 @@ const STAFF = ['admin', 'dpo', 'integrator'];
 const ROUTES = [
   { path: 'taches', title: 'Tâches', view: homeView, roles: MODEL_ROLES, nav: 'taches' },
   { path: 'reunion', title: 'Compte rendu de réunion', view: meetingView, roles: MODEL_ROLES, nav: 'taches' },
-  ...TASK_ROUTES.map((t) => ({ path: t.route, title: t.title, view: (m, c) => taskView(t, m, c), roles: MODEL_ROLES, nav: 'taches' })),
+  ...TASK_ROUTES.map((t) => ({ path: t.route, title: t.title, view: (m, c) => (t.view || taskView)(t, m, c), roles: MODEL_ROLES, nav: 'taches' })),
   { path: 'discussion', title: 'Discussion libre', view: chatView, roles: MODEL_ROLES, nav: 'discussion' },
   { path: 'discussion/:id', title: 'Discussion', view: chatView, roles: MODEL_ROLES, nav: 'discussion' },
   { path: 'documents', title: 'Documents de la commune', view: knowledgeView, roles: MODEL_ROLES, nav: 'documents' },

@@ -6,6 +6,7 @@ import { limits } from '../state.js';
 import { outputPanel } from '../output.js';
 import { documentPicker, budgetChars, answerTokens, splitText } from '../documents.js';
 import { meetingSummary } from './meeting.js';
+import { extractionView } from './extraction.js';
 
 const BASE_SYSTEM = [
   'Vous êtes l\'assistant de rédaction des agents d\'une mairie française.',
@@ -112,19 +113,10 @@ export const TASKS = [
     }),
   },
   {
+    // Its own page (views/extraction.js): the values and their types make the answer's schema.
     id: 'extraction', route: 'extraction', title: 'Extraction de données',
-    summary: 'Relever dans un document technique les valeurs demandées, sous forme de tableau.',
-    action: 'Extraire les valeurs', maxTokens: 700, document: 'required', tableCaption: 'Valeurs extraites du document',
-    fields: [
-      { name: 'valeurs', label: 'Valeurs demandées', type: 'textarea', required: true, rows: 4, hint: 'Une valeur par ligne. Ex. : puissance installée, date de mise en service, coût HT.' },
-    ],
-    exportTitle: (v, doc) => `Données extraites — ${doc || 'document'}`,
-    material: (v, doc) => doc,
-    condense: (part, i, n, v) => `Voici la partie ${i} sur ${n} d'un document technique. Recopiez uniquement les passages qui donnent les valeurs suivantes (avec leur unité), sans rien inventer :\n${v.valeurs.trim()}\n\n${part}`,
-    build: (v, material, condensed) => ({
-      system: `${BASE_SYSTEM} Vous relevez des données précises dans des documents techniques.`,
-      user: `Relevez dans le document ci-dessous les valeurs suivantes :\n${v.valeurs.trim()}\n\nRépondez uniquement par un tableau Markdown de trois colonnes : | Valeur demandée | Valeur trouvée | Passage ou page source |. Une ligne par valeur demandée, dans l'ordre. Si une valeur n'apparaît pas dans le document, écrivez « non trouvée » : n'inventez rien.\n\n${condensed ? 'Passages relevés dans le document :' : 'Document :'}\n${material}`,
-    }),
+    summary: 'Relever dans un document technique les valeurs demandées, sous forme de tableau à télécharger (ODS, CSV).',
+    action: 'Extraire les valeurs', view: extractionView,
   },
 ];
 
