@@ -248,7 +248,9 @@ def test_tables_are_exported_and_libreoffice_reads_them_typed(civiad, tmp_path):
     assert rows[1][1][:2] == ("float", "36.5") and rows[2][1][:2] == ("date", "2024-03-01")
     assert rows[4][3][2] == "ligne 1\nligne 2"
     # Hostile tables: a clear 400 each, the daemon answering.
-    for bad in ({"columns": [], "rows": []}, {"columns": ["a"], "rows": [[1, 2]]},
+    assert "Référence;\"'=HYPERLINK(" in r.text, "a formula stays inert text"
+    for bad in ({"columns": [], "rows": []}, {"columns": ["a"], "rows": [[1] * 65]},
+                {"columns": ["a"], "rows": [], "style": "x"},
                 {"columns": ["a"] * 65, "rows": []}, {"columns": ["a"], "rows": [[{"x": 1}]]},
                 {"columns": ["a"], "rows": [["x" * 10_001]]}, {"columns": "a", "rows": []}):
         r = httpx.post(server.url + "/v1/exports/tables/ods", headers=agent, json={"title": "x", "table": bad})

@@ -429,7 +429,7 @@ def test_a_ten_minute_meeting_becomes_minutes_and_its_recording_is_gone(civiad):
           f"{elapsed / duration:.2f}), {len(transcript.split())} words")
 
     t0 = time.monotonic()
-    steps, sections, minutes = [], [], None
+    steps, sections, minutes, data = [], [], None, {}
     with httpx.stream("POST", server.url + "/v1/meetings/minutes", headers=server.headers(),
                       json={"transcript": transcript, "title": "Conseil municipal", "date": "2026-11-29",
                             "stream": True}, timeout=TIMEOUT) as r:
@@ -440,6 +440,7 @@ def test_a_ten_minute_meeting_becomes_minutes_and_its_recording_is_gone(civiad):
                 steps.append((ev["stage"], ev["done"], ev["total"]))
             elif ev["type"] == "minutes.section":
                 sections.append(ev["key"])
+                data[ev["key"]] = ev["data"]
             else:
                 minutes = ev
     assert minutes and minutes["type"] == "minutes.done", minutes
@@ -450,4 +451,14 @@ def test_a_ten_minute_meeting_becomes_minutes_and_its_recording_is_gone(civiad):
     for title in ("## Objet", "## Participants", "## Décisions", "## Actions", "## Prochaines étapes"):
         assert title in text, text
     assert "Brouillon" in text and minutes["civia"]["ai_generated"] is True
+    # Each section is data of its own shape (null only when cut by the token limit), the same
+    # in the events and in the final answer.
+    keys = {"subject": {"objet"}, "participants": {"participants"}, "decisions": {"decisions"},
+            "actions": {"actions"}, "next_steps": {"etapes", "prochaine_reunion"}}
+    assert {s["key"]: s["data"] for s in minutes["sections"]} == data
+    assert any(d is not None for d in data.values()), data
+    for key, d in data.items():
+        assert d is None or set(d) == keys[key], (key, d)
+    for a in (data["actions"] or {}).get("actions", []):
+        assert set(a) == {"action", "responsable", "echeance"} and a["action"], a
     print(f"minutes drafted in {time.monotonic() - t0:.0f} s ({len(steps)} progress events)")

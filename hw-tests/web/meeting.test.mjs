@@ -199,6 +199,13 @@ test('an agent turns a recording into a transcript and minutes, downloads them',
   assert.ok(headings.includes('Participants'), JSON.stringify(headings));
   assert.ok(headings.some((t) => /^Décisions/.test(t)), JSON.stringify(headings));
   assert.ok(headings.some((t) => /^Actions/.test(t)), JSON.stringify(headings));
+  // Sections are shown from the box's data (lists, the actions table), never as JSON text.
+  const minutesShown = await minutes.locator('.sortie').textContent();
+  assert.ok(!minutesShown.includes('{"') && !minutesShown.includes('":'), minutesShown);
+  const actionTable = minutes.locator('.sortie table');
+  if (await actionTable.count()) {
+    assert.deepEqual(await actionTable.first().locator('th[scope="col"]').allTextContents(), ['Action', 'Responsable', 'Échéance']);
+  }
   // Both are marked as AI drafts to check, side by side on a wide screen.
   assert.equal(await page.locator('.reunion-colonne .badge-ia', { hasText: 'Brouillon IA — à vérifier' }).count(), 2);
   const boxes = await page.evaluate(() => [...document.querySelectorAll('.reunion-colonne')].map((c) => c.getBoundingClientRect().toJSON()));

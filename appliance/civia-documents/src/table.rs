@@ -132,8 +132,10 @@ fn is_date(s: &str) -> bool {
     (1..=days).contains(&d)
 }
 
-/// A table: its column names and rows of cells (a row may be shorter than the columns).
+/// A table: its column names and rows of cells. A row may be shorter than the columns (the
+/// rest is empty) or longer (the columns past the names have none).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Table {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
@@ -147,8 +149,8 @@ fn invalid(reason: &'static str) -> Error {
 }
 
 impl Table {
-    /// Within the bounds: 1 to [`MAX_TABLE_COLUMNS`] columns, at most [`MAX_TABLE_ROWS`]
-    /// rows, no row longer than the columns, no cell or name over [`MAX_CELL_CHARS`].
+    /// Within the bounds: 1 to [`MAX_TABLE_COLUMNS`] column names and cells a row, at most
+    /// [`MAX_TABLE_ROWS`] rows, no cell or name over [`MAX_CELL_CHARS`].
     pub fn check(&self) -> Result<(), Error> {
         if self.columns.is_empty() || self.columns.len() > MAX_TABLE_COLUMNS {
             return Err(invalid("1 to 64 columns"));
@@ -156,8 +158,8 @@ impl Table {
         if self.rows.len() > MAX_TABLE_ROWS {
             return Err(invalid("at most 10,000 rows"));
         }
-        if self.rows.iter().any(|r| r.len() > self.columns.len()) {
-            return Err(invalid("a row has more cells than there are columns"));
+        if self.rows.iter().any(|r| r.len() > MAX_TABLE_COLUMNS) {
+            return Err(invalid("a row has more than 64 cells"));
         }
         let long = |s: &str| s.chars().count() > MAX_CELL_CHARS;
         if self.columns.iter().any(|c| long(c))
@@ -171,6 +173,18 @@ impl Table {
             ));
         }
         Ok(())
+    }
+}
+
+impl Table {
+    /// Columns of the sheet: the names, or the longest row.
+    fn width(&self) -> usize {
+        self.rows
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0)
+            .max(self.columns.len())
     }
 }
 
@@ -254,7 +268,7 @@ xmlns:fo=\"urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0\" office:
 <style:style style:name=\"CHead\" style:family=\"table-cell\"><style:text-properties fo:font-weight=\"bold\"/></style:style>\
 </office:automatic-styles><office:body><office:spreadsheet><table:table table:name=\"{SHEET}\">\
 <table:table-column table:number-columns-repeated=\"{n}\"/>",
-        n = t.columns.len()
+        n = t.width()
     );
     if d.visible_notice {
         ods_row(&mut content, &[Cell::Text(d.notice())], None);
@@ -283,12 +297,23 @@ xmlns:fo=\"urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0\" office:
     )
 }
 
+/// Text that a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, or a tab or carriage
+/// return first), made inert with a leading apostrophe (OWASP's advice for CSV injection):
+/// cells come from documents nobody vouches for.
+fn inert(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
 /// A cell as CSV text: numbers with a decimal comma, dates `JJ/MM/AAAA`, booleans
-/// `VRAI`/`FAUX` (what a French spreadsheet reads back as such).
+/// `VRAI`/`FAUX` (what a French spreadsheet reads back as such), text made inert.
 fn csv_text(c: &Cell) -> String {
     match c {
         Cell::Empty => String::new(),
-        Cell::Text(s) => s.clone(),
+        Cell::Text(s) => inert(s),
         Cell::Number(f) => french_number(*f),
         Cell::Bool(b) => (if *b { "VRAI" } else { "FAUX" }).into(),
         Cell::Date(d) => french_day(d),
@@ -309,10 +334,13 @@ pub fn to_csv(d: &Draft, t: &Table) -> Result<Vec<u8>, Error> {
     if d.visible_notice {
         w.write_record([d.notice()]).map_err(failed)?;
     }
-    w.write_record(&t.columns).map_err(failed)?;
+    let width = t.width();
+    let mut header: Vec<String> = t.columns.iter().map(|c| inert(c)).collect();
+    header.resize(width, String::new());
+    w.write_record(&header).map_err(failed)?;
     for r in &t.rows {
         let mut cells: Vec<String> = r.iter().map(csv_text).collect();
-        cells.resize(t.columns.len(), String::new());
+        cells.resize(width, String::new());
         w.write_record(&cells).map_err(failed)?;
     }
     w.into_inner().map_err(|e| Error::Export {
@@ -341,7 +369,8 @@ mod tests {
         serde_json::from_value(serde_json::json!({
             "columns": ["Valeur demandée", "Valeur", "Source"],
             "rows": [["Puissance", 36.5, "p. 2; \"annexe\""], ["Mise en service", "2024-03-01"],
-                     ["Conforme", true, null], ["Coût", 1200000, "ligne\nsuivante"]]
+                     ["Conforme", true, null], ["Coût", 1200000, "ligne\nsuivante"],
+                     ["Lien", "=HYPERLINK(\"http://x.invalid\")", "-2", "hors", "colonnes"]]
         }))
         .expect("a table")
     }
@@ -384,11 +413,16 @@ mod tests {
             lines[0].starts_with("\u{feff}Brouillon IA — à vérifier (modèle tiny"),
             "{text}"
         );
-        assert_eq!(lines[1], "Valeur demandée;Valeur;Source");
-        assert_eq!(lines[2], "Puissance;36,5;\"p. 2; \"\"annexe\"\"\"");
-        assert_eq!(lines[3], "Mise en service;01/03/2024;");
-        assert_eq!(lines[4], "Conforme;VRAI;");
+        assert_eq!(lines[1], "Valeur demandée;Valeur;Source;;");
+        assert_eq!(lines[2], "Puissance;36,5;\"p. 2; \"\"annexe\"\"\";;");
+        assert_eq!(lines[3], "Mise en service;01/03/2024;;;");
+        assert_eq!(lines[4], "Conforme;VRAI;;;");
         assert_eq!(lines[5], "Coût;1200000;\"ligne");
+        // Formulas are inert text; a longer row widens the sheet.
+        assert_eq!(
+            lines[7],
+            "Lien;\"'=HYPERLINK(\"\"http://x.invalid\"\")\";'-2;hors;colonnes"
+        );
         let bare = String::from_utf8(
             TableFormat::Csv
                 .export(&draft(false), &table())
@@ -434,7 +468,7 @@ mod tests {
         };
         let ragged = Table {
             columns: vec!["a".into()],
-            rows: vec![vec![Cell::Empty, Cell::Empty]],
+            rows: vec![vec![Cell::Empty; MAX_TABLE_COLUMNS + 1]],
         };
         let long = Table {
             columns: vec!["a".into()],

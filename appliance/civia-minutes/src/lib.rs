@@ -4,8 +4,11 @@
 //! The transcript is cut into parts that fit the context window ([`split`], [`budget`]), each
 //! part becomes notes (subjects, named people, decisions, actions), the notes are condensed
 //! until they fit, then each section of the minutes ([`SECTIONS`]) is written from the notes
-//! on its own (so the structure is the box's, not the model's). Progress is reported as
-//! [`Progress`] events; the result is [`Minutes`] (Markdown and sections, token counts).
+//! on its own (so the structure is the box's, not the model's) as JSON held to the section's
+//! schema (the model is asked with it: a grammar keeps the answer to it), which the page
+//! renders as it is (lists, a table of actions) and [`section_markdown`] turns into the
+//! draft's Markdown. Progress is reported as [`Progress`] events; the result is [`Minutes`]
+//! (Markdown and sections with their data, token counts).
 //!
 //! Owns: the prompts ([`PERSONA`] and the notes, condense and section instructions), the
 //! sections of the minutes and their order, the sizing constants, the splitting algorithm,
@@ -29,8 +32,8 @@ pub const CHARS_PER_TOKEN: usize = 2;
 pub const PROMPT_OVERHEAD_TOKENS: usize = 350;
 /// Tokens asked at most for the notes of one part (or one condensed group).
 pub const NOTES_MAX_TOKENS: u32 = 400;
-/// Tokens asked at most for one section.
-pub const SECTION_MAX_TOKENS: u32 = 300;
+/// Tokens asked at most for one section (its schema's lists and strings are bounded to fit).
+pub const SECTION_MAX_TOKENS: u32 = 600;
 /// Condensing passes at most (each divides the notes by about the number of parts).
 pub const MAX_CONDENSE_PASSES: usize = 4;
 
@@ -39,26 +42,113 @@ pub const PERSONA: &str = "Tu es secrétaire de séance dans une mairie françai
 uniquement à partir du texte fourni, sans rien inventer. Tu ne décris jamais les émotions, le \
 ton, l'attitude ni la personnalité des participants, et tu ne fais aucune supposition sur eux.";
 
-/// The sections of the minutes, in order: key, French title, what to write.
-pub const SECTIONS: [(&str, &str, &str); 5] = [
-    ("subject", "Objet", "l'objet de la réunion, en une ou deux phrases"),
+/// The sections of the minutes, in order: key, French title, what to write, and the JSON
+/// schema of the answer (lists and strings bounded, so that an answer fits
+/// [`SECTION_MAX_TOKENS`]; `null` or an empty list when the notes do not say).
+pub const SECTIONS: [(&str, &str, &str, &str); 5] = [
+    (
+        "subject",
+        "Objet",
+        "l'objet de la réunion, en une ou deux phrases",
+        r#"{"type":"object","properties":{"objet":{"type":["string","null"],"maxLength":300}},"required":["objet"],"additionalProperties":false}"#,
+    ),
     (
         "participants",
         "Participants",
         "les personnes nommées dans la réunion, avec leur fonction si elle est dite, sans rien déduire d'autre à leur sujet",
+        r#"{"type":"object","properties":{"participants":{"type":"array","maxItems":15,"items":{"type":"object","properties":{"nom":{"type":"string","minLength":1,"maxLength":60},"fonction":{"type":["string","null"],"maxLength":60}},"required":["nom","fonction"],"additionalProperties":false}}},"required":["participants"],"additionalProperties":false}"#,
     ),
-    ("decisions", "Décisions", "les décisions prises, une par ligne"),
+    (
+        "decisions",
+        "Décisions",
+        "les décisions prises, une par élément de la liste",
+        r#"{"type":"object","properties":{"decisions":{"type":"array","maxItems":10,"items":{"type":"string","minLength":1,"maxLength":160}}},"required":["decisions"],"additionalProperties":false}"#,
+    ),
     (
         "actions",
         "Actions",
-        "les actions à mener, une par ligne, chacune avec son responsable (« responsable : … ») et son échéance si elle est dite",
+        "les actions à mener, chacune avec son responsable et son échéance s'ils sont dits",
+        r#"{"type":"object","properties":{"actions":{"type":"array","maxItems":8,"items":{"type":"object","properties":{"action":{"type":"string","minLength":1,"maxLength":160},"responsable":{"type":["string","null"],"maxLength":60},"echeance":{"type":["string","null"],"maxLength":40}},"required":["action","responsable","echeance"],"additionalProperties":false}}},"required":["actions"],"additionalProperties":false}"#,
     ),
     (
         "next_steps",
         "Prochaines étapes",
         "les prochaines étapes et la date de la prochaine réunion si elle est dite",
+        r#"{"type":"object","properties":{"etapes":{"type":"array","maxItems":8,"items":{"type":"string","minLength":1,"maxLength":160}},"prochaine_reunion":{"type":["string","null"],"maxLength":80}},"required":["etapes","prochaine_reunion"],"additionalProperties":false}"#,
     ),
 ];
+
+/// What a section says when its notes say nothing (or its answer cannot be read).
+pub const NOT_STATED: &str = "Non précisé";
+
+/// The Markdown of section `key` from its JSON answer `data` (as [`SECTIONS`] shapes it):
+/// a sentence, or a bulleted list; `None` when it holds nothing.
+pub fn section_markdown(key: &str, data: &serde_json::Value) -> Option<String> {
+    let text = |v: &serde_json::Value| {
+        v.as_str()
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|s| !s.is_empty())
+    };
+    let list = |field: &str| -> Vec<&serde_json::Value> {
+        data.get(field)
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
+    };
+    let bullets = |lines: Vec<String>| {
+        (!lines.is_empty()).then(|| {
+            lines
+                .iter()
+                .map(|l| format!("- {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    };
+    match key {
+        "subject" => data.get("objet").and_then(text),
+        "participants" => bullets(
+            list("participants")
+                .into_iter()
+                .filter_map(|p| {
+                    let name = p.get("nom").and_then(text)?;
+                    Some(match p.get("fonction").and_then(text) {
+                        Some(f) => format!("{name}, {f}"),
+                        None => name,
+                    })
+                })
+                .collect(),
+        ),
+        "decisions" => bullets(list("decisions").into_iter().filter_map(text).collect()),
+        "actions" => bullets(
+            list("actions")
+                .into_iter()
+                .filter_map(|a| {
+                    let what = a.get("action").and_then(text)?;
+                    let mut more = Vec::new();
+                    if let Some(r) = a.get("responsable").and_then(text) {
+                        more.push(format!("responsable : {r}"));
+                    }
+                    if let Some(e) = a.get("echeance").and_then(text) {
+                        more.push(format!("échéance : {e}"));
+                    }
+                    Some(if more.is_empty() {
+                        what
+                    } else {
+                        format!("{what} ({})", more.join(" ; "))
+                    })
+                })
+                .collect(),
+        ),
+        "next_steps" => {
+            let mut lines: Vec<String> = list("etapes").into_iter().filter_map(text).collect();
+            if let Some(d) = data.get("prochaine_reunion").and_then(text) {
+                lines.push(format!("Prochaine réunion : {d}"));
+            }
+            bullets(lines)
+        }
+        _ => None,
+    }
+}
 
 /// One answer of the model, with what it cost.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,7 +181,8 @@ impl<E> AskError<E> {
 }
 
 /// The language model, as the pipeline sees it: one greedy answer to a system prompt and a
-/// user prompt, of at most `max_tokens` tokens (the model may lower that bound).
+/// user prompt, of at most `max_tokens` tokens (the model may lower that bound), held to the
+/// JSON `schema` when one is given (a [`SECTIONS`] schema).
 pub trait Model {
     type Error;
 
@@ -100,6 +191,7 @@ pub trait Model {
         system: &str,
         user: String,
         max_tokens: u32,
+        schema: Option<&'static str>,
     ) -> impl Future<Output = Result<Answer, AskError<Self::Error>>> + Send;
 }
 
@@ -113,11 +205,12 @@ pub enum Progress {
         done: usize,
         total: usize,
     },
-    /// A section is written.
+    /// A section is written: its Markdown and its data.
     Section {
         key: &'static str,
         title: &'static str,
         text: String,
+        data: serde_json::Value,
     },
 }
 
@@ -126,7 +219,11 @@ pub enum Progress {
 pub struct Section {
     pub key: &'static str,
     pub title: &'static str,
+    /// Markdown ([`section_markdown`]), or [`NOT_STATED`].
     pub text: String,
+    /// The answer as the section's schema shapes it; `null` when it could not be read (cut
+    /// by the token limit).
+    pub data: serde_json::Value,
 }
 
 /// The drafted minutes, and the tokens spent on them.
@@ -203,7 +300,7 @@ impl<M: Model + Send> Pipeline<M> {
         let mut pending = vec![text.to_string()];
         let mut answers = Vec::new();
         while let Some(t) = pending.pop() {
-            match self.ask(make(&t), max_tokens).await {
+            match self.ask(make(&t), max_tokens, None).await {
                 Ok(a) => answers.push(a),
                 Err(AskError::ContextExceeded(_)) if t.chars().count() > 200 => {
                     let half = t.chars().count() / 2;
@@ -217,8 +314,13 @@ impl<M: Model + Send> Pipeline<M> {
         Ok(answers.join("\n"))
     }
 
-    async fn ask(&mut self, user: String, max_tokens: u32) -> Result<String, AskError<M::Error>> {
-        let a = self.model.ask(PERSONA, user, max_tokens).await?;
+    async fn ask(
+        &mut self,
+        user: String,
+        max_tokens: u32,
+        schema: Option<&'static str>,
+    ) -> Result<String, AskError<M::Error>> {
+        let a = self.model.ask(PERSONA, user, max_tokens, schema).await?;
         self.prompt_tokens += a.prompt_tokens;
         self.completion_tokens += a.completion_tokens;
         Ok(a.text.trim().to_string())
@@ -230,10 +332,14 @@ impl<M: Model + Send> Pipeline<M> {
         &mut self,
         notes: &str,
         make: &(dyn Fn(&str) -> String + Sync),
+        schema: &'static str,
     ) -> Result<String, AskError<M::Error>> {
         let mut notes = notes.to_string();
         loop {
-            match self.ask(make(&notes), SECTION_MAX_TOKENS).await {
+            match self
+                .ask(make(&notes), SECTION_MAX_TOKENS, Some(schema))
+                .await
+            {
                 Err(AskError::ContextExceeded(_)) if notes.chars().count() > 200 => {
                     let keep = notes.chars().count() / 2;
                     notes = notes.chars().take(keep).collect();
@@ -314,7 +420,7 @@ impl<M: Model + Send> Pipeline<M> {
             "*Brouillon rédigé par l'IA à partir de la transcription automatique — à vérifier \
              et compléter avant toute diffusion.*\n\n",
         );
-        for (i, (key, name, what)) in SECTIONS.iter().enumerate() {
+        for (i, (key, name, what, schema)) in SECTIONS.iter().enumerate() {
             progress(Progress::Step {
                 stage: "sections",
                 done: i,
@@ -322,28 +428,30 @@ impl<M: Model + Send> Pipeline<M> {
             });
             let ask = |notes: &str| {
                 format!(
-                    "Notes de la réunion :\n\n{notes}\n\nRédige uniquement la rubrique « \
-                     {name} » du compte rendu : {what}. Réponds en français, sans titre, en \
-                     quelques lignes ou une liste à puces. Si les notes ne le disent pas, écris \
-                     « Non précisé »."
+                    "Notes de la réunion :\n\n{notes}\n\nRemplis uniquement la rubrique « \
+                     {name} » du compte rendu : {what}. Réponds en JSON, en français, avec \
+                     seulement ce que disent les notes : null ou une liste vide si elles ne le \
+                     disent pas."
                 )
             };
-            let text = self.section(&notes, &ask).await?;
-            let text = if text.is_empty() {
-                "Non précisé".to_string()
-            } else {
-                text
-            };
+            let answer = self.section(&notes, &ask, schema).await?;
+            // The grammar keeps the answer to the schema; only a cut (the token limit) can
+            // leave it unreadable.
+            let data: serde_json::Value =
+                serde_json::from_str(&answer).unwrap_or(serde_json::Value::Null);
+            let text = section_markdown(key, &data).unwrap_or_else(|| NOT_STATED.to_string());
             markdown.push_str(&format!("## {name}\n\n{text}\n\n"));
             sections.push(Section {
                 key,
                 title: name,
                 text: text.clone(),
+                data: data.clone(),
             });
             progress(Progress::Section {
                 key,
                 title: name,
                 text,
+                data,
             });
         }
         progress(Progress::Step {
@@ -398,6 +506,8 @@ mod tests {
         answer: F,
         /// (user prompt, max_tokens) of every request, in order.
         calls: Vec<(String, u32)>,
+        /// The schema of every request.
+        schemas: Vec<Option<&'static str>>,
     }
 
     impl<F: FnMut(&str) -> Reply + Send> Model for &mut Scripted<F> {
@@ -408,10 +518,12 @@ mod tests {
             system: &str,
             user: String,
             max_tokens: u32,
+            schema: Option<&'static str>,
         ) -> impl Future<Output = Reply> + Send {
             assert_eq!(system, PERSONA);
             let reply = (self.answer)(&user);
             self.calls.push((user, max_tokens));
+            self.schemas.push(schema);
             ready(reply)
         }
     }
@@ -420,6 +532,7 @@ mod tests {
         Scripted {
             answer,
             calls: Vec::new(),
+            schemas: Vec::new(),
         }
     }
 
@@ -520,7 +633,10 @@ mod tests {
             }
         });
         let mut p = Pipeline::new(&mut model, 10_000);
-        let text = p.section(&notes, &identity).await.expect("section");
+        let text = p
+            .section(&notes, &identity, SECTIONS[0].3)
+            .await
+            .expect("section");
         assert_eq!(text, "Section.");
         let asked: Vec<(&str, u32)> = model.calls.iter().map(|(u, m)| (u.as_str(), *m)).collect();
         assert_eq!(
@@ -535,7 +651,7 @@ mod tests {
         // Down to 200 characters, the overflow is the caller's.
         let mut model = scripted(|_: &str| Err(AskError::ContextExceeded("too long")));
         let mut p = Pipeline::new(&mut model, 10_000);
-        let e = p.section(&"n".repeat(400), &identity).await;
+        let e = p.section(&"n".repeat(400), &identity, SECTIONS[0].3).await;
         assert!(matches!(e, Err(AskError::ContextExceeded(_))));
         assert_eq!(model.calls.len(), 2);
     }
@@ -549,7 +665,10 @@ mod tests {
             } else if user.starts_with("Notes d'une réunion") {
                 says("- condensé")
             } else {
-                says("Rubrique.")
+                says(
+                    r#"{"objet": "Rubrique.", "participants": [], "decisions": ["Rubrique."],
+                        "actions": [], "etapes": [], "prochaine_reunion": null}"#,
+                )
             }
         });
         let transcript = sentences(40);
@@ -583,10 +702,10 @@ mod tests {
         assert_eq!(
             sections[0],
             format!(
-                "Notes de la réunion :\n\n{condensed}\n\nRédige uniquement la rubrique « Objet \
-                 » du compte rendu : l'objet de la réunion, en une ou deux phrases. Réponds en \
-                 français, sans titre, en quelques lignes ou une liste à puces. Si les notes ne \
-                 le disent pas, écris « Non précisé »."
+                "Notes de la réunion :\n\n{condensed}\n\nRemplis uniquement la rubrique « \
+                 Objet » du compte rendu : l'objet de la réunion, en une ou deux phrases. \
+                 Réponds en JSON, en français, avec seulement ce que disent les notes : null ou \
+                 une liste vide si elles ne le disent pas."
             )
         );
         assert!(model.calls.iter().all(|(u, m)| *m
@@ -595,7 +714,27 @@ mod tests {
             } else {
                 NOTES_MAX_TOKENS
             }));
-        assert!(minutes.sections.iter().all(|s| s.text == "Rubrique."));
+        // Each section is asked with its schema; notes without one.
+        let asked: Vec<Option<&str>> = model
+            .calls
+            .iter()
+            .zip(&model.schemas)
+            .filter(|((u, _), _)| u.starts_with("Notes de la réunion"))
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(asked, SECTIONS.map(|s| Some(s.3)));
+        let texts: Vec<&str> = minutes.sections.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Rubrique.",
+                NOT_STATED,
+                "- Rubrique.",
+                NOT_STATED,
+                NOT_STATED
+            ]
+        );
+        assert_eq!(minutes.sections[2].data["decisions"][0], "Rubrique.");
         let calls = model.calls.len() as u32;
         assert_eq!(
             (minutes.prompt_tokens, minutes.completion_tokens),
@@ -613,7 +752,7 @@ mod tests {
         let budget = 400;
         let mut model = scripted(|user: &str| {
             if user.starts_with("Notes de la réunion") {
-                says("Rubrique.")
+                says(r#"{"objet": "Rubrique."}"#)
             } else {
                 says(&"b".repeat(299))
             }
@@ -638,7 +777,7 @@ mod tests {
         assert_eq!(sections.len(), SECTIONS.len());
         let notes = sections[0]
             .strip_prefix("Notes de la réunion :\n\n")
-            .and_then(|s| s.split("\n\nRédige").next())
+            .and_then(|s| s.split("\n\nRemplis").next())
             .expect("notes");
         assert_eq!(notes.chars().count(), budget);
     }
@@ -649,7 +788,10 @@ mod tests {
             if user.starts_with("Extrait") {
                 says("- le conseil vote le budget")
             } else if user.contains("« Décisions »") {
-                says("Le budget est adopté.")
+                says(r#"{"decisions": ["Le budget est adopté."]}"#)
+            } else if user.contains("« Actions »") {
+                // Cut by the token limit: not JSON.
+                says(r#"{"actions": [{"action": "Publier"#)
             } else {
                 says("  \n ")
             }
@@ -669,21 +811,25 @@ mod tests {
             done: 0,
             total: 1,
         }];
-        for (i, (key, title, _)) in SECTIONS.iter().enumerate() {
+        for (i, (key, title, _, _)) in SECTIONS.iter().enumerate() {
             expected.push(Progress::Step {
                 stage: "sections",
                 done: i,
                 total: 5,
             });
-            let text = if *key == "decisions" {
-                "Le budget est adopté."
+            let (text, data) = if *key == "decisions" {
+                (
+                    "- Le budget est adopté.",
+                    serde_json::json!({"decisions": ["Le budget est adopté."]}),
+                )
             } else {
-                "Non précisé"
+                (NOT_STATED, serde_json::Value::Null)
             };
             expected.push(Progress::Section {
                 key,
                 title,
                 text: text.into(),
+                data,
             });
         }
         expected.push(Progress::Step {
@@ -700,7 +846,7 @@ mod tests {
              et compléter avant toute diffusion.*\n\n\
              ## Objet\n\nNon précisé\n\n\
              ## Participants\n\nNon précisé\n\n\
-             ## Décisions\n\nLe budget est adopté.\n\n\
+             ## Décisions\n\n- Le budget est adopté.\n\n\
              ## Actions\n\nNon précisé\n\n\
              ## Prochaines étapes\n\nNon précisé\n\n"
         );
@@ -720,7 +866,43 @@ mod tests {
 
     #[test]
     fn the_budget_leaves_room_for_the_instructions_and_the_answer() {
-        assert_eq!(budget(4096), (4096 - 350 - 400) * 2);
+        assert_eq!(budget(4096), (4096 - 350 - 600) * 2);
         assert_eq!(budget(512), 200 * 2);
+    }
+
+    #[test]
+    fn sections_read_as_markdown_from_their_data() {
+        use serde_json::json;
+        let md = |key, v| section_markdown(key, &v);
+        assert_eq!(
+            md("subject", json!({"objet": " Vote du  budget "})),
+            Some("Vote du budget".into())
+        );
+        assert_eq!(md("subject", json!({"objet": null})), None);
+        assert_eq!(
+            md(
+                "participants",
+                json!({"participants": [{"nom": "M. Morel", "fonction": "maire"}, {"nom": "Mme Petit", "fonction": null}]})
+            ),
+            Some("- M. Morel, maire\n- Mme Petit".into())
+        );
+        assert_eq!(
+            md("actions", json!({"actions": [{"action": "Publier l'arrêté", "responsable": "secrétariat", "echeance": "vendredi"}, {"action": "Prévenir l'école", "responsable": null, "echeance": null}]})),
+            Some("- Publier l'arrêté (responsable : secrétariat ; échéance : vendredi)\n- Prévenir l'école".into())
+        );
+        assert_eq!(
+            md(
+                "next_steps",
+                json!({"etapes": [], "prochaine_reunion": "12 avril"})
+            ),
+            Some("- Prochaine réunion : 12 avril".into())
+        );
+        assert_eq!(md("decisions", json!({"decisions": []})), None);
+        assert_eq!(md("decisions", serde_json::Value::Null), None);
+        // Every section's schema is JSON.
+        for (_, _, _, schema) in SECTIONS {
+            let v: serde_json::Value = serde_json::from_str(schema).expect("a schema");
+            assert_eq!(v["additionalProperties"], false);
+        }
     }
 }

@@ -130,9 +130,9 @@ const ANSWER_RULE: &str = "civia--answer";
 /// The grammar of constraint `c` and its start rule, from the grammar of its schema.
 ///
 /// A JSON schema's answer is the schema's value (`root`). A tool-call answer is
-/// [`civia_ipc::TOOL_CALLS_MARKER`] then the calls (`root`); with `text_allowed`, either
-/// that or text whose first character is not `[` (so a `[` commits the answer to calls,
-/// and the rest of the text is free).
+/// [`civia_ipc::TOOL_CALLS_MARKER`] then the calls (`root`); with `text_allowed`, after any
+/// whitespace, either that or text whose first other character is not `[` (so a `[`
+/// commits the answer to calls, and the rest of the text is free).
 pub(crate) fn with_root(grammar: &str, c: &Constraint) -> (String, &'static str) {
     match c {
         Constraint::JsonSchema { .. } => (grammar.to_string(), "root"),
@@ -145,8 +145,10 @@ pub(crate) fn with_root(grammar: &str, c: &Constraint) -> (String, &'static str)
             if !text_allowed {
                 return (g, CALLS_RULE);
             }
+            // Whitespace first, then the calls or text that does not open with `[`: a `[`
+            // after leading spaces commits to calls too (what `tools::parse_calls` reads).
             g.push_str(&format!(
-                "{ANSWER_RULE} ::= {CALLS_RULE} | [^\\x5B\\x00] [^\\x00]*\n"
+                "{ANSWER_RULE} ::= [\\x09\\x0A\\x0D\\x20]* ({CALLS_RULE} | [^\\x5B\\x00\\x09\\x0A\\x0D\\x20] [^\\x00]*)\n"
             ));
             (g, ANSWER_RULE)
         }
@@ -171,30 +173,43 @@ fn convert(schema: &str) -> Result<String, String> {
 }
 
 /// Every token's text as an answer gets it (no special tokens, as the engine renders them),
-/// built once for the model at its first constrained answer.
-pub(crate) struct Pieces(Vec<Box<[u8]>>);
+/// and which tokens end a generation; built once for the model at its first constrained
+/// answer.
+pub(crate) struct Pieces {
+    text: Vec<Box<[u8]>>,
+    eog: Vec<bool>,
+}
 
 impl Pieces {
     pub(crate) fn new(model: &LlamaModel) -> Self {
         let vocab = model.vocab();
         let n = u32::try_from(vocab.n_tokens()).unwrap_or(0);
         let mut buf = Vec::with_capacity(64);
-        Pieces(
-            (0..n)
-                .map(|t| {
-                    buf.clear();
-                    vocab.token_to_piece_into(LlamaToken(t as i32), &mut buf, false, None);
-                    buf.clone().into_boxed_slice()
-                })
-                .collect(),
-        )
+        let text = (0..n)
+            .map(|t| {
+                buf.clear();
+                vocab.token_to_piece_into(LlamaToken(t as i32), &mut buf, false, None);
+                buf.clone().into_boxed_slice()
+            })
+            .collect();
+        let eog = (0..n).map(|t| vocab.is_eog(LlamaToken(t as i32))).collect();
+        Pieces { text, eog }
     }
 
     fn get(&self, t: LlamaToken) -> &[u8] {
         usize::try_from(t.0)
             .ok()
-            .and_then(|i| self.0.get(i))
+            .and_then(|i| self.text.get(i))
             .map_or(&[], |b| b)
+    }
+
+    /// Whether `t` may be part of a constrained answer: it ends the generation, or it writes
+    /// text. llama.cpp's grammar reads a control token by its text (`[TOOL_CALLS]`, say) while
+    /// the answer renders it as nothing: such a token would satisfy the grammar and leave
+    /// the answer short of what it checked.
+    fn usable(&self, t: LlamaToken) -> bool {
+        let i = usize::try_from(t.0).ok();
+        i.and_then(|i| self.eog.get(i)).copied().unwrap_or(false) || !self.get(t).is_empty()
     }
 }
 
@@ -296,13 +311,14 @@ pub(crate) fn sample(
     let mut candidates = ctx.token_data_array_ith(at);
     candidates.apply_sampler(chain);
     let (first, _) = chosen(&candidates)?;
-    let token = if c.utf8.after(pieces.get(first)).is_some() && admits(&mut c.grammar, first) {
+    let fits = |utf8: Utf8, t: LlamaToken| pieces.usable(t) && utf8.after(pieces.get(t)).is_some();
+    let token = if fits(c.utf8, first) && admits(&mut c.grammar, first) {
         first
     } else {
         let mut candidates = ctx.token_data_array_ith(at);
         candidates.apply_sampler(&mut c.grammar);
         for d in &mut candidates.data {
-            if d.logit() != f32::NEG_INFINITY && c.utf8.after(pieces.get(d.id())).is_none() {
+            if d.logit() != f32::NEG_INFINITY && !fits(c.utf8, d.id()) {
                 d.set_logit(f32::NEG_INFINITY);
             }
         }
@@ -536,10 +552,10 @@ mod tests {
         assert!(LlamaSampler::grammar(&m, &grammar, root).is_ok());
         for seed in 0..6 {
             let text = sample_text(&m, &grammar, root, seed);
-            if text.starts_with('[') {
-                assert!(!calls(&text).is_empty());
+            if text.trim_start().starts_with('[') {
+                assert!(!calls(text.trim_start()).is_empty());
             } else {
-                assert!(!text.is_empty());
+                assert!(!text.trim().is_empty(), "{text:?}");
             }
         }
     }

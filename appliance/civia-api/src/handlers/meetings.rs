@@ -53,7 +53,22 @@ impl Model for Llm {
         system: &str,
         user: String,
         max_tokens: u32,
+        schema: Option<&'static str>,
     ) -> Result<Answer, AskError<ApiError>> {
+        // A section's schema (a constant of civia-minutes), checked and made canonical as a
+        // client's `response_format` would be.
+        let constraint = match schema {
+            Some(s) => {
+                let json: civia_openai::schema::Json = serde_json::from_str(s).map_err(|e| {
+                    AskError::Other(ApiError::internal(format!("a minutes schema: {e}")))
+                })?;
+                let schema = civia_openai::schema::canonical(&json).map_err(|e| {
+                    AskError::Other(ApiError::internal(format!("a minutes schema: {e}")))
+                })?;
+                Some(civia_ipc::Constraint::JsonSchema { schema })
+            }
+            None => None,
+        };
         let messages = vec![
             ChatMessage {
                 role: "system".into(),
@@ -73,7 +88,7 @@ impl Model for Llm {
             // Small models loop on greedy decoding; a mild penalty keeps drafts readable.
             frequency_penalty: 0.3,
             presence_penalty: 0.0,
-            constraint: None,
+            constraint,
         };
         let prompt = crate::generation::with_system_prompt(&self.st, messages);
         let generation = self
@@ -106,7 +121,7 @@ fn shaped(m: &Minutes) -> (Vec<Value>, Usage) {
     let sections = m
         .sections
         .iter()
-        .map(|s| json!({ "key": s.key, "title": s.title, "text": s.text }))
+        .map(|s| json!({ "key": s.key, "title": s.title, "text": s.text, "data": s.data }))
         .collect();
     let usage = Usage {
         prompt_tokens: m.prompt_tokens,
@@ -216,8 +231,8 @@ pub async fn minutes(
             let data = match p {
                 Progress::Step { stage, done, total } =>
                     json!({ "type": "minutes.progress", "stage": stage, "done": done, "total": total }),
-                Progress::Section { key, title, text } =>
-                    json!({ "type": "minutes.section", "key": key, "title": title, "text": text }),
+                Progress::Section { key, title, text, data } =>
+                    json!({ "type": "minutes.section", "key": key, "title": title, "text": text, "data": data }),
             };
             yield Ok::<_, Infallible>(SseEvent::default().data(data.to_string()));
         }

@@ -111,7 +111,7 @@ fn stream_response(
     keep: Option<Keep>,
     st: Arc<ApiState>,
     search_results: Option<Value>,
-    tool_calls: bool,
+    callable: Arc<[String]>,
 ) -> Response {
     let kept_id = keep.as_ref().map(|k| k.id.clone());
     let mut marking = civia_marking(&st, &pii, kept_id.as_deref());
@@ -126,7 +126,7 @@ fn stream_response(
         let mut answer = String::new();
         let mut scanner = st.leak_guard.as_deref().map(civia_guard::LeakGuard::scanner);
         let mut leaked = false;
-        let mut held = if tool_calls { Held::Undecided(String::new()) } else { Held::Through };
+        let mut held = if callable.is_empty() { Held::Through } else { Held::Undecided(String::new()) };
         if let Shape::Chat = shape {
             let mut first = env.chunk(json!([choice(shape, Some(""), true, None)]), include_usage, None);
             if let Some(results) = &search_results {
@@ -187,7 +187,7 @@ fn stream_response(
                     let mut finish = if leaked { "content_filter" } else { finish_str(reason) };
                     match std::mem::replace(&mut held, Held::Through) {
                         Held::Through => {}
-                        Held::Calls(buf) if !leaked => match parse_calls(&buf) {
+                        Held::Calls(buf) if !leaked => match parse_calls(&buf, &callable) {
                             Some(calls) => {
                                 let calls = answer_calls(&calls, guard.0.as_ref());
                                 finish = "tool_calls";
@@ -257,8 +257,14 @@ async fn respond(
     include_usage: bool,
     keep: Option<Keep>,
     search_results: Option<Value>,
+    callable: Vec<String>,
 ) -> Result<Response, ApiError> {
-    let tool_calls = matches!(params.constraint, Some(Constraint::ToolCalls { .. }));
+    // The functions the answer may call (none: the answer is text).
+    let callable: Arc<[String]> = match params.constraint {
+        Some(Constraint::ToolCalls { .. }) => callable.into(),
+        _ => Arc::from(Vec::new()),
+    };
+    let tool_calls = !callable.is_empty();
     let mut generation =
         st.supervisor
             .generate(prompt, params, &crate::extract::fairness_key(ext))?;
@@ -289,7 +295,7 @@ async fn respond(
             keep,
             st.clone(),
             search_results,
-            tool_calls,
+            callable,
         ));
     }
     let c = collect(generation, st.leak_guard.as_deref()).await?;
@@ -300,7 +306,7 @@ async fn respond(
         }
     }
     let calls = (tool_calls && !c.leaked)
-        .then(|| parse_calls(&c.text))
+        .then(|| parse_calls(&c.text, &callable))
         .flatten()
         .map(|calls| answer_calls(&calls, ticket.as_ref()));
     if let Some(t) = ticket {
@@ -381,6 +387,7 @@ pub async fn chat_completions(
         req.include_usage(),
         keep,
         search_results,
+        tools.map(|t| t.callable()).unwrap_or_default(),
     )
     .await
 }
@@ -412,6 +419,7 @@ pub async fn completions(
         req.include_usage(),
         None,
         None,
+        Vec::new(),
     )
     .await
 }

@@ -74,13 +74,12 @@ export function rowsOf(values, answer) {
 
 function valuesEditor() {
   const list = h('ol', { class: 'liste-valeurs' });
-  const alert = h('div', { class: 'zone-alerte', role: 'alert' });
   const hintId = newId('valeurs-aide');
   const addButton = h('button', { type: 'button', class: 'bouton bouton-secondaire' }, 'Ajouter une valeur');
   const fieldset = h('fieldset', { class: 'champ valeurs-demandees', 'aria-describedby': hintId },
     h('legend', { class: 'etiquette' }, 'Valeurs demandées', h('span', { class: 'obligatoire', text: ' (obligatoire)' })),
     h('p', { class: 'aide', id: hintId, text: 'Une ligne par valeur à relever, avec son type. Ex. : « puissance installée » (Nombre), « date de mise en service » (Date).' }),
-    list, addButton, alert);
+    list, addButton);
 
   function renumber() {
     [...list.children].forEach((li, i) => {
@@ -121,7 +120,6 @@ function valuesEditor() {
     values: () => [...list.children]
       .map((li) => ({ name: li.querySelector('input').value.trim(), type: li.querySelector('select').value }))
       .filter((v) => v.name),
-    alert,
   };
 }
 
@@ -146,6 +144,7 @@ export function extractionView(task, main, ctx) {
   const panel = h('section', { class: 'resultat', 'aria-labelledby': headingId, hidden: true },
     heading, aiBadge(), status, alerts, stop, output, meta, actions, actionStatus);
   let controller = null;
+  let busy = false;
   stop.addEventListener('click', () => { if (controller) controller.abort(); });
   ctx.signal.addEventListener('abort', () => { if (controller) controller.abort(); });
 
@@ -183,7 +182,16 @@ export function extractionView(task, main, ctx) {
     };
     append(actions,
       h('button', { type: 'button', class: 'bouton bouton-secondaire', on: { click: async () => {
-        const tsv = [COLUMNS, ...rows].map((r) => r.map((c) => (c === null ? '' : String(c).replace(/\s+/g, ' '))).join('\t')).join('\n');
+        // As the CSV writes them: decimal comma, VRAI/FAUX, JJ/MM/AAAA, formulas inert.
+        const cell = (c) => {
+          if (c === null) return '';
+          if (typeof c === 'number') return String(c).replace('.', ',');
+          if (typeof c === 'boolean') return c ? 'VRAI' : 'FAUX';
+          if (/^\d{4}-\d{2}-\d{2}$/.test(c)) return `${c.slice(8, 10)}/${c.slice(5, 7)}/${c.slice(0, 4)}`;
+          const t = String(c).replace(/\s+/g, ' ');
+          return /^[=+\-@]/.test(t) ? `'${t}` : t;
+        };
+        const tsv = [COLUMNS, ...rows].map((r) => r.map(cell).join('\t')).join('\n');
         const ok = await copyText(tsv);
         actionStatus.textContent = ok ? 'Le tableau a été copié : collez-le dans un tableur.' : 'La copie a échoué : sélectionnez le tableau et copiez-le avec Ctrl+C.';
       } } }, 'Copier le tableau'),
@@ -194,21 +202,29 @@ export function extractionView(task, main, ctx) {
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    if (controller) return;
-    zones.clearAll();
-    clear(editor.alert);
-    const values = editor.values();
-    const doc = await picker.ready();
-    const missing = [];
-    let firstBad = null;
-    if (!doc || !doc.text) { missing.push('Document'); firstBad = picker.input; }
-    if (!values.length) { missing.push('Valeurs demandées'); firstBad = firstBad || editor.firstInput(); }
-    if (missing.length) {
-      zones.error(`Veuillez remplir : ${missing.join(', ')}.`);
-      firstBad.focus();
-      return;
+    if (busy) return;
+    busy = true;
+    try {
+      zones.clearAll();
+      const values = editor.values();
+      const doc = await picker.ready();
+      const missing = [];
+      let firstBad = null;
+      picker.input.removeAttribute('aria-invalid');
+      editor.firstInput().removeAttribute('aria-invalid');
+      if (!doc || !doc.text) { missing.push('Document'); firstBad = picker.input; }
+      if (!values.length) { missing.push('Valeurs demandées'); firstBad = firstBad || editor.firstInput(); }
+      if (missing.length) {
+        firstBad.setAttribute('aria-invalid', 'true');
+        if (!values.length) editor.firstInput().setAttribute('aria-invalid', 'true');
+        zones.error(`Veuillez remplir : ${missing.join(', ')}.`);
+        firstBad.focus();
+        return;
+      }
+      await run(values, doc.text, picker.name());
+    } finally {
+      busy = false;
     }
-    await run(values, doc.text, picker.name());
   });
 
   async function run(values, docText, docName) {

@@ -26,6 +26,47 @@ const SECTIONS = [
 const STATUS_EVERY_MS = 2000;
 
 /** Whether the box transcribes recordings (a speech model is configured). */
+/**
+ * A section of the minutes from its data (the box's JSON, shaped by the section's schema):
+ * lists, and a table for the actions; null when there is no data (then its Markdown is shown).
+ */
+function sectionNodes(key, data, title) {
+  if (!data || typeof data !== 'object') return null;
+  const str = (v) => (typeof v === 'string' ? v.trim() : '');
+  const list = (items) => (items.length ? h('ul', {}, items.map((t) => h('li', { text: t }))) : null);
+  const none = () => h('p', { text: 'Non précisé' });
+  const arr = (v) => (Array.isArray(v) ? v : []);
+  switch (key) {
+    case 'subject':
+      return str(data.objet) ? h('p', { text: str(data.objet) }) : none();
+    case 'participants':
+      return list(arr(data.participants).filter((p) => str(p && p.nom))
+        .map((p) => (str(p.fonction) ? `${str(p.nom)}, ${str(p.fonction)}` : str(p.nom)))) || none();
+    case 'decisions':
+      return list(arr(data.decisions).map(str).filter(Boolean)) || none();
+    case 'actions': {
+      const rows = arr(data.actions).filter((a) => str(a && a.action));
+      if (!rows.length) return none();
+      return h('div', { class: 'tableau-defilant' }, h('table', { class: 'tableau' },
+        h('caption', { text: title }),
+        h('thead', {}, h('tr', {}, ['Action', 'Responsable', 'Échéance'].map((c) => h('th', { scope: 'col', text: c })))),
+        h('tbody', {}, rows.map((a) => h('tr', {},
+          h('td', { text: str(a.action) }), h('td', { text: str(a.responsable) || '—' }), h('td', { text: str(a.echeance) || '—' }))))));
+    }
+    case 'next_steps': {
+      const steps = list(arr(data.etapes).map(str).filter(Boolean));
+      const next = str(data.prochaine_reunion) ? h('p', { text: `Prochaine réunion : ${str(data.prochaine_reunion)}` }) : null;
+      if (!steps && !next) return none();
+      const frag = document.createDocumentFragment();
+      if (steps) frag.append(steps);
+      if (next) frag.append(next);
+      return frag;
+    }
+    default:
+      return null;
+  }
+}
+
 export function speechEnabled() {
   return !!limits().speech_model;
 }
@@ -264,9 +305,9 @@ export function meetingView(main, ctx) {
       append(mcol.text, renderMarkdown(minutes.text, { headingBase: 3, tableCaption: 'Tableau du compte rendu' }));
       return;
     }
-    for (const [, s] of sections) {
+    for (const [key, s] of sections) {
       append(mcol.text, h('h3', { text: s.title }),
-        renderMarkdown(s.text || '', { headingBase: 4, tableCaption: s.title }));
+        sectionNodes(key, s.data, s.title) || renderMarkdown(s.text || '', { headingBase: 4, tableCaption: s.title }));
     }
   }
 
@@ -399,7 +440,7 @@ export function meetingView(main, ctx) {
             onStep(ev);
           } else if (ev.type === 'minutes.section') {
             const fallback = (SECTIONS.find(([k]) => k === ev.key) || [])[1];
-            minutes.sections.set(ev.key || `section-${minutes.sections.size}`, { title: ev.title || fallback || 'Section', text: ev.text || '' });
+            minutes.sections.set(ev.key || `section-${minutes.sections.size}`, { title: ev.title || fallback || 'Section', text: ev.text || '', data: ev.data ?? null });
             if (minutes.sections.size > steps.sections[0]) { steps.sections[0] = minutes.sections.size; showSteps(); }
             renderMinutes();
           } else if (ev.type === 'minutes.done') {
