@@ -98,11 +98,9 @@ fn main() -> ExitCode {
         }
     };
     let run = async {
-        App::builder(cfg)
-            .build()
-            .await?
-            .run(civiad::systemd::shutdown_signal())
-            .await
+        // Watched from the start: a SIGTERM during start-up stops the daemon cleanly.
+        let stop = civiad::systemd::shutdown_signal();
+        App::builder(cfg).build().await?.run(stop).await
     };
     match rt.block_on(run) {
         Ok(Stop::Signal) => ExitCode::SUCCESS,

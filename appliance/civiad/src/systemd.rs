@@ -44,22 +44,33 @@ pub async fn notifier(supervisor: Supervisor, listening: tokio::sync::oneshot::R
     }
 }
 
-/// SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called (inside the
+/// runtime), not when the future is first polled: a SIGTERM that comes while the daemon
+/// starts (after `/ready` answers, before the serving loop first polls its stop future) is
+/// not lost to the default action, which would kill the daemon and leave its worker.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                log::error!("cannot watch SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
+    let watch = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::error!("cannot watch {name}: {e}");
+            None
         }
     };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let term = watch(SignalKind::terminate(), "SIGTERM");
+    let int = watch(SignalKind::interrupt(), "SIGINT");
+    async move {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = wait(term) => {}
+            _ = wait(int) => {}
+        }
     }
 }
