@@ -197,15 +197,11 @@ impl Daemon {
             .expect("health json")
     }
 
-    /// The runtime worker's pid (civiad's only child).
+    /// The runtime worker's pid.
     pub fn worker_pid(&self) -> Option<i32> {
-        // Children are listed per thread: the worker is spawned from a runtime thread.
-        let pid = self.child.id();
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-        tasks.flatten().find_map(|t| {
-            let children = std::fs::read_to_string(t.path().join("children")).ok()?;
-            children.split_whitespace().next()?.parse().ok()
-        })
+        worker_children(self.child.id())
+            .into_iter()
+            .find(|&c| cmdline(c).iter().any(|a| a == "runtime-worker"))
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -470,4 +466,33 @@ pub fn civia(d: &Daemon, args: &[&str]) -> (i32, String, String) {
 
 pub fn last_line(s: &str) -> String {
     s.lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// The command line of process `pid` (empty once it is gone).
+pub fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// The model workers among the children of `pid` (listed per thread: workers are spawned
+/// from runtime threads): `civiad runtime-worker`, `civiad embed-worker`,
+/// `civia-speech-worker`. civiad also runs short programs that are not workers (tesseract and
+/// pdftoppm checked at start-up, document readers).
+pub fn worker_children(pid: u32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .filter(|&c| cmdline(c).iter().any(|a| a.ends_with("-worker")))
+        .collect()
 }
