@@ -129,7 +129,8 @@ def test_huge_max_tokens_is_refused(client):
 
 
 def test_other_unsupported_features_are_refused(client):
-    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    # Tools other than functions (test_tools.py has the functions, and their hostile forms).
+    tool = {"type": "retrieval", "function": {"name": "f", "parameters": {"type": "object"}}}
     for kwargs in (
         {"tools": [tool]},
         {"logprobs": True},
