@@ -179,3 +179,9 @@ def civiad(tmp_path_factory):
 @pytest.fixture(scope="module")
 def smol(civiad) -> Server:
     return civiad(model=SMOL)
+
+
+def openai_client(server) -> "openai.OpenAI":
+    """The official client on `server`'s API key: no retries, a long timeout (CPU models)."""
+    import openai
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=server.api_key, max_retries=0, timeout=300)

@@ -18,7 +18,7 @@ import httpx
 import jsonschema
 import openai
 import pytest
-from conftest import SMOL, TINY
+from conftest import SMOL, TINY, openai_client
 from pydantic import BaseModel, Field
 
 SAMPLED_RUNS = int(os.environ.get("CIVIA_STRUCTURED_RUNS", "20"))
@@ -75,10 +75,6 @@ class Ticket(BaseModel):
     urgent: bool
 
 
-def client_for(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=server.api_key, max_retries=0, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def smol(civiad):
     return civiad(model=SMOL, embeddings=False)
@@ -90,7 +86,7 @@ def tiny(civiad):
 
 
 def test_parse_with_a_pydantic_model(smol):
-    client = client_for(smol)
+    client = openai_client(smol)
     parse = getattr(client.chat.completions, "parse", None) or client.beta.chat.completions.parse
     r = parse(model=SMOL, messages=MESSAGE, response_format=Ticket, temperature=0, max_tokens=200)
     (choice,) = r.choices
@@ -101,7 +97,7 @@ def test_parse_with_a_pydantic_model(smol):
 
 
 def test_json_object_streamed_or_not(smol):
-    client = client_for(smol)
+    client = openai_client(smol)
     messages = [{"role": "user", "content": "Give the capital of France as a JSON object "
                                             "with the keys country and capital."}]
     r = client.chat.completions.create(model=SMOL, messages=messages, temperature=0, max_tokens=200,
@@ -122,7 +118,7 @@ def test_json_object_streamed_or_not(smol):
 
 
 def test_streamed_strict_schema_at_temperature_1(smol):
-    client = client_for(smol)
+    client = openai_client(smol)
     stream = client.chat.completions.create(model=SMOL, messages=MESSAGE, temperature=1, seed=7,
                                             max_tokens=400, response_format=REQUEST_FORMAT, stream=True)
     chunks = [c for c in stream if c.choices]
@@ -133,7 +129,7 @@ def test_streamed_strict_schema_at_temperature_1(smol):
 
 
 def test_cut_by_max_tokens_is_length(smol):
-    r = client_for(smol).chat.completions.create(model=SMOL, messages=MESSAGE, temperature=0, max_tokens=5,
+    r = openai_client(smol).chat.completions.create(model=SMOL, messages=MESSAGE, temperature=0, max_tokens=5,
                                                  response_format=REQUEST_FORMAT)
     (choice,) = r.choices
     # As OpenAI: the answer may then be incomplete JSON.
@@ -143,7 +139,7 @@ def test_cut_by_max_tokens_is_length(smol):
 
 def sampled_runs(server, model: str, max_tokens: int) -> list[str]:
     """SAMPLED_RUNS answers at temperature 1 (a seed each), four at a time; the problems found."""
-    client = client_for(server)
+    client = openai_client(server)
 
     def one(seed: int) -> str | None:
         r = client.chat.completions.create(model=model, messages=MESSAGE, temperature=1, seed=seed,
@@ -221,7 +217,7 @@ def test_hostile_schemas_get_a_fast_400_and_the_box_keeps_answering(tiny):
         r = httpx.post(tiny.url + CHAT, json=body, headers=headers, timeout=30)
         assert r.status_code == 400 and r.json()["error"]["param"] == "response_format", r.text
     # The worker never saw them: same worker, still answering.
-    r = client_for(tiny).chat.completions.create(model=TINY, messages=MESSAGE, max_tokens=600,
+    r = openai_client(tiny).chat.completions.create(model=TINY, messages=MESSAGE, max_tokens=600,
                                                  response_format=REQUEST_FORMAT)
     jsonschema.validate(json.loads(r.choices[0].message.content), REQUEST_SCHEMA)
     assert httpx.get(tiny.url + "/health").json()["worker"]["restarts"] == restarts

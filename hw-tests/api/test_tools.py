@@ -19,7 +19,7 @@ import httpx
 import jsonschema
 import openai
 import pytest
-from conftest import SMOL, TINY
+from conftest import SMOL, TINY, openai_client
 
 SAMPLED_RUNS = int(os.environ.get("CIVIA_STRUCTURED_RUNS", "20"))
 CHAT = "/v1/chat/completions"
@@ -61,10 +61,6 @@ MESSAGES = [
 ]
 
 
-def client_for(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=server.api_key, max_retries=0, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def smol(civiad):
     return civiad(model=SMOL, embeddings=False)
@@ -97,7 +93,7 @@ def problems_of(calls, parallel=True) -> list[str]:
 
 
 def test_required_call_then_the_result_goes_back(smol):
-    client = client_for(smol)
+    client = openai_client(smol)
     r = client.chat.completions.create(model=SMOL, messages=MESSAGES, tools=TOOLS, tool_choice="required",
                                        temperature=0, max_tokens=300)
     (choice,) = r.choices
@@ -120,7 +116,7 @@ def test_required_call_then_the_result_goes_back(smol):
 
 
 def test_named_function_and_a_single_call(tiny):
-    client = client_for(tiny)
+    client = openai_client(tiny)
     for seed in range(5):
         r = client.chat.completions.create(
             model=TINY, messages=MESSAGES, tools=TOOLS, temperature=1, seed=seed, max_tokens=600,
@@ -133,7 +129,7 @@ def test_named_function_and_a_single_call(tiny):
 
 
 def test_streamed_calls_at_temperature_1(smol):
-    client = client_for(smol)
+    client = openai_client(smol)
     stream = client.chat.completions.create(model=SMOL, messages=MESSAGES, tools=TOOLS, tool_choice="required",
                                             temperature=1, seed=3, max_tokens=300, stream=True)
     calls, finish, texts = {}, None, []
@@ -163,7 +159,7 @@ def test_streamed_calls_at_temperature_1(smol):
 def sampled_runs(server, model: str, max_tokens: int) -> list[str]:
     """SAMPLED_RUNS answers with tool_choice required at temperature 1 (a seed each), four at a
     time, half of them streamed; the problems found."""
-    client = client_for(server)
+    client = openai_client(server)
 
     def one(seed: int) -> list[str]:
         kw = dict(model=model, messages=MESSAGES, tools=TOOLS, tool_choice="required", temperature=1,
@@ -198,7 +194,7 @@ def test_sampled_calls_are_all_valid_on_the_random_model(tiny):
 
 
 def test_auto_is_text_or_valid_calls(tiny):
-    client = client_for(tiny)
+    client = openai_client(tiny)
     seen = set()
     for seed in range(12):
         r = client.chat.completions.create(model=TINY, messages=MESSAGES, tools=TOOLS, temperature=1, seed=seed,
@@ -226,7 +222,7 @@ def test_audit_keeps_the_name_and_the_arguments_hash_never_the_values(tiny):
     tool = {"type": "function", "function": {"name": "dossier", "parameters": {
         "type": "object", "properties": {"numero": {"const": canary}}, "required": ["numero"],
         "additionalProperties": False}}}
-    r = client_for(tiny).chat.completions.create(model=TINY, messages=MESSAGES, tools=[tool], max_tokens=100,
+    r = openai_client(tiny).chat.completions.create(model=TINY, messages=MESSAGES, tools=[tool], max_tokens=100,
                                                  tool_choice="required", parallel_tool_calls=False)
     (call,) = r.choices[0].message.tool_calls
     assert json.loads(call.function.arguments) == {"numero": canary}

@@ -517,6 +517,25 @@ mod tests {
     }
 
     #[test]
+    fn control_tokens_never_satisfy_a_grammar() {
+        use crate::test_models::model;
+
+        let m = model("tiny-mistral.gguf");
+        let bos = m.vocab().bos();
+        let pieces = Pieces::new(&m);
+        assert!(!pieces.usable(bos), "the control token <s> writes nothing");
+        assert!(
+            pieces.usable(m.vocab().eos()),
+            "end of generation stays usable"
+        );
+        // llama.cpp's grammar reads <s> by its text: the answer must write those characters,
+        // never the control token (which would leave the answer empty).
+        for seed in 0..8 {
+            assert_eq!(sample_text(&m, "root ::= \"<s>\"", "root", seed), "<s>");
+        }
+    }
+
+    #[test]
     fn tool_calls_open_with_the_marker_or_are_text() {
         use crate::test_models::model;
 

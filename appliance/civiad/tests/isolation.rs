@@ -145,21 +145,8 @@ async fn trial_mode_worker_runs_under_its_own_uid_without_secrets_or_state() {
 fn sandboxed_child(d: &Daemon, sub: &str) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let pid = d.child.id();
-        let children: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-            .flat_map(|c| {
-                c.split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect::<Vec<i32>>()
-            })
-            .collect();
-        for child in children {
-            let cmd = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
-            if cmd.split(|b| *b == 0).any(|a| a == sub.as_bytes())
+        for child in children(d.child.id()) {
+            if cmdline(child).iter().any(|a| a == sub)
                 && status(child).get("Seccomp").map(String::as_str) == Some("2")
             {
                 return child;

@@ -483,6 +483,14 @@ pub fn cmdline(pid: i32) -> Vec<String> {
 /// `civia-speech-worker`. civiad also runs short programs that are not workers (tesseract and
 /// pdftoppm checked at start-up, document readers).
 pub fn worker_children(pid: u32) -> Vec<i32> {
+    children(pid)
+        .into_iter()
+        .filter(|&c| cmdline(c).iter().any(|a| a.ends_with("-worker")))
+        .collect()
+}
+
+/// The children of process `pid`, listed per thread.
+pub fn children(pid: u32) -> Vec<i32> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
@@ -493,6 +501,5 @@ pub fn worker_children(pid: u32) -> Vec<i32> {
                 .filter_map(|p| p.parse().ok())
                 .collect::<Vec<i32>>()
         })
-        .filter(|&c| cmdline(c).iter().any(|a| a.ends_with("-worker")))
         .collect()
 }
