@@ -6,6 +6,7 @@ Missing binary or models fail the tests: they are never skipped.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -185,3 +186,45 @@ def openai_client(server) -> "openai.OpenAI":
     """The official client on `server`'s API key: no retries, a long timeout (CPU models)."""
     import openai
     return openai.OpenAI(base_url=server.url + "/v1", api_key=server.api_key, max_retries=0, timeout=300)
+
+
+# French gives itself away by its accented letters and its most common words; an API error
+# message is English (docs/errors.md: the web app words the code in French). Quoted parts
+# (what the client sent, echoed back) are not the box's words.
+_FRENCH = re.compile(r"[éèêàâùûôîçœ«»]|\b(le|la|les|est|une|des|du|fichier|doit|réessayez|boîtier|veuillez)\b",
+                     re.IGNORECASE)
+_QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"|'[^' ]*'")
+
+
+def english_error(body: dict) -> dict:
+    """The `error` object of a refusal, checked: an English message, a code, and `details`
+    (where present) of the documented shape. Returns it."""
+    err = body["error"]
+    assert err["message"] and not _FRENCH.search(_QUOTED.sub("", err["message"])), err
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", err["code"]), err
+    if "details" in err:
+        d = err["details"]
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", d["reason"]), err
+        assert all(isinstance(v, (str, int)) for v in d.values()), err
+    return err
+
+
+# Every refusal any test receives through httpx (the tests' own calls and the official
+# `openai` client's) is checked the same way: a French or malformed error fails the test
+# that met it.
+_send = httpx.Client.send
+
+
+def _checked_send(self, request, *args, stream=False, **kwargs):
+    resp = _send(self, request, *args, stream=stream, **kwargs)
+    if not stream and resp.status_code >= 400 and "json" in resp.headers.get("content-type", ""):
+        try:
+            body = resp.json()
+        except ValueError:
+            return resp
+        if isinstance(body, dict) and isinstance(body.get("error"), dict) and "code" in body["error"]:
+            english_error(body)
+    return resp
+
+
+httpx.Client.send = _checked_send

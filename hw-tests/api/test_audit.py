@@ -214,7 +214,7 @@ def test_personal_data_in_a_prompt_warns_the_agent_and_audits_only_the_fact(civi
     assert r.status_code == 200, r.text
     assert r.headers["x-civia-warning"] == "personal_data"
     warning = r.json()["civia"]["warnings"][0]
-    assert warning["kinds"] == ["nir", "email"] and "sécurité sociale" in warning["message"]
+    assert warning["kinds"] == ["nir", "email"] and "(nir, email)" in warning["message"], warning
     r = httpx.post(server.url + "/v1/chat/completions", headers=agent, timeout=60,
                    content=chat_body("Rédige un courrier pour le conseil municipal."))
     assert "x-civia-warning" not in r.headers and "warnings" not in r.json()["civia"]

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from conftest import TINY
+from conftest import TINY, english_error
 from test_audit import cli, files_containing
 from test_updates import user_key
 
@@ -288,7 +288,8 @@ def test_documents_are_dated_and_searches_filter_on_dates(box):
     r = httpx.post(server.url + "/v1/documents", headers=alice,
                    files={"file": ("x.txt", b"texte")},
                    data={"collection": str(c["id"]), "metadata": '{"date": "15/06/2024"}'})
-    assert r.status_code == 400 and "AAAA-MM-JJ" in r.json()["error"]["message"], r.text
+    assert r.status_code == 400, r.text
+    assert english_error(r.json())["details"] == {"reason": "date_format"}, r.text
 
     def found(**dates):
         r = httpx.post(server.url + "/v1/search", headers=alice, json={

@@ -89,7 +89,7 @@ test('agent: every page passes axe; unknown page; hostile model output stays tex
   ];
   const sse = [
     ...chunks.map((c) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: c }, finish_reason: null }] })}\n\n`),
-    `data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], civia: { ai_generated: true, model: 'test', model_sha256: null, warnings: [{ code: 'personal_data', kinds: ['email'], message: 'Votre demande contient des données personnelles (adresse électronique).' }] } })}\n\n`,
+    `data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], civia: { ai_generated: true, model: 'test', model_sha256: null, warnings: [{ code: 'personal_data', kinds: ['email'], message: 'personal data in the request (email)' }] } })}\n\n`,
     'data: [DONE]\n\n',
   ].join('');
   await page.route('**/v1/chat/completions', (route) => route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: sse }));
@@ -104,7 +104,7 @@ test('agent: every page passes axe; unknown page; hostile model output stays tex
   assert.match(await out.textContent(), /<img src=x onerror=/);
   assert.equal(await out.locator('strong').textContent(), 'Important');
   assert.equal(await out.locator('table td').first().textContent(), '<a href="javascript:alert(1)">36 kWc</a>');
-  await page.locator('[role="alert"] .alerte-donnees', { hasText: 'Données personnelles détectées : Votre demande contient des données personnelles' }).waitFor();
+  await page.locator('[role="alert"] .alerte-donnees', { hasText: 'Attention : Données personnelles détectées dans la demande (adresse électronique) : vérifiez' }).waitFor();
   await checkAxe(page, 'courrier-avertissement', axeResults);
   await screenshot(page, '21-donnees-personnelles');
   await page.unroute('**/v1/chat/completions');

@@ -318,7 +318,7 @@ test('served by the test: a stream cut by an error, hostile text, the retry; a b
     body: sse(
       { type: 'transcript.text.delta', delta: '', civia: { progress: { processed_seconds: 0, duration_seconds: 600 } } },
       { type: 'transcript.text.delta', delta: `Bonjour à tous. ${hostile}`, civia: { progress: { processed_seconds: 150, duration_seconds: 600 }, segment: { start: 1, end: 4.2, text: ` Bonjour à tous. ${hostile}` } } },
-      { error: { message: 'Le module de transcription a redémarré : veuillez réessayer.', type: 'server_error', code: 'speech_unavailable' } },
+      { error: { message: 'the transcription worker restarted', type: 'server_error', code: 'speech_unavailable' } },
     ),
   }));
   let minutesBody = null;
@@ -330,7 +330,7 @@ test('served by the test: a stream cut by an error, hostile text, the retry; a b
         { type: 'minutes.progress', stage: 'notes', done: 1, total: 1 },
         { type: 'minutes.section', key: 'subject', title: 'Objet', text: `Essai ${hostile}` },
         { type: 'minutes.section', key: 'decisions', title: 'Décisions', text: '- **Aucune** décision' },
-        { type: 'minutes.done', minutes: `## Objet\n\nEssai ${hostile}\n\n## Décisions\n\n- **Aucune** décision`, civia: { ai_generated: true, model: 'test', warnings: [{ code: 'personal_data', kinds: ['phone'], message: 'Le texte contient des données personnelles (numéro de téléphone).' }] } },
+        { type: 'minutes.done', minutes: `## Objet\n\nEssai ${hostile}\n\n## Décisions\n\n- **Aucune** décision`, civia: { ai_generated: true, model: 'test', warnings: [{ code: 'personal_data', kinds: ['phone'], message: 'personal data in the request (phone)' }] } },
         '[DONE]',
       ),
     });
@@ -350,7 +350,7 @@ test('served by the test: a stream cut by an error, hostile text, the retry; a b
   assert.match(form, /name="file"; filename="essai\.ogg"/);
 
   const { transcript, minutes } = columns();
-  await page.locator('main > [role="alert"]', { hasText: 'Le module de transcription a redémarré : veuillez réessayer.' }).waitFor();
+  await page.locator('main > [role="alert"]', { hasText: 'La transcription n\'est pas disponible pour le moment.' }).waitFor();
   // What came before the error stays, as text.
   assert.match(await transcript.locator('.sortie').textContent(), /Bonjour à tous\. <img src=x onerror=/);
   assert.equal(await transcript.locator('.sortie img, .sortie b').count(), 0);
@@ -364,7 +364,7 @@ test('served by the test: a stream cut by an error, hostile text, the retry; a b
   assert.deepEqual(await minutes.locator('.sortie h3').allTextContents(), ['Objet', 'Décisions']);
   assert.equal(await minutes.locator('.sortie img, .sortie b').count(), 0);
   assert.equal(await minutes.locator('.sortie strong').textContent(), 'Aucune');
-  await minutes.locator('[role="alert"] .alerte-donnees', { hasText: 'Le texte contient des données personnelles' }).waitFor();
+  await minutes.locator('[role="alert"] .alerte-donnees', { hasText: 'Données personnelles détectées dans la demande (numéro de téléphone)' }).waitFor();
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
   await checkAxe(page, 'reunion-reprise', axeResults);
   await page.unroute('**/v1/audio/transcriptions');

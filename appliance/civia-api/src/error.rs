@@ -53,6 +53,9 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub param: Option<String>,
+    /// Civia's extension: `{"reason", …values}` where a code covers several cases or the
+    /// agent's French sentence needs a number (docs/errors.md).
+    pub details: Option<Box<serde_json::Value>>,
     pub retry_after_secs: Option<u64>,
 }
 
@@ -69,6 +72,7 @@ impl ApiError {
             code,
             message: message.into(),
             param: None,
+            details: None,
             retry_after_secs: None,
         }
     }
@@ -96,6 +100,12 @@ impl ApiError {
         self
     }
 
+    /// Adds the `details` object (see docs/errors.md).
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(Box::new(details));
+        self
+    }
+
     pub fn unsupported(param: &str, message: impl Into<String>) -> Self {
         let mut e = Self::of(Class::Invalid, "unsupported_parameter", message);
         e.param = Some(param.to_string());
@@ -116,14 +126,18 @@ impl ApiError {
 
     /// The JSON body, also used as an SSE `data:` line.
     pub fn body(&self) -> serde_json::Value {
-        json!({
+        let mut body = json!({
             "error": {
                 "message": self.message,
                 "type": self.kind,
                 "param": self.param,
                 "code": self.code,
             }
-        })
+        });
+        if let Some(d) = &self.details {
+            body["error"]["details"] = (**d).clone();
+        }
+        body
     }
 }
 
@@ -174,45 +188,46 @@ impl From<civia_supervisor::SpeechError> for ApiError {
         match e {
             S::Unavailable(why) => unavailable(
                 "speech_unavailable",
-                format!("La transcription n'est pas disponible pour le moment ({why}). Réessayez dans un instant."),
+                format!("transcription is unavailable for now ({why})"),
                 5,
             ),
             S::Busy(n) => unavailable(
                 "speech_busy",
-                format!("Le service de transcription est occupé ({n} enregistrement(s) en attente). Réessayez plus tard."),
+                format!("the transcription service is busy ({n} recordings waiting)"),
                 30,
-            ),
+            )
+            .with_details(serde_json::json!({"reason": "busy", "waiting": n})),
             S::WorkerCrashed(why) => Self::of(
                 Class::Internal,
                 "speech_failed",
                 format!(
-                    "Le service de transcription s'est arrêté pendant le traitement ({why}) ; il \
-                     redémarre. Si cela se reproduit avec ce fichier, il est sans doute endommagé."
+                    "the transcription service stopped during the work ({why}) and restarts; \
+                     if this happens again with this file, it is probably damaged"
                 ),
             ),
             S::Job { kind, message } => match kind {
                 F::Unsupported => bad(
                     "audio_unsupported",
                     format!(
-                        "Format audio non pris en charge ({message}). Formats acceptés : WAV, \
-                         MP3, OGG (Vorbis ou Opus), FLAC, M4A/AAC."
+                        "unsupported audio format ({message}); accepted: WAV, MP3, OGG (Vorbis \
+                         or Opus), FLAC, M4A/AAC"
                     ),
                 ),
                 F::Corrupt => bad(
                     "audio_corrupt",
-                    format!("Le fichier audio est endommagé ou illisible ({message})."),
+                    format!("the audio file is damaged or unreadable ({message})"),
                 ),
-                F::Empty => bad("audio_empty", "Le fichier ne contient aucun son.".into()),
+                F::Empty => bad("audio_empty", "the file holds no sound".into()),
                 F::TooLong => bad(
                     "audio_too_long",
-                    format!("L'enregistrement est trop long : {message}."),
+                    format!("the recording is too long: {message}"),
                 ),
                 F::InvalidRequest => bad("invalid_value", message),
                 F::Cancelled => unavailable("speech_cancelled", message, 1),
                 F::Internal => Self::of(
                     Class::Internal,
                     "speech_failed",
-                    format!("La transcription a échoué : {message}"),
+                    format!("the transcription failed: {message}"),
                 ),
             },
         }
@@ -307,33 +322,40 @@ impl From<civia_auth::AuthError> for ApiError {
     }
 }
 
-/// The knowledge service's refusals: its French message, the class and a stable code.
+/// The knowledge service's refusals: the class, a stable code, the English message and,
+/// where the code alone does not say enough, the details.
 impl From<civia_knowledge::KnowledgeError> for ApiError {
     fn from(e: civia_knowledge::KnowledgeError) -> Self {
         use civia_knowledge::KnowledgeError as K;
-        let french = e.french();
-        match e {
-            K::CollectionNotFound(_) => Self::of(Class::NotFound, "collection_not_found", french),
-            K::DocumentNotFound(_) => Self::of(Class::NotFound, "document_not_found", french),
-            K::Forbidden(_) => Self::of(Class::Forbidden, "permission_denied", french),
-            K::Invalid(_) => Self::of(Class::Invalid, "invalid_value", french),
-            K::Duplicate(_) => Self::of(Class::Conflict, "duplicate_document", french),
+        let (message, details) = (e.to_string(), e.details());
+        let mut err = match e {
+            K::CollectionNotFound(_) => Self::of(Class::NotFound, "collection_not_found", message),
+            K::DocumentNotFound(_) => Self::of(Class::NotFound, "document_not_found", message),
+            K::Forbidden(_) => Self::of(Class::Forbidden, "permission_denied", message),
+            K::Invalid { .. } => Self::of(Class::Invalid, "invalid_value", message),
+            K::Duplicate(_) => Self::of(Class::Conflict, "duplicate_document", message),
             K::QueueFull(_) => {
-                let mut e = Self::of(Class::Unavailable, "knowledge_busy", french);
+                let mut e = Self::of(Class::Unavailable, "knowledge_busy", message);
                 e.retry_after_secs = Some(30);
                 e
             }
             K::EmbeddingUnavailable(why) => {
                 log::warn!("knowledge: embeddings unavailable: {why}");
-                let mut e = Self::of(Class::Unavailable, "embedding_unavailable", french);
+                let mut e = Self::of(
+                    Class::Unavailable,
+                    "embedding_unavailable",
+                    "the embedding model is not loaded: search by meaning is unavailable",
+                );
                 e.retry_after_secs = Some(10);
                 e
             }
             other => {
                 log::error!("knowledge: {other}");
-                Self::internal(french)
+                Self::internal("internal error of the knowledge service (details in the journal)")
             }
-        }
+        };
+        err.details = details.map(Box::new);
+        err
     }
 }
 

@@ -40,7 +40,7 @@ pub(crate) fn leak_warning(marking: &mut Value) {
     add_warning(
         marking,
         "system_prompt_leak",
-        "La réponse a été interrompue car elle reprenait les consignes internes de l'assistant.",
+        "the answer was stopped: it repeated the assistant's internal instructions",
     );
 }
 
@@ -103,7 +103,7 @@ pub(crate) fn not_kept(marking: &mut Value) {
     add_warning(
         marking,
         "history_not_saved",
-        "La réponse n'a pas pu être enregistrée dans votre historique.",
+        "the answer could not be saved in the history",
     );
 }
 
@@ -123,13 +123,13 @@ pub(crate) fn civia_marking(
         v["conversation_id"] = json!(id);
     }
     if !pii.is_empty() {
-        let names: Vec<&str> = pii.iter().map(|k| k.french()).collect();
+        let names: Vec<&str> = pii.iter().map(|k| k.name()).collect();
         v["warnings"] = json!([{
             "code": "personal_data",
             "kinds": pii,
             "message": format!(
-                "Données personnelles détectées dans la demande ({}) : vérifiez qu'elles sont \
-                 nécessaires et relisez la réponse avant tout envoi.",
+                "personal data found in the request ({}): check that it is needed and reread \
+                 the answer before sending it",
                 names.join(", ")
             ),
         }]);

@@ -20,7 +20,7 @@ pub(crate) async fn viewer(st: &ApiState, ext: &Extensions) -> Result<Viewer, Ap
         return Err(ApiError::of(
             Class::Forbidden,
             "user_required",
-            "La base documentaire se consulte avec un compte utilisateur.",
+            "the knowledge base is read with a user account",
         ));
     };
     let id = user.id;
@@ -127,8 +127,7 @@ impl SearchArgs {
         if self.web_search {
             return Err(bad(
                 "web_search",
-                "La recherche sur Internet n'existe pas sur ce boîtier (aucune donnée ne sort)."
-                    .into(),
+                "there is no web search on this box: no data leaves it".into(),
             ));
         }
         if !(1..=100).contains(&self.k) {

@@ -64,7 +64,7 @@ impl ApiState {
             ApiError::of(
                 Class::Unavailable,
                 "knowledge_unavailable",
-                "La base documentaire n'est pas activée sur ce boîtier.",
+                "the knowledge base is not enabled on this box",
             )
         })
     }

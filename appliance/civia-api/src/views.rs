@@ -56,6 +56,7 @@ pub fn document_json(d: &Document) -> Value {
         "chunks": d.chunks,
         "status": d.status,
         "error": d.error,
+        "error_details": d.error_details,
         "format": d.format,
         "pages": d.pages,
         "ocr_pages": d.ocr_pages,

@@ -95,11 +95,11 @@ impl AudioStream {
                 &MetadataOptions::default(),
             )
             .map_err(|e| match e {
-                SymError::Unsupported(_) => unsupported("format audio non reconnu"),
-                SymError::IoError(_) => AudioError::Corrupt("fichier tronqué".into()),
+                SymError::Unsupported(_) => unsupported("unknown audio format"),
+                SymError::IoError(_) => AudioError::Corrupt("truncated file".into()),
                 other => {
                     log::debug!("probe failed: {other}");
-                    AudioError::Corrupt("en-tête illisible".into())
+                    AudioError::Corrupt("unreadable header".into())
                 }
             })?;
         let reader = probed.format;
@@ -107,19 +107,19 @@ impl AudioStream {
             .tracks()
             .iter()
             .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-            .ok_or_else(|| unsupported("aucune piste audio"))?;
+            .ok_or_else(|| unsupported("no audio track"))?;
         let params = &track.codec_params;
         let codec = codecs()
             .get_codec(params.codec)
             .map(|d| d.short_name.to_string())
-            .ok_or_else(|| unsupported("codec audio non pris en charge"))?;
+            .ok_or_else(|| unsupported("unsupported audio codec"))?;
         let sample_rate = params
             .sample_rate
             .filter(|r| (1_000..=384_000).contains(r))
-            .ok_or_else(|| AudioError::Corrupt("fréquence d'échantillonnage invalide".into()))?;
+            .ok_or_else(|| AudioError::Corrupt("invalid sample rate".into()))?;
         let channels = params.channels.map(|c| c.count() as u32).unwrap_or(1);
         if !(1..=32).contains(&channels) {
-            return Err(AudioError::Corrupt("nombre de canaux invalide".into()));
+            return Err(AudioError::Corrupt("invalid channel count".into()));
         }
         let duration_secs = params
             .n_frames
@@ -129,14 +129,14 @@ impl AudioStream {
             .make(params, &DecoderOptions::default())
             .map_err(|e| {
                 log::debug!("decoder for {codec} refused the stream: {e}");
-                unsupported(format!("variante du codec {codec} non prise en charge"))
+                unsupported(format!("unsupported variant of the {codec} codec"))
             })?;
         let track_id = track.id;
         let container = hint
             .and_then(|n| Path::new(n).extension())
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
-            .unwrap_or_else(|| "inconnu".into());
+            .unwrap_or_else(|| "unknown".into());
         Ok(Self {
             reader,
             decoder,
@@ -198,7 +198,7 @@ impl AudioStream {
                 }
                 Err(e) => {
                     log::debug!("decoding stopped: {e}");
-                    return Err(AudioError::Corrupt("données audio illisibles".into()));
+                    return Err(AudioError::Corrupt("unreadable audio data".into()));
                 }
             };
             let spec = *decoded.spec();
@@ -207,7 +207,7 @@ impl AudioStream {
                 continue;
             }
             if decoded.capacity() as u64 > MAX_PACKET_FRAMES {
-                return Err(AudioError::Corrupt("paquet audio démesuré".into()));
+                return Err(AudioError::Corrupt("oversized audio packet".into()));
             }
             let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
             buf.copy_interleaved_ref(decoded);
@@ -234,7 +234,7 @@ impl AudioStream {
         log::debug!("skipping a damaged packet: {e}");
         if self.bad_packets > MAX_BAD_PACKETS {
             return Err(AudioError::Corrupt(format!(
-                "plus de {MAX_BAD_PACKETS} paquets audio illisibles"
+                "more than {MAX_BAD_PACKETS} unreadable audio packets"
             )));
         }
         Ok(())
@@ -268,7 +268,7 @@ fn check_mp4<R: Read + Seek>(r: &mut R) -> Result<(), AudioError> {
 /// impossible headers) into a clear error.
 fn guarded<T>(f: impl FnOnce() -> Result<T, AudioError>) -> Result<T, AudioError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(AudioError::Corrupt("en-tête ou données incohérents".into())))
+        .unwrap_or_else(|_| Err(AudioError::Corrupt("inconsistent header or data".into())))
 }
 
 /// Samples per second of what [`AudioStream`] yields.

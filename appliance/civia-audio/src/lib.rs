@@ -17,15 +17,15 @@ pub mod window;
 
 pub use decode::{AudioFormat, AudioStream, RATE};
 
-/// Why a recording cannot be decoded (messages in French: they reach the agent).
+/// Why a recording cannot be decoded (English messages; the API gives the agents' UI a code).
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
-    #[error("format non pris en charge : {0}")]
+    #[error("unsupported format: {0}")]
     Unsupported(String),
-    #[error("fichier audio endommagé : {0}")]
+    #[error("damaged audio file: {0}")]
     Corrupt(String),
-    #[error("le fichier ne contient aucun son")]
+    #[error("the file holds no sound")]
     Empty,
-    #[error("lecture du fichier impossible : {0}")]
+    #[error("the file cannot be read: {0}")]
     Io(String),
 }

@@ -46,7 +46,7 @@ fn walk<R: Read + Seek>(
     while pos + 8 <= end {
         *walked += 1;
         if *walked > MAX_BOXES {
-            return Err("trop de boîtes MP4".into());
+            return Err("too many MP4 boxes".into());
         }
         r.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
         let mut head = [0u8; 8];
@@ -98,7 +98,7 @@ fn table<R: Read + Seek>(r: &mut R, kind: &[u8; 4], body: u64, len: u64) -> Resu
     if entry.is_none() && !matches!(kind, b"stsz" | b"elst" | b"trun" | b"sbgp") {
         return Ok(());
     }
-    let bad = |what: &str| Err(format!("table MP4 « {what} » incohérente"));
+    let bad = |what: &str| Err(format!("inconsistent MP4 table {what:?}"));
     let name = String::from_utf8_lossy(kind).into_owned();
     if len < 16 && kind == b"sbgp" || len < 8 {
         return bad(&name);

@@ -1,4 +1,5 @@
-//! Typed errors, with an English `Display` for logs and a French message for the agents' UI.
+//! Typed errors: an English `Display`, and the API code and `details` the agents' UI words in
+//! French (docs/errors.md).
 
 use crate::Format;
 
@@ -49,18 +50,12 @@ impl std::fmt::Display for Hazard {
 }
 
 impl Hazard {
-    fn french(&self) -> String {
+    /// The stable word for this hazard in [`Error::details`].
+    fn reason(&self) -> &'static str {
         match self {
-            Hazard::EntryTooLarge { .. } => {
-                "son contenu décompressé est anormalement volumineux (bombe de décompression ?)"
-                    .to_owned()
-            }
-            Hazard::TooManyEntries { count, max } => {
-                format!("l'archive contient {count} éléments, au-delà de la limite de {max}")
-            }
-            Hazard::Doctype { .. } => {
-                "il contient une déclaration DOCTYPE (entités XML), refusée par sécurité".to_owned()
-            }
+            Hazard::EntryTooLarge { .. } => "entry_too_large",
+            Hazard::TooManyEntries { .. } => "too_many_entries",
+            Hazard::Doctype { .. } => "doctype",
         }
     }
 }
@@ -200,10 +195,10 @@ pub enum Error {
     Reported {
         /// The refusal's kind.
         kind: ErrorKind,
-        /// The English message, for the logs.
+        /// The English message.
         message: String,
-        /// The French message, for the agents' UI.
-        french: String,
+        /// The refusal's [`Error::details`].
+        details: serde_json::Value,
     },
 }
 
@@ -246,93 +241,87 @@ impl Error {
 }
 
 impl Error {
-    /// A clear French message for the agents' UI.
-    pub fn french(&self) -> String {
+    /// The API's stable error `code` for this error (docs/errors.md).
+    pub fn code(&self) -> &'static str {
+        match self.kind() {
+            ErrorKind::TooLarge => "request_too_large",
+            ErrorKind::Encrypted => "document_encrypted",
+            ErrorKind::NoText => "document_without_text",
+            ErrorKind::Unsupported => "document_unsupported",
+            ErrorKind::Invalid => "document_invalid",
+            ErrorKind::Exhausted => "document_too_complex",
+            ErrorKind::InvalidDraft => "invalid_value",
+            ErrorKind::Internal => "internal_error",
+        }
+    }
+
+    /// `{"reason", …values}`: what the agents' UI needs to word this error in French
+    /// (docs/errors.md); the English [`Display`](std::fmt::Display) is for developers and logs.
+    pub fn details(&self) -> serde_json::Value {
+        use serde_json::json;
         match self {
-            Error::Empty => "Le fichier est vide.".to_owned(),
-            Error::TooLarge { bytes, max } => format!(
-                "Le fichier est trop volumineux ({} Mo) : la taille maximale acceptée est de {} Mo.",
-                megabytes(*bytes),
-                megabytes(*max)
-            ),
-            Error::Unsupported { .. } => "Format de fichier non pris en charge. Formats acceptés : \
-                 PDF, DOCX (Word), ODT (LibreOffice), texte (TXT, Markdown), HTML et images \
-                 numérisées (PNG, JPEG, TIFF). Enregistrez le document dans l'un de ces formats \
-                 puis réessayez."
-                .to_owned(),
-            Error::FormatMismatch { declared, detected } => format!(
-                "Le fichier porte l'extension ou le type {declared} mais son contenu est au format \
-                 {detected} : renommez-le correctement puis réessayez."
-            ),
-            Error::Corrupt { format, .. } => format!(
-                "Le fichier {format} est endommagé ou illisible : impossible d'en lire le texte."
-            ),
-            Error::Encrypted { format } => format!(
-                "Le fichier {format} est protégé par un mot de passe (chiffré) : impossible d'en \
-                 lire le texte. Retirez la protection puis réessayez."
-            ),
-            Error::NoText => "Ce PDF ne contient pas de texte (document scanné ?) : seule la base \
-                 documentaire en lit le texte, par reconnaissance de caractères (OCR). Déposez-le \
-                 dans une collection de la base documentaire."
-                .to_owned(),
-            Error::NeedsOcr { format } => format!(
-                "Ce fichier {format} est une image numérisée : seule la base documentaire en lit \
-                 le texte, par reconnaissance de caractères (OCR). Déposez-le dans une \
-                 collection de la base documentaire."
-            ),
+            Error::Empty => json!({"reason": "empty"}),
+            Error::TooLarge { bytes, max } => {
+                json!({"reason": "too_large", "bytes": bytes, "max_bytes": max})
+            }
+            Error::Unsupported { detected } => {
+                json!({"reason": "unsupported", "detected": detected})
+            }
+            Error::FormatMismatch { declared, detected } => json!({
+                "reason": "format_mismatch",
+                "declared": declared.to_string(),
+                "detected": detected.to_string(),
+            }),
+            Error::Corrupt { format, .. } => {
+                json!({"reason": "corrupt", "format": format.to_string()})
+            }
+            Error::Encrypted { format } => {
+                json!({"reason": "encrypted", "format": format.to_string()})
+            }
+            Error::NoText => json!({"reason": "no_text"}),
+            Error::NeedsOcr { format } => {
+                json!({"reason": "needs_ocr", "format": format.to_string()})
+            }
             Error::ImageTooLarge {
                 width,
                 height,
                 max_pixels,
-            } => format!(
-                "L'image fait {width} × {height} pixels, au-delà des {} millions de pixels que \
-                 la reconnaissance de texte (OCR) accepte : numérisez-la à une résolution plus \
-                 basse (300 dpi suffisent) puis réessayez.",
-                max_pixels / 1_000_000
-            ),
-            Error::TooManyPages { pages, max } => format!(
-                "L'image contient {pages} pages, au-delà des {max} pages que la reconnaissance \
-                 de texte (OCR) accepte en une fois : découpez-la puis réessayez."
-            ),
-            Error::OcrUnavailable { .. } => "La reconnaissance de texte (OCR) n'est pas installée \
-                 sur ce boîtier : les documents numérisés ne peuvent pas être lus. Prévenez \
-                 l'administrateur du boîtier."
-                .to_owned(),
-            Error::OcrFailed { page, .. } => format!(
-                "La reconnaissance de texte (OCR){} a dépassé les limites du boîtier (temps ou \
-                 mémoire) ou a échoué : la numérisation est peut-être trop grande ou \
-                 endommagée. Numérisez le document à nouveau (300 dpi) puis réessayez.",
-                page.map(|p| format!(" de la page {p}")).unwrap_or_default()
-            ),
-            Error::OcrNoText { format } => format!(
-                "Aucun texte n'a pu être lu dans ce fichier {format}, même par reconnaissance de \
-                 caractères (OCR) : la numérisation est peut-être blanche ou de trop mauvaise \
-                 qualité."
-            ),
-            Error::Hostile { format, hazard } => format!(
-                "Le fichier {format} a été refusé par mesure de sécurité : {}.",
-                hazard.french()
-            ),
-            Error::InvalidDraft { field, .. } => format!(
-                "Le brouillon ne peut pas être exporté : le champ « {field} » est invalide."
-            ),
-            Error::Export { format, .. } => {
-                format!("L'export au format {format} a échoué. Réessayez ou copiez le texte.")
+            } => json!({
+                "reason": "image_too_large",
+                "width": width,
+                "height": height,
+                "max_pixels": max_pixels,
+            }),
+            Error::TooManyPages { pages, max } => {
+                json!({"reason": "too_many_pages", "pages": pages, "max_pages": max})
             }
-            Error::Exhausted { .. } => "La lecture de ce fichier a dépassé les limites du \
-                 boîtier (temps ou mémoire) : il est anormalement complexe. Enregistrez-le à \
-                 nouveau (par exemple en PDF) ou découpez-le, puis réessayez."
-                .to_owned(),
-            Error::Extractor { .. } => {
-                "La lecture des documents est indisponible sur le boîtier. Réessayez plus tard."
-                    .to_owned()
+            Error::OcrUnavailable { .. } => json!({"reason": "ocr_unavailable"}),
+            Error::OcrFailed { page, .. } => match page {
+                Some(p) => json!({"reason": "ocr_failed", "page": p}),
+                None => json!({"reason": "ocr_failed"}),
+            },
+            Error::OcrNoText { format } => {
+                json!({"reason": "ocr_no_text", "format": format.to_string()})
             }
-            Error::Reported { french, .. } => french.clone(),
+            Error::Hostile { format, hazard } => {
+                let mut d = json!({
+                    "reason": "hostile",
+                    "format": format.to_string(),
+                    "hazard": hazard.reason(),
+                });
+                if let Hazard::TooManyEntries { count, max } = hazard {
+                    d["count"] = json!(count);
+                    d["max"] = json!(max);
+                }
+                d
+            }
+            Error::InvalidDraft { field, .. } => {
+                json!({"reason": "invalid_draft", "field": field})
+            }
+            Error::Export { format, .. } => json!({"reason": "export_failed", "format": format}),
+            Error::Exhausted { .. } => json!({"reason": "exhausted"}),
+            Error::Extractor { .. } => json!({"reason": "extractor_failed"}),
+            Error::Reported { details, .. } => details.clone(),
         }
     }
-}
-
-/// Megabytes (MiB) rounded up, for messages.
-fn megabytes(bytes: usize) -> usize {
-    bytes.div_ceil(1024 * 1024)
 }

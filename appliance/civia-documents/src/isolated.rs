@@ -61,8 +61,30 @@ pub enum Reply {
     Refused {
         kind: ErrorKind,
         message: String,
-        french: String,
+        details: serde_json::Value,
     },
+}
+
+/// Whether a refusal's `details` from the child have the shape of [`Error::details`]: an
+/// object of at most 8 scalars, a `reason` word among them, short strings. The child reads
+/// hostile documents: what it says reaches the API's answer only in that shape.
+fn plausible_details(d: &serde_json::Value) -> bool {
+    let Some(map) = d.as_object() else {
+        return false;
+    };
+    let word = |s: &str| {
+        !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    };
+    map.len() <= 8
+        && map.get("reason").and_then(|r| r.as_str()).is_some_and(word)
+        && map.iter().all(|(k, v)| {
+            word(k)
+                && match v {
+                    serde_json::Value::String(s) => s.chars().count() <= 64,
+                    serde_json::Value::Number(_) => true,
+                    _ => false,
+                }
+        })
 }
 
 fn failed(reason: impl Into<String>) -> Error {
@@ -166,12 +188,16 @@ fn ask(
         Ok(Reply::Refused {
             kind,
             message,
-            french,
-        }) => Err(Error::Reported {
+            details,
+        }) if plausible_details(&details) => Err(Error::Reported {
             kind,
             message,
-            french,
+            details,
         }),
+        Ok(Reply::Refused { details, .. }) => Err(failed(format!(
+            "the child's refusal has malformed details: {}",
+            details.to_string().chars().take(200).collect::<String>()
+        ))),
         Ok(reply) => Ok(reply),
         Err(e) => Err(failed(format!("unreadable answer from the child: {e}"))),
     }
@@ -188,7 +214,7 @@ pub fn child_main() -> i32 {
     let refused = |e: Error| Reply::Refused {
         kind: e.kind(),
         message: e.to_string(),
-        french: e.french(),
+        details: e.details(),
     };
     let reply = match parse(&input) {
         Ok((request, document)) => {
@@ -255,9 +281,42 @@ mod tests {
     }
 
     #[test]
+    fn a_compromised_childs_refusal_reaches_the_api_only_in_the_details_shape() {
+        let refusal = |details: &str| {
+            format!(
+                r#"cat >/dev/null; printf '%s' '{{"refused":{{"kind":"invalid","message":"m","details":{details}}}}}'"#
+            )
+        };
+        for bad in [
+            r#""text""#,
+            r#"{"reason":"<script>"}"#,
+            r#"{"no_reason":1}"#,
+            r#"{"reason":"corrupt","format":{"nested":1}}"#,
+            r#"{"reason":"corrupt","a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8}"#,
+        ] {
+            let r = extract(&sandbox(&refusal(bad)), b"x", None, &Limits::default());
+            assert!(matches!(r, Err(Error::Extractor { .. })), "{bad}: {r:?}");
+        }
+        let long = format!(r#"{{"reason":"corrupt","format":"{}"}}"#, "P".repeat(65));
+        let r = extract(&sandbox(&refusal(&long)), b"x", None, &Limits::default());
+        assert!(matches!(r, Err(Error::Extractor { .. })), "{r:?}");
+        let good = r#"{"reason":"encrypted","format":"PDF"}"#;
+        match extract(&sandbox(&refusal(good)), b"x", None, &Limits::default()) {
+            Err(e @ Error::Reported { .. }) => {
+                assert_eq!(
+                    e.details(),
+                    serde_json::json!({"reason": "encrypted", "format": "PDF"})
+                );
+                assert_eq!(e.code(), "document_invalid");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn the_child_runs_under_the_limits_with_an_empty_environment() {
         // The shell reports its limits and environment as a refusal the parent decodes.
-        let script = r#"cat >/dev/null; printf '{"refused":{"kind":"invalid","message":"%s %s %s %s","french":"x"}}' "$(ulimit -v)" "$(ulimit -f)" "$(env | grep -c .)" "$(grep -c 'NoNewPrivs:.1' /proc/$$/status)""#;
+        let script = r#"cat >/dev/null; printf '{"refused":{"kind":"invalid","message":"%s %s %s %s","details":{"reason":"corrupt"}}}' "$(ulimit -v)" "$(ulimit -f)" "$(env | grep -c .)" "$(grep -c 'NoNewPrivs:.1' /proc/$$/status)""#;
         std::env::set_var("CIVIA_SECRET_FOR_TEST", "leak");
         match extract(&sandbox(script), b"x", None, &Limits::default()) {
             Err(Error::Reported { message, .. }) => {
@@ -277,7 +336,7 @@ mod tests {
         // The background sleep holds stdout open; without the group kill after the child's
         // exit, reading the answer would wait for it.
         let t0 = Instant::now();
-        let script = r#"cat >/dev/null; sleep 30 & printf '{"refused":{"kind":"invalid","message":"m","french":"f"}}'"#;
+        let script = r#"cat >/dev/null; sleep 30 & printf '{"refused":{"kind":"invalid","message":"m","details":{"reason":"corrupt"}}}'"#;
         let r = extract(&sandbox(script), b"x", None, &Limits::default());
         assert!(matches!(r, Err(Error::Reported { .. })), "{r:?}");
         assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());

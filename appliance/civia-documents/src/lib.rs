@@ -16,7 +16,8 @@
 //! output characters) and [`Ocr`] (pixels, pages, time and memory of each OCR program); XML
 //! with a DOCTYPE is refused outright (HTML's DOCTYPE is harmless and ignored); PDF parsing
 //! runs under `catch_unwind` so that a parser panic becomes [`Error::Corrupt`]. Every error
-//! has an English `Display` for the logs and [`Error::french`] for the agents' UI.
+//! has an English `Display`, the API's [`Error::code`] and [`Error::details`], from which the
+//! web app words it in French (docs/errors.md); this crate holds no sentence for the agents.
 //!
 //! Runs programs: [`isolated`] runs one extraction in a child process under resource limits
 //! (wall clock, address space, CPU time, no files): the parsers are large and fed hostile

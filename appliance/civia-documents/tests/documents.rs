@@ -15,7 +15,7 @@ use zip::{CompressionMethod, ZipArchive, ZipWriter};
 fn ok(bytes: &[u8], hint: Option<&str>) -> Extracted {
     match extract(bytes, hint, &Limits::default()) {
         Ok(e) => e,
-        Err(e) => panic!("extraction failed: {e} / {}", e.french()),
+        Err(e) => panic!("extraction failed: {e} / {}", e.details()),
     }
 }
 
@@ -24,7 +24,9 @@ fn err(bytes: &[u8], hint: Option<&str>, limits: &Limits) -> Error {
         Ok(e) => panic!("expected an error, got {e:?}"),
         Err(e) => {
             assert!(!e.to_string().is_empty());
-            assert!(!e.french().is_empty());
+            assert!(e.details()["reason"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty()));
             e
         }
     }
@@ -187,7 +189,7 @@ fn text_export_and_draft_validation() {
                 ..
             }
         ));
-        assert!(e.french().contains("generated_at"));
+        assert_eq!(e.details()["field"], "generated_at");
     }
     // Control characters that XML cannot carry are dropped, not turned into broken files.
     let odd = Draft {
@@ -288,10 +290,8 @@ fn pdf_page_limit_truncates() {
 fn pdf_without_text_is_no_text() {
     let e = err(&pdf_with(&[&[]], &[], b""), None, &Limits::default());
     assert!(matches!(e, Error::NoText), "{e:?}");
-    assert_eq!(
-        e.french(),
-        "Ce PDF ne contient pas de texte (document scanné ?) : seule la base documentaire en lit le texte, par reconnaissance de caractères (OCR). Déposez-le dans une collection de la base documentaire."
-    );
+    assert_eq!(e.details(), serde_json::json!({"reason": "no_text"}));
+    assert_eq!(e.code(), "document_without_text");
 }
 
 #[test]
@@ -333,7 +333,10 @@ fn damaged_pdfs_are_corrupt() {
         ),
         "{e:?}"
     );
-    assert!(e.french().contains("endommagé"));
+    assert_eq!(
+        e.details(),
+        serde_json::json!({"reason": "corrupt", "format": "PDF"})
+    );
 }
 
 #[test]
@@ -364,7 +367,11 @@ fn encrypted_pdf_is_encrypted() {
         ),
         "{e:?}"
     );
-    assert!(e.french().contains("mot de passe"));
+    assert_eq!(
+        e.details(),
+        serde_json::json!({"reason": "encrypted", "format": "PDF"})
+    );
+    assert_eq!(e.code(), "document_encrypted");
 }
 
 #[test]
@@ -449,7 +456,10 @@ fn simple_refusals() {
         ),
         "{e:?}"
     );
-    assert!(e.french().contains("PDF") && e.french().contains("DOCX"));
+    assert_eq!(
+        e.details(),
+        serde_json::json!({"reason": "format_mismatch", "declared": "PDF", "detected": "DOCX"})
+    );
     let e = err(&sample_pdf(), Some("rapport.odt"), &limits);
     assert!(matches!(
         e,
@@ -467,9 +477,10 @@ fn simple_refusals() {
     let random: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
     let e = err(&random, None, &limits);
     assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+    assert_eq!(e.details()["reason"], "unsupported");
     assert!(e
-        .french()
-        .contains("PDF, DOCX (Word), ODT (LibreOffice), texte (TXT, Markdown), HTML et images"));
+        .to_string()
+        .contains("accepted formats: PDF, DOCX, ODT, TXT, Markdown, HTML, PNG, JPEG, TIFF"));
     let e = err(&random, Some("scan.pdf"), &limits);
     assert!(
         matches!(
@@ -537,7 +548,10 @@ fn doctype_and_entities_are_refused() {
         ),
         "{e:?}"
     );
-    assert!(e.french().contains("sécurité"));
+    assert_eq!(
+        e.details(),
+        serde_json::json!({"reason": "hostile", "format": "DOCX", "hazard": "doctype"})
+    );
     let external = r#"<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>&x;</w:t></w:r></w:p></w:body></w:document>"#;
     assert!(matches!(
         err(&docx_with_document_xml(external), None, &Limits::default()),
@@ -601,7 +615,7 @@ fn zip_bomb_declared_size_is_refused() {
         ),
         "{e:?}"
     );
-    assert!(e.french().contains("bombe"));
+    assert_eq!(e.details()["hazard"], "entry_too_large");
 }
 
 #[test]
@@ -713,7 +727,7 @@ fn mutation_fuzz_never_panics() {
             let r = extract(&m, None, &limits);
             outcomes[usize::from(r.is_ok())] += 1;
             if let Err(e) = r {
-                assert!(!e.french().is_empty());
+                assert!(e.details()["reason"].is_string(), "{e:?}");
             }
         }
     }
@@ -731,7 +745,7 @@ fn chunks_cover_extracted_text() {
 }
 
 #[test]
-fn every_error_has_french_text() {
+fn every_error_has_english_text_a_code_and_details() {
     let errors = [
         Error::Empty,
         Error::TooLarge {
@@ -765,17 +779,20 @@ fn every_error_has_french_text() {
         },
     ];
     for e in errors {
-        let fr = e.french();
-        assert!(fr.ends_with('.'), "{fr}");
-        assert_ne!(fr, e.to_string());
+        let en = e.to_string();
+        assert!(en.is_ascii() || en.contains('×'), "English: {en}");
+        assert!(!e.code().is_empty());
+        let d = e.details();
+        let reason = d["reason"].as_str().unwrap_or_default();
+        assert!(!reason.is_empty() && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
     }
     assert_eq!(
         Error::TooLarge {
             bytes: 50 * 1024 * 1024,
             max: 20 * 1024 * 1024
         }
-        .french(),
-        "Le fichier est trop volumineux (50 Mo) : la taille maximale acceptée est de 20 Mo."
+        .details(),
+        serde_json::json!({"reason": "too_large", "bytes": 52428800, "max_bytes": 20971520})
     );
 }
 

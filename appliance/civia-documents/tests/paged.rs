@@ -10,7 +10,7 @@ use support::{docx_with_body, odt_with_body, pdf_with};
 fn paged(bytes: &[u8], hint: Option<&str>) -> Paged {
     match extract_paged(bytes, hint, &Limits::default()) {
         Ok(p) => p,
-        Err(e) => panic!("extraction failed: {e} / {}", e.french()),
+        Err(e) => panic!("extraction failed: {e} / {}", e.details()),
     }
 }
 
@@ -326,7 +326,10 @@ fn images_need_ocr() {
             matches!(e, Error::NeedsOcr { format: f } if f == format),
             "{e:?}"
         );
-        assert!(e.french().contains("base documentaire"), "{}", e.french());
+        assert_eq!(
+            e.details(),
+            serde_json::json!({"reason": "needs_ocr", "format": format.to_string()})
+        );
         let e = extract_paged(&bytes, None, &Limits::default()).unwrap_err();
         assert!(matches!(e, Error::NeedsOcr { .. }), "{e:?}");
     }
@@ -373,7 +376,10 @@ fn damaged_images_are_corrupt() {
             matches!(&e, Error::Corrupt { format: f, .. } if *f == format),
             "{format}: {e:?}"
         );
-        assert!(e.french().contains("endommagé"), "{}", e.french());
+        assert_eq!(
+            e.details(),
+            serde_json::json!({"reason": "corrupt", "format": format.to_string()})
+        );
     }
     // A header claiming 100000 × 100000 pixels is read, not decoded.
     let e = extract_paged(&png_header(100_000, 100_000), None, &Limits::default());

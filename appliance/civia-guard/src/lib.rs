@@ -41,13 +41,13 @@ impl PiiKind {
         }
     }
 
-    /// The French name, for messages to the agent.
-    pub fn french(self) -> &'static str {
+    /// The stable name (as serialized), for messages; the agents' UI words it in French.
+    pub fn name(self) -> &'static str {
         match self {
-            PiiKind::Nir => "numéro de sécurité sociale",
-            PiiKind::Iban => "IBAN",
-            PiiKind::Phone => "numéro de téléphone",
-            PiiKind::Email => "adresse électronique",
+            PiiKind::Nir => "nir",
+            PiiKind::Iban => "iban",
+            PiiKind::Phone => "phone",
+            PiiKind::Email => "email",
         }
     }
 }

@@ -133,8 +133,8 @@ struct NoReader;
 impl Extractor for NoReader {
     fn extract(&self, _: &[u8], _: &str) -> Result<Extraction, Refusal> {
         Err(Refusal {
-            french: String::new(),
-            detail: "not used".into(),
+            message: "not used".into(),
+            details: serde_json::Value::Null,
         })
     }
 }

@@ -137,8 +137,11 @@ pub struct Document {
     /// Pages read by OCR.
     pub ocr_pages: u32,
     pub status: DocumentStatus,
-    /// Why indexing failed, in French.
+    /// Why indexing failed, in English.
     pub error: Option<String>,
+    /// Why indexing failed, for the agents' UI to word in French: `{"code", "reason", …}`
+    /// (docs/errors.md).
+    pub error_details: Option<serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
     pub chunks: i64,
@@ -164,9 +167,13 @@ pub enum KnowledgeError {
     #[error("the same file is already document {0} of this collection")]
     Duplicate(i64),
     #[error("{0}")]
-    Forbidden(&'static str),
-    #[error("{0}")]
-    Invalid(String),
+    Forbidden(Denied),
+    /// A request refused as invalid: the English sentence and `{"reason", …values}`.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        details: serde_json::Value,
+    },
     #[error("the indexing queue is full ({0} documents waiting)")]
     QueueFull(usize),
     #[error("embedding model unavailable: {0}")]
@@ -177,25 +184,51 @@ pub enum KnowledgeError {
     Task(String),
 }
 
-impl KnowledgeError {
-    /// The sentence for the agent's screen.
-    pub fn french(&self) -> String {
+/// Why a viewer may not change a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("only an administrator may publish a collection for the whole commune")]
+    PublicIsAdmin,
+    #[error("only the collection's owner may change who sees it")]
+    OwnerSetsVisibility,
+    #[error("this collection may be read, not changed")]
+    ReadOnly,
+}
+
+impl Denied {
+    /// The stable word in the error's `details`.
+    pub fn reason(self) -> &'static str {
         match self {
-            KnowledgeError::CollectionNotFound(_) => "Collection introuvable.".into(),
-            KnowledgeError::DocumentNotFound(_) => "Document introuvable.".into(),
+            Denied::PublicIsAdmin => "public_is_admin",
+            Denied::OwnerSetsVisibility => "owner_sets_visibility",
+            Denied::ReadOnly => "read_only",
+        }
+    }
+}
+
+impl KnowledgeError {
+    /// A refusal as invalid: `reason` and its values (an object) for the agents' UI, and the
+    /// English sentence.
+    pub(crate) fn invalid(reason: &str, values: serde_json::Value, message: String) -> Self {
+        let mut details = serde_json::json!({ "reason": reason });
+        if let (Some(d), serde_json::Value::Object(v)) = (details.as_object_mut(), values) {
+            d.extend(v);
+        }
+        KnowledgeError::Invalid { message, details }
+    }
+
+    /// `{"reason", …values}` for the agents' UI to word this error in French, where the
+    /// error's kind alone does not say enough (docs/errors.md).
+    pub fn details(&self) -> Option<serde_json::Value> {
+        use serde_json::json;
+        match self {
+            KnowledgeError::Forbidden(d) => Some(json!({ "reason": d.reason() })),
+            KnowledgeError::Invalid { details, .. } => Some(details.clone()),
             KnowledgeError::Duplicate(id) => {
-                format!("Ce fichier est déjà dans la collection (document {id}).")
+                Some(json!({"reason": "duplicate", "document_id": id}))
             }
-            KnowledgeError::Forbidden(why) => (*why).into(),
-            KnowledgeError::Invalid(why) => why.clone(),
-            KnowledgeError::QueueFull(_) => {
-                "Trop de documents sont en attente d'indexation : réessayez plus tard.".into()
-            }
-            KnowledgeError::EmbeddingUnavailable(_) => {
-                "La recherche par le sens est indisponible : le modèle d'embeddings n'est pas chargé."
-                    .into()
-            }
-            _ => "Erreur interne de la base documentaire.".into(),
+            KnowledgeError::QueueFull(n) => Some(json!({"reason": "queue_full", "waiting": n})),
+            _ => None,
         }
     }
 }

@@ -4,8 +4,9 @@
 use crate::chunk::{chunk, Chunking, PageText};
 use crate::search::{fuse, nearest, Hit, Method, SearchRequest};
 use crate::store::{lexical_text, title_of, Db, Indexed, StoredChunk};
-use crate::{Collection, Document, DocumentStatus, KnowledgeError, Viewer, Visibility};
+use crate::{Collection, Denied, Document, DocumentStatus, KnowledgeError, Viewer, Visibility};
 use civia_base::hash::sha256_hex;
+use serde_json::json;
 use std::collections::HashMap;
 use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -58,12 +59,21 @@ pub struct Extraction {
     pub ocr_pages: u32,
 }
 
-/// Why a document cannot be read: the French sentence stored as its `error`, the English
-/// detail for the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a document cannot be read: the English sentence stored as its `error`, and the
+/// `{"code", "reason", …}` stored as its `error_details` for the agents' UI.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
-    pub french: String,
-    pub detail: String,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+/// A failure of the indexing itself (not of the document's reading), as a [`Refusal`].
+fn indexing_failed(reason: &str, values: serde_json::Value, message: String) -> Refusal {
+    let mut details = json!({"code": "indexing_failed", "reason": reason});
+    if let (Some(d), serde_json::Value::Object(v)) = (details.as_object_mut(), values) {
+        d.extend(v);
+    }
+    Refusal { message, details }
 }
 
 /// Reads documents (blocking; civiad runs `civia-documents` in a limited child, OCR
@@ -140,9 +150,11 @@ const MAX_LISTED: usize = 1000;
 fn valid_name(name: &str, max: usize) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > max || name.chars().any(invisible) {
-        return Err(KnowledgeError::Invalid(format!(
-            "Le nom doit compter de 1 à {max} caractères, sans caractère de contrôle."
-        )));
+        return Err(KnowledgeError::invalid(
+            "name_length",
+            json!({ "max": max }),
+            format!("a name has 1 to {max} characters, none of them a control character"),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -157,9 +169,11 @@ fn invisible(c: char) -> bool {
 
 fn valid_description(d: &str) -> Result<()> {
     if d.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(KnowledgeError::Invalid(format!(
-            "La description dépasse {MAX_DESCRIPTION_CHARS} caractères."
-        )));
+        return Err(KnowledgeError::invalid(
+            "description_length",
+            json!({ "max": MAX_DESCRIPTION_CHARS }),
+            format!("the description is longer than {MAX_DESCRIPTION_CHARS} characters"),
+        ));
     }
     Ok(())
 }
@@ -202,8 +216,10 @@ fn document_date(metadata: Option<&serde_json::Value>) -> Result<String> {
         Some(serde_json::Value::String(d)) if civia_base::time::parse_date(d).is_some() => {
             Ok(d.clone())
         }
-        Some(_) => Err(KnowledgeError::Invalid(
-            "La date du document (métadonnée « date ») doit être au format AAAA-MM-JJ.".into(),
+        Some(_) => Err(KnowledgeError::invalid(
+            "date_format",
+            json!({}),
+            "the document's date (metadata `date`) must be YYYY-MM-DD".into(),
         )),
     }
 }
@@ -213,17 +229,13 @@ fn date_bound(d: Option<&String>) -> Result<Option<String>> {
     match d {
         None => Ok(None),
         Some(d) if civia_base::time::parse_date(d).is_some() => Ok(Some(d.clone())),
-        Some(_) => Err(KnowledgeError::Invalid(
-            "Les dates de recherche doivent être au format AAAA-MM-JJ.".into(),
+        Some(_) => Err(KnowledgeError::invalid(
+            "search_dates_format",
+            json!({}),
+            "search dates must be YYYY-MM-DD".into(),
         )),
     }
 }
-
-const PUBLIC_IS_ADMIN: &str =
-    "Seul un administrateur peut publier une collection pour toute la commune.";
-const OWNER_SETS_VISIBILITY: &str =
-    "Seul le propriétaire de la collection peut changer qui la voit.";
-const READ_ONLY: &str = "Vous pouvez consulter cette collection, pas la modifier.";
 
 impl Knowledge {
     /// Opens the database in `dir` (created 0700, with its `spool`). Call [`Knowledge::run`]
@@ -290,7 +302,7 @@ impl Knowledge {
             valid_description(d)?;
         }
         if visibility == Visibility::Public && !viewer.admin {
-            return Err(KnowledgeError::Forbidden(PUBLIC_IS_ADMIN));
+            return Err(KnowledgeError::Forbidden(Denied::PublicIsAdmin));
         }
         let (v, owner) = (viewer.clone(), viewer.user_id);
         self.db(move |db| {
@@ -321,14 +333,14 @@ impl Knowledge {
     ) -> Result<Collection> {
         let c = self.collection(viewer, id).await?;
         if !may_write(viewer, &c) {
-            return Err(KnowledgeError::Forbidden(READ_ONLY));
+            return Err(KnowledgeError::Forbidden(Denied::ReadOnly));
         }
         let name = name.map(|n| valid_name(&n, MAX_NAME_CHARS)).transpose()?;
         if let Some(Some(d)) = &description {
             valid_description(d)?;
         }
         if visibility == Some(Visibility::Public) && !viewer.admin {
-            return Err(KnowledgeError::Forbidden(PUBLIC_IS_ADMIN));
+            return Err(KnowledgeError::Forbidden(Denied::PublicIsAdmin));
         }
         // Who sees a collection is its owner's choice (an administrator's for a public one):
         // a colleague of the service may add documents, not hide it from the service.
@@ -336,7 +348,7 @@ impl Knowledge {
             && c.owner_id != viewer.user_id
             && c.visibility != Visibility::Public
         {
-            return Err(KnowledgeError::Forbidden(OWNER_SETS_VISIBILITY));
+            return Err(KnowledgeError::Forbidden(Denied::OwnerSetsVisibility));
         }
         let v = viewer.clone();
         self.db(move |db| {
@@ -355,7 +367,7 @@ impl Knowledge {
     pub async fn delete_collection(&self, viewer: &Viewer, id: i64) -> Result<Collection> {
         let c = self.collection(viewer, id).await?;
         if !may_write(viewer, &c) {
-            return Err(KnowledgeError::Forbidden(READ_ONLY));
+            return Err(KnowledgeError::Forbidden(Denied::ReadOnly));
         }
         self.remove_collection(id).await?;
         Ok(c)
@@ -431,7 +443,7 @@ impl Knowledge {
     ) -> Result<Document> {
         let c = self.collection(viewer, collection).await?;
         if !may_write(viewer, &c) {
-            return Err(KnowledgeError::Forbidden(READ_ONLY));
+            return Err(KnowledgeError::Forbidden(Denied::ReadOnly));
         }
         let (id, permit) = self.spool(collection, upload).await?;
         // Read before queueing, so the answer says `queued` whatever the indexer does next.
@@ -477,13 +489,19 @@ impl Knowledge {
     ) -> Result<(i64, mpsc::OwnedPermit<i64>)> {
         let name = valid_name(upload.name.rsplit(['/', '\\']).next().unwrap_or(""), 255)?;
         if upload.bytes.is_empty() {
-            return Err(KnowledgeError::Invalid("Le fichier est vide.".into()));
+            return Err(KnowledgeError::invalid(
+                "empty_file",
+                json!({}),
+                "the file is empty".into(),
+            ));
         }
         if upload.bytes.len() > self.settings.max_file_bytes {
-            return Err(KnowledgeError::Invalid(format!(
-                "Le fichier dépasse la taille maximale de {} Mo.",
-                self.settings.max_file_bytes / (1024 * 1024)
-            )));
+            let max = self.settings.max_file_bytes;
+            return Err(KnowledgeError::invalid(
+                "file_too_large",
+                json!({ "max_bytes": max }),
+                format!("the file is larger than the limit of {max} bytes"),
+            ));
         }
         let date = document_date(upload.metadata.as_ref())?;
         let permit = self
@@ -536,7 +554,7 @@ impl Knowledge {
         let d = self.document(viewer, id).await?;
         let c = self.collection(viewer, d.collection_id).await?;
         if !may_write(viewer, &c) {
-            return Err(KnowledgeError::Forbidden(READ_ONLY));
+            return Err(KnowledgeError::Forbidden(Denied::ReadOnly));
         }
         self.db(move |db| db.delete_document(id)).await?;
         self.drop_spool(id);
@@ -567,19 +585,27 @@ impl Knowledge {
     ) -> Result<Vec<(f64, StoredChunk)>> {
         let prompt = req.prompt.trim().to_owned();
         if prompt.is_empty() || prompt.chars().count() > MAX_PROMPT_CHARS {
-            return Err(KnowledgeError::Invalid(format!(
-                "La question doit compter de 1 à {MAX_PROMPT_CHARS} caractères."
-            )));
+            return Err(KnowledgeError::invalid(
+                "prompt_length",
+                json!({ "max": MAX_PROMPT_CHARS }),
+                format!("the question has 1 to {MAX_PROMPT_CHARS} characters"),
+            ));
         }
         if req.collections.len() > MAX_LISTED || req.documents.len() > MAX_LISTED {
-            return Err(KnowledgeError::Invalid(format!(
-                "Une recherche porte sur {MAX_LISTED} collections et {MAX_LISTED} documents au plus."
-            )));
+            return Err(KnowledgeError::invalid(
+                "too_many_listed",
+                json!({ "max": MAX_LISTED }),
+                format!(
+                    "a search names at most {MAX_LISTED} collections and {MAX_LISTED} documents"
+                ),
+            ));
         }
         if req.k == 0 || req.k > MAX_K {
-            return Err(KnowledgeError::Invalid(format!(
-                "Le nombre de résultats k doit être compris entre 1 et {MAX_K}."
-            )));
+            return Err(KnowledgeError::invalid(
+                "k_range",
+                json!({ "max": MAX_K }),
+                format!("k, the number of results, is between 1 and {MAX_K}"),
+            ));
         }
         let (from, to) = (
             date_bound(req.date_from.as_ref())?,
@@ -784,10 +810,13 @@ impl Knowledge {
         self.db(|db| db.compact()).await
     }
 
-    async fn fail(&self, id: i64, french: String, detail: &str) -> Result<()> {
-        log::warn!("knowledge: document {id} not indexed: {detail}");
+    async fn fail(&self, id: i64, refusal: Refusal, log: &str) -> Result<()> {
+        log::warn!(
+            "knowledge: document {id} not indexed: {}: {log}",
+            refusal.message
+        );
         self.drop_spool(id);
-        self.db(move |db| db.set_status(id, DocumentStatus::Failed, Some(&french)))
+        self.db(move |db| db.set_failed(id, &refusal.message, &refusal.details))
             .await
     }
 
@@ -799,56 +828,53 @@ impl Knowledge {
         let path = self.spool_path(id);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) => return self
-                .fail(
-                    id,
-                    "Le fichier déposé a été perdu avant son indexation : déposez-le à nouveau."
-                        .into(),
-                    &format!("spool {}: {e}", path.display()),
-                )
-                .await,
+            Err(e) => {
+                let lost = indexing_failed(
+                    "lost",
+                    json!({}),
+                    "the uploaded file was lost before its indexing: upload it again".into(),
+                );
+                return self
+                    .fail(id, lost, &format!("spool {}: {e}", path.display()))
+                    .await;
+            }
         };
-        self.db(move |db| db.set_status(id, DocumentStatus::Indexing, None))
+        self.db(move |db| db.set_status(id, DocumentStatus::Indexing))
             .await?;
         let extractor = self.extractor.clone();
         let name = doc.name.clone();
         let extraction =
             match tokio::task::spawn_blocking(move || extractor.extract(&bytes, &name)).await {
                 Ok(Ok(x)) => x,
-                Ok(Err(r)) => return self.fail(id, r.french, &r.detail).await,
+                Ok(Err(r)) => return self.fail(id, r, "refused by the reader").await,
                 // A reader that panicked: the document fails like any unreadable one, its upload
                 // is not kept nor retried at every start.
                 Err(e) => {
-                    return self
-                        .fail(
-                            id,
-                            "Ce document n'a pas pu être lu.".into(),
-                            &format!("reader: {e}"),
-                        )
-                        .await
+                    let unreadable = indexing_failed(
+                        "unreadable",
+                        json!({}),
+                        "the document could not be read".into(),
+                    );
+                    return self.fail(id, unreadable, &format!("reader: {e}")).await;
                 }
             };
         let pieces = chunk(&extraction.pages, self.settings.chunking);
         if pieces.is_empty() {
-            return self
-                .fail(
-                    id,
-                    "Aucun texte n'a pu être lu dans ce document.".into(),
-                    "no text",
-                )
-                .await;
+            let none = indexing_failed(
+                "no_text",
+                json!({}),
+                "no text could be read in the document".into(),
+            );
+            return self.fail(id, none, "no text").await;
         }
         if pieces.len() > self.settings.max_chunks_per_document {
-            return self
-                .fail(
-                    id,
-                    format!(
-                        "Document trop long : plus de {} passages à indexer.",
-                        self.settings.max_chunks_per_document
-                    ),
-                    "too many chunks",
-                )
-                .await;
+            let max = self.settings.max_chunks_per_document;
+            let long = indexing_failed(
+                "too_many_chunks",
+                json!({ "max": max }),
+                format!("the document is too long: more than {max} passages to index"),
+            );
+            return self.fail(id, long, "too many chunks").await;
         }
         let (vectors, model) = match &self.embedder {
             None => (None, None),
@@ -861,14 +887,13 @@ impl Knowledge {
                 match self.embed_all(embedder.as_ref(), texts).await {
                     Ok(v) => (Some(v), Some(embedder.model())),
                     Err(e) => {
-                        return self
-                            .fail(
-                                id,
-                                "Le modèle d'embeddings est indisponible : réessayez le dépôt plus tard."
-                                    .into(),
-                                &e,
-                            )
-                            .await
+                        let unavailable = indexing_failed(
+                            "embedding_unavailable",
+                            json!({}),
+                            "the embedding model is unavailable: upload the document again later"
+                                .into(),
+                        );
+                        return self.fail(id, unavailable, &e).await;
                     }
                 }
             }
@@ -890,9 +915,13 @@ impl Knowledge {
         match stored {
             Ok(_) => Ok(()),
             Err(e) => {
-                let french = "Erreur interne pendant l'indexation.".to_owned();
+                let internal = indexing_failed(
+                    "internal",
+                    json!({}),
+                    "internal error during the indexing".into(),
+                );
                 let _ = self
-                    .db(move |db| db.set_status(id, DocumentStatus::Failed, Some(&french)))
+                    .db(move |db| db.set_failed(id, &internal.message, &internal.details))
                     .await;
                 Err(e)
             }

@@ -77,6 +77,11 @@ ALTER TABLE documents ADD COLUMN date TEXT;
 UPDATE documents SET date = date(created_at, 'unixepoch');
 CREATE INDEX documents_by_date ON documents(collection_id, date);
 "#,
+    // Why indexing failed, for the agents' UI (`{"code", "reason", …}`); `error` is English
+    // from now on (older rows keep their French sentence and no details).
+    r#"
+ALTER TABLE documents ADD COLUMN error_details TEXT;
+"#,
 ];
 
 /// The database.
@@ -154,13 +159,17 @@ fn document_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Document> {
             .get::<_, Option<String>>(13)?
             .and_then(|m| serde_json::from_str(&m).ok()),
         date: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
+        error_details: r
+            .get::<_, Option<String>>(15)?
+            .and_then(|m| serde_json::from_str(&m).ok()),
     })
 }
 
 const DOCUMENT_COLUMNS: &str =
     "d.id, d.collection_id, d.name, d.sha256, d.bytes, d.format, d.pages, \
      d.status, d.error, d.created_at, d.updated_at, \
-     (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id), d.ocr_pages, d.metadata, d.date";
+     (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id), d.ocr_pages, d.metadata, d.date, \
+     d.error_details";
 
 impl Db {
     /// Opens (creating and migrating) the database at `path`.
@@ -438,10 +447,21 @@ impl Db {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn set_status(&self, id: i64, status: DocumentStatus, error: Option<&str>) -> Result<()> {
+    pub fn set_status(&self, id: i64, status: DocumentStatus) -> Result<()> {
         self.conn().execute(
-            "UPDATE documents SET status = ?1, error = ?2, updated_at = ?3 WHERE id = ?4",
-            params![status.as_str(), error, now_unix(), id],
+            "UPDATE documents SET status = ?1, error = NULL, error_details = NULL, \
+             updated_at = ?2 WHERE id = ?3",
+            params![status.as_str(), now_unix(), id],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a document failed, with why (English) and its details for the agents' UI.
+    pub fn set_failed(&self, id: i64, error: &str, details: &serde_json::Value) -> Result<()> {
+        self.conn().execute(
+            "UPDATE documents SET status = 'failed', error = ?1, error_details = ?2, \
+             updated_at = ?3 WHERE id = ?4",
+            params![error, details.to_string(), now_unix(), id],
         )?;
         Ok(())
     }
@@ -460,7 +480,7 @@ impl Db {
         }
         write_chunks(&tx, id, collection, x)?;
         tx.execute(
-            "UPDATE documents SET status = 'indexed', error = NULL, format = ?1, pages = ?2, ocr_pages = ?3,
+            "UPDATE documents SET status = 'indexed', error = NULL, error_details = NULL, format = ?1, pages = ?2, ocr_pages = ?3,
              embedding_model = ?4, updated_at = ?5 WHERE id = ?6",
             params![x.format, x.pages, x.ocr_pages, x.embedding_model, now_unix(), id],
         )?;

@@ -12,8 +12,8 @@ impl Extractor for PlainText {
     fn extract(&self, bytes: &[u8], _name: &str) -> Result<Extraction, Refusal> {
         assert_ne!(bytes, b"panique", "a reader with a bug");
         let text = std::str::from_utf8(bytes).map_err(|_| Refusal {
-            french: "Format non reconnu.".into(),
-            detail: "not UTF-8".into(),
+            message: "not UTF-8".into(),
+            details: serde_json::json!({"code": "document_unsupported", "reason": "unsupported"}),
         })?;
         let pages: Vec<PageText> = text
             .split('\x0c')
@@ -416,14 +416,14 @@ async fn bad_input_is_refused_and_nothing_half_indexed() {
     assert!(matches!(
         k.upload(&alice, c.id, upload("arr\u{202E}fdp.txt", "texte"))
             .await,
-        Err(KnowledgeError::Invalid(_))
+        Err(KnowledgeError::Invalid { .. })
     ));
     // A search names 1,000 collections or documents at most (each is checked).
     let mut r = req(&[c.id], "texte", Method::Hybrid);
     r.documents = (1..=1001).collect();
     assert!(matches!(
         k.search(&alice, &r).await,
-        Err(KnowledgeError::Invalid(_))
+        Err(KnowledgeError::Invalid { .. })
     ));
     // Unreadable: failed with a French reason, no chunk, no spool file left.
     let d = k
@@ -440,7 +440,11 @@ async fn bad_input_is_refused_and_nothing_half_indexed() {
         .unwrap();
     let d = indexed(&k, &alice, d.id).await;
     assert_eq!(d.status, DocumentStatus::Failed);
-    assert_eq!(d.error.as_deref(), Some("Format non reconnu."));
+    assert_eq!(d.error.as_deref(), Some("not UTF-8"));
+    assert_eq!(
+        d.error_details,
+        Some(serde_json::json!({"code": "document_unsupported", "reason": "unsupported"}))
+    );
     // A reader that panics: failed too, its upload not kept.
     let p = k
         .upload(&alice, c.id, upload("p.txt", "panique"))
@@ -448,7 +452,11 @@ async fn bad_input_is_refused_and_nothing_half_indexed() {
         .unwrap();
     let p = indexed(&k, &alice, p.id).await;
     assert_eq!(p.status, DocumentStatus::Failed);
-    assert_eq!(p.error.as_deref(), Some("Ce document n'a pas pu être lu."));
+    assert_eq!(p.error.as_deref(), Some("the document could not be read"));
+    assert_eq!(
+        p.error_details,
+        Some(serde_json::json!({"code": "indexing_failed", "reason": "unreadable"}))
+    );
     assert_eq!(d.chunks, 0);
     assert_eq!(
         std::fs::read_dir(dir.path().join("spool")).unwrap().count(),
@@ -459,7 +467,7 @@ async fn bad_input_is_refused_and_nothing_half_indexed() {
         r.k = kk;
         assert!(matches!(
             k.search(&alice, &r).await,
-            Err(KnowledgeError::Invalid(_))
+            Err(KnowledgeError::Invalid { .. })
         ));
     }
     // Only stop words: no lexical hit, no error.
@@ -563,7 +571,10 @@ async fn a_date_range_narrows_the_documents_before_ranking() {
         let r = k
             .upload(&alice, c.id, dated("x.txt", &text("9"), bad.clone()))
             .await;
-        assert!(matches!(r, Err(KnowledgeError::Invalid(_))), "{bad}: {r:?}");
+        assert!(
+            matches!(r, Err(KnowledgeError::Invalid { .. })),
+            "{bad}: {r:?}"
+        );
     }
     for d in [&old, &new, &today] {
         assert_eq!(
@@ -626,7 +637,10 @@ async fn a_date_range_narrows_the_documents_before_ranking() {
         r.date_from = from.map(Into::into);
         r.date_to = to.map(Into::into);
         assert!(
-            matches!(k.search(&alice, &r).await, Err(KnowledgeError::Invalid(_))),
+            matches!(
+                k.search(&alice, &r).await,
+                Err(KnowledgeError::Invalid { .. })
+            ),
             "{from:?} {to:?}"
         );
     }

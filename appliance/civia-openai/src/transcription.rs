@@ -44,8 +44,8 @@ impl Format {
                 return Err(Error::invalid(
                     "response_format",
                     format!(
-                    "`response_format` « {other} » inconnu : json, text, srt, vtt ou verbose_json."
-                ),
+                        "unknown `response_format` {other:?}: json, text, srt, vtt or verbose_json"
+                    ),
                 ))
             }
         })
@@ -67,9 +67,7 @@ impl Params {
         if model.is_empty() {
             return Err(Error::invalid(
                 "model",
-                format!(
-                    "Le champ `model` est obligatoire (modèle de transcription : `{speech_id}`)."
-                ),
+                format!("`model` is required (the transcription model: `{speech_id}`)"),
             ));
         }
         if model != speech_id && model != OPENAI_ALIAS {
@@ -85,7 +83,7 @@ impl Params {
             if l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()) {
                 return Err(Error::invalid(
                     "language",
-                    "`language` doit être un code ISO 639-1 à deux lettres (fr, en…) ou `auto`.",
+                    "`language` is a two-letter ISO 639-1 code (fr, en...) or `auto`",
                 ));
             }
         }
@@ -96,7 +94,7 @@ impl Params {
         {
             return Err(Error::invalid(
                 "prompt",
-                "`prompt` contient des caractères de contrôle.",
+                "`prompt` holds control characters",
             ));
         }
         if prompt
@@ -105,7 +103,7 @@ impl Params {
         {
             return Err(Error::invalid(
                 "prompt",
-                format!("`prompt` dépasse {MAX_PROMPT_CHARS} caractères."),
+                format!("`prompt` is longer than {MAX_PROMPT_CHARS} characters"),
             ));
         }
         let format = Format::parse(f.get("response_format").map(String::as_str))?;
@@ -116,16 +114,13 @@ impl Params {
                 .ok()
                 .filter(|t| t.is_finite() && (0.0..=1.0).contains(t))
                 .ok_or_else(|| {
-                    Error::invalid(
-                        "temperature",
-                        "`temperature` doit être un nombre entre 0 et 1.",
-                    )
+                    Error::invalid("temperature", "`temperature` is a number between 0 and 1")
                 })?,
         };
         let stream = match f.get("stream").map(|s| s.trim()) {
             None | Some("" | "false") => false,
             Some("true") => true,
-            Some(_) => return Err(Error::invalid("stream", "`stream` vaut true ou false.")),
+            Some(_) => return Err(Error::invalid("stream", "`stream` is true or false")),
         };
         for (key, value) in f {
             if key.starts_with("timestamp_granularities")
@@ -133,14 +128,14 @@ impl Params {
             {
                 return Err(Error::unsupported(
                     key.as_str(),
-                    "Les horodatages par mot ne sont pas disponibles : seuls les segments sont horodatés.",
+                    "word timestamps are not available: only segments are timestamped",
                 ));
             }
         }
         if stream && format != Format::Json && format != Format::Text {
             return Err(Error::unsupported(
                 "stream",
-                "Le mode `stream` répond en événements : utilisez response_format json ou text.",
+                "`stream` answers with events: use response_format json or text",
             ));
         }
         Ok(Params {
@@ -408,7 +403,7 @@ mod tests {
         let e = refused(&[("model", "whisper-1"), ("response_format", "xml")]);
         assert_eq!(
             e.to_string(),
-            "`response_format` « xml » inconnu : json, text, srt, vtt ou verbose_json."
+            "unknown `response_format` \"xml\": json, text, srt, vtt or verbose_json"
         );
         for t in ["1.5", "-0.1", "NaN", "chaud"] {
             assert_eq!(

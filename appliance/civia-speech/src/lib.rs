@@ -19,14 +19,14 @@ use civia_ipc::speech::SpeechFailure;
 /// Why a job (or the worker) failed; job failures travel to civiad as [`SpeechFailure`].
 #[derive(Debug, thiserror::Error)]
 pub enum SpeechError {
-    /// The recording cannot be read (French message from `civia-audio`).
+    /// The recording cannot be read (the message from `civia-audio`).
     #[error(transparent)]
     Audio(#[from] civia_audio::AudioError),
-    #[error("enregistrement plus long que la limite de {0} s")]
+    #[error("the recording is longer than the limit of {0} s")]
     TooLong(u64),
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("transcription interrompue")]
+    #[error("transcription interrupted")]
     Cancelled,
     #[error("{0}")]
     Internal(String),
@@ -38,8 +38,8 @@ pub enum SpeechError {
 }
 
 impl SpeechError {
-    /// The message for civiad, which puts it after its own French sentence for the kind
-    /// (« Le fichier audio est endommagé ou illisible (…) »): the decoder's detail alone.
+    /// The message for civiad, which puts it after its own sentence for the kind
+    /// ("the audio file is damaged or unreadable (…)"): the decoder's detail alone.
     pub fn detail(&self) -> String {
         use civia_audio::AudioError as A;
         match self {

@@ -182,7 +182,7 @@ impl Job<'_> {
         if let Some(lang) = &req.language {
             if whisper_rs::get_lang_id(lang).is_none() {
                 return Err(SpeechError::InvalidRequest(format!(
-                    "langue « {lang} » inconnue du modèle de transcription"
+                    "language {lang:?} is unknown to the transcription model"
                 )));
             }
         }

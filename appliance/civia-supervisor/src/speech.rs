@@ -457,7 +457,7 @@ impl OneAtATime {
                     &tx,
                     SpeechError::Job {
                         kind: SpeechFailure::Cancelled,
-                        message: "transcription annulée".into(),
+                        message: "transcription cancelled".into(),
                     },
                 );
             }

@@ -173,9 +173,9 @@ pub struct EgressResult {
 /// A target the probe refuses to try.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
-    #[error("le port 0 ne peut pas être sondé")]
+    #[error("port 0 cannot be probed")]
     PortZero,
-    #[error("l'adresse {0} ne désigne pas une machine précise (adresse non spécifiée, de diffusion ou de multidiffusion)")]
+    #[error("address {0} names no single host (unspecified, broadcast or multicast)")]
     NotUnicast(IpAddr),
 }
 

@@ -76,10 +76,14 @@ impl Extractor for DocumentReader {
                     .collect(),
                 ocr_pages: x.ocr_pages,
             }),
-            Err(e) => Err(Refusal {
-                french: e.french(),
-                detail: e.to_string(),
-            }),
+            Err(e) => {
+                let mut details = e.details();
+                details["code"] = e.code().into();
+                Err(Refusal {
+                    message: e.to_string(),
+                    details,
+                })
+            }
         }
     }
 }

@@ -275,7 +275,7 @@ fn peer_groups(stream: &tokio::net::UnixStream) -> Vec<u32> {
 /// The answer to a refused peer: 403 and the connection closed.
 async fn refuse(mut stream: tokio::net::UnixStream) {
     use tokio::io::AsyncWriteExt;
-    let body = r#"{"error":{"message":"Accès refusé : ce processus n'est pas autorisé à administrer Civia.","type":"permission_error","param":null,"code":"admin_socket_forbidden"}}"#;
+    let body = r#"{"error":{"message":"access denied: this process may not administer Civia","type":"permission_error","param":null,"code":"admin_socket_forbidden"}}"#;
     let answer = format!(
         "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()

@@ -60,16 +60,13 @@ fn invalid(param: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message, Some(param.to_string()))
 }
 
-/// `{"address": "IP:PORT", "timeout_ms": 1..=5000}`, with French messages naming the field.
+/// `{"address": "IP:PORT", "timeout_ms": 1..=5000}`, with messages naming the field.
 fn parse_probe(body: &[u8]) -> Result<ProbeTarget, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid_json(format!(
-            "Le corps de la requête n'est pas du JSON valide : {e}."
-        ))
-    })?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_json(format!("the request body is not valid JSON: {e}")))?;
     let Value::Object(map) = v else {
         return Err(ApiError::bad_request(
-            "Le corps de la requête doit être un objet JSON : {\"address\": \"IP:PORT\", \"timeout_ms\": 1 à 5000}.",
+            "the request body must be a JSON object: {\"address\": \"IP:PORT\", \"timeout_ms\": 1 to 5000}",
             None,
         ));
     };
@@ -84,21 +81,15 @@ fn probe_fields(map: &Map<String, Value>) -> Result<ProbeTarget, ApiError> {
         let shown: String = k.chars().filter(|c| !c.is_control()).take(64).collect();
         return Err(invalid(
             &shown,
-            format!("Champ inconnu `{shown}` : seuls `address` et `timeout_ms` sont acceptés."),
+            format!("unknown field `{shown}`: only `address` and `timeout_ms` are accepted"),
         ));
     }
-    let form = "`address` doit être une adresse IP suivie d'un port, par exemple \
-                192.0.2.10:443 ou [2001:db8::1]:443 (pas de nom : la box ne résout aucun nom \
-                pour une sonde).";
+    let form = "`address` must be an IP address and a port, for example 192.0.2.10:443 or \
+                [2001:db8::1]:443 (no name: the box resolves no name for a probe)";
     let address: SocketAddr = match map.get("address") {
         Some(Value::String(s)) => s.trim().parse().map_err(|_| invalid("address", form))?,
         Some(_) => return Err(invalid("address", form)),
-        None => {
-            return Err(invalid(
-                "address",
-                "Le champ `address` (IP:PORT) est obligatoire.",
-            ))
-        }
+        None => return Err(invalid("address", "`address` (IP:PORT) is required")),
     };
     let timeout_ms = match map.get("timeout_ms") {
         None | Some(Value::Null) => None,
@@ -110,11 +101,11 @@ fn probe_fields(map: &Map<String, Value>) -> Result<ProbeTarget, ApiError> {
 
 fn target_error(e: TargetError) -> ApiError {
     match e {
-        TargetError::Address(e) => invalid("address", format!("Adresse refusée : {e}.")),
+        TargetError::Address(e) => invalid("address", format!("address refused: {e}")),
         TargetError::Timeout => invalid(
             "timeout_ms",
             format!(
-                "`timeout_ms` doit être un entier entre 1 et {}.",
+                "`timeout_ms` must be an integer between 1 and {}",
                 civia_system::max_probe_timeout_ms()
             ),
         ),
@@ -126,12 +117,12 @@ fn measure_error(e: MeasureError) -> ApiError {
         MeasureError::Busy => ApiError::of(
             Class::Conflict,
             "measurement_running",
-            "Une mesure de bande passante est déjà en cours ; réessayez dans quelques secondes.",
+            "a bandwidth measurement is already running: retry in a few seconds",
         ),
         MeasureError::Failed(e) => ApiError::of(
             Class::Unavailable,
             "measurement_failed",
-            format!("La mesure de bande passante mémoire a échoué : {e}."),
+            format!("the memory bandwidth measurement failed: {e}"),
         ),
         MeasureError::Task(e) => ApiError::internal(e),
     }
@@ -293,10 +284,10 @@ mod tests {
             assert_eq!(e.param.as_deref(), param, "{body}");
             assert!(!e.message.is_empty());
         }
-        // French for people.
+        // A sentence that says what is expected.
         let e = parse(r#"{"address": "example.org:443"}"#).expect_err("name");
         assert!(
-            e.message.contains("doit être une adresse IP"),
+            e.message.contains("must be an IP address and a port"),
             "{}",
             e.message
         );

@@ -41,7 +41,7 @@ struct Upload {
 
 fn multipart_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(
-        format!("Formulaire multipart invalide : {e}. Envoyez l'enregistrement dans le champ `file` (multipart/form-data)."),
+        format!("invalid multipart form: {e}; send the recording in the `file` field (multipart/form-data)"),
         None,
     )
 }
@@ -51,11 +51,9 @@ fn too_large(limit: u64) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE,
         "invalid_request_error",
         "audio_too_large",
-        format!(
-            "Le fichier dépasse la taille maximale de {:.1} Mo ({limit} octets).",
-            limit as f64 / (1024.0 * 1024.0)
-        ),
+        format!("the file is larger than the limit of {limit} bytes"),
     )
+    .with_details(serde_json::json!({"reason": "too_large", "max_bytes": limit}))
 }
 
 /// Streams the form: the file to the spool directory, the other fields into memory.
@@ -75,16 +73,13 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
     while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
         parts_seen += 1;
         if parts_seen > MAX_FIELDS {
-            return Err(ApiError::bad_request(
-                "Trop de champs dans le formulaire.",
-                None,
-            ));
+            return Err(ApiError::bad_request("too many fields in the form", None));
         }
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
             if file.is_some() {
                 return Err(ApiError::bad_request(
-                    "Un seul fichier par demande (champ `file`).",
+                    "one file per request (field `file`)",
                     Some("file".into()),
                 ));
             }
@@ -94,7 +89,7 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
             let dir = st.config.speech_spool_dir();
             let (spool, out) = SpoolFile::create(&dir).map_err(|e| {
                 log::error!("cannot create a spool file in {}: {e}", dir.display());
-                ApiError::internal("Impossible d'enregistrer le fichier pour sa transcription.")
+                ApiError::internal("the file cannot be stored for its transcription")
             })?;
             let mut out = tokio::fs::File::from_std(out);
             let mut total = 0u64;
@@ -124,7 +119,7 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
                 }
                 out.write_all(&chunk).await.map_err(|e| {
                     log::error!("cannot write the spool file: {e}");
-                    ApiError::internal("Impossible d'enregistrer le fichier (disque plein ?).")
+                    ApiError::internal("the file cannot be stored (disk full?)")
                 })?;
             }
             if drain_until.is_some() {
@@ -132,7 +127,7 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
             }
             out.flush().await.map_err(|e| {
                 log::error!("cannot write the spool file: {e}");
-                ApiError::internal("Impossible d'enregistrer le fichier (disque plein ?).")
+                ApiError::internal("the file cannot be stored (disk full?)")
             })?;
             file = Some((spool, filename));
         } else {
@@ -141,7 +136,7 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
                 text_bytes += chunk.len();
                 if text.len() + chunk.len() > MAX_FIELD_BYTES || text_bytes > MAX_FIELDS_BYTES {
                     return Err(ApiError::bad_request(
-                        format!("Le champ `{name}` est trop long."),
+                        format!("the field `{name}` is too long"),
                         Some(name),
                     ));
                 }
@@ -149,7 +144,7 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
             }
             let text = String::from_utf8(text).map_err(|_| {
                 ApiError::bad_request(
-                    format!("Le champ `{name}` n'est pas en UTF-8."),
+                    format!("the field `{name}` is not UTF-8"),
                     Some(name.clone()),
                 )
             })?;
@@ -165,7 +160,7 @@ async fn receive(st: &ApiState, req: Request) -> Result<Upload, ApiError> {
     }
     let Some((file, filename)) = file else {
         return Err(ApiError::bad_request(
-            "Aucun fichier reçu : envoyez l'enregistrement dans le champ `file`.",
+            "no file received: send the recording in the `file` field",
             Some("file".into()),
         ));
     };
@@ -185,7 +180,7 @@ pub async fn transcriptions(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             "speech_disabled",
-            "La transcription n'est pas activée sur ce boîtier (section [speech] de la configuration).",
+            "transcription is not enabled on this box (section [speech] of the configuration)",
         ));
     };
     let ext = req.extensions().clone();
@@ -263,7 +258,7 @@ fn marking(st: &ApiState, speech_id: &str) -> Value {
 }
 
 fn interrupted() -> ApiError {
-    ApiError::internal("La transcription s'est interrompue.")
+    ApiError::internal("the transcription was interrupted")
 }
 
 /// The transcript in OpenAI's terms.

@@ -7,7 +7,7 @@
 //! table, into a file that carries the AI marking (AI Act art. 50) in its metadata (CSV has
 //! none) and, by default, a visible notice.
 //!
-//! Refusals name the problem in French (`message`), for the agent's screen.
+//! Refusals are English with the document's `code` and `details` (docs/errors.md).
 
 use crate::body::{parse_json, read_body, read_bytes, MAX_DOCUMENT_BYTES};
 use crate::error::Class;
@@ -31,28 +31,29 @@ use std::sync::Arc;
 pub const FILENAME_HEADER: &str = "x-civia-filename";
 
 fn doc_error(e: &DocError) -> ApiError {
-    let (status, code) = match e.kind() {
-        ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
-        ErrorKind::Encrypted => (StatusCode::BAD_REQUEST, "document_encrypted"),
-        ErrorKind::NoText => (StatusCode::BAD_REQUEST, "document_without_text"),
-        ErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "document_unsupported"),
-        ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "document_invalid"),
+    let class = match e.kind() {
+        ErrorKind::TooLarge => Class::TooLarge,
+        ErrorKind::Encrypted
+        | ErrorKind::NoText
+        | ErrorKind::Unsupported
+        | ErrorKind::Invalid
+        | ErrorKind::InvalidDraft => Class::Invalid,
         ErrorKind::Exhausted => {
             log::warn!("document extraction stopped: {e}");
-            (StatusCode::UNPROCESSABLE_ENTITY, "document_too_complex")
+            return ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                e.code(),
+                e.to_string(),
+            )
+            .with_details(e.details());
         }
-        ErrorKind::InvalidDraft => (StatusCode::BAD_REQUEST, "invalid_value"),
         ErrorKind::Internal => {
             log::error!("document service failed: {e}");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+            Class::Internal
         }
     };
-    let kind = if status.is_server_error() {
-        "server_error"
-    } else {
-        "invalid_request_error"
-    };
-    ApiError::new(status, kind, code, e.french())
+    ApiError::of(class, e.code(), e.to_string()).with_details(e.details())
 }
 
 fn percent_decode(s: &str) -> String {
@@ -75,7 +76,7 @@ fn extraction_place(st: &ApiState) -> Result<tokio::sync::OwnedSemaphorePermit, 
         let mut e = ApiError::of(
             Class::Unavailable,
             "documents_busy",
-            "Le boîtier lit déjà plusieurs documents : réessayez dans quelques secondes.",
+            "the box is already reading several documents: retry in a few seconds",
         );
         e.retry_after_secs = Some(5);
         e
@@ -113,11 +114,9 @@ pub(crate) async fn extract(
             ApiError::of(
                 Class::TooLarge,
                 "request_too_large",
-                format!(
-                    "Le fichier dépasse la taille maximale acceptée ({} Mo).",
-                    MAX_DOCUMENT_BYTES / (1024 * 1024)
-                ),
+                format!("the file is larger than the limit of {MAX_DOCUMENT_BYTES} bytes"),
             )
+            .with_details(json!({"reason": "too_large", "max_bytes": MAX_DOCUMENT_BYTES}))
         } else {
             e
         }

@@ -191,10 +191,7 @@ pub(crate) async fn upload_document(
     {
         seen += 1;
         if seen > MAX_FIELDS {
-            return Err(ApiError::bad_request(
-                "Trop de champs dans le formulaire.",
-                None,
-            ));
+            return Err(ApiError::bad_request("too many fields in the form", None));
         }
         let name = field.name().unwrap_or_default().to_owned();
         let cap = if name == "file" {
@@ -218,7 +215,7 @@ pub(crate) async fn upload_document(
             "file" => {
                 if file.is_some() {
                     return Err(ApiError::bad_request(
-                        "Un seul fichier par demande (champ `file`).",
+                        "one file per request (field `file`)",
                         Some("file".into()),
                     ));
                 }
@@ -228,23 +225,26 @@ pub(crate) async fn upload_document(
                 let text = String::from_utf8_lossy(&bytes);
                 collection = Some(text.trim().parse::<i64>().map_err(|_| {
                     ApiError::bad_request(
-                        "`collection` doit être l'identifiant numérique d'une collection.",
+                        "`collection` must be a collection's numeric id",
                         Some("collection".into()),
                     )
+                    .with_details(json!({"reason": "collection_id"}))
                 })?);
             }
             "metadata" => {
                 let v: Value = serde_json::from_slice(&bytes).map_err(|_| {
                     ApiError::bad_request(
-                        "`metadata` doit être un objet JSON.",
+                        "`metadata` must be a JSON object",
                         Some("metadata".into()),
                     )
+                    .with_details(json!({"reason": "metadata_object"}))
                 })?;
                 if !v.is_object() {
                     return Err(ApiError::bad_request(
-                        "`metadata` doit être un objet JSON.",
+                        "`metadata` must be a JSON object",
                         Some("metadata".into()),
-                    ));
+                    )
+                    .with_details(json!({"reason": "metadata_object"})));
                 }
                 metadata = Some(v);
             }
@@ -255,13 +255,13 @@ pub(crate) async fn upload_document(
     }
     let Some((name, bytes)) = file else {
         return Err(ApiError::bad_request(
-            "Le fichier manque (champ `file`).",
+            "the file is missing (field `file`)",
             Some("file".into()),
         ));
     };
     let Some(collection) = collection else {
         return Err(ApiError::bad_request(
-            "La collection manque (champ `collection`).",
+            "the collection is missing (field `collection`)",
             Some("collection".into()),
         ));
     };
@@ -305,11 +305,9 @@ fn too_large(limit: usize) -> ApiError {
     ApiError::of(
         Class::TooLarge,
         "request_too_large",
-        format!(
-            "Le fichier dépasse la taille maximale de {} Mo.",
-            limit / (1024 * 1024)
-        ),
+        format!("the file is larger than the limit of {limit} bytes"),
     )
+    .with_details(json!({"reason": "too_large", "max_bytes": limit}))
 }
 
 fn upload_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {

@@ -135,9 +135,10 @@ fn clean_line(v: Option<String>, param: &str) -> Result<Option<String>, ApiError
     match v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
         Some(s) if s.chars().count() > 200 || s.chars().any(char::is_control) => {
             Err(ApiError::bad_request(
-                format!("`{param}` : 200 caractères imprimables au plus."),
+                format!("`{param}` has at most 200 printable characters"),
                 Some(param.into()),
-            ))
+            )
+            .with_details(serde_json::json!({"reason": "printable", "max_chars": 200})))
         }
         other => Ok(other),
     }
@@ -163,14 +164,17 @@ pub async fn minutes(
     let transcript = req.transcript.trim().to_string();
     if transcript.is_empty() {
         return Err(ApiError::bad_request(
-            "La transcription est vide.",
+            "the transcript is empty",
             Some("transcript".into()),
         ));
     }
     if transcript.chars().count() > MAX_TRANSCRIPT_CHARS {
         return Err(ApiError::bad_request(
-            format!("La transcription dépasse {MAX_TRANSCRIPT_CHARS} caractères."),
+            format!("the transcript is longer than {MAX_TRANSCRIPT_CHARS} characters"),
             Some("transcript".into()),
+        )
+        .with_details(
+            serde_json::json!({"reason": "too_long", "max_chars": MAX_TRANSCRIPT_CHARS}),
         ));
     }
     let title = clean_line(req.title, "title")?;

@@ -1,6 +1,8 @@
 // The API client: JSON calls with the session cookie and the CSRF token, errors as
-// ApiError with a French message, and the streamed answers (SSE over fetch): the chat
+// ApiError with a French message (worded by messages.js from the error's code and details,
+// never the box's English message), and the streamed answers (SSE over fetch): the chat
 // completion, and the JSON event streams of the transcription and the meeting minutes.
+import { errorFrench } from './messages.js';
 
 let csrfToken = null;
 let onUnauthorized = null;
@@ -8,81 +10,6 @@ let onUnauthorized = null;
 export function setCsrf(token) { csrfToken = token || null; }
 /** Called with the ApiError when a call answers 401 (session ended) outside the login. */
 export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
-
-// Codes whose server message is already written in French for the agent.
-const SERVER_FRENCH = new Set([
-  'document_unsupported', 'document_invalid', 'document_encrypted', 'document_without_text',
-  'request_too_large',
-  // Transcription of recordings (civia-speech): the box writes these in French.
-  'audio_unsupported', 'audio_corrupt', 'audio_empty', 'audio_too_long', 'audio_too_large',
-  'speech_busy', 'speech_unavailable', 'speech_disabled',
-  // The commune's documents (civia-knowledge): French messages for the agent.
-  'collection_not_found', 'document_not_found', 'duplicate_document', 'knowledge_busy',
-  'knowledge_unavailable', 'embedding_unavailable', 'user_required',
-]);
-
-const FRENCH = {
-  invalid_credentials: 'Identifiant ou mot de passe incorrect.',
-  session_expired: 'Votre session a expiré : veuillez vous reconnecter.',
-  invalid_api_key: 'Vous n\'êtes pas connecté ou votre session a expiré : veuillez vous reconnecter.',
-  account_disabled: 'Ce compte est désactivé. Adressez-vous à l\'administrateur de la box.',
-  csrf_failed: 'La demande a été refusée par sécurité (jeton de formulaire absent ou périmé). Rechargez la page puis réessayez.',
-  permission_denied: 'Accès refusé : votre rôle ne permet pas cette action.',
-  account_locked: 'Trop de tentatives de connexion : ce compte est temporairement bloqué.',
-  address_blocked: 'Trop de tentatives de connexion depuis ce poste : les connexions sont temporairement bloquées.',
-  rate_limit_exceeded: 'Vous avez envoyé trop de demandes en peu de temps.',
-  daily_quota_exceeded: 'Votre quota quotidien d\'utilisation est atteint. Il sera renouvelé demain.',
-  queue_full: 'La box est très sollicitée en ce moment.',
-  queue_timeout: 'La box est très sollicitée en ce moment.',
-  model_unavailable: 'Le modèle est en cours de chargement ou de redémarrage.',
-  runtime_restarted: 'Le moteur du modèle a redémarré pendant la rédaction.',
-  generation_failed: 'La rédaction a échoué. Veuillez réessayer.',
-  internal_error: 'Erreur interne de la box. Veuillez réessayer ; si le problème persiste, prévenez l\'administrateur.',
-  audit_unavailable: 'Le journal d\'audit est indisponible : la demande n\'a pas pu être enregistrée. Prévenez l\'administrateur.',
-  context_length_exceeded: 'Le texte est trop long pour le modèle. Raccourcissez-le ou utilisez la synthèse de document.',
-  prompt_too_long: 'Le texte est trop long pour le modèle. Raccourcissez-le ou utilisez la synthèse de document.',
-  charter_not_accepted: 'Une nouvelle version de la charte d\'utilisation doit être acceptée : changez de page pour l\'afficher.',
-  charter_changed: 'La charte vient d\'être modifiée : veuillez lire la nouvelle version.',
-  history_disabled: 'L\'historique des conversations est désactivé sur cette box.',
-  conversation_not_found: 'Cette conversation n\'existe pas ou a expiré.',
-  not_found: 'Élément introuvable.',
-  user_not_found: 'Utilisateur introuvable.',
-  user_exists: 'Un utilisateur porte déjà cet identifiant.',
-  weak_password: 'Mot de passe trop faible : au moins 12 caractères, pas un seul caractère répété.',
-  last_admin: 'Impossible : c\'est le dernier compte administrateur.',
-  key_not_found: 'Clé introuvable.',
-  dossier_not_found: 'Aucun dossier n\'accompagne ce modèle.',
-  dossier_invalid: 'Le dossier du modèle est invalide.',
-  dossier_mismatch: 'Le dossier décrit d\'autres poids que ceux du modèle chargé.',
-  store_busy: 'La base de données est occupée. Veuillez réessayer dans un instant.',
-  invalid_value: 'Une valeur saisie n\'est pas acceptée.',
-  invalid_json: 'Demande mal formée.',
-  updates_off: 'Les mises à jour sont désactivées sur cette box.',
-  update_in_progress: 'Une mise à jour est déjà en cours.',
-  own_credentials_required: 'Votre historique n\'est accessible qu\'avec un mot de passe que vous avez choisi vous-même : choisissez le vôtre dans « Mes données », puis réessayez.',
-  wrong_password: 'Le mot de passe actuel est incorrect.',
-  too_many_requests_in_flight: 'Vous avez déjà plusieurs demandes en cours : attendez qu\'elles se terminent.',
-  documents_busy: 'La box lit déjà plusieurs documents : réessayez dans quelques secondes.',
-  document_too_complex: 'La lecture de ce fichier a dépassé les limites de la box : il est anormalement complexe.',
-  request_timeout: 'L\'envoi a été trop lent et a été interrompu. Vérifiez le réseau puis réessayez.',
-  // Used when the box sent no message for these codes.
-  audio_unsupported: 'Ce format de fichier audio n\'est pas pris en charge. Formats acceptés : WAV, MP3, OGG, Opus, FLAC, M4A ou AAC.',
-  audio_corrupt: 'Le fichier audio est endommagé ou illisible.',
-  audio_empty: 'Le fichier audio ne contient aucun son.',
-  audio_too_long: 'L\'enregistrement est trop long pour être transcrit par la box.',
-  audio_too_large: 'Le fichier audio est trop volumineux.',
-  speech_busy: 'La box transcrit déjà d\'autres enregistrements.',
-  speech_unavailable: 'Le module de transcription est en cours de démarrage ou de redémarrage.',
-  speech_disabled: 'La transcription des enregistrements n\'est pas activée sur cette box.',
-  stream_interrupted: 'La connexion avec la box a été interrompue avant la fin. Veuillez réessayer.',
-  collection_not_found: 'Cette collection n\'existe pas ou ne vous est pas accessible.',
-  document_not_found: 'Ce document n\'existe pas ou ne vous est pas accessible.',
-  duplicate_document: 'Ce fichier est déjà dans la collection.',
-  knowledge_busy: 'Trop de documents sont en attente d\'indexation.',
-  knowledge_unavailable: 'La base documentaire n\'est pas activée sur cette box.',
-  embedding_unavailable: 'La recherche par le sens est indisponible pour le moment.',
-  user_required: 'La base documentaire se consulte avec un compte utilisateur.',
-};
 
 // The HTTP status a code stands for when it arrives inside a stream (no status of its own).
 const STREAM_STATUS = { queue_full: 429, rate_limit_exceeded: 429, daily_quota_exceeded: 429, speech_busy: 503, speech_unavailable: 503, model_unavailable: 503, embedding_unavailable: 503, knowledge_busy: 503 };
@@ -105,22 +32,29 @@ export class ApiError extends Error {
     this.code = e.code || null;
     this.type = e.type || null;
     this.param = e.param || null;
+    // Civia's extension (docs/errors.md): {reason, …values} for the French sentence.
+    this.details = e.details && typeof e.details === 'object' ? e.details : null;
+    // The box's English message: for logs and developers, never shown to the agent.
     this.serverMessage = e.message || '';
     this.retryAfter = retryAfter;
   }
 
-  /** The message to show the agent, in French. */
+  /** The message to show the agent, in French (from the code and details, see messages.js). */
   get french() {
-    let msg;
-    if (this.code && SERVER_FRENCH.has(this.code) && this.serverMessage) msg = this.serverMessage;
-    else if (this.code && FRENCH[this.code]) msg = FRENCH[this.code];
-    else if (this.status === 0) msg = 'La box ne répond pas. Vérifiez la connexion au réseau de la mairie puis réessayez.';
-    else if (this.status === 403) msg = FRENCH.permission_denied;
-    else if (this.status === 413) msg = 'Le fichier ou le texte envoyé est trop volumineux.';
-    else if (this.status >= 500) msg = FRENCH.internal_error;
-    else msg = `La demande a été refusée (${this.code || this.status}).`;
+    let msg = errorFrench(this.code, this.details, this.param);
+    if (msg === null) {
+      if (this.status === 0) msg = 'La box ne répond pas. Vérifiez la connexion au réseau de la mairie puis réessayez.';
+      else if (this.status === 403) msg = errorFrench('permission_denied');
+      else if (this.status === 413) msg = errorFrench('request_too_large');
+      else if (this.status >= 500) msg = errorFrench('internal_error');
+      else msg = `La demande a été refusée (${this.code || this.status}).`;
+    }
     if (this.retryAfter && (this.status === 429 || this.status === 503)) {
-      msg += ` Veuillez réessayer dans ${frenchDelay(this.retryAfter)}.`;
+      const delay = frenchDelay(this.retryAfter);
+      // A sentence that already says « réessayez plus tard » gets the delay in its place.
+      const vague = / : réessayez (plus tard|dans quelques secondes)\.$/;
+      if (vague.test(msg)) msg = msg.replace(vague, ` : réessayez dans ${delay}.`);
+      else msg += ` Veuillez réessayer dans ${delay}.`;
     }
     return msg;
   }

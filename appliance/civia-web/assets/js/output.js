@@ -4,18 +4,23 @@ import { h, clear, newId, copyText, downloadBlob, formatDate, append } from './d
 import { fetchFile, ApiError } from './api.js';
 import { renderMarkdown, plainText } from './markdown.js';
 import { handoff } from './state.js';
+import { warningFrench } from './messages.js';
 
 export const AI_BADGE = 'Brouillon IA — à vérifier';
 
-/** The warnings of a `civia` object, as alert paragraphs. */
+/**
+ * The warnings of a `civia` object, as alert paragraphs: worded in French from their code
+ * (and `kinds` for personal data) by messages.js; their English `message` is not shown.
+ */
 export function warningNodes(civia) {
   const out = [];
   for (const w of (civia && civia.warnings) || []) {
-    const title = w.code === 'personal_data' ? 'Données personnelles détectées : '
+    // The sentence names what happened: the title only draws the eye (no repetition).
+    const title = w.code === 'personal_data' ? 'Attention : '
       : w.code === 'system_prompt_leak' ? 'Réponse interrompue : '
         : w.code === 'history_not_saved' ? 'Historique : ' : 'Avertissement : ';
     out.push(h('p', { class: `alerte ${w.code === 'personal_data' ? 'alerte-donnees' : 'alerte-avertissement'}`, dataset: { code: w.code } },
-      h('strong', { text: title }), w.message || ''));
+      h('strong', { text: title }), warningFrench(w)));
   }
   return out;
 }

@@ -10,6 +10,7 @@ import { confirmDialog } from '../dialog.js';
 import { renderMarkdown } from '../markdown.js';
 import { aiBadge, aiMarking, warningNodes } from '../output.js';
 import { answerTokens, formatBytes } from '../documents.js';
+import { documentFailureFrench } from '../messages.js';
 
 export const NO_SOURCE = 'Aucun passage des documents ne correspond à la question.';
 const VISIBILITIES = [
@@ -33,16 +34,12 @@ const SEARCH_K = 5;
 const POLL_MS = 1000;
 
 /**
- * The message of a refusal from the knowledge routes: their 403 and their checks of names and
- * files come with a French message written for the agent (civia-knowledge), which is shown as
- * is; the rest as api.js says it.
+ * The message of a refusal from the knowledge routes: worded in French from its code and
+ * details (their 403 and their checks of names and files carry a `details.reason`, see
+ * messages.js); `fallback` for what is not an ApiError.
  */
 export function knowledgeMessage(e, fallback) {
-  if (!(e instanceof ApiError)) return fallback;
-  if (e.serverMessage && ((e.status === 403 && e.code === 'permission_denied') || (e.code === 'invalid_value' && !e.param))) {
-    return e.serverMessage;
-  }
-  return e.french;
+  return e instanceof ApiError ? e.french : fallback;
 }
 
 const plural = (n, one, many) => `${formatNumber(n)} ${n > 1 ? many : one}`;
@@ -74,9 +71,17 @@ function visibilityHint() {
   return `« Privée » : vous seul la voyez. ${mine}${pub}`;
 }
 
+/**
+ * Why a document failed, in French: worded from its `error_details` (messages.js); a row from
+ * before them has only `error`, shown as it is.
+ */
+export function failureText(d) {
+  return documentFailureFrench(d.error_details) || d.error || '';
+}
+
 /** Status text of a document: "Indexé", "Échec : <raison>"… */
 export function statusText(d) {
-  if (d.status === 'failed') return `Échec : ${d.error || 'raison inconnue'}`;
+  if (d.status === 'failed') return `Échec : ${failureText(d) || 'raison inconnue'}`;
   return STATUS_LABEL[d.status] || d.status;
 }
 
@@ -580,7 +585,7 @@ export async function collectionView(main, ctx) {
     if (before && before.status !== d.status) {
       if (d.status === 'indexing') say(`« ${d.name} » : indexation en cours.`);
       else if (d.status === 'indexed') say(`« ${d.name} » est indexé${d.pages ? ` (${plural(d.pages, 'page', 'pages')})` : ''}.`);
-      else if (d.status === 'failed') say(`« ${d.name} » : échec de l'indexation. ${d.error || ''}`.trim());
+      else if (d.status === 'failed') say(`« ${d.name} » : échec de l'indexation. ${failureText(d)}`.trim());
     }
   }
 

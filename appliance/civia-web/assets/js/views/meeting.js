@@ -326,9 +326,8 @@ export function meetingView(main, ctx) {
 
   function showError(err, fallback) {
     clear(runAlert);
-    let msg = err instanceof ApiError ? err.french : fallback;
-    // These two routes write their `invalid_value` refusals in French (a field named).
-    if (err instanceof ApiError && err.code === 'invalid_value' && err.serverMessage) msg = err.serverMessage;
+    // Worded from the code and details (a field named for `invalid_value`, see messages.js).
+    const msg = err instanceof ApiError ? err.french : fallback;
     append(runAlert, h('p', { class: 'alerte alerte-erreur' }, h('strong', { text: 'Erreur : ' }), msg));
   }
 
