@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("http", "HTTP layer", ["civia-admin-api", "civia-api"]),
     ("svc", "services: each owns its data",
      ["civia-metering", "civia-minutes", "civia-knowledge", "civia-auth", "civia-store", "civia-audit",
-      "civia-update", "civia-system", "civia-tls", "civia-web", "civia-tpm"]),
+      "civia-update", "civia-system", "civia-tls", "civia-web", "civia-tpm", "civia-backup"]),
     ("sup", "worker supervision", ["civia-supervisor"]),
     ("wrk", "worker processes", ["civia-runtime", "civia-speech", "civia-embed"]),
     ("pure", "pure libraries: no I/O, fuzzable",

@@ -66,6 +66,42 @@ pub enum Command {
         #[arg(value_enum)]
         document: ComplianceDocument,
     },
+    /// Encrypted backups of the box's state (docs/backup.md). Works on the state directory of
+    /// --config directly, while civiad is stopped
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Create the backup key: printed once, on the last line; the box keeps only its public
+    /// half (refuses when a key exists)
+    Key,
+    /// Write an encrypted archive of the state (the models are named, not copied)
+    Create {
+        /// The archive to write (written as PATH.partial, renamed when complete)
+        #[arg(long, value_name = "PATH")]
+        output: PathBuf,
+    },
+    /// Restore an archive into the state directory, which must be empty (or --force):
+    /// the whole archive is checked before anything is written
+    Restore {
+        archive: PathBuf,
+        /// The backup key, as `civia backup key` printed it
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+        /// Replace a state directory that is not empty
+        #[arg(long)]
+        force: bool,
+    },
+    /// Decrypt and check an archive, writing nothing
+    Verify {
+        archive: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+    },
+    /// The archives in a folder: name, size, date (their content needs the key: `verify`)
+    List { dir: PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

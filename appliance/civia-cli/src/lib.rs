@@ -59,8 +59,8 @@ pub mod http;
 pub use cli::Cli;
 
 use cli::{
-    AuditCommand, CharterCommand, Command, DsrCommand, KeyCommand, KnowledgeCommand, Limit,
-    QuotaCommand, UpdateCommand, UserCommand,
+    AuditCommand, BackupCommand, CharterCommand, Command, DsrCommand, KeyCommand, KnowledgeCommand,
+    Limit, QuotaCommand, UpdateCommand, UserCommand,
 };
 use http::{encode, encode_segment, Client};
 use serde::de::DeserializeOwned;
@@ -103,13 +103,19 @@ pub enum Error {
     Stdin(io::Error),
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
+    /// A backup command failed or refused (exit 1, nothing written).
+    #[error(transparent)]
+    Backup(#[from] civia_backup::BackupError),
 }
 
 impl Error {
     /// 1 when civiad refused, 2 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Refused { .. } | Error::Tampered(_) | Error::ImportIncomplete { .. } => 1,
+            Error::Refused { .. }
+            | Error::Tampered(_)
+            | Error::ImportIncomplete { .. }
+            | Error::Backup(_) => 1,
             _ => 2,
         }
     }
@@ -219,6 +225,13 @@ pub fn run_at<R: BufRead, W: Write>(
     out: &mut W,
     now: i64,
 ) -> Result<(), Error> {
+    if let Command::Backup(cmd) = &cli.command {
+        let Some(config) = &cli.config else {
+            return Err(Error::Usage("backup needs --config FILE".into()));
+        };
+        let cfg = civia_config::Config::load(config)?;
+        return backup(&cfg.state_dir, cmd, out);
+    }
     let socket = match (&cli.socket, &cli.config) {
         (Some(socket), _) => socket.clone(),
         (None, Some(config)) => civia_config::Config::load(config)?.admin_socket(),
@@ -233,6 +246,8 @@ pub fn run_at<R: BufRead, W: Write>(
         json: cli.json,
     };
     match &cli.command {
+        // Answered above, on the state directory, without the socket.
+        Command::Backup(_) => {}
         Command::User(cmd) => user(&api, cmd, stdin, out)?,
         Command::Key(cmd) => key(&api, cmd, out, now)?,
         Command::Quota(cmd) => quota(&api, cmd, out)?,
@@ -1150,3 +1165,92 @@ fn print_console_status<W: Write>(out: &mut W, v: &Value) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+// --- Backups (offline, on the state directory) ----------------------------------------------
+
+fn read_key(path: &std::path::Path) -> Result<civia_backup::Identity, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        Error::Usage(format!(
+            "cannot read the key file {}: {source}",
+            path.display()
+        ))
+    })?;
+    Ok(civia_backup::parse_key(&text)?)
+}
+
+fn summary<W: Write>(out: &mut W, verb: &str, s: &civia_backup::Summary) -> Result<(), Error> {
+    writeln!(
+        out,
+        "{verb}: {} files, {} bytes, Civia {}, {} (models named, not copied: {})",
+        s.manifest.files.len(),
+        s.bytes(),
+        s.header.version,
+        s.header.created_at,
+        s.manifest.models.len()
+    )?;
+    Ok(())
+}
+
+fn backup<W: Write>(
+    state: &std::path::Path,
+    cmd: &BackupCommand,
+    out: &mut W,
+) -> Result<(), Error> {
+    const VERSION: &str = env!("CARGO_PKG_VERSION");
+    match cmd {
+        BackupCommand::Key => {
+            let secret = civia_backup::create_key(state)?;
+            writeln!(
+                out,
+                "Backup key (shown once: print it or copy it to a safe place; without it no \
+                 backup can be restored, and the box keeps only its public half):"
+            )?;
+            writeln!(out, "{secret}")?;
+        }
+        BackupCommand::Create { output } => {
+            let s = civia_backup::create(state, output, VERSION)?;
+            summary(out, &format!("written {}", output.display()), &s)?;
+        }
+        BackupCommand::Verify { archive, key_file } => {
+            let s = civia_backup::verify(archive, &read_key(key_file)?, VERSION)?;
+            summary(out, "valid", &s)?;
+        }
+        BackupCommand::Restore {
+            archive,
+            key_file,
+            force,
+        } => {
+            let s = civia_backup::restore(archive, &read_key(key_file)?, state, *force, VERSION)?;
+            summary(out, &format!("restored into {}", state.display()), &s)?;
+        }
+        BackupCommand::List { dir } => {
+            let mut rows = Vec::new();
+            for e in std::fs::read_dir(dir)? {
+                let e = e?;
+                let meta = e.metadata()?;
+                let head = std::fs::File::open(e.path()).and_then(|mut f| {
+                    let mut b = [0u8; 21];
+                    std::io::Read::read_exact(&mut f, &mut b).map(|()| b)
+                });
+                if meta.is_file() && head.is_ok_and(|b| &b == b"age-encryption.org/v1") {
+                    let when = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| civia_base::time::rfc3339(d.as_secs() as i64))
+                        .unwrap_or_default();
+                    rows.push((
+                        e.file_name().to_string_lossy().into_owned(),
+                        meta.len(),
+                        when,
+                    ));
+                }
+            }
+            rows.sort();
+            for (name, bytes, when) in rows {
+                writeln!(out, "{name}\t{bytes}\t{when}")?;
+            }
+        }
+    }
+    Ok(())
+}

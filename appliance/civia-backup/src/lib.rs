@@ -1,0 +1,615 @@
+//! The box's backup archive: its key, its creation from a stopped box's state directory, its
+//! verification and its restore onto a fresh one.
+//!
+//! Owns: the archive format (below), the backup key (an age X25519 identity generated here,
+//! shown once; the box keeps only its public recipient, `backup/recipient` in the state
+//! directory), [`create`], [`verify`] and [`restore`].
+//!
+//! Must never: write anything of a restore before the whole archive has been decrypted and
+//! checked; leave a half-restored state directory (the restore is written beside it and
+//! renamed into place); keep the backup key's secret on the box; follow a path out of the
+//! state directory; run while civiad holds the state (the audit trail's lock says).
+//!
+//! Format `civia-backup/1`: one file, [age](https://age-encryption.org/v1) (X25519 recipient:
+//! encrypted and authenticated by chunks, a truncation is detected) over a tar stream of
+//! `civia-backup.json` (the [`Header`]: format, software version, date), then `state/<path>`
+//! for every regular file of the state directory except what is rebuilt or re-installed
+//! (the models, named with their hashes instead, spools, sockets, SQLite's shared-memory
+//! files and locks), then `manifest.json` (every file's size and SHA-256, the models). The
+//! SQLite databases are copied with their write-ahead logs: the box is stopped, so they are
+//! quiescent and SQLite replays the log when the restored box opens them.
+//!
+//! Why hand-written: the tar and age layers are the `tar` and `age` crates; what is ours is
+//! the choice of files, the checks and the atomic placement.
+
+use age::secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+
+/// The backup key's secret half, as [`parse_key`] reads it.
+pub use age::x25519::Identity;
+
+/// The archive format this crate writes and reads.
+pub const FORMAT: &str = "civia-backup/1";
+/// Where the backup key's public recipient is kept, relative to the state directory.
+pub const RECIPIENT_FILE: &str = "backup/recipient";
+const HEADER: &str = "civia-backup.json";
+const MANIFEST: &str = "manifest.json";
+const STATE: &str = "state/";
+
+/// What can go wrong; the CLI prints it as is.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("civiad is running on {0} (its audit trail is locked): stop it first")]
+    Running(PathBuf),
+    #[error("a backup key already exists ({0}); it was shown once and is not shown again")]
+    KeyExists(PathBuf),
+    #[error("no backup key on this box: create one with `civia backup key`")]
+    NoKey,
+    #[error("this is not a backup key (expected AGE-SECRET-KEY-1…)")]
+    BadKey,
+    #[error("this archive was not encrypted to this backup key")]
+    WrongKey,
+    #[error("the archive is damaged, truncated or was tampered with: {0}")]
+    Damaged(String),
+    #[error("the archive comes from Civia {archive}, newer than this software ({ours}): update the box first")]
+    Newer { archive: String, ours: String },
+    #[error("{0} is not empty: restore into an empty state directory, or pass --force")]
+    NotEmpty(PathBuf),
+    #[error("the state directory holds TPM-sealed secrets ({0}); their escrow is not built yet")]
+    Sealed(PathBuf),
+}
+
+type Result<T> = std::result::Result<T, BackupError>;
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The first entry: what the archive is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    /// The software version that wrote it.
+    pub version: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// One file of the state directory in the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// The last entry: every file and the models the box had (not in the archive).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub files: Vec<FileEntry>,
+    /// `models/<id>/<version>` directories and the SHA-256 of their files, re-installed from
+    /// their bundles after a restore.
+    pub models: Vec<FileEntry>,
+}
+
+/// What [`create`], [`verify`] or [`restore`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub header: Header,
+    pub manifest: Manifest,
+}
+
+impl Summary {
+    /// Total bytes of the state files.
+    pub fn bytes(&self) -> u64 {
+        self.manifest.files.iter().map(|f| f.bytes).sum()
+    }
+}
+
+// ---- the key ----
+
+/// Creates the backup key: keeps its public recipient in the state directory and returns
+/// the secret (`AGE-SECRET-KEY-1…`), to be shown once. Refuses when one exists.
+pub fn create_key(state_dir: &Path) -> Result<String> {
+    let path = state_dir.join(RECIPIENT_FILE);
+    if path.exists() {
+        return Err(BackupError::KeyExists(path));
+    }
+    let dir = state_dir.join("backup");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io_err(&dir))?;
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    civia_base::fs::write_atomic(&path, format!("{recipient}\n").as_bytes(), 0o600).map_err(
+        |e| BackupError::Io {
+            path: path.clone(),
+            source: io::Error::other(e.to_string()),
+        },
+    )?;
+    Ok(identity.to_string().expose_secret().to_owned())
+}
+
+/// The box's backup recipient.
+pub fn recipient(state_dir: &Path) -> Result<age::x25519::Recipient> {
+    let path = state_dir.join(RECIPIENT_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BackupError::NoKey),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    age::x25519::Recipient::from_str(text.trim()).map_err(|_| BackupError::NoKey)
+}
+
+/// Reads a backup key from its text (comment lines, as age writes them, are skipped).
+pub fn parse_key(text: &str) -> Result<age::x25519::Identity> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .and_then(|l| age::x25519::Identity::from_str(l).ok())
+        .ok_or(BackupError::BadKey)
+}
+
+// ---- creating ----
+
+/// Whether a path of the state directory (relative) stays out of the archive.
+fn excluded(rel: &Path) -> bool {
+    let s = rel.to_string_lossy();
+    let first = rel.components().next();
+    matches!(first, Some(Component::Normal(c)) if c == "models" || c == "spool")
+        || s.starts_with("update/spool")
+        || s.ends_with("-shm")
+        || s.ends_with(".lock")
+        || s.ends_with(".partial")
+}
+
+/// The regular files under `dir`, relative, sorted; sockets and links skipped.
+fn files_under(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .collect::<io::Result<_>>()
+        .map_err(io_err(dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let kind = e.file_type().map_err(io_err(&path))?;
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        if kind.is_dir() {
+            files_under(root, &path, out)?;
+        } else if kind.is_file() && !excluded(&rel) {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+/// The models' files and hashes (`models/<id>/<version>/…`), for the manifest.
+fn models(state_dir: &Path) -> Result<Vec<FileEntry>> {
+    let root = state_dir.join("models");
+    let mut out = Vec::new();
+    if !root.is_dir() {
+        return Ok(out);
+    }
+    let mut all = Vec::new();
+    files_under(&root, &root, &mut all)?;
+    for rel in all {
+        let path = root.join(&rel);
+        let (bytes, sha256) = hash_file(&path)?;
+        out.push(FileEntry {
+            path: format!("models/{}", rel.display()),
+            bytes,
+            sha256,
+        });
+    }
+    Ok(out)
+}
+
+fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut h = Sha256::new();
+    let n = io::copy(&mut f, &mut h).map_err(io_err(path))?;
+    Ok((n, hex::encode(h.finalize())))
+}
+
+/// Takes the audit trail's lock (the one civiad holds while it runs), so that the state is
+/// quiescent for as long as the returned file is open.
+fn lock_state(state_dir: &Path) -> Result<Option<File>> {
+    let audit = state_dir.join("audit");
+    if !audit.is_dir() {
+        return Ok(None);
+    }
+    let path = audit.join(".lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(fs::TryLockError::WouldBlock) => Err(BackupError::Running(state_dir.to_path_buf())),
+        Err(fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+    }
+}
+
+fn append(
+    tar: &mut tar::Builder<impl Write>,
+    name: &str,
+    bytes: u64,
+    data: impl Read,
+) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(bytes);
+    h.set_mode(0o600);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mtime(0);
+    tar.append_data(&mut h, name, data)
+}
+
+/// Writes the archive of a stopped box's `state_dir` to `output` (written as
+/// `output.partial`, renamed when complete: an interrupted backup leaves no archive).
+pub fn create(state_dir: &Path, output: &Path, version: &str) -> Result<Summary> {
+    let _lock = lock_state(state_dir)?;
+    let recipient = recipient(state_dir)?;
+    let secrets = state_dir.join("secrets");
+    if fs::read_dir(&secrets).is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sealed")))
+    }) {
+        return Err(BackupError::Sealed(secrets));
+    }
+    let header = Header {
+        format: FORMAT.into(),
+        version: version.into(),
+        created_at: civia_base::time::rfc3339(civia_base::time::now_unix()),
+    };
+    let mut files = Vec::new();
+    files_under(state_dir, state_dir, &mut files)?;
+    let partial = PathBuf::from(format!("{}.partial", output.display()));
+    let out = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(io_err(&partial))?;
+    let result = (|| -> Result<Manifest> {
+        let encryptor =
+            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .map_err(|e| BackupError::Damaged(e.to_string()))?;
+        let sink = encryptor
+            .wrap_output(BufWriter::new(&out))
+            .map_err(io_err(&partial))?;
+        let mut tar = tar::Builder::new(sink);
+        let head = serde_json::to_vec(&header).unwrap_or_default();
+        append(&mut tar, HEADER, head.len() as u64, &head[..]).map_err(io_err(&partial))?;
+        let mut manifest = Manifest {
+            models: models(state_dir)?,
+            ..Manifest::default()
+        };
+        for rel in files {
+            let path = state_dir.join(&rel);
+            let f = File::open(&path).map_err(io_err(&path))?;
+            let len = f.metadata().map_err(io_err(&path))?.len();
+            let mut hashing = HashingReader::new(f.take(len));
+            append(
+                &mut tar,
+                &format!("{STATE}{}", rel.display()),
+                len,
+                &mut hashing,
+            )
+            .map_err(io_err(&path))?;
+            manifest.files.push(FileEntry {
+                path: rel.display().to_string(),
+                bytes: len,
+                sha256: hashing.hex(),
+            });
+        }
+        let body = serde_json::to_vec(&manifest).unwrap_or_default();
+        append(&mut tar, MANIFEST, body.len() as u64, &body[..]).map_err(io_err(&partial))?;
+        let sink = tar.into_inner().map_err(io_err(&partial))?;
+        let mut buffered = sink.finish().map_err(io_err(&partial))?;
+        buffered.flush().map_err(io_err(&partial))?;
+        drop(buffered);
+        out.sync_all().map_err(io_err(&partial))?;
+        Ok(manifest)
+    })();
+    let manifest = match result {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    fs::rename(&partial, output).map_err(io_err(output))?;
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = civia_base::fs::sync_dir(parent);
+    }
+    Ok(Summary { header, manifest })
+}
+
+/// A reader that hashes what goes through it.
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hash: Sha256::new(),
+        }
+    }
+
+    fn hex(&self) -> String {
+        hex::encode(self.hash.clone().finalize())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+// ---- reading ----
+
+/// `a.b.c` newer than `b.b.c`, numerically (pre-release suffixes ignored).
+fn newer(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> Vec<u64> {
+        v.split(['-', '+'])
+            .next()
+            .unwrap_or("")
+            .split('.')
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    };
+    parts(a) > parts(b)
+}
+
+/// A state file's path inside the archive, checked: relative, no `..`, no root.
+fn safe_path(name: &str) -> Option<PathBuf> {
+    let rel = Path::new(name.strip_prefix(STATE)?);
+    let ok = !rel.as_os_str().is_empty()
+        && rel.components().all(|c| matches!(c, Component::Normal(_)))
+        && !excluded(rel);
+    ok.then(|| rel.to_path_buf())
+}
+
+/// Reads the whole archive; `sink` gets each state file (its relative path and a reader of
+/// its bytes) and must read it all. Checks the header first, every file against the
+/// manifest at the end, and age's authentication throughout.
+fn read_archive(
+    archive: &Path,
+    identity: &age::x25519::Identity,
+    ours: &str,
+    mut sink: impl FnMut(&Path, &mut dyn Read) -> Result<()>,
+) -> Result<Summary> {
+    let file = File::open(archive).map_err(io_err(archive))?;
+    let damaged = |e: &dyn std::fmt::Display| BackupError::Damaged(e.to_string());
+    let decryptor = age::Decryptor::new(BufReader::new(file)).map_err(|e| damaged(&e))?;
+    let reader = decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => BackupError::WrongKey,
+            other => damaged(&other),
+        })?;
+    let mut tar = tar::Archive::new(reader);
+    let mut header: Option<Header> = None;
+    let mut manifest: Option<Manifest> = None;
+    let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    for entry in tar.entries().map_err(|e| damaged(&e))? {
+        let mut entry = entry.map_err(|e| damaged(&e))?;
+        if manifest.is_some() {
+            return Err(BackupError::Damaged("an entry after the manifest".into()));
+        }
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Err(BackupError::Damaged("an entry that is not a file".into()));
+        }
+        let name = entry
+            .path()
+            .map_err(|e| damaged(&e))?
+            .to_string_lossy()
+            .into_owned();
+        let small = |entry: &mut tar::Entry<_>| -> Result<Vec<u8>> {
+            let mut v = Vec::new();
+            entry
+                .take(16 * 1024 * 1024)
+                .read_to_end(&mut v)
+                .map_err(|e| damaged(&e))?;
+            Ok(v)
+        };
+        match (&header, name.as_str()) {
+            (None, HEADER) => {
+                let h: Header =
+                    serde_json::from_slice(&small(&mut entry)?).map_err(|e| damaged(&e))?;
+                if h.format != FORMAT {
+                    return Err(BackupError::Damaged(format!(
+                        "unknown format {:?}",
+                        h.format
+                    )));
+                }
+                if newer(&h.version, ours) {
+                    return Err(BackupError::Newer {
+                        archive: h.version,
+                        ours: ours.into(),
+                    });
+                }
+                header = Some(h);
+            }
+            (None, _) => return Err(BackupError::Damaged("no header first".into())),
+            (Some(_), MANIFEST) => {
+                manifest =
+                    Some(serde_json::from_slice(&small(&mut entry)?).map_err(|e| damaged(&e))?);
+            }
+            (Some(_), _) => {
+                let rel = safe_path(&name)
+                    .ok_or_else(|| BackupError::Damaged(format!("unexpected entry {name:?}")))?;
+                let key = rel.display().to_string();
+                if seen.contains_key(&key) {
+                    return Err(BackupError::Damaged(format!("{key} twice")));
+                }
+                let size = entry.header().size().map_err(|e| damaged(&e))?;
+                let hex = {
+                    let mut hashing = HashingReader::new(&mut entry);
+                    sink(&rel, &mut hashing)?;
+                    // What the sink left unread still counts (and is still authenticated).
+                    io::copy(&mut hashing, &mut io::sink()).map_err(|e| damaged(&e))?;
+                    hashing.hex()
+                };
+                seen.insert(key, (size, hex));
+            }
+        }
+    }
+    // The tar's end is read; age checks its final chunk only when read to the end.
+    let mut rest = tar.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| damaged(&e))?;
+    let header = header.ok_or_else(|| BackupError::Damaged("empty archive".into()))?;
+    let manifest = manifest.ok_or_else(|| BackupError::Damaged("no manifest".into()))?;
+    let listed: BTreeMap<String, (u64, String)> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), (f.bytes, f.sha256.clone())))
+        .collect();
+    if listed != seen {
+        return Err(BackupError::Damaged(
+            "the files differ from the manifest".into(),
+        ));
+    }
+    Ok(Summary { header, manifest })
+}
+
+/// Decrypts and checks the whole archive, writing nothing.
+pub fn verify(archive: &Path, identity: &age::x25519::Identity, ours: &str) -> Result<Summary> {
+    read_archive(archive, identity, ours, |_, r| {
+        io::copy(r, &mut io::sink())
+            .map(|_| ())
+            .map_err(|e| BackupError::Damaged(e.to_string()))
+    })
+}
+
+fn empty_or_absent(dir: &Path) -> Result<bool> {
+    match fs::read_dir(dir) {
+        Ok(mut d) => Ok(d.next().is_none()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(io_err(dir)(e)),
+    }
+}
+
+/// Restores the archive into `state_dir`: checks it whole first ([`verify`]), then writes
+/// it beside `state_dir` and renames it into place; `state_dir` must be empty or absent
+/// unless `force` (then the old one is removed once the new one is in place).
+pub fn restore(
+    archive: &Path,
+    identity: &age::x25519::Identity,
+    state_dir: &Path,
+    force: bool,
+    ours: &str,
+) -> Result<Summary> {
+    if !force && !empty_or_absent(state_dir)? {
+        return Err(BackupError::NotEmpty(state_dir.to_path_buf()));
+    }
+    if state_dir.is_dir() {
+        // Also refuses while civiad runs on it.
+        let _lock = lock_state(state_dir)?;
+    }
+    verify(archive, identity, ours)?;
+    let name = state_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".into());
+    let parent = state_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let staging = parent.join(format!(".{name}.restoring"));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+    }
+    let written = (|| -> Result<Summary> {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .map_err(io_err(&staging))?;
+        // Read again (the archive is checked as it is written out: a file changed between
+        // the two reads fails here, before anything is in place).
+        let summary = read_archive(archive, identity, ours, |rel, r| {
+            let path = staging.join(rel);
+            if let Some(dir) = path.parent() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(io_err(dir))?;
+            }
+            let mut f = OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            io::copy(r, &mut f).map_err(|e| BackupError::Damaged(e.to_string()))?;
+            f.sync_all().map_err(io_err(&path))
+        })?;
+        sync_tree(&staging)?;
+        Ok(summary)
+    })();
+    let summary = match written {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let old = parent.join(format!(".{name}.replaced"));
+    if state_dir.exists() {
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(io_err(&old))?;
+        }
+        fs::rename(state_dir, &old).map_err(io_err(state_dir))?;
+    }
+    fs::rename(&staging, state_dir).map_err(io_err(state_dir))?;
+    let _ = civia_base::fs::sync_dir(parent);
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    }
+    Ok(summary)
+}
+
+/// fsyncs every directory under `dir` (the files were synced as written).
+fn sync_tree(dir: &Path) -> Result<()> {
+    for e in fs::read_dir(dir).map_err(io_err(dir))? {
+        let e = e.map_err(io_err(dir))?;
+        if e.file_type().map_err(io_err(dir))?.is_dir() {
+            sync_tree(&e.path())?;
+        }
+    }
+    civia_base::fs::sync_dir(dir).map_err(|e| BackupError::Io {
+        path: dir.to_path_buf(),
+        source: io::Error::other(e.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,99 @@
+"""Encrypted backup and restore (docs/backup.md): a box with users, keys, a kept history and
+its audit trail is backed up with `civia backup`, restored onto a fresh state directory and
+serves the same agent with the same history; its audit trail verifies. Tampered, truncated
+and foreign-key archives are refused with nothing written."""
+
+import re
+import subprocess
+
+import httpx
+
+from conftest import TINY, start_civiad
+from test_privacy import chat, own_key
+from test_updates import tool
+
+
+def civia(config, *args):
+    return subprocess.run([tool("civia"), "--config", str(config), *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def config_for(template, state, path):
+    """`template`'s configuration with another state directory."""
+    text = re.sub(r'^state_dir = ".*"$', f'state_dir = "{state}"', template.read_text(), flags=re.M)
+    path.write_text(text)
+    return path
+
+
+def test_a_box_is_restored_onto_a_fresh_state_and_serves_the_same_agents(civiad, tmp_path):
+    server = civiad(model=TINY)
+    alice = own_key(server, "alice")
+    r = chat(server, alice, "Rédige un courrier au syndic CANARI-SAUVEGARDE", save=True)
+    assert r.status_code == 200, r.text
+    conv = r.json()["civia"]["conversation_id"]
+    server.stop()
+
+    # The key: printed once (last line), never again; the box keeps the public half only.
+    k = civia(server.config, "backup", "key")
+    assert k.returncode == 0, k.stderr
+    secret = k.stdout.strip().splitlines()[-1]
+    assert secret.startswith("AGE-SECRET-KEY-1"), k.stdout
+    again = civia(server.config, "backup", "key")
+    assert again.returncode == 1 and "shown once" in again.stderr and secret not in again.stdout
+    state = server.log.parent / "state"
+    assert not [p for p in state.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    key_file = tmp_path / "cle-sauvegarde.txt"
+    key_file.write_text(secret + "\n")
+
+    archive = tmp_path / "mairie.civia-backup"
+    made = civia(server.config, "backup", "create", "--output", archive)
+    assert made.returncode == 0, made.stderr
+    raw = archive.read_bytes()
+    assert raw.startswith(b"age-encryption.org/v1") and b"alice" not in raw and b"CANARI" not in raw
+    assert civia(server.config, "backup", "verify", archive, "--key-file", key_file).returncode == 0
+    listed = civia(server.config, "backup", "list", tmp_path)
+    assert listed.returncode == 0 and "mairie.civia-backup" in listed.stdout, listed
+
+    # Refusals: nothing written, not even the target directory.
+    target_dir = tmp_path / "nouvelle-box"
+    target_dir.mkdir()
+    target = config_for(server.config, target_dir / "state", tmp_path / "target.toml")
+    not_a_key = tmp_path / "pas-une-cle.txt"
+    not_a_key.write_text("AGE-SECRET-KEY-1" + "Q" * 58 + "\n")
+    tampered = tmp_path / "modifiee.civia-backup"
+    middle = len(raw) // 2
+    tampered.write_bytes(raw[:middle] + bytes([raw[middle] ^ 1]) + raw[middle + 1:])
+    truncated = tmp_path / "tronquee.civia-backup"
+    truncated.write_bytes(raw[:-100])
+    # An archive of another box (another backup key).
+    (tmp_path / "autre").mkdir()
+    other = config_for(server.config, tmp_path / "autre", tmp_path / "autre.toml")
+    assert civia(other, "backup", "key").returncode == 0
+    foreign = tmp_path / "autre.civia-backup"
+    assert civia(other, "backup", "create", "--output", foreign).returncode == 0
+    for path, key, why in [(tampered, key_file, "damaged"), (truncated, key_file, "damaged"),
+                           (foreign, key_file, "not encrypted to this backup key"),
+                           (archive, not_a_key, "not a backup key")]:
+        r = civia(target, "backup", "restore", path, "--key-file", key)
+        assert r.returncode == 1 and why in r.stderr, (path, r.stderr)
+        assert not (target_dir / "state").exists(), path
+
+    restored = civia(target, "backup", "restore", archive, "--key-file", key_file)
+    assert restored.returncode == 0, restored.stderr
+    box = start_civiad(target_dir, model=TINY)
+    try:
+        # The same agent, with the same key, finds the same history.
+        listing = httpx.get(box.url + "/v1/conversations", headers=alice)
+        assert listing.status_code == 200 and conv in listing.text, listing.text
+        full = httpx.get(box.url + f"/v1/conversations/{conv}", headers=alice).json()
+        assert "CANARI-SAUVEGARDE" in str(full)
+        assert chat(box, alice, "Et la suite ?").status_code == 200
+        audit = civia(box.config, "audit", "verify")
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+        # Not onto a running box, not onto a used state without --force.
+        r = civia(box.config, "backup", "restore", archive, "--key-file", key_file, "--force")
+        assert r.returncode == 1 and "civiad is running" in r.stderr, r.stderr
+    finally:
+        box.stop()
+    r = civia(box.config, "backup", "restore", archive, "--key-file", key_file)
+    assert r.returncode == 1 and "not empty" in r.stderr, r.stderr
