@@ -9,6 +9,7 @@ import subprocess
 import httpx
 
 from conftest import TINY, start_civiad
+from test_audit import export
 from test_privacy import chat, own_key
 from test_updates import tool
 
@@ -90,6 +91,9 @@ def test_a_box_is_restored_onto_a_fresh_state_and_serves_the_same_agents(civiad,
         assert chat(box, alice, "Et la suite ?").status_code == 200
         audit = civia(box.config, "audit", "verify")
         assert audit.returncode == 0, audit.stdout + audit.stderr
+        # The restore is in the restored trail, chained to its head.
+        events = [e for e in export(box, box.headers()) if e["event"] == "backup.restored"]
+        assert len(events) == 1 and events[0]["detail"]["files"] > 0, events
         # Not onto a running box, not onto a used state without --force.
         r = civia(box.config, "backup", "restore", archive, "--key-file", key_file, "--force")
         assert r.returncode == 1 and "civiad is running" in r.stderr, r.stderr

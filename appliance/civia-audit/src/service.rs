@@ -160,10 +160,17 @@ impl Audit {
 
     /// Appends from a blocking context (the update agent's observer); failures are logged.
     pub fn append_blocking(&self, ev: Event) {
+        let _ = self.try_append_blocking(ev);
+    }
+
+    /// [`Audit::append_blocking`], saying whether the entry was written (for a caller that
+    /// keeps what it could not write, to try again).
+    pub fn try_append_blocking(&self, ev: Event) -> Result<(), AuditUnavailable> {
         let name = ev.event.clone();
-        if let Err(e) = self.log.append(ev) {
+        self.log.append(ev).map(|_| ()).map_err(|e| {
             log::error!("audit: cannot write `{name}`: {e}");
-        }
+            AuditUnavailable
+        })
     }
 
     /// An administration event by `who` (`admin.*`, `auth.*`), the target named by

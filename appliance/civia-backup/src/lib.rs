@@ -3,7 +3,8 @@
 //!
 //! Owns: the archive format (below), the backup key (an age X25519 identity generated here,
 //! shown once; the box keeps only its public recipient, `backup/recipient` in the state
-//! directory), [`create`], [`verify`] and [`restore`].
+//! directory), [`create`], [`verify`] and [`restore`], and the notes they leave for civiad to
+//! write into the audit trail at its next start ([`take_events`]).
 //!
 //! Must never: write anything of a restore before the whole archive has been decrypted and
 //! checked; leave a half-restored state directory (the restore is written beside it and
@@ -39,6 +40,9 @@ pub use age::x25519::Identity;
 pub const FORMAT: &str = "civia-backup/1";
 /// Where the backup key's public recipient is kept, relative to the state directory.
 pub const RECIPIENT_FILE: &str = "backup/recipient";
+/// Backups and restores done while civiad was stopped, for civiad to write into the audit
+/// trail at its next start ([`take_events`]), relative to the state directory.
+pub const EVENTS_DIR: &str = "backup/events";
 const HEADER: &str = "civia-backup.json";
 const MANIFEST: &str = "manifest.json";
 const STATE: &str = "state/";
@@ -168,6 +172,80 @@ pub fn parse_key(text: &str) -> Result<age::x25519::Identity> {
         .ok_or(BackupError::BadKey)
 }
 
+// ---- the audit events ----
+
+/// A backup or a restore, as the audit trail records it (civiad writes it at its next start:
+/// the audit trail's keys are civiad's, and a restored trail goes on from its restored head).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupEvent {
+    /// `backup.created` or `backup.restored`.
+    pub event: String,
+    /// When it was done (RFC 3339, UTC).
+    pub at: String,
+    /// The archive's header: the version that wrote it and when.
+    pub archive_version: String,
+    pub archive_created_at: String,
+    /// The state files and their total size.
+    pub files: usize,
+    pub bytes: u64,
+}
+
+impl BackupEvent {
+    /// The audit entry's `detail`: this event as a JSON object.
+    pub fn detail(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+fn note(state_dir: &Path, event: &str, s: &Summary) -> Result<()> {
+    let dir = state_dir.join(EVENTS_DIR);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io_err(&dir))?;
+    let now = civia_base::time::now_unix();
+    let ev = BackupEvent {
+        event: event.into(),
+        at: civia_base::time::rfc3339(now),
+        archive_version: s.header.version.clone(),
+        archive_created_at: s.header.created_at.clone(),
+        files: s.manifest.files.len(),
+        bytes: s.bytes(),
+    };
+    let path = dir.join(format!("{now}-{}-{event}.json", std::process::id()));
+    let body = serde_json::to_vec(&ev).unwrap_or_default();
+    civia_base::fs::write_atomic(&path, &body, 0o600).map_err(|e| BackupError::Io {
+        path: path.clone(),
+        source: io::Error::other(e.to_string()),
+    })
+}
+
+/// The backups and restores not yet in the audit trail, oldest first, with their files:
+/// remove each file once its event is written. Unreadable notes are skipped (and logged).
+pub fn take_events(state_dir: &Path) -> Vec<(PathBuf, BackupEvent)> {
+    let dir = state_dir.join(EVENTS_DIR);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(PathBuf, BackupEvent)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let ev = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<BackupEvent>(&b).ok())
+                .filter(|ev| ev.event == "backup.created" || ev.event == "backup.restored");
+            if ev.is_none() {
+                log::warn!("backup: unreadable event note {}", path.display());
+            }
+            ev.map(|ev| (path, ev))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 // ---- creating ----
 
 /// Whether a path of the state directory (relative) stays out of the archive.
@@ -176,6 +254,7 @@ fn excluded(rel: &Path) -> bool {
     let first = rel.components().next();
     matches!(first, Some(Component::Normal(c)) if c == "models" || c == "spool")
         || s.starts_with("update/spool")
+        || s.starts_with(EVENTS_DIR)
         || s.ends_with("-shm")
         || s.ends_with(".lock")
         || s.ends_with(".partial")
@@ -343,7 +422,9 @@ pub fn create(state_dir: &Path, output: &Path, version: &str) -> Result<Summary>
     if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = civia_base::fs::sync_dir(parent);
     }
-    Ok(Summary { header, manifest })
+    let summary = Summary { header, manifest };
+    note(state_dir, "backup.created", &summary)?;
+    Ok(summary)
 }
 
 /// A reader that hashes what goes through it.
@@ -594,6 +675,7 @@ pub fn restore(
     if old.exists() {
         fs::remove_dir_all(&old).map_err(io_err(&old))?;
     }
+    note(state_dir, "backup.restored", &summary)?;
     Ok(summary)
 }
 

@@ -295,3 +295,29 @@ fn versions_compare_by_number() {
     assert!(!newer("0.1.0", "0.1.0"));
     assert!(!newer("0.1.0-rc1", "0.1.0"));
 }
+
+#[test]
+fn backups_and_restores_leave_a_note_for_the_audit_trail_that_is_not_archived() {
+    let (tmp, src, key) = setup();
+    let out = tmp.path().join("b");
+    create(&src, &out, V).unwrap();
+    let created = take_events(&src);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].1.event, "backup.created");
+    assert_eq!(created[0].1.archive_version, V);
+    // A second backup does not carry the first one's note.
+    let again = create(&src, &tmp.path().join("c"), V).unwrap();
+    assert!(!again
+        .manifest
+        .files
+        .iter()
+        .any(|f| f.path.starts_with(EVENTS_DIR)));
+    let dst = tmp.path().join("restored");
+    let s = restore(&tmp.path().join("c"), &key, &dst, false, V).unwrap();
+    let restored = take_events(&dst);
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert_eq!(restored[0].1.event, "backup.restored");
+    assert_eq!(restored[0].1.files, s.manifest.files.len());
+    fs::write(dst.join(EVENTS_DIR).join("junk.json"), b"{").unwrap();
+    assert_eq!(take_events(&dst).len(), 1);
+}

@@ -424,6 +424,17 @@ fn audit_and_updates(
         )?
     };
     let audit = Arc::new(audit);
+    // Backups and restores done while civiad was stopped: into the trail now (a restored trail
+    // goes on from its restored head); a note stays until its entry is written.
+    for (note, ev) in civia_backup::take_events(&cfg.state_dir) {
+        let mut entry = civia_audit::Event::new(ev.event.clone());
+        entry.detail = Some(ev.detail());
+        if audit.try_append_blocking(entry).is_ok() {
+            if let Err(e) = std::fs::remove_file(&note) {
+                log::warn!("backup: cannot remove {}: {e}", note.display());
+            }
+        }
+    }
     if cfg.audit.journald {
         audit.mirror_to_journal(&cfg.audit.journal_socket);
     }
