@@ -14,9 +14,10 @@
 //! Format `civia-backup/1`: one file, [age](https://age-encryption.org/v1) (X25519 recipient:
 //! encrypted and authenticated by chunks, a truncation is detected) over a tar stream of
 //! `civia-backup.json` (the [`Header`]: format, software version, date), then `state/<path>`
-//! for every regular file of the state directory except what is rebuilt or re-installed
-//! (the models, named with their hashes instead, spools, sockets, SQLite's shared-memory
-//! files and locks), then `manifest.json` (every file's size and SHA-256, the models). The
+//! for every regular file of the state directory except what is rebuilt or belongs to the
+//! machine (the models, named with their hashes instead, and the update state, both kept
+//! from the target by a restore; spools, sockets, SQLite's shared-memory files and locks),
+//! then `manifest.json` (every file's size and SHA-256, the models). The
 //! SQLite databases are copied with their write-ahead logs: the box is stopped, so they are
 //! quiescent and SQLite replays the log when the restored box opens them.
 //!
@@ -74,6 +75,14 @@ pub enum BackupError {
     NotEmpty(PathBuf),
     #[error("the state directory holds TPM-sealed secrets ({0}); their escrow is not built yet")]
     Sealed(PathBuf),
+    #[error("the backup key's public half in {0} is unreadable: restore it from a copy, or remove it and create a new key")]
+    BadRecipient(PathBuf),
+    #[error("`{key}` ({path}) is outside the state directory: backups do not cover it yet")]
+    Outside { key: &'static str, path: PathBuf },
+    #[error(
+        "an earlier restore was interrupted: {0} holds what was there before; move it away first"
+    )]
+    Interrupted(PathBuf),
 }
 
 type Result<T> = std::result::Result<T, BackupError>;
@@ -82,6 +91,46 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BackupError + '_ {
     move |source| BackupError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Who owns the state directory (civiad's user on a box): what the commands write there is
+/// given to it, so that civiad can read it when the commands run as root.
+fn owner_of(state_dir: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(state_dir).ok().map(|m| (m.uid(), m.gid()))
+}
+
+fn give(path: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+    match owner {
+        Some((uid, gid)) => {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(io_err(path))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Creates `path` (never replacing nor following anything there), 0600, synced.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+/// Refuses when a directory the box keeps state in lies outside the state directory: an
+/// archive of the state directory would silently miss it.
+pub fn check_covered(state_dir: &Path, dirs: &[(&'static str, PathBuf)]) -> Result<()> {
+    match dirs.iter().find(|(_, d)| !d.starts_with(state_dir)) {
+        Some((key, path)) => Err(BackupError::Outside {
+            key,
+            path: path.clone(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -143,12 +192,16 @@ pub fn create_key(state_dir: &Path) -> Result<String> {
         .map_err(io_err(&dir))?;
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
-    civia_base::fs::write_atomic(&path, format!("{recipient}\n").as_bytes(), 0o600).map_err(
-        |e| BackupError::Io {
-            path: path.clone(),
-            source: io::Error::other(e.to_string()),
-        },
-    )?;
+    // create_new: of two commands at once, one gets the key, the other KeyExists.
+    write_new(&path, format!("{recipient}\n").as_bytes()).map_err(|e| match e {
+        BackupError::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
+            BackupError::KeyExists(path.clone())
+        }
+        other => other,
+    })?;
+    let owner = owner_of(state_dir);
+    give(&dir, owner)?;
+    give(&path, owner)?;
     Ok(identity.to_string().expose_secret().to_owned())
 }
 
@@ -160,7 +213,7 @@ pub fn recipient(state_dir: &Path) -> Result<age::x25519::Recipient> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BackupError::NoKey),
         Err(e) => return Err(io_err(&path)(e)),
     };
-    age::x25519::Recipient::from_str(text.trim()).map_err(|_| BackupError::NoKey)
+    age::x25519::Recipient::from_str(text.trim()).map_err(|_| BackupError::BadRecipient(path))
 }
 
 /// Reads a backup key from its text (comment lines, as age writes them, are skipped).
@@ -218,7 +271,11 @@ fn note(state_dir: &Path, event: &str, s: &Summary) -> Result<()> {
     civia_base::fs::write_atomic(&path, &body, 0o600).map_err(|e| BackupError::Io {
         path: path.clone(),
         source: io::Error::other(e.to_string()),
-    })
+    })?;
+    let owner = owner_of(state_dir);
+    give(&state_dir.join("backup"), owner)?;
+    give(&dir, owner)?;
+    give(&path, owner)
 }
 
 /// The backups and restores not yet in the audit trail, oldest first, with their files:
@@ -248,12 +305,17 @@ pub fn take_events(state_dir: &Path) -> Vec<(PathBuf, BackupEvent)> {
 
 // ---- creating ----
 
+/// What belongs to the machine, not to the commune's data: the installed models (named in
+/// the manifest, re-installed from their bundles) and the update state (A/B slots, the
+/// anti-downgrade floor, the trust roots). Never archived; a restore over a used state
+/// directory keeps the target's own.
+const KEPT_BY_THE_BOX: [&str; 2] = ["models", "update"];
+
 /// Whether a path of the state directory (relative) stays out of the archive.
 fn excluded(rel: &Path) -> bool {
     let s = rel.to_string_lossy();
     let first = rel.components().next();
-    matches!(first, Some(Component::Normal(c)) if c == "models" || c == "spool")
-        || s.starts_with("update/spool")
+    matches!(first, Some(Component::Normal(c)) if c == "spool" || KEPT_BY_THE_BOX.iter().any(|k| c == *k))
         || s.starts_with(EVENTS_DIR)
         || s.ends_with("-shm")
         || s.ends_with(".lock")
@@ -363,9 +425,14 @@ pub fn create(state_dir: &Path, output: &Path, version: &str) -> Result<Summary>
     let mut files = Vec::new();
     files_under(state_dir, state_dir, &mut files)?;
     let partial = PathBuf::from(format!("{}.partial", output.display()));
+    // What an interrupted backup left (or a link someone planted): removed, never followed.
+    match fs::remove_file(&partial) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&partial)(e)),
+    }
     let out = OpenOptions::new()
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .write(true)
         .mode(0o600)
         .open(&partial)
@@ -475,7 +542,8 @@ fn safe_path(name: &str) -> Option<PathBuf> {
     let ok = !rel.as_os_str().is_empty()
         && rel.components().all(|c| matches!(c, Component::Normal(_)))
         && !excluded(rel);
-    ok.then(|| rel.to_path_buf())
+    // One spelling per file (`a//b` and `a/./b` are `a/b`).
+    ok.then(|| rel.components().collect())
 }
 
 /// Reads the whole archive; `sink` gets each state file (its relative path and a reader of
@@ -611,11 +679,6 @@ pub fn restore(
     if !force && !empty_or_absent(state_dir)? {
         return Err(BackupError::NotEmpty(state_dir.to_path_buf()));
     }
-    if state_dir.is_dir() {
-        // Also refuses while civiad runs on it.
-        let _lock = lock_state(state_dir)?;
-    }
-    verify(archive, identity, ours)?;
     let name = state_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -624,8 +687,20 @@ pub fn restore(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let old = parent.join(format!(".{name}.replaced"));
+    if fs::symlink_metadata(&old).is_ok() {
+        return Err(BackupError::Interrupted(old));
+    }
+    // Held until the new state is in place: civiad cannot start on it meanwhile.
+    let _lock = if state_dir.is_dir() {
+        lock_state(state_dir)?
+    } else {
+        None
+    };
+    verify(archive, identity, ours)?;
+    let owner = owner_of(state_dir);
     let staging = parent.join(format!(".{name}.restoring"));
-    if staging.exists() {
+    if fs::symlink_metadata(&staging).is_ok() {
         fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
     }
     let written = (|| -> Result<Summary> {
@@ -633,16 +708,19 @@ pub fn restore(
             .mode(0o700)
             .create(&staging)
             .map_err(io_err(&staging))?;
+        give(&staging, owner)?;
         // Read again (the archive is checked as it is written out: a file changed between
         // the two reads fails here, before anything is in place).
         let summary = read_archive(archive, identity, ours, |rel, r| {
             let path = staging.join(rel);
-            if let Some(dir) = path.parent() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(io_err(dir))?;
+            let mut dir = staging.clone();
+            for part in rel.parent().into_iter().flat_map(Path::components) {
+                dir.push(part);
+                match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                    Ok(()) => give(&dir, owner)?,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io_err(&dir)(e)),
+                }
             }
             let mut f = OpenOptions::new()
                 .create_new(true)
@@ -651,7 +729,8 @@ pub fn restore(
                 .open(&path)
                 .map_err(io_err(&path))?;
             io::copy(r, &mut f).map_err(|e| BackupError::Damaged(e.to_string()))?;
-            f.sync_all().map_err(io_err(&path))
+            f.sync_all().map_err(io_err(&path))?;
+            give(&path, owner)
         })?;
         sync_tree(&staging)?;
         Ok(summary)
@@ -663,14 +742,34 @@ pub fn restore(
             return Err(e);
         }
     };
-    let old = parent.join(format!(".{name}.replaced"));
-    if state_dir.exists() {
-        if old.exists() {
-            fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    // The machine's own parts of a used state stay with it.
+    let mut moved = Vec::new();
+    for kept in KEPT_BY_THE_BOX {
+        let from = state_dir.join(kept);
+        if fs::symlink_metadata(&from).is_ok() {
+            if let Err(e) = fs::rename(&from, staging.join(kept)) {
+                for k in moved {
+                    let _ = fs::rename(staging.join(k), state_dir.join(k));
+                }
+                let _ = fs::remove_dir_all(&staging);
+                return Err(io_err(&from)(e));
+            }
+            moved.push(kept);
         }
+    }
+    if state_dir.exists() {
         fs::rename(state_dir, &old).map_err(io_err(state_dir))?;
     }
-    fs::rename(&staging, state_dir).map_err(io_err(state_dir))?;
+    if let Err(e) = fs::rename(&staging, state_dir) {
+        // Put the former state back as it was.
+        if old.exists() {
+            let _ = fs::rename(&old, state_dir);
+            for k in moved {
+                let _ = fs::rename(staging.join(k), state_dir.join(k));
+            }
+        }
+        return Err(io_err(state_dir)(e));
+    }
     let _ = civia_base::fs::sync_dir(parent);
     if old.exists() {
         fs::remove_dir_all(&old).map_err(io_err(&old))?;

@@ -63,6 +63,7 @@ fn a_backup_restores_the_same_state_without_models_or_spools() {
         "civia.db-shm",
         "audit/.lock",
         "spool/speech/x.wav",
+        "update/update-state.json",
         "update/spool/bundle",
     ] {
         assert!(!names.contains(&gone), "{gone}");
@@ -282,10 +283,32 @@ fn a_used_target_needs_force_and_a_running_box_is_left_alone() {
     assert!(!tmp.path().join("c.partial").exists() && !tmp.path().join("c").exists());
     drop((lock, held));
 
+    // The machine's own parts of the used state stay: its models and its update state.
+    fs::create_dir_all(dst.join("models/m/1")).unwrap();
+    fs::write(dst.join("models/m/1/w.gguf"), b"target weights").unwrap();
+    fs::create_dir_all(dst.join("update")).unwrap();
+    fs::write(
+        dst.join("update/update-state.json"),
+        b"{\"floor\":\"9.0.0\"}",
+    )
+    .unwrap();
     restore(&out, &key, &dst, true, V).unwrap();
     assert!(!dst.join("old").exists());
-    assert_eq!(fs::read(dst.join("civia.db-wal")).unwrap(), b"wal frames");
+    assert_eq!(
+        fs::read(dst.join("models/m/1/w.gguf")).unwrap(),
+        b"target weights"
+    );
+    assert_eq!(
+        fs::read(dst.join("update/update-state.json")).unwrap(),
+        b"{\"floor\":\"9.0.0\"}"
+    );
+    assert!(!dst.join("models/civia-7b").exists());
     assert!(!tmp.path().join(".used.replaced").exists());
+    // An interrupted restore's leftover is never deleted blindly.
+    fs::create_dir(tmp.path().join(".used.replaced")).unwrap();
+    let e = restore(&out, &key, &dst, true, V).unwrap_err();
+    assert!(matches!(e, BackupError::Interrupted(_)), "{e}");
+    assert_eq!(fs::read(dst.join("civia.db-wal")).unwrap(), b"wal frames");
 }
 
 #[test]
@@ -320,4 +343,26 @@ fn backups_and_restores_leave_a_note_for_the_audit_trail_that_is_not_archived() 
     assert_eq!(restored[0].1.files, s.manifest.files.len());
     fs::write(dst.join(EVENTS_DIR).join("junk.json"), b"{").unwrap();
     assert_eq!(take_events(&dst).len(), 1);
+}
+
+#[test]
+fn a_planted_partial_link_is_never_followed_and_a_damaged_recipient_says_so() {
+    let (tmp, src, _) = setup();
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let out = tmp.path().join("b");
+    std::os::unix::fs::symlink(&victim, tmp.path().join("b.partial")).unwrap();
+    create(&src, &out, V).unwrap();
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    fs::write(src.join(RECIPIENT_FILE), b"garbage").unwrap();
+    let e = create(&src, &tmp.path().join("c"), V).unwrap_err();
+    assert!(matches!(e, BackupError::BadRecipient(_)), "{e}");
+    assert!(matches!(
+        check_covered(
+            &src,
+            &[("secrets.dir", PathBuf::from("/state/provision/secrets"))]
+        ),
+        Err(BackupError::Outside { .. })
+    ));
+    check_covered(&src, &[("knowledge.dir", src.join("knowledge"))]).unwrap();
 }

@@ -230,6 +230,15 @@ pub fn run_at<R: BufRead, W: Write>(
             return Err(Error::Usage("backup needs --config FILE".into()));
         };
         let cfg = civia_config::Config::load(config)?;
+        // What the box keeps outside its state directory would be missed: refused until
+        // backups cover it (the models and the update state are the machine's own).
+        civia_backup::check_covered(
+            &cfg.state_dir,
+            &[
+                ("secrets.dir", cfg.secrets_dir()),
+                ("knowledge.dir", cfg.knowledge_dir()),
+            ],
+        )?;
         return backup(&cfg.state_dir, cmd, out);
     }
     let socket = match (&cli.socket, &cli.config) {
@@ -1169,11 +1178,9 @@ mod tests;
 // --- Backups (offline, on the state directory) ----------------------------------------------
 
 fn read_key(path: &std::path::Path) -> Result<civia_backup::Identity, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| {
-        Error::Usage(format!(
-            "cannot read the key file {}: {source}",
-            path.display()
-        ))
+    let text = std::fs::read_to_string(path).map_err(|source| civia_backup::BackupError::Io {
+        path: path.to_path_buf(),
+        source,
     })?;
     Ok(civia_backup::parse_key(&text)?)
 }
@@ -1228,11 +1235,14 @@ fn backup<W: Write>(
             for e in std::fs::read_dir(dir)? {
                 let e = e?;
                 let meta = e.metadata()?;
+                if !meta.is_file() {
+                    continue;
+                }
                 let head = std::fs::File::open(e.path()).and_then(|mut f| {
                     let mut b = [0u8; 21];
                     std::io::Read::read_exact(&mut f, &mut b).map(|()| b)
                 });
-                if meta.is_file() && head.is_ok_and(|b| &b == b"age-encryption.org/v1") {
+                if head.is_ok_and(|b| &b == b"age-encryption.org/v1") {
                     let when = meta
                         .modified()
                         .ok()

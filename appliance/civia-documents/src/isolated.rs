@@ -191,7 +191,12 @@ fn ask(
             details,
         }) if plausible_details(&details) => Err(Error::Reported {
             kind,
-            message,
+            // The child's English sentence reaches logs and answers: bounded, one line.
+            message: message
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(300)
+                .collect(),
             details,
         }),
         Ok(Reply::Refused { details, .. }) => Err(failed(format!(

@@ -166,7 +166,7 @@ const MAX_FIELDS: usize = 16;
 const MAX_FIELD_BYTES: usize = 16 * 1024;
 
 fn form_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(format!("Formulaire d'envoi illisible : {e}"), None)
+    ApiError::bad_request(format!("unreadable upload form: {e}"), None)
 }
 
 pub(crate) async fn upload_document(
@@ -206,7 +206,7 @@ pub(crate) async fn upload_document(
                 return Err(if name == "file" {
                     too_large(limit)
                 } else {
-                    ApiError::bad_request(format!("Champ `{name}` trop long."), Some(name))
+                    ApiError::bad_request(format!("the field `{name}` is too long"), Some(name))
                 });
             }
             bytes.extend_from_slice(&chunk);

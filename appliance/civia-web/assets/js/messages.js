@@ -295,6 +295,10 @@ export function warningFrench(warning) {
 export function documentFailureFrench(details) {
   if (!details || typeof details !== 'object') return null;
   const code = details.code || 'indexing_failed';
+  // Already in the knowledge base: its OCR read nothing, or is off on this box.
+  if (details.reason === 'no_text' || details.reason === 'needs_ocr') {
+    return 'Aucun texte n\'a pu être lu dans ce document (document numérisé ? la reconnaissance de caractères n\'a rien donné ou n\'est pas activée sur ce boîtier).';
+  }
   const said = detailed(code, details, null)
     || (has(DOCUMENT_REASONS, details.reason) ? DOCUMENT_REASONS[details.reason](details) : null)
     || (has(INDEXING, details.reason) ? INDEXING[details.reason](details) : null);
