@@ -51,6 +51,13 @@ pub use keys::{secret_load_or_create, DeviceKey};
 pub use pseudonym::Pseudonymizer;
 pub use retention::{PurgeReport, RetentionPolicy};
 pub use seal::{Checkpoint, SegmentSeal};
+
+/// Takes the trail's writer lock in `dir`, the one civiad holds while it runs: another program
+/// (the backup) learns that civiad is stopped and keeps it stopped while the returned file
+/// stays open. [`AuditError::Busy`] while civiad runs.
+pub fn lock_trail(dir: &std::path::Path) -> Result<std::fs::File, AuditError> {
+    fsutil::lock_dir(dir)
+}
 pub use service::{Actor, Audit, AuditUnavailable, ServiceError};
 pub use time::{format_rfc3339, parse_rfc3339, system_clock, Clock, Month};
 pub use verify::{verify, TamperError, TamperKind, VerifyReport, VerifyWarning, WarningKind};

@@ -377,18 +377,15 @@ fn lock_state(state_dir: &Path) -> Result<Option<File>> {
     if !audit.is_dir() {
         return Ok(None);
     }
-    let path = audit.join(".lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
-        Err(fs::TryLockError::WouldBlock) => Err(BackupError::Running(state_dir.to_path_buf())),
-        Err(fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+    match civia_audit::lock_trail(&audit) {
+        Ok(f) => Ok(Some(f)),
+        Err(civia_audit::AuditError::Busy { .. }) => {
+            Err(BackupError::Running(state_dir.to_path_buf()))
+        }
+        Err(e) => Err(BackupError::Io {
+            path: audit,
+            source: io::Error::other(e.to_string()),
+        }),
     }
 }
 

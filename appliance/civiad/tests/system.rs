@@ -140,7 +140,7 @@ async fn facts_and_egress_probe_for_admins_only() {
     }
     let (_, b) = probe(admin, &d, br#"{"address": "example.org:443"}"#).await;
     let message = b["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("adresse IP"), "{message}");
+    assert!(message.contains("an IP address"), "{message}");
     let big = vec![b' '; 64 * 1024];
     let (s, b) = probe(admin, &d, &big).await;
     assert_openai_error(s, &b, 413);
