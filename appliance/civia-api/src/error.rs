@@ -22,6 +22,8 @@ pub enum Class {
     Conflict,
     /// 413 `invalid_request_error`
     TooLarge,
+    /// 422 `invalid_request_error`: well-formed, but the box cannot go through with it
+    Unprocessable,
     /// 429 `rate_limit_error`
     RateLimited,
     /// 503 `server_error`
@@ -39,6 +41,7 @@ impl Class {
             Class::NotFound => (StatusCode::NOT_FOUND, "invalid_request_error"),
             Class::Conflict => (StatusCode::CONFLICT, "invalid_request_error"),
             Class::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error"),
+            Class::Unprocessable => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request_error"),
             Class::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
             Class::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "server_error"),
             Class::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
@@ -294,12 +297,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Busy => "update_in_progress",
             ServiceError::ModelMismatch { .. } => "model_mismatch",
             ServiceError::ModelLoadFailed { .. } => {
-                return ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_request_error",
-                    "model_load_failed",
-                    e.to_string(),
-                )
+                return ApiError::of(Class::Unprocessable, "model_load_failed", e.to_string())
             }
         };
         ApiError::of(Class::Conflict, code, e.to_string())

@@ -110,14 +110,19 @@ fn give(path: &Path, owner: Option<(u32, u32)>) -> Result<()> {
     }
 }
 
-/// Creates `path` (never replacing nor following anything there), 0600, synced.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
+/// Creates `path` for writing, 0600, never replacing nor following anything already there.
+fn open_new(path: &Path) -> Result<File> {
+    OpenOptions::new()
         .create_new(true)
         .write(true)
         .mode(0o600)
         .open(path)
-        .map_err(io_err(path))?;
+        .map_err(io_err(path))
+}
+
+/// Creates `path` ([`open_new`]) with `bytes`, synced.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = open_new(path)?;
     f.write_all(bytes).map_err(io_err(path))?;
     f.sync_all().map_err(io_err(path))
 }
@@ -428,12 +433,7 @@ pub fn create(state_dir: &Path, output: &Path, version: &str) -> Result<Summary>
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(&partial)(e)),
     }
-    let out = OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(io_err(&partial))?;
+    let out = open_new(&partial)?;
     let result = (|| -> Result<Manifest> {
         let encryptor =
             age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
@@ -719,12 +719,7 @@ pub fn restore(
                     Err(e) => return Err(io_err(&dir)(e)),
                 }
             }
-            let mut f = OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io_err(&path))?;
+            let mut f = open_new(&path)?;
             io::copy(r, &mut f).map_err(|e| BackupError::Damaged(e.to_string()))?;
             f.sync_all().map_err(io_err(&path))?;
             give(&path, owner)

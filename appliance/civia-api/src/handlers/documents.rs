@@ -40,13 +40,7 @@ fn doc_error(e: &DocError) -> ApiError {
         | ErrorKind::InvalidDraft => Class::Invalid,
         ErrorKind::Exhausted => {
             log::warn!("document extraction stopped: {e}");
-            return ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request_error",
-                e.code(),
-                e.to_string(),
-            )
-            .with_details(e.details());
+            Class::Unprocessable
         }
         ErrorKind::Internal => {
             log::error!("document service failed: {e}");
