@@ -152,6 +152,8 @@ def test_spec_describes_every_endpoint():
         "/admin/updates": {"get"}, "/admin/updates/system": {"post"}, "/admin/updates/model": {"post"},
         "/admin/updates/install-path": {"post"}, "/admin/audit/verify": {"get"},
         "/admin/audit/export": {"get"},
+        "/admin/backup": {"get", "post"}, "/admin/backup/key": {"post"},
+        "/admin/backup/download": {"get"},
         "/v1/conversations": {"get", "delete"}, "/v1/conversations/{id}": {"parameters", "get", "delete"},
         "/v1/me/export": {"get"}, "/v1/me/keys": {"post"}, "/v1/charter": {"get"}, "/v1/charter/accept": {"post"},
         "/admin/charter": {"get", "put"}, "/admin/charter/register": {"get"},

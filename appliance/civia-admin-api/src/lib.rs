@@ -1,7 +1,7 @@
 //! The admin plane of civiad (`/admin/*`): accounts, API keys, quotas, usage and status
 //! (`handlers::admin`), the box's facts and network probes (`handlers::system`), signed
 //! updates (`handlers::updates`), the audit trail's verification and export
-//! (`handlers::audit`), the compliance documents (`handlers::compliance`), the DPO's
+//! (`handlers::audit`), the box's encrypted backups (`handlers::backup`), the compliance documents (`handlers::compliance`), the DPO's
 //! data-subject requests (`handlers::dsr`), the usage charter's publication and register
 //! (`handlers::charter`) and the bulk import of a folder into a shared collection of the
 //! commune's documents (`handlers::knowledge`). It is a capability of its own: served on

@@ -1,7 +1,7 @@
 //! The routes of the admin plane: which `/admin/*` URL reaches which handler, behind
 //! authentication (all but `/admin/pair`, which pairs the CLI without credentials).
 
-use crate::handlers::{admin, audit, charter, compliance, dsr, knowledge, system, updates};
+use crate::handlers::{admin, audit, backup, charter, compliance, dsr, knowledge, system, updates};
 use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -52,6 +52,9 @@ pub fn routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/compliance/{kind}", get(compliance::document))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))
+        .route("/backup", get(backup::status).post(backup::start))
+        .route("/backup/key", post(backup::create_key))
+        .route("/backup/download", get(backup::download))
         .route("/updates", get(updates::status))
         .route("/updates/system", post(updates::upload_system))
         .route("/updates/model", post(updates::upload_model))

@@ -100,6 +100,7 @@ async fn start() -> Box_ {
             &cfg,
             Some(audit.clone()),
         ))),
+        backups: None,
         audit: Some(audit),
         started_at: 0,
         ca_pem: "-----BEGIN CERTIFICATE-----\n".into(),

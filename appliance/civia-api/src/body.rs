@@ -302,3 +302,49 @@ pub fn body_reader(body: Body, limit: u64) -> (BodyReader, TooLarge) {
 pub async fn small_json<T: serde::de::DeserializeOwned>(b: Body) -> Result<T, ApiError> {
     parse_json(&read_body(b, SMALL_BODY_LIMIT).await?)
 }
+
+/// Passes what blocking code writes to an async body, a chunk at a time.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+            })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A response body that blocking code writes: `write` runs on a blocking thread, and what
+/// it writes reaches the client as it comes, 256 KiB at a time (never held whole; a slow
+/// client slows the writer down). When the client goes away, the writes fail (`BrokenPipe`).
+/// When `write` fails, the body ends with an error, which aborts the connection: the client
+/// sees a truncated download, never a complete-looking one.
+pub fn from_blocking_writer<F>(write: F) -> Body
+where
+    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut sink =
+            std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter { tx: tx.clone() });
+        let result = write(&mut sink).and_then(|()| std::io::Write::flush(&mut sink));
+        drop(sink);
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Body::from_stream(async_stream::stream! {
+        while let Some(chunk) = rx.recv().await {
+            yield chunk;
+        }
+    })
+}

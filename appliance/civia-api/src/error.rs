@@ -304,6 +304,23 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// The backups' refusals (admin plane): what the administrator must do first is a 409, a
+/// failure of the box a 500; `details.reason` names the case.
+impl From<civia_backup::BackupError> for ApiError {
+    fn from(e: civia_backup::BackupError) -> Self {
+        use civia_backup::BackupError as B;
+        let (class, code) = match &e {
+            B::Busy => (Class::Conflict, "backup_running"),
+            B::NoKey => (Class::Conflict, "backup_no_key"),
+            B::KeyExists(_) => (Class::Conflict, "backup_key_exists"),
+            B::NoDestination => (Class::Conflict, "backup_no_destination"),
+            B::Sealed(_) | B::Outside { .. } => (Class::Conflict, "backup_not_covered"),
+            _ => (Class::Internal, "backup_failed"),
+        };
+        Self::of(class, code, e.to_string()).with_details(json!({"reason": e.reason()}))
+    }
+}
+
 impl From<civia_audit::AuditUnavailable> for ApiError {
     fn from(_: civia_audit::AuditUnavailable) -> Self {
         ApiError::of(

@@ -35,6 +35,8 @@ pub struct ApiState {
     pub knowledge: Option<Arc<civia_knowledge::Knowledge>>,
     /// The audit trail; None only in unit setups (civiad always opens it).
     pub audit: Option<Arc<civia_audit::Audit>>,
+    /// The box's backups (`/admin/backup`); None only in unit setups.
+    pub backups: Option<Arc<civia_backup::Backups>>,
     /// Unix time the daemon started (the model's `created`).
     pub started_at: u64,
     /// The box CA certificate (PEM), served at `/ca.crt`.

@@ -123,6 +123,17 @@ impl Audit {
         }
     }
 
+    /// The trail's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The trail's files pinned at its current head, for an online backup
+    /// ([`AuditLog::pin_files`]); blocks appends for as long as it takes to open them.
+    pub fn pin_files(&self) -> Result<Vec<civia_base::fs::PinnedFile>, AuditError> {
+        self.log.pin_files()
+    }
+
     /// The pseudonym of a caller: a user's, or `local-admin` for the local admin socket
     /// (which is not a user).
     pub fn who(&self, user_id: Option<i64>) -> String {

@@ -232,6 +232,39 @@ impl AuditLog {
         }))
     }
 
+    /// The trail's files as they are now, opened and measured while no append, rollover or
+    /// purge runs: sealed segments, their seals and the checkpoint whole, the open segment up
+    /// to its last durable line. Reading them later (an online backup) gives a trail that
+    /// verifies up to this head, whatever is appended or purged meanwhile.
+    pub fn pin_files(&self) -> Result<Vec<civia_base::fs::PinnedFile>, AuditError> {
+        let w = self.lock_writer()?;
+        let dir = &self.dir;
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .and_then(|d| d.collect::<io::Result<Vec<_>>>())
+            .map_err(|e| io_err(dir, e))?;
+        entries.sort_by_key(|e| e.file_name());
+        let mut out = Vec::new();
+        for e in entries {
+            let path = e.path();
+            // The lock and the temporary files of an atomic replacement are not the trail.
+            let hidden = e.file_name().to_string_lossy().starts_with('.');
+            if hidden || !e.file_type().map_err(|err| io_err(&path, err))?.is_file() {
+                continue;
+            }
+            let file = File::open(&path).map_err(|err| io_err(&path, err))?;
+            let len = match &w.open {
+                Some(open) if open.path == path => open.len,
+                _ => file.metadata().map_err(|err| io_err(&path, err))?.len(),
+            };
+            out.push(civia_base::fs::PinnedFile {
+                name: PathBuf::from(e.file_name()),
+                file,
+                len,
+            });
+        }
+        Ok(out)
+    }
+
     /// Number of `fdatasync` calls on segment files since open: one per committed group of
     /// appends (for tests and metrics).
     pub fn fsync_count(&self) -> u64 {

@@ -1,15 +1,20 @@
-//! The box's backup archive: its key, its creation from a stopped box's state directory, its
+//! The box's backup archive: its key, its creation from a stopped or a running box, its
 //! verification and its restore onto a fresh one.
 //!
 //! Owns: the archive format (below), the backup key (an age X25519 identity generated here,
 //! shown once; the box keeps only its public recipient, `backup/recipient` in the state
 //! directory), [`create`], [`verify`] and [`restore`], and the notes they leave for civiad to
-//! write into the audit trail at its next start ([`take_events`]).
+//! write into the audit trail at its next start ([`take_events`]); the consistent snapshot of
+//! a running box ([`Snapshot::online`]: SQLite's online backup API, the audit trail pinned at
+//! its head) and the running box's backups service ([`Backups`]: download or destination,
+//! progress, retention, schedule, staleness, metrics, audit entries).
 //!
 //! Must never: write anything of a restore before the whole archive has been decrypted and
 //! checked; leave a half-restored state directory (the restore is written beside it and
 //! renamed into place); keep the backup key's secret on the box; follow a path out of the
-//! state directory; run while civiad holds the state (the audit trail's lock says).
+//! state directory; run an offline command while civiad holds the state (the audit trail's
+//! lock says); keep a snapshot's database copies on disk once they are opened; write an
+//! archive into the state directory.
 //!
 //! Format `civia-backup/1`: one file, [age](https://age-encryption.org/v1) (X25519 recipient:
 //! encrypted and authenticated by chunks, a truncation is detected) over a tar stream of
@@ -23,6 +28,13 @@
 //!
 //! Why hand-written: the tar and age layers are the `tar` and `age` crates; what is ours is
 //! the choice of files, the checks and the atomic placement.
+
+mod service;
+
+pub use service::{
+    archive_prefix, list, next_daily, ArchiveInfo, Backups, By, Job, Outcome, Running, Settings,
+    Status, Target, EXTENSION,
+};
 
 use age::secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -83,6 +95,33 @@ pub enum BackupError {
         "an earlier restore was interrupted: {0} holds what was there before; move it away first"
     )]
     Interrupted(PathBuf),
+    #[error("a backup is already being written; wait for it to finish")]
+    Busy,
+    #[error("no backup destination is configured (`[backup] destination`)")]
+    NoDestination,
+}
+
+impl BackupError {
+    /// One stable word for the case (an audit entry's `reason`, the API's `details`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BackupError::Io { .. } => "io",
+            BackupError::Running(_) => "running",
+            BackupError::KeyExists(_) => "key_exists",
+            BackupError::NoKey => "no_key",
+            BackupError::BadKey => "bad_key",
+            BackupError::WrongKey => "wrong_key",
+            BackupError::Damaged(_) => "damaged",
+            BackupError::Newer { .. } => "newer",
+            BackupError::NotEmpty(_) => "not_empty",
+            BackupError::Sealed(_) => "sealed",
+            BackupError::BadRecipient(_) => "bad_recipient",
+            BackupError::Outside { .. } => "outside",
+            BackupError::Interrupted(_) => "interrupted",
+            BackupError::Busy => "busy",
+            BackupError::NoDestination => "no_destination",
+        }
+    }
 }
 
 type Result<T> = std::result::Result<T, BackupError>;
@@ -249,6 +288,18 @@ pub struct BackupEvent {
 }
 
 impl BackupEvent {
+    /// The event `event` (`backup.created`, `backup.restored`) of the archive `s`, now.
+    pub fn of(event: &str, s: &Summary) -> BackupEvent {
+        BackupEvent {
+            event: event.into(),
+            at: civia_base::time::rfc3339(civia_base::time::now_unix()),
+            archive_version: s.header.version.clone(),
+            archive_created_at: s.header.created_at.clone(),
+            files: s.manifest.files.len(),
+            bytes: s.bytes(),
+        }
+    }
+
     /// The audit entry's `detail`: this event as a JSON object.
     pub fn detail(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
@@ -263,14 +314,7 @@ fn note(state_dir: &Path, event: &str, s: &Summary) -> Result<()> {
         .create(&dir)
         .map_err(io_err(&dir))?;
     let now = civia_base::time::now_unix();
-    let ev = BackupEvent {
-        event: event.into(),
-        at: civia_base::time::rfc3339(now),
-        archive_version: s.header.version.clone(),
-        archive_created_at: s.header.created_at.clone(),
-        files: s.manifest.files.len(),
-        bytes: s.bytes(),
-    };
+    let ev = BackupEvent::of(event, s);
     let path = dir.join(format!("{now}-{}-{event}.json", std::process::id()));
     let body = serde_json::to_vec(&ev).unwrap_or_default();
     civia_base::fs::write_atomic(&path, &body, 0o600).map_err(|e| BackupError::Io {
@@ -322,6 +366,7 @@ fn excluded(rel: &Path) -> bool {
     let first = rel.components().next();
     matches!(first, Some(Component::Normal(c)) if c == "spool" || KEPT_BY_THE_BOX.iter().any(|k| c == *k))
         || s.starts_with(EVENTS_DIR)
+        || s.starts_with(STAGING_DIR)
         || s.ends_with("-shm")
         || s.ends_with(".lock")
         || s.ends_with(".partial")
@@ -408,85 +453,347 @@ fn append(
     tar.append_data(&mut h, name, data)
 }
 
-/// Writes the archive of a stopped box's `state_dir` to `output` (written as
-/// `output.partial`, renamed when complete: an interrupted backup leaves no archive).
-pub fn create(state_dir: &Path, output: &Path, version: &str) -> Result<Summary> {
-    let _lock = lock_state(state_dir)?;
-    let recipient = recipient(state_dir)?;
+/// Refuses a state whose secrets are sealed by this machine's TPM: their escrow is not built.
+fn refuse_sealed(state_dir: &Path) -> Result<()> {
     let secrets = state_dir.join("secrets");
     if fs::read_dir(&secrets).is_ok_and(|mut d| {
         d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sealed")))
     }) {
         return Err(BackupError::Sealed(secrets));
     }
-    let header = Header {
-        format: FORMAT.into(),
-        version: version.into(),
-        created_at: civia_base::time::rfc3339(civia_base::time::now_unix()),
-    };
-    let mut files = Vec::new();
-    files_under(state_dir, state_dir, &mut files)?;
-    let partial = PathBuf::from(format!("{}.partial", output.display()));
-    // What an interrupted backup left (or a link someone planted): removed, never followed.
-    match fs::remove_file(&partial) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(&partial)(e)),
+    Ok(())
+}
+
+/// One file going into the archive: its path in the state directory and the bytes to read,
+/// opened when the snapshot was taken.
+struct Source {
+    rel: PathBuf,
+    file: File,
+    len: u64,
+}
+
+fn open_live(state_dir: &Path, rel: PathBuf) -> Result<Source> {
+    let path = state_dir.join(&rel);
+    let file = File::open(&path).map_err(io_err(&path))?;
+    let len = file.metadata().map_err(io_err(&path))?.len();
+    Ok(Source { rel, file, len })
+}
+
+/// How far the writing of an archive got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub files_done: usize,
+    pub files_total: usize,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// The state of a box at one moment, every file opened, ready to be written as an archive
+/// ([`Snapshot::write_file`], [`Snapshot::write_to`]). Taken from a stopped box by [`create`],
+/// from a running one by [`Snapshot::online`].
+pub struct Snapshot {
+    header: Header,
+    models: Vec<FileEntry>,
+    sources: Vec<Source>,
+}
+
+/// Where an online snapshot keeps its copies of the SQLite databases while it is written,
+/// relative to the state directory (emptied at every snapshot, never archived).
+pub const STAGING_DIR: &str = "backup/snapshot";
+
+impl Snapshot {
+    fn header(version: &str) -> Header {
+        Header {
+            format: FORMAT.into(),
+            version: version.into(),
+            created_at: civia_base::time::rfc3339(civia_base::time::now_unix()),
+        }
     }
-    let out = open_new(&partial)?;
-    let result = (|| -> Result<Manifest> {
-        let encryptor =
-            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-                .map_err(|e| BackupError::Damaged(e.to_string()))?;
-        let sink = encryptor
-            .wrap_output(BufWriter::new(&out))
-            .map_err(io_err(&partial))?;
-        let mut tar = tar::Builder::new(sink);
-        let head = serde_json::to_vec(&header).unwrap_or_default();
-        append(&mut tar, HEADER, head.len() as u64, &head[..]).map_err(io_err(&partial))?;
-        let mut manifest = Manifest {
+
+    /// A stopped box's state: every file as it is (the caller holds the audit lock).
+    fn offline(state_dir: &Path, version: &str) -> Result<Snapshot> {
+        let mut files = Vec::new();
+        files_under(state_dir, state_dir, &mut files)?;
+        let sources = files
+            .into_iter()
+            .map(|rel| open_live(state_dir, rel))
+            .collect::<Result<_>>()?;
+        Ok(Snapshot {
+            header: Self::header(version),
             models: models(state_dir)?,
+            sources,
+        })
+    }
+
+    /// A running box's state, consistent without stopping it:
+    /// - the directories another component appends to come from `pinned` only (the audit
+    ///   trail, pinned by its writer at its head: `(directory relative to the state
+    ///   directory, its files)`); the caller pins them first, so that everything below is at
+    ///   least as new as the trail's head;
+    /// - every SQLite database (`*.db`) is copied with SQLite's online backup API, in one
+    ///   step under one read transaction (writers go on meanwhile: the databases are in WAL
+    ///   mode), into [`STAGING_DIR`]; the copy is opened then unlinked, so nothing of it
+    ///   stays on disk once the snapshot is dropped, even after a crash's next snapshot;
+    /// - every other file is opened as it is (the box replaces them atomically).
+    pub fn online(
+        state_dir: &Path,
+        version: &str,
+        pinned: Vec<(PathBuf, Vec<civia_base::fs::PinnedFile>)>,
+    ) -> Result<Snapshot> {
+        refuse_sealed(state_dir)?;
+        let staging = state_dir.join(STAGING_DIR);
+        match fs::remove_dir_all(&staging) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&staging)(e)),
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&staging)
+            .map_err(io_err(&staging))?;
+        let mut sources = Vec::new();
+        for (dir, files) in &pinned {
+            if !dir.components().all(|c| matches!(c, Component::Normal(_))) {
+                return Err(BackupError::Damaged(format!(
+                    "pinned directory {} is not inside the state directory",
+                    dir.display()
+                )));
+            }
+            for f in files {
+                sources.push(Source {
+                    rel: dir.join(&f.name),
+                    file: f.file.try_clone().map_err(io_err(&state_dir.join(dir)))?,
+                    len: f.len,
+                });
+            }
+        }
+        let mut files = Vec::new();
+        files_under(state_dir, state_dir, &mut files)?;
+        let databases: Vec<&PathBuf> = files
+            .iter()
+            .filter(|rel| rel.extension().is_some_and(|e| e == "db"))
+            .collect();
+        let of_a_database = |rel: &Path| {
+            let s = rel.to_string_lossy();
+            databases.iter().any(|db| {
+                let db = db.to_string_lossy();
+                s == format!("{db}-wal") || s == format!("{db}-journal")
+            })
+        };
+        for (n, rel) in files.iter().enumerate() {
+            if pinned.iter().any(|(dir, _)| rel.starts_with(dir)) || of_a_database(rel) {
+                continue;
+            }
+            if databases.contains(&rel) {
+                let copy = staging.join(format!("{n}.db"));
+                sqlite_snapshot(&state_dir.join(rel), &copy)?;
+                let file = File::open(&copy).map_err(io_err(&copy))?;
+                let len = file.metadata().map_err(io_err(&copy))?.len();
+                fs::remove_file(&copy).map_err(io_err(&copy))?;
+                sources.push(Source {
+                    rel: rel.clone(),
+                    file,
+                    len,
+                });
+            } else {
+                sources.push(open_live(state_dir, rel.clone())?);
+            }
+        }
+        sources.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(Snapshot {
+            header: Self::header(version),
+            models: models(state_dir)?,
+            sources,
+        })
+    }
+
+    /// What writing it will go through: files and bytes.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            files_total: self.sources.len(),
+            bytes_total: self.sources.iter().map(|s| s.len).sum(),
+            ..Progress::default()
+        }
+    }
+
+    /// Writes the archive, encrypted to `recipient`, into `sink` (a file, or a download's
+    /// body: it is streamed, never held whole); `progress` hears about every MiB and every
+    /// file. An error of `sink` is reported as one of `name`.
+    pub fn write_to<W: Write>(
+        self,
+        recipient: &age::x25519::Recipient,
+        sink: W,
+        name: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(Summary, W)> {
+        let encryptor =
+            age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+                .map_err(|e| BackupError::Damaged(e.to_string()))?;
+        let sink = encryptor.wrap_output(sink).map_err(io_err(name))?;
+        let mut tar = tar::Builder::new(sink);
+        let head = serde_json::to_vec(&self.header).unwrap_or_default();
+        append(&mut tar, HEADER, head.len() as u64, &head[..]).map_err(io_err(name))?;
+        let mut state = self.progress();
+        let mut manifest = Manifest {
+            models: self.models,
             ..Manifest::default()
         };
-        for rel in files {
-            let path = state_dir.join(&rel);
-            let f = File::open(&path).map_err(io_err(&path))?;
-            let len = f.metadata().map_err(io_err(&path))?.len();
-            let mut hashing = HashingReader::new(f.take(len));
+        for source in self.sources {
+            let path = source.rel;
+            let mut hashing = HashingReader::new(source.file.take(source.len));
+            let mut counting = CountingReader {
+                inner: &mut hashing,
+                done: state.bytes_done,
+                reported: state.bytes_done,
+                report: &mut |bytes| {
+                    progress(Progress {
+                        bytes_done: bytes,
+                        ..state
+                    })
+                },
+            };
             append(
                 &mut tar,
-                &format!("{STATE}{}", rel.display()),
-                len,
-                &mut hashing,
+                &format!("{STATE}{}", path.display()),
+                source.len,
+                &mut counting,
             )
             .map_err(io_err(&path))?;
+            // `append` pads or fails: a file that shrank since it was opened is an error.
+            state.bytes_done = counting.done;
+            state.files_done += 1;
+            progress(state);
             manifest.files.push(FileEntry {
-                path: rel.display().to_string(),
-                bytes: len,
+                path: path.display().to_string(),
+                bytes: source.len,
                 sha256: hashing.hex(),
             });
         }
         let body = serde_json::to_vec(&manifest).unwrap_or_default();
-        append(&mut tar, MANIFEST, body.len() as u64, &body[..]).map_err(io_err(&partial))?;
-        let sink = tar.into_inner().map_err(io_err(&partial))?;
-        let mut buffered = sink.finish().map_err(io_err(&partial))?;
-        buffered.flush().map_err(io_err(&partial))?;
-        drop(buffered);
-        out.sync_all().map_err(io_err(&partial))?;
-        Ok(manifest)
-    })();
-    let manifest = match result {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
-    fs::rename(&partial, output).map_err(io_err(output))?;
-    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        let _ = civia_base::fs::sync_dir(parent);
+        append(&mut tar, MANIFEST, body.len() as u64, &body[..]).map_err(io_err(name))?;
+        let sink = tar.into_inner().map_err(io_err(name))?;
+        let mut inner = sink.finish().map_err(io_err(name))?;
+        inner.flush().map_err(io_err(name))?;
+        Ok((
+            Summary {
+                header: self.header,
+                manifest,
+            },
+            inner,
+        ))
     }
-    let summary = Summary { header, manifest };
+
+    /// Writes the archive to `output`: as `output.partial` (created new, never following
+    /// what is there), synced, then renamed, so that an interrupted backup leaves no archive.
+    pub fn write_file(
+        self,
+        recipient: &age::x25519::Recipient,
+        output: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Summary> {
+        let partial = PathBuf::from(format!("{}.partial", output.display()));
+        // What an interrupted backup left (or a link someone planted): removed, never followed.
+        match fs::remove_file(&partial) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&partial)(e)),
+        }
+        let out = open_new(&partial)?;
+        let result = self
+            .write_to(recipient, BufWriter::new(&out), &partial, progress)
+            .and_then(|(summary, buffered)| {
+                drop(buffered);
+                out.sync_all().map_err(io_err(&partial))?;
+                Ok(summary)
+            });
+        let summary = match result {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = fs::remove_file(&partial);
+                return Err(e);
+            }
+        };
+        fs::rename(&partial, output).map_err(io_err(output))?;
+        if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = civia_base::fs::sync_dir(parent);
+        }
+        Ok(summary)
+    }
+}
+
+/// Copies the SQLite database `src` into the new file `dst` with SQLite's online backup API,
+/// in one step: one read transaction, so the copy is the database at one commit.
+fn sqlite_snapshot(src: &Path, dst: &Path) -> Result<()> {
+    use rusqlite::backup::{Backup, StepResult};
+    use rusqlite::{Connection, OpenFlags};
+    let sqlite = |e: rusqlite::Error| BackupError::Io {
+        path: src.to_path_buf(),
+        source: io::Error::other(e.to_string()),
+    };
+    // Created 0600 before SQLite opens it.
+    drop(open_new(dst)?);
+    let from = Connection::open_with_flags(
+        src,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite)?;
+    from.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sqlite)?;
+    let mut to = Connection::open(dst).map_err(sqlite)?;
+    {
+        let backup = Backup::new(&from, &mut to).map_err(sqlite)?;
+        // -1: every page in one step (rusqlite's run_to_completion takes positive steps
+        // only). Busy or Locked: a writer holds the database for a moment; try again.
+        let mut tries = 0;
+        loop {
+            match backup.step(-1).map_err(sqlite)? {
+                StepResult::Done => break,
+                StepResult::More | StepResult::Busy | StepResult::Locked if tries < 600 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                _ => {
+                    return Err(BackupError::Io {
+                        path: src.to_path_buf(),
+                        source: io::Error::other("the database stayed busy for 30 seconds"),
+                    })
+                }
+            }
+        }
+    }
+    to.close().map_err(|(_, e)| sqlite(e))?;
+    Ok(())
+}
+
+/// Counts what goes through it and reports every MiB.
+struct CountingReader<'a, R> {
+    inner: R,
+    done: u64,
+    reported: u64,
+    report: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done - self.reported >= 1 << 20 {
+            self.reported = self.done;
+            (self.report)(self.done);
+        }
+        Ok(n)
+    }
+}
+
+/// Writes the archive of a stopped box's `state_dir` to `output` (written as
+/// `output.partial`, renamed when complete: an interrupted backup leaves no archive).
+pub fn create(state_dir: &Path, output: &Path, version: &str) -> Result<Summary> {
+    let _lock = lock_state(state_dir)?;
+    let recipient = recipient(state_dir)?;
+    refuse_sealed(state_dir)?;
+    let summary =
+        Snapshot::offline(state_dir, version)?.write_file(&recipient, output, &mut |_| {})?;
     note(state_dir, "backup.created", &summary)?;
     Ok(summary)
 }

@@ -366,3 +366,246 @@ fn a_planted_partial_link_is_never_followed_and_a_damaged_recipient_says_so() {
     ));
     check_covered(&src, &[("knowledge.dir", src.join("knowledge"))]).unwrap();
 }
+
+// ---- a running box ----
+
+/// A running box's state: a SQLite database in WAL mode and an audit trail, both written by
+/// another thread for as long as the returned flag is false.
+struct Busy {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    writer: Option<std::thread::JoinHandle<u64>>,
+    audit: Arc<civia_audit::Audit>,
+}
+
+use std::sync::Arc;
+
+fn open_db(path: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    c
+}
+
+fn running_box(state: &Path) -> Busy {
+    fs::create_dir_all(state).unwrap();
+    let audit = Arc::new(
+        civia_audit::Audit::open(
+            &state.join("audit"),
+            &state.join("keys"),
+            &civia_audit::RetentionPolicy {
+                months: 6,
+                justification: None,
+            },
+        )
+        .unwrap(),
+    );
+    let db = open_db(&state.join("civia.db"));
+    db.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, pad BLOB NOT NULL);")
+        .unwrap();
+    for n in 0..500 {
+        db.execute("INSERT INTO t VALUES (?1, zeroblob(1000))", [n])
+            .unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop2, audit2) = (stop.clone(), audit.clone());
+    let writer = std::thread::spawn(move || {
+        let mut n = 500u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            // A row and its audit entry, as a request writes its history then its entry.
+            db.execute("INSERT INTO t VALUES (?1, zeroblob(1000))", [n])
+                .unwrap();
+            audit2
+                .try_append_blocking(civia_audit::Event::new("request.completed"))
+                .unwrap();
+            n += 1;
+        }
+        n
+    });
+    Busy {
+        stop,
+        writer: Some(writer),
+        audit,
+    }
+}
+
+impl Busy {
+    fn stop(&mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.writer.take().unwrap().join().unwrap()
+    }
+}
+
+fn settings(dest: Option<PathBuf>, keep: u32) -> Settings {
+    Settings {
+        destination: dest,
+        hour_utc: 2,
+        keep,
+        max_age_hours: 48,
+        kept_elsewhere: Vec::new(),
+    }
+}
+
+#[test]
+fn a_running_box_is_backed_up_consistently_while_it_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let dest = tmp.path().join("nas");
+    fs::create_dir_all(&dest).unwrap();
+    let mut busy = running_box(&state);
+    let service = Arc::new(Backups::new(
+        &state,
+        V,
+        settings(Some(dest.clone()), 2),
+        busy.audit.clone(),
+    ));
+    // No key yet: refused, nothing written.
+    assert!(matches!(
+        service.begin(Target::Destination),
+        Err(BackupError::NoKey)
+    ));
+    let key = parse_key(&service.create_key(&By::default()).unwrap()).unwrap();
+    assert!(service.status().too_old, "never backed up is too old");
+    // Another box's archive and a file that is no archive share the folder.
+    let other = dest.join("civia-00000000-20200101T000000Z.civia-backup");
+    fs::write(&other, b"age-encryption.org/v1\nsomeone else's").unwrap();
+    fs::write(dest.join("notes.txt"), b"the mairie's notes").unwrap();
+
+    let mut written = Vec::new();
+    for _ in 0..3 {
+        let job = service.begin(Target::Destination).unwrap();
+        // One at a time.
+        assert!(matches!(
+            service.begin(Target::Download),
+            Err(BackupError::Busy)
+        ));
+        written.push(job.file_name());
+        job.to_destination(&By::default()).unwrap();
+        // The names carry the second: two backups never share one.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let rows_at_stop = busy.stop();
+
+    // Retention: this box's two newest, nothing of anyone else's.
+    let status = service.status();
+    let names: Vec<&str> = status.archives.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, [written[2].as_str(), written[1].as_str()]);
+    assert!(other.exists() && dest.join("notes.txt").exists());
+    assert!(!status.too_old && status.running.is_none());
+    let last = status.last_success.unwrap();
+    assert_eq!(last.archive.as_deref(), Some(written[2].as_str()));
+    assert!(service
+        .metrics()
+        .contains("civia_backups_succeeded_total 3"));
+    // The SQLite copies are gone from the box.
+    assert_eq!(
+        fs::read_dir(state.join(STAGING_DIR)).unwrap().count(),
+        0,
+        "a snapshot copy stayed on disk"
+    );
+
+    // The newest archive restores into a box whose database is whole, whose trail verifies,
+    // and where every audited row is present (the trail was pinned before the database).
+    let restored = tmp.path().join("restored");
+    let summary = restore(&dest.join(&written[2]), &key, &restored, false, V).unwrap();
+    assert!(!summary
+        .manifest
+        .files
+        .iter()
+        .any(|f| f.path.ends_with("-wal") || f.path.starts_with(STAGING_DIR)));
+    let db = open_db(&restored.join("civia.db"));
+    let ok: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let rows: u64 = db
+        .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert!((500..=rows_at_stop).contains(&rows), "{rows}");
+    let public = civia_audit::DeviceKey::load_or_create(&restored.join("keys/device-ed25519.key"))
+        .unwrap()
+        .verifying_key();
+    let report = civia_audit::verify(&restored.join("audit"), &public, None).unwrap();
+    let completed = report.entries as u64;
+    // Each audited request wrote its row first: the rows cover the entries.
+    assert!(
+        rows - 500 >= completed.saturating_sub(3),
+        "{rows} rows, {completed} entries"
+    );
+    assert!(completed > 0);
+}
+
+#[test]
+fn a_download_streams_and_a_failed_backup_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let mut busy = running_box(&state);
+    let service = Arc::new(Backups::new(
+        &state,
+        V,
+        settings(None, 14),
+        busy.audit.clone(),
+    ));
+    let key = parse_key(&service.create_key(&By::default()).unwrap()).unwrap();
+    assert!(matches!(
+        service.create_key(&By::default()),
+        Err(BackupError::KeyExists(_))
+    ));
+    assert!(matches!(
+        service.begin(Target::Destination),
+        Err(BackupError::NoDestination)
+    ));
+    // Streamed into any writer.
+    let mut seen = Vec::new();
+    let job = service.begin(Target::Download).unwrap();
+    job.to_writer(&mut seen, &By::default()).unwrap();
+    let archive = tmp.path().join("download.civia-backup");
+    fs::write(&archive, &seen).unwrap();
+    verify(&archive, &key, V).unwrap();
+    // A sink that fails midway (the client went away): an error, counted and kept.
+    struct Broken(usize);
+    impl Write for Broken {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            if self.0 > 100_000 {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "gone"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let job = service.begin(Target::Download).unwrap();
+    assert!(job.to_writer(Broken(0), &By::default()).is_err());
+    busy.stop();
+    let status = service.status();
+    assert!(!status.last.as_ref().unwrap().ok);
+    assert!(status.last_success.as_ref().unwrap().ok);
+    assert!(service.metrics().contains("civia_backups_failed_total 1"));
+    // Kept across a restart of the service.
+    let again = Backups::new(&state, V, settings(None, 14), busy.audit.clone());
+    assert_eq!(again.status().last, status.last);
+    // The trail has the key, the backup and the failure.
+    let public = civia_audit::DeviceKey::load_or_create(&state.join("keys/device-ed25519.key"))
+        .unwrap()
+        .verifying_key();
+    let report = civia_audit::verify(&state.join("audit"), &public, None).unwrap();
+    assert!(report.entries > 3);
+    let trail = fs::read_dir(state.join("audit"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .map(|e| fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    for ev in ["backup.key_created", "backup.created", "backup.failed"] {
+        assert!(trail.contains(&format!("\"{ev}\"")), "{ev}");
+    }
+}
+
+#[test]
+fn the_daily_run_is_the_next_hour_after_now() {
+    let day = 20_000 * 86_400;
+    assert_eq!(next_daily(day, 2), day + 2 * 3600);
+    assert_eq!(next_daily(day + 2 * 3600, 2), day + 86_400 + 2 * 3600);
+    assert_eq!(next_daily(day + 23 * 3600, 2), day + 86_400 + 2 * 3600);
+}

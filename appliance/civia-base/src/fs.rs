@@ -25,6 +25,16 @@ fn at<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FsError
     }
 }
 
+/// A file opened at one consistent moment, to be read later up to `len` bytes while its owner
+/// goes on appending to it or replaces it: an online backup's view of a file another part of
+/// the box writes. `name` is relative to the owner's directory.
+#[derive(Debug)]
+pub struct PinnedFile {
+    pub name: PathBuf,
+    pub file: File,
+    pub len: u64,
+}
+
 /// fsyncs a directory so that creations, renames and removals in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
     File::open(dir)

@@ -1,6 +1,7 @@
 //! The small foundations every Civia crate shares, written once.
 //!
-//! Owns: crash-safe file replacement ([`fs::write_atomic`], [`fs::sync_dir`]), UTC calendar
+//! Owns: crash-safe file replacement ([`fs::write_atomic`], [`fs::sync_dir`]), a file pinned
+//! at a consistent length for a reader that outlives the moment ([`fs::PinnedFile`]), UTC calendar
 //! arithmetic and the two date formats the box writes ([`time`]: `YYYY-MM-DD` and RFC 3339
 //! with milliseconds), and the SHA-256 hex digest used for model weights, audit digests,
 //! bundle contents and stored token hashes ([`hash::sha256_hex`]).

@@ -1231,34 +1231,8 @@ fn backup<W: Write>(
             summary(out, &format!("restored into {}", state.display()), &s)?;
         }
         BackupCommand::List { dir } => {
-            let mut rows = Vec::new();
-            for e in std::fs::read_dir(dir)? {
-                let e = e?;
-                let meta = e.metadata()?;
-                if !meta.is_file() {
-                    continue;
-                }
-                let head = std::fs::File::open(e.path()).and_then(|mut f| {
-                    let mut b = [0u8; 21];
-                    std::io::Read::read_exact(&mut f, &mut b).map(|()| b)
-                });
-                if head.is_ok_and(|b| &b == b"age-encryption.org/v1") {
-                    let when = meta
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map(|d| civia_base::time::rfc3339(d.as_secs() as i64))
-                        .unwrap_or_default();
-                    rows.push((
-                        e.file_name().to_string_lossy().into_owned(),
-                        meta.len(),
-                        when,
-                    ));
-                }
-            }
-            rows.sort();
-            for (name, bytes, when) in rows {
-                writeln!(out, "{name}\t{bytes}\t{when}")?;
+            for a in civia_backup::list(dir, None)? {
+                writeln!(out, "{}\t{}\t{}", a.name, a.bytes, a.modified)?;
             }
         }
     }

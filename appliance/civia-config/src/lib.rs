@@ -60,6 +60,8 @@ pub struct Config {
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
+    pub backup: BackupConfig,
+    #[serde(default)]
     pub history: HistoryConfig,
     #[serde(default)]
     pub charter: CharterConfig,
@@ -442,6 +444,35 @@ impl Default for AuditConfig {
             retention_justification: None,
             journald: true,
             journal_socket: PathBuf::from("/run/systemd/journal/socket"),
+        }
+    }
+}
+
+/// The box's encrypted backups (`civia-backup`; docs/backup.md). Downloads from the console
+/// work whatever this says; `destination` turns the daily backup on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Directory the daily backup is written to: where the mairie's NAS share or a USB disk
+    /// is mounted. Absolute, outside `state_dir`. Unset: no scheduled backup.
+    pub destination: Option<PathBuf>,
+    /// Hour of the daily backup, UTC (0 to 23).
+    pub hour_utc: u8,
+    /// Archives of this box kept in `destination` (1 to 365): older ones are removed after
+    /// each good backup.
+    pub keep: u32,
+    /// The console and `/metrics` warn when the last good backup is older than this many
+    /// hours (at least 1).
+    pub max_age_hours: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            destination: None,
+            hour_utc: 2,
+            keep: 14,
+            max_age_hours: 48,
         }
     }
 }
@@ -1046,6 +1077,23 @@ impl Config {
         if self.model.n_parallel == 0 || self.model.n_parallel > 256 {
             return bad("model.n_parallel", "must be between 1 and 256".into());
         }
+        if self.backup.hour_utc > 23 {
+            return bad("backup.hour_utc", "must be between 0 and 23".into());
+        }
+        if !(1..=365).contains(&self.backup.keep) {
+            return bad("backup.keep", "must be between 1 and 365".into());
+        }
+        if self.backup.max_age_hours == 0 {
+            return bad("backup.max_age_hours", "must be at least 1".into());
+        }
+        if let Some(d) = &self.backup.destination {
+            if !d.is_absolute() || d.starts_with(&self.state_dir) {
+                return bad(
+                    "backup.destination",
+                    "must be an absolute path outside state_dir".into(),
+                );
+            }
+        }
         if self.runtime.queue_timeout_secs == 0 {
             return bad("runtime.queue_timeout_secs", "must be at least 1".into());
         }
@@ -1427,6 +1475,16 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
         assert_eq!(
             (c.admin.max_connections, c.admin.max_connections_per_address),
             (ad.max_connections, ad.max_connections_per_address)
+        );
+        let bd = BackupConfig::default();
+        assert_eq!(
+            (
+                &c.backup.destination,
+                c.backup.hour_utc,
+                c.backup.keep,
+                c.backup.max_age_hours
+            ),
+            (&bd.destination, bd.hour_utc, bd.keep, bd.max_age_hours)
         );
         let dd = DocumentsConfig::default();
         assert_eq!(

@@ -139,6 +139,8 @@ impl AppBuilder {
                     }) as Arc<dyn civia_knowledge::Embedder>
                 });
         let knowledge = crate::knowledge::start(&cfg, embedder)?;
+        let backups = crate::backup::service(&cfg, audit.clone());
+        tokio::spawn(crate::backup::daily(backups.clone()));
         let state = Arc::new(ApiState {
             supervisor: supervisor.clone(),
             knowledge,
@@ -151,6 +153,7 @@ impl AppBuilder {
             auth,
             admin_on_api: cfg.admin.listen.is_none(),
             updates: Some(updates),
+            backups: Some(backups),
             audit: Some(audit),
             ca_pem: tls.ca_pem.clone(),
             trust: civia_api::TrustFacts {

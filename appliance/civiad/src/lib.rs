@@ -4,7 +4,7 @@
 //! Owns: turning the configuration into running parts and wiring them ([`app`]: the state
 //! directory, the worker supervisors, TLS material, accounts and the trial admin behind
 //! `CIVIA_DEV_API_KEY`, the pairing code's announcement, the audit trail, signed updates, the
-//! API state), the listeners (API, optional admin listener, admin Unix socket; [`serve`]),
+//! backups and their daily run ([`backup`]), the API state), the listeners (API, optional admin listener, admin Unix socket; [`serve`]),
 //! the boot step of an update and the trial boot's health check ([`boot`]), systemd
 //! readiness, status and watchdog ([`systemd`]), logging (journald under systemd, stderr
 //! otherwise; [`logging`]) and orderly shutdown.
@@ -13,6 +13,7 @@
 //! address without TLS, or accept a connection from outside `api.allowed_sources`.
 
 pub mod app;
+pub mod backup;
 pub mod boot;
 mod error;
 pub mod knowledge;

@@ -4,6 +4,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod audit;
+pub(crate) mod backup;
 pub(crate) mod charter;
 pub(crate) mod compliance;
 pub(crate) mod dsr;

@@ -40,6 +40,9 @@ pub(crate) async fn metrics(State(st): State<Arc<ApiState>>) -> impl IntoRespons
     if let Some(e) = &st.embeddings {
         text.push_str(&e.metrics().render(&e.status()));
     }
+    if let Some(b) = &st.backups {
+        text.push_str(&b.metrics());
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -403,7 +403,11 @@ impl Daemon {
             .send()
             .await
             .expect("post");
-        assert_eq!(resp.status(), 200);
+        if resp.status() != 200 {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            panic!("stream refused with {status}: {body}");
+        }
         let mut sse = SseReader::new(resp);
         let (mut text, mut finish, mut usage) = (String::new(), String::new(), Value::Null);
         while let Some(data) = sse.next().await {

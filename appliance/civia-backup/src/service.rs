@@ -1,0 +1,556 @@
+//! Backups of the running box: one at a time, to the console's download or to the configured
+//! destination (the mairie's NAS share or a USB disk, mounted), with their progress, their
+//! outcome kept across restarts (`backup/last.json`), the retention of the destination's
+//! archives, the daily schedule, the "last good backup too old" warning, `/metrics`, and an
+//! audit entry for each (`backup.created`, `backup.failed`, `backup.key_created`).
+
+use crate::{
+    io_err, owner_of, recipient, BackupError, BackupEvent, Progress, Result, Snapshot, Summary,
+};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Where the outcome of the last backups is kept, relative to the state directory.
+const LAST_FILE: &str = "backup/last.json";
+/// Archives written to a destination end with this.
+pub const EXTENSION: &str = ".civia-backup";
+
+/// How the daily backup runs (`[backup]` of the configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub destination: Option<PathBuf>,
+    pub hour_utc: u8,
+    pub keep: u32,
+    pub max_age_hours: u32,
+    /// The directories the box keeps state in that may be configured elsewhere (the
+    /// secrets, the knowledge base): a backup refuses when one lies outside the state
+    /// directory ([`crate::check_covered`]).
+    pub kept_elsewhere: Vec<(&'static str, PathBuf)>,
+}
+
+/// Who asked: a user id and role (None: the schedule, or the local admin socket).
+#[derive(Debug, Clone, Default)]
+pub struct By {
+    pub user_id: Option<i64>,
+    pub role: Option<String>,
+}
+
+/// Where a backup goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The answer to an administrator's download.
+    Download,
+    /// The configured destination directory.
+    Destination,
+}
+
+/// A backup being written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Running {
+    pub to: Target,
+    pub started_at: String,
+    pub progress: Progress,
+}
+
+/// How a backup ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub ok: bool,
+    pub to: Target,
+    /// When it ended (RFC 3339, UTC) and the same as Unix seconds.
+    pub at: String,
+    pub at_unix: i64,
+    /// The archive's file name in the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    pub files: usize,
+    pub bytes: u64,
+    /// Why it failed (English, for the administrator and the logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Record {
+    last: Option<Outcome>,
+    last_success: Option<Outcome>,
+}
+
+/// One archive in the destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveInfo {
+    pub name: String,
+    pub bytes: u64,
+    /// When the file was written (RFC 3339, UTC).
+    pub modified: String,
+}
+
+/// What the console and `GET /admin/backup` show.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Whether the backup key exists (its public half is on the box).
+    pub key: bool,
+    pub destination: Option<PathBuf>,
+    pub hour_utc: u8,
+    pub keep: u32,
+    pub max_age_hours: u32,
+    /// The next scheduled backup (RFC 3339), when a destination and a key are set.
+    pub next_run: Option<String>,
+    pub running: Option<Running>,
+    pub last: Option<Outcome>,
+    pub last_success: Option<Outcome>,
+    /// No good backup for `max_age_hours` (or never): the console warns.
+    pub too_old: bool,
+    /// This box's archives in the destination, newest first (empty without a destination,
+    /// or with the destination's error in `destination_error`).
+    pub archives: Vec<ArchiveInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_error: Option<String>,
+}
+
+/// The box's backups, shared by the admin API and the schedule.
+pub struct Backups {
+    state_dir: PathBuf,
+    version: String,
+    settings: Settings,
+    audit: Arc<civia_audit::Audit>,
+    running: Mutex<Option<Running>>,
+    record: Mutex<Record>,
+    failures: AtomicU64,
+    successes: AtomicU64,
+}
+
+/// The archives of the box whose backup recipient is `recipient`, in `dir`, newest first
+/// (their names begin with [`archive_prefix`]). Without a recipient: every age file.
+pub fn list(dir: &Path, recipient: Option<&str>) -> Result<Vec<ArchiveInfo>> {
+    let prefix = recipient.map(archive_prefix);
+    let mut rows = Vec::new();
+    for e in fs::read_dir(dir).map_err(io_err(dir))? {
+        let e = e.map_err(io_err(dir))?;
+        let path = e.path();
+        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !meta.is_file()
+            || prefix
+                .as_ref()
+                .is_some_and(|p| !name.starts_with(p.as_str()))
+        {
+            continue;
+        }
+        let head = fs::File::open(&path).and_then(|mut f| {
+            let mut b = [0u8; 21];
+            io::Read::read_exact(&mut f, &mut b).map(|()| b)
+        });
+        if head.is_ok_and(|b| &b == b"age-encryption.org/v1") {
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| civia_base::time::rfc3339(d.as_secs() as i64))
+                .unwrap_or_default();
+            rows.push(ArchiveInfo {
+                name,
+                bytes: meta.len(),
+                modified,
+            });
+        }
+    }
+    // The names end with the creation time: newest first.
+    rows.sort_by(|a, b| b.name.cmp(&a.name));
+    Ok(rows)
+}
+
+/// The start of this box's archive names: `civia-` and 8 hex digits of the SHA-256 of its
+/// backup recipient, so that several boxes share a NAS folder without touching each other's.
+pub fn archive_prefix(recipient: &str) -> String {
+    let h = civia_base::hash::sha256_hex(recipient.trim());
+    format!("civia-{}-", &h[..8])
+}
+
+/// The next run of a daily backup at `hour_utc` strictly after `now` (Unix seconds).
+pub fn next_daily(now: i64, hour_utc: u8) -> i64 {
+    let day = now.div_euclid(86_400) * 86_400;
+    let at = day + i64::from(hour_utc) * 3600;
+    if at > now {
+        at
+    } else {
+        at + 86_400
+    }
+}
+
+impl Backups {
+    /// The service for `state_dir` (reads the last outcomes it kept there).
+    pub fn new(
+        state_dir: &Path,
+        version: &str,
+        settings: Settings,
+        audit: Arc<civia_audit::Audit>,
+    ) -> Backups {
+        let record = fs::read(state_dir.join(LAST_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Backups {
+            state_dir: state_dir.to_path_buf(),
+            version: version.into(),
+            settings,
+            audit,
+            running: Mutex::new(None),
+            record: Mutex::new(record),
+            failures: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn running(&self) -> MutexGuard<'_, Option<Running>> {
+        // Plain data: a panic cannot leave it half-updated.
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self) -> MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn event(&self, name: &str, by: &By) -> civia_audit::Event {
+        let mut ev = civia_audit::Event::new(name);
+        if let Some(role) = &by.role {
+            ev = ev.user(self.audit.who(by.user_id)).role(role);
+        }
+        ev
+    }
+
+    /// Creates the backup key ([`crate::create_key`]): its secret is returned once, never
+    /// kept. Audited as `backup.key_created`.
+    pub fn create_key(&self, by: &By) -> Result<String> {
+        let secret = crate::create_key(&self.state_dir)?;
+        let _ = self
+            .audit
+            .try_append_blocking(self.event("backup.key_created", by));
+        Ok(secret)
+    }
+
+    /// Whether the backup key exists.
+    pub fn has_key(&self) -> bool {
+        self.state_dir.join(crate::RECIPIENT_FILE).is_file()
+    }
+
+    /// Refuses with [`BackupError::NoDestination`] when none is configured.
+    pub fn destination(&self) -> Result<&Path> {
+        self.settings
+            .destination
+            .as_deref()
+            .ok_or(BackupError::NoDestination)
+    }
+
+    /// Checks that a backup may start now (a key, no other backup running, a destination
+    /// for [`Target::Destination`]) and marks it running. The returned guard clears the mark.
+    pub fn begin(self: &Arc<Self>, to: Target) -> Result<Job> {
+        crate::check_covered(&self.state_dir, &self.settings.kept_elsewhere)?;
+        let recipient = recipient(&self.state_dir)?;
+        if to == Target::Destination {
+            self.destination()?;
+        }
+        let mut running = self.running();
+        if running.is_some() {
+            return Err(BackupError::Busy);
+        }
+        let now = civia_base::time::now_unix();
+        *running = Some(Running {
+            to,
+            started_at: civia_base::time::rfc3339(now),
+            progress: Progress::default(),
+        });
+        Ok(Job {
+            service: self.clone(),
+            recipient,
+            to,
+            started_at: now,
+        })
+    }
+
+    /// Whether the last good backup (in `record`) is older than `max_age_hours`, or missing.
+    fn too_old(&self, record: &Record, now: i64) -> bool {
+        let max_age = i64::from(self.settings.max_age_hours) * 3600;
+        record
+            .last_success
+            .as_ref()
+            .is_none_or(|o| now - o.at_unix > max_age)
+    }
+
+    /// The current state, for the console (lists the destination: call it off the async
+    /// executor).
+    pub fn status(&self) -> Status {
+        let record = self.record().clone();
+        let now = civia_base::time::now_unix();
+        let too_old = self.too_old(&record, now);
+        let key = self.has_key();
+        let recipient = fs::read_to_string(self.state_dir.join(crate::RECIPIENT_FILE)).ok();
+        let (archives, destination_error) = match &self.settings.destination {
+            Some(d) if key => match list(d, recipient.as_deref()) {
+                Ok(a) => (a, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            },
+            _ => (Vec::new(), None),
+        };
+        Status {
+            key,
+            destination: self.settings.destination.clone(),
+            hour_utc: self.settings.hour_utc,
+            keep: self.settings.keep,
+            max_age_hours: self.settings.max_age_hours,
+            next_run: self.next_run(now).map(civia_base::time::rfc3339),
+            running: self.running().clone(),
+            last: record.last,
+            last_success: record.last_success,
+            too_old,
+            archives,
+            destination_error,
+        }
+    }
+
+    /// The backup being written now, with its progress.
+    pub fn running_now(&self) -> Option<Running> {
+        self.running().clone()
+    }
+
+    /// When the schedule runs next (None: no destination or no key).
+    pub fn next_run(&self, now: i64) -> Option<i64> {
+        (self.settings.destination.is_some() && self.has_key())
+            .then(|| next_daily(now, self.settings.hour_utc))
+    }
+
+    /// `civia_backup_*` in Prometheus' text format.
+    pub fn metrics(&self) -> String {
+        let record = self.record().clone();
+        let too_old = self.too_old(&record, civia_base::time::now_unix());
+        let running = self.running().is_some();
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "civia_backup_last_success_timestamp_seconds",
+            "gauge",
+            "End of the last good backup, Unix time (0: never).",
+            record
+                .last_success
+                .as_ref()
+                .map_or(0, |o| o.at_unix)
+                .to_string(),
+        );
+        metric(
+            "civia_backup_last_success_bytes",
+            "gauge",
+            "State bytes in the last good backup.",
+            record
+                .last_success
+                .as_ref()
+                .map_or(0, |o| o.bytes)
+                .to_string(),
+        );
+        metric(
+            "civia_backup_too_old",
+            "gauge",
+            "1 when no good backup was made within backup.max_age_hours.",
+            u8::from(too_old).to_string(),
+        );
+        metric(
+            "civia_backup_running",
+            "gauge",
+            "1 while a backup is being written.",
+            u8::from(running).to_string(),
+        );
+        metric(
+            "civia_backups_succeeded_total",
+            "counter",
+            "Backups written since start.",
+            self.successes.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "civia_backups_failed_total",
+            "counter",
+            "Backups that failed since start.",
+            self.failures.load(Ordering::Relaxed).to_string(),
+        );
+        out
+    }
+
+    fn finish(&self, to: Target, by: &By, result: &Result<(Summary, Option<String>)>) {
+        let now = civia_base::time::now_unix();
+        let outcome = match result {
+            Ok((summary, archive)) => Outcome {
+                ok: true,
+                to,
+                at: civia_base::time::rfc3339(now),
+                at_unix: now,
+                archive: archive.clone(),
+                files: summary.manifest.files.len(),
+                bytes: summary.bytes(),
+                error: None,
+            },
+            Err(e) => Outcome {
+                ok: false,
+                to,
+                at: civia_base::time::rfc3339(now),
+                at_unix: now,
+                archive: None,
+                files: 0,
+                bytes: 0,
+                error: Some(e.to_string()),
+            },
+        };
+        let mut ev = match result {
+            Ok((summary, _)) => {
+                self.successes.fetch_add(1, Ordering::Relaxed);
+                let mut ev = self.event("backup.created", by);
+                let mut detail = BackupEvent::of("backup.created", summary).detail();
+                detail["to"] = serde_json::json!(to);
+                ev.detail = Some(detail);
+                ev
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                log::error!("backup to {to:?} failed: {e}");
+                let mut ev = self.event("backup.failed", by);
+                ev.detail = Some(serde_json::json!({"to": to, "reason": e.reason()}));
+                ev
+            }
+        };
+        ev.status = Some(if outcome.ok { 200 } else { 500 });
+        let _ = self.audit.try_append_blocking(ev);
+        let mut record = self.record();
+        if outcome.ok {
+            record.last_success = Some(outcome.clone());
+        }
+        record.last = Some(outcome);
+        let body = serde_json::to_vec(&*record).unwrap_or_default();
+        let path = self.state_dir.join(LAST_FILE);
+        if let Err(e) = civia_base::fs::write_atomic(&path, &body, 0o600) {
+            log::warn!("backup: cannot keep the last outcome: {e}");
+        } else if let Some((uid, gid)) = owner_of(&self.state_dir) {
+            let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+        }
+    }
+}
+
+/// A backup marked running ([`Backups::begin`]); write it with [`Job::to_destination`] or
+/// [`Job::to_writer`].
+pub struct Job {
+    service: Arc<Backups>,
+    recipient: age::x25519::Recipient,
+    to: Target,
+    started_at: i64,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        *self.service.running() = None;
+    }
+}
+
+impl Job {
+    /// The archive's file name: this box's [`archive_prefix`], the UTC time the backup
+    /// began (`20261207T220501Z`) and [`EXTENSION`].
+    pub fn file_name(&self) -> String {
+        let stamp = civia_base::time::rfc3339(self.started_at)
+            .replace(['-', ':'], "")
+            .replace(".000", "");
+        format!(
+            "{}{stamp}{EXTENSION}",
+            archive_prefix(&self.recipient.to_string())
+        )
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        let s = &self.service;
+        let audit_dir = s.audit.dir();
+        let rel = audit_dir
+            .strip_prefix(&s.state_dir)
+            .map_err(|_| BackupError::Outside {
+                key: "audit",
+                path: audit_dir.to_path_buf(),
+            })?
+            .to_path_buf();
+        let pinned = s.audit.pin_files().map_err(|e| BackupError::Io {
+            path: audit_dir.to_path_buf(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        Snapshot::online(&s.state_dir, &s.version, vec![(rel, pinned)])
+    }
+
+    fn progress(&self) -> impl FnMut(Progress) + '_ {
+        move |p| {
+            if let Some(r) = self.service.running().as_mut() {
+                r.progress = p;
+            }
+        }
+    }
+
+    /// Writes the archive into `sink` (the download's body), streamed.
+    pub fn to_writer<W: Write>(self, sink: W, by: &By) -> Result<Summary> {
+        let result = self.snapshot().and_then(|snap| {
+            if let Some(r) = self.service.running().as_mut() {
+                r.progress = snap.progress();
+            }
+            snap.write_to(
+                &self.recipient,
+                sink,
+                Path::new("download"),
+                &mut self.progress(),
+            )
+            .map(|(summary, _)| (summary, None))
+        });
+        self.service.finish(self.to, by, &result);
+        result.map(|(s, _)| s)
+    }
+
+    /// Writes the archive into the destination, then removes this box's archives beyond
+    /// `keep` there (never another box's, never anything that is not an archive).
+    pub fn to_destination(self, by: &By) -> Result<Summary> {
+        let result = self.write_destination();
+        self.service.finish(self.to, by, &result);
+        result.map(|(s, _)| s)
+    }
+
+    fn write_destination(&self) -> Result<(Summary, Option<String>)> {
+        let s = &self.service;
+        let dir = s.destination()?;
+        if !dir.is_dir() {
+            return Err(BackupError::Io {
+                path: dir.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::NotFound, "the destination is not mounted"),
+            });
+        }
+        let recipient = self.recipient.to_string();
+        let name = self.file_name();
+        let snap = self.snapshot()?;
+        if let Some(r) = s.running().as_mut() {
+            r.progress = snap.progress();
+        }
+        let summary = snap.write_file(&self.recipient, &dir.join(&name), &mut self.progress())?;
+        let keep = s.settings.keep as usize;
+        for old in list(dir, Some(&recipient))?.into_iter().skip(keep) {
+            let path = dir.join(&old.name);
+            if let Err(e) = fs::remove_file(&path) {
+                log::warn!(
+                    "backup: cannot remove the old archive {}: {e}",
+                    path.display()
+                );
+            }
+        }
+        Ok((summary, Some(name)))
+    }
+}

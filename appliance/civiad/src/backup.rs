@@ -1,0 +1,62 @@
+//! The box's backups while it runs: the service the admin plane uses and the daily backup to
+//! the configured destination.
+
+use civia_backup::{Backups, By, Settings, Target};
+use civia_config::Config;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The backups service of this configuration.
+pub fn service(cfg: &Config, audit: Arc<civia_audit::Audit>) -> Arc<Backups> {
+    let b = &cfg.backup;
+    Arc::new(Backups::new(
+        &cfg.state_dir,
+        env!("CARGO_PKG_VERSION"),
+        Settings {
+            destination: b.destination.clone(),
+            hour_utc: b.hour_utc,
+            keep: b.keep,
+            max_age_hours: b.max_age_hours,
+            kept_elsewhere: vec![
+                ("secrets.dir", cfg.secrets_dir()),
+                ("knowledge.dir", cfg.knowledge_dir()),
+            ],
+        },
+        audit,
+    ))
+}
+
+/// Runs the daily backup at `[backup] hour_utc` while a destination is configured (a box
+/// without the key yet checks again at the next hour). A failure is kept in the backups'
+/// status, in `/metrics` and in the audit trail; the next day tries again.
+pub async fn daily(backups: Arc<Backups>) {
+    if backups.settings().destination.is_none() {
+        return;
+    }
+    loop {
+        let now = civia_base::time::now_unix();
+        let next = backups
+            .next_run(now)
+            .unwrap_or_else(|| (now / 3600 + 1) * 3600);
+        let wait = u64::try_from(next - now).unwrap_or(1).max(1);
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        if !backups.has_key() {
+            continue;
+        }
+        let b = backups.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            b.begin(Target::Destination)
+                .and_then(|job| job.to_destination(&By::default()))
+        })
+        .await;
+        match done {
+            Ok(Ok(s)) => log::info!(
+                "daily backup written: {} files, {} bytes",
+                s.manifest.files.len(),
+                s.bytes()
+            ),
+            Ok(Err(e)) => log::error!("daily backup failed: {e}"),
+            Err(e) => log::error!("daily backup task failed: {e}"),
+        }
+    }
+}
