@@ -5,6 +5,8 @@ and foreign-key archives are refused with nothing written."""
 
 import re
 import subprocess
+import threading
+import time
 
 import httpx
 
@@ -101,3 +103,108 @@ def test_a_box_is_restored_onto_a_fresh_state_and_serves_the_same_agents(civiad,
         box.stop()
     r = civia(box.config, "backup", "restore", archive, "--key-file", key_file)
     assert r.returncode == 1 and "not empty" in r.stderr, r.stderr
+
+
+def test_a_running_box_is_backed_up_while_agents_work_and_restores(civiad, tmp_path):
+    """The admin plane's backups (docs/backup.md): the key shown once, a download streamed while
+    eight agents chat and keep their history, a backup to the configured destination followed
+    to its end; both restore onto a fresh state whose audit trail verifies."""
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    server = civiad(model=TINY, embeddings=False,
+                    sections={"backup": {"destination": str(nas), "keep": 1, "max_age_hours": 1}})
+    admin = server.headers()
+    status = httpx.get(server.url + "/admin/backup", headers=admin).json()
+    assert status["key"] is False and status["too_old"] is True and status["last_success"] is None
+    assert status["destination"] == str(nas) and status["next_run"] is None
+    assert "civia_backup_too_old 1" in httpx.get(server.url + "/metrics").text
+    for method, path in [("POST", "/admin/backup"), ("GET", "/admin/backup/download")]:
+        r = httpx.request(method, server.url + path, headers=admin)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "backup_no_key", r.text
+    agents = [own_key(server, f"agent{i}") for i in range(8)]
+    # Not an agent's business.
+    for method, path in [("GET", "/admin/backup"), ("POST", "/admin/backup/key"),
+                         ("GET", "/admin/backup/download"), ("POST", "/admin/backup")]:
+        assert httpx.request(method, server.url + path, headers=agents[0]).status_code == 403, path
+    r = httpx.post(server.url + "/admin/backup/key", headers=admin)
+    assert r.status_code == 201 and r.headers["cache-control"] == "no-store", r.text
+    secret = r.json()["key"]
+    assert secret.startswith("AGE-SECRET-KEY-1")
+    r = httpx.post(server.url + "/admin/backup/key", headers=admin)
+    assert r.status_code == 409 and secret not in r.text
+    assert r.json()["error"]["code"] == "backup_key_exists"
+    key_file = tmp_path / "cle.txt"
+    key_file.write_text(secret + "\n")
+    r = chat(server, agents[0], "Courrier CANARI-EN-LIGNE pour le syndic", save=True)
+    assert r.status_code == 200, r.text
+    conv = r.json()["civia"]["conversation_id"]
+
+    # Eight agents chat and keep their history while the download is written.
+    stop = threading.Event()
+    done = []
+
+    def work(auth, i):
+        n = 0
+        while not stop.is_set():
+            r = chat(server, auth, f"Question {i}-{n}", save=True)
+            assert r.status_code == 200, r.text
+            done.append(r.json()["civia"]["conversation_id"])
+            n += 1
+
+    threads = [threading.Thread(target=work, args=(a, i)) for i, a in enumerate(agents)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    download = tmp_path / "telechargee.civia-backup"
+    with httpx.stream("GET", server.url + "/admin/backup/download", headers=admin, timeout=120) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"] == "application/octet-stream"
+        assert re.fullmatch(r'attachment; filename="civia-[0-9a-f]{8}-\d{8}T\d{6}Z\.civia-backup"',
+                            r.headers["content-disposition"])
+        with open(download, "wb") as f:
+            for chunk in r.iter_bytes():
+                f.write(chunk)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert done, "no agent finished a request meanwhile"
+    raw = download.read_bytes()
+    assert raw.startswith(b"age-encryption.org/v1") and b"CANARI-EN-LIGNE" not in raw
+    assert civia(server.config, "backup", "verify", download, "--key-file", key_file).returncode == 0
+
+    # To the destination: started, followed to its end.
+    r = httpx.post(server.url + "/admin/backup", headers=admin)
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while (status := httpx.get(server.url + "/admin/backup", headers=admin).json())["running"]:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    last = status["last_success"]
+    assert status["last"] == last and last["ok"] and last["to"] == "destination", status
+    assert status["too_old"] is False and status["next_run"]
+    # keep = 1: only the newest of this box's archives stays.
+    assert [a["name"] for a in status["archives"]] == [last["archive"]]
+    assert [p.name for p in nas.iterdir()] == [last["archive"]]
+    metrics = httpx.get(server.url + "/metrics").text
+    assert "civia_backup_too_old 0" in metrics and "civia_backups_succeeded_total 2" in metrics
+    trail = [e["event"] for e in export(server, admin)]
+    assert {"backup.key_created", "backup.created"} <= set(trail)
+    assert trail.count("backup.created") == 2
+    server.stop()
+
+    for n, archive in enumerate((download, nas / last["archive"])):
+        # Short: the admin socket's path must fit in sun_path.
+        fresh = tmp_path / f"r{n}"
+        fresh.mkdir()
+        target = config_for(server.config, fresh / "state", tmp_path / f"r{n}.toml")
+        r = civia(target, "backup", "restore", archive, "--key-file", key_file)
+        assert r.returncode == 0, r.stderr
+        box = start_civiad(fresh, model=TINY, embeddings=False)
+        try:
+            audit = civia(box.config, "audit", "verify")
+            assert audit.returncode == 0, audit.stdout + audit.stderr
+            full = httpx.get(box.url + f"/v1/conversations/{conv}", headers=agents[0])
+            assert full.status_code == 200 and "CANARI-EN-LIGNE" in full.text, full.text
+            assert chat(box, agents[3], "Et ensuite ?").status_code == 200
+        finally:
+            box.stop()

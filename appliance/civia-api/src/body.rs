@@ -326,8 +326,8 @@ impl std::io::Write for ChannelWriter {
 /// A response body that blocking code writes: `write` runs on a blocking thread, and what
 /// it writes reaches the client as it comes, 256 KiB at a time (never held whole; a slow
 /// client slows the writer down). When the client goes away, the writes fail (`BrokenPipe`).
-/// When `write` fails, the body ends with an error, which aborts the connection: the client
-/// sees a truncated download, never a complete-looking one.
+/// When `write` fails or panics, the body ends with an error, which aborts the connection: the
+/// client sees a truncated download, never a complete-looking one.
 pub fn from_blocking_writer<F>(write: F) -> Body
 where
     F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send + 'static,
@@ -336,7 +336,11 @@ where
     tokio::task::spawn_blocking(move || {
         let mut sink =
             std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter { tx: tx.clone() });
-        let result = write(&mut sink).and_then(|()| std::io::Write::flush(&mut sink));
+        // A panic of the writer must not end the body as if it were complete.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write(&mut sink).and_then(|()| std::io::Write::flush(&mut sink))
+        }))
+        .unwrap_or_else(|_| Err(std::io::Error::other("the writer panicked")));
         drop(sink);
         if let Err(e) = result {
             let _ = tx.blocking_send(Err(e));
