@@ -168,7 +168,8 @@ pub async fn minutes(
             Some("transcript".into()),
         ));
     }
-    if transcript.chars().count() > MAX_TRANSCRIPT_CHARS {
+    // Counted as sent (the schema's maxLength), blanks around it included.
+    if req.transcript.chars().count() > MAX_TRANSCRIPT_CHARS {
         return Err(ApiError::bad_request(
             format!("the transcript is longer than {MAX_TRANSCRIPT_CHARS} characters"),
             Some("transcript".into()),
