@@ -3,6 +3,7 @@ its audit trail is backed up with `civia backup`, restored onto a fresh state di
 serves the same agent with the same history; its audit trail verifies. Tampered, truncated
 and foreign-key archives are refused with nothing written."""
 
+import os
 import re
 import subprocess
 import threading
@@ -208,3 +209,50 @@ def test_a_running_box_is_backed_up_while_agents_work_and_restores(civiad, tmp_p
             assert chat(box, agents[3], "Et ensuite ?").status_code == 200
         finally:
             box.stop()
+
+
+def test_a_backup_killed_midway_leaves_no_archive_and_the_next_one_cleans_up(civiad, tmp_path):
+    """SIGKILL while a backup is written to the destination: no archive appears there, only
+    this box's `.partial`, which the next backup removes; the snapshot's database copies are
+    gone from the state directory; the next backup restores."""
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    sections = {"backup": {"destination": str(nas)}}
+    server = civiad(model=TINY, embeddings=False, sections=sections)
+    admin = server.headers()
+    assert httpx.post(server.url + "/admin/backup/key", headers=admin).status_code == 201
+    # A large file of the commune's (a scanned register) makes the backup take a while.
+    state = server.log.parent / "state"
+    big = state / "knowledge" / "registre-numerise.bin"
+    big.parent.mkdir(exist_ok=True)
+    with open(big, "wb") as f:
+        for _ in range(64):
+            f.write(os.urandom(1 << 22))
+    r = httpx.post(server.url + "/admin/backup", headers=admin)
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 60
+    while True:
+        running = httpx.get(server.url + "/admin/backup", headers=admin).json()["running"]
+        assert running and time.monotonic() < deadline, "the backup ended before it could be killed"
+        if running["progress"]["bytes_done"] > 0:
+            break
+        time.sleep(0.01)
+    server.proc.kill()
+    server.proc.wait()
+    left = [p.name for p in nas.iterdir()]
+    assert len(left) == 1 and left[0].endswith(".civia-backup.partial"), left
+
+    again = start_civiad(server.log.parent, model=TINY, embeddings=False, sections=sections)
+    try:
+        status = httpx.get(again.url + "/admin/backup", headers=admin).json()
+        assert status["last_success"] is None and status["too_old"] and status["archives"] == []
+        assert httpx.post(again.url + "/admin/backup", headers=admin).status_code == 202
+        deadline = time.monotonic() + 120
+        while (status := httpx.get(again.url + "/admin/backup", headers=admin).json())["running"]:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.2)
+        assert status["last"]["ok"], status
+        assert [p.name for p in nas.iterdir()] == [status["last"]["archive"]]
+        assert not list((state / "backup" / "snapshot").iterdir())
+    finally:
+        again.stop()

@@ -136,10 +136,10 @@ pub fn list(dir: &Path, recipient: Option<&str>) -> Result<Vec<ArchiveInfo>> {
         let path = e.path();
         let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
         let name = e.file_name().to_string_lossy().into_owned();
+        let ours = |p: &String| name.starts_with(p.as_str()) && name.ends_with(EXTENSION);
         if !meta.is_file()
-            || prefix
-                .as_ref()
-                .is_some_and(|p| !name.starts_with(p.as_str()))
+            || name.ends_with(".partial")
+            || prefix.as_ref().is_some_and(|p| !ours(p))
         {
             continue;
         }
@@ -536,6 +536,15 @@ impl Job {
         }
         let recipient = self.recipient.to_string();
         let name = self.file_name();
+        // What a backup of this box killed midway left (never another box's files).
+        let prefix = archive_prefix(&recipient);
+        for e in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
+            let stale = e.file_name().to_string_lossy().into_owned();
+            if stale.starts_with(&prefix) && stale.ends_with(&format!("{EXTENSION}.partial")) {
+                let path = e.path();
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
         let snap = self.snapshot()?;
         if let Some(r) = s.running().as_mut() {
             r.progress = snap.progress();

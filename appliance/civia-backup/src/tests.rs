@@ -469,6 +469,17 @@ fn a_running_box_is_backed_up_consistently_while_it_writes() {
     let other = dest.join("civia-00000000-20200101T000000Z.civia-backup");
     fs::write(&other, b"age-encryption.org/v1\nsomeone else's").unwrap();
     fs::write(dest.join("notes.txt"), b"the mairie's notes").unwrap();
+    // What a backup killed midway left: this box's is removed by the next one, another's kept.
+    let recipient = fs::read_to_string(state.join(RECIPIENT_FILE)).unwrap();
+    let killed = dest.join(format!(
+        "{}20200101T000000Z{EXTENSION}.partial",
+        archive_prefix(&recipient)
+    ));
+    fs::write(&killed, b"age-encryption.org/v1\nhalf").unwrap();
+    let others = dest.join(format!(
+        "civia-00000000-20200101T000000Z{EXTENSION}.partial"
+    ));
+    fs::write(&others, b"age-encryption.org/v1\nhalf").unwrap();
 
     let mut written = Vec::new();
     for _ in 0..3 {
@@ -489,7 +500,8 @@ fn a_running_box_is_backed_up_consistently_while_it_writes() {
     let status = service.status();
     let names: Vec<&str> = status.archives.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, [written[2].as_str(), written[1].as_str()]);
-    assert!(other.exists() && dest.join("notes.txt").exists());
+    assert!(other.exists() && dest.join("notes.txt").exists() && others.exists());
+    assert!(!killed.exists());
     assert!(!status.too_old && status.running.is_none());
     let last = status.last_success.unwrap();
     assert_eq!(last.archive.as_deref(), Some(written[2].as_str()));

@@ -13,6 +13,7 @@ import { myDataView } from './js/views/mydata.js';
 import { accessibilityView } from './js/views/accessibility.js';
 import { forbiddenView, notFoundView, errorView } from './js/views/errors.js';
 import * as admin from './js/views/admin.js';
+import { backupView } from './js/views/backup.js';
 
 const STAFF = ['admin', 'dpo', 'integrator'];
 
@@ -37,6 +38,7 @@ const ROUTES = [
   { path: 'admin/modele', title: 'Dossier du modèle', view: admin.dossierView, roles: STAFF, nav: 'admin' },
   { path: 'admin/audit', title: 'Journal d\'audit', view: admin.auditView, roles: ['admin', 'dpo'], nav: 'admin' },
   { path: 'admin/conformite', title: 'Documents de conformité', view: admin.complianceView, roles: ['admin', 'dpo'], nav: 'admin' },
+  { path: 'admin/sauvegardes', title: 'Sauvegardes', view: backupView, roles: ['admin'], nav: 'admin' },
   { path: 'admin/systeme', title: 'État du système', view: admin.systemView, roles: ['admin', 'integrator'], nav: 'admin' },
 ];
 

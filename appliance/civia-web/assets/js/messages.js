@@ -91,6 +91,13 @@ const FRENCH = {
   // Measures of the console (egress probe, memory bandwidth).
   measurement_running: 'Une mesure de bande passante est déjà en cours ; réessayez dans quelques secondes.',
   measurement_failed: 'La mesure de bande passante mémoire a échoué. Réessayez ; si le problème persiste, consultez le journal du boîtier.',
+  // Backups (the administrators' « Sauvegardes » page).
+  backup_no_key: 'Aucune clé de sauvegarde sur cette box : créez d\'abord la clé de sauvegarde (page « Sauvegardes »).',
+  backup_key_exists: 'La clé de sauvegarde existe déjà : elle n\'a été affichée qu\'une seule fois, à sa création, et la box ne peut plus l\'afficher. Retrouvez-la là où elle a été rangée (avec la clé de récupération du disque).',
+  backup_no_destination: 'Aucune destination de sauvegarde n\'est configurée (section [backup], clé destination) : seules les sauvegardes téléchargées sont possibles.',
+  backup_running: 'Une sauvegarde est déjà en cours : attendez qu\'elle se termine, puis réessayez.',
+  backup_not_covered: 'Une partie des données de la box est gardée hors de ce que les sauvegardes couvrent pour l\'instant : la sauvegarde est refusée, pour ne pas donner une archive incomplète. Prévenez le prestataire.',
+  backup_failed: 'La sauvegarde a échoué (erreur de lecture ou d\'écriture sur la box ou dans le dossier de destination). Réessayez ; si le problème persiste, prévenez le prestataire.',
   // The agent's own data.
   own_credentials_required: 'Votre historique n\'est accessible qu\'avec un mot de passe que vous avez choisi vous-même : choisissez le vôtre dans « Mes données », puis réessayez.',
   wrong_password: 'Le mot de passe actuel est incorrect.',
@@ -209,6 +216,14 @@ const PERMISSION = {
   read_only: 'Vous pouvez consulter cette collection, pas la modifier.',
 };
 
+// The backups' refusals that name their case (`details.reason`).
+const BACKUP_REASONS = {
+  sealed: () => 'Les secrets de cette box sont scellés par la puce TPM : leur sauvegarde n\'est pas encore prise en charge, la sauvegarde est donc refusée (elle serait incomplète). Prévenez le prestataire.',
+  outside: () => 'Les secrets ou la base documentaire de cette box sont configurés hors de son répertoire d\'état : les sauvegardes ne les couvrent pas encore, la sauvegarde est donc refusée (elle serait incomplète). Prévenez le prestataire.',
+  bad_recipient: () => 'La moitié publique de la clé de sauvegarde, gardée par la box, est illisible : aucune sauvegarde ne peut être chiffrée. Prévenez le prestataire.',
+  io: () => FRENCH.backup_failed,
+};
+
 // A knowledge document whose indexing failed (`error_details` with code `indexing_failed`).
 const INDEXING = {
   lost: () => 'Le fichier déposé a été perdu avant son indexation : déposez-le à nouveau.',
@@ -244,6 +259,9 @@ function detailed(code, d, param) {
         ? `Le service de transcription est occupé (${d.waiting} enregistrement(s) en attente).` : null;
     case 'indexing_failed':
       return has(INDEXING, reason) ? INDEXING[reason](d) : null;
+    case 'backup_not_covered':
+    case 'backup_failed':
+      return has(BACKUP_REASONS, reason) ? BACKUP_REASONS[reason](d) : null;
     default:
       if (DOCUMENT_CODES.has(code) && has(DOCUMENT_REASONS, reason)) return DOCUMENT_REASONS[reason](d);
       return null;

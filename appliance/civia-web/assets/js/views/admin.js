@@ -14,16 +14,19 @@ const SECTIONS = [
   { href: '#/admin/modele', title: 'Dossier du modèle', text: 'La fiche du modèle d\'IA servi, vérifiée sur ses poids.', roles: ['admin', 'dpo', 'integrator'] },
   { href: '#/admin/audit', title: 'Journal d\'audit', text: 'Vérifier l\'intégrité du journal et l\'exporter.', roles: ['admin', 'dpo'] },
   { href: '#/admin/conformite', title: 'Documents de conformité', text: 'Registre RGPD, analyse d\'impact (AIPD), liste de contrôle du règlement sur l\'IA.', roles: ['admin', 'dpo'] },
+  { href: '#/admin/sauvegardes', title: 'Sauvegardes', text: 'La clé de sauvegarde, les sauvegardes chiffrées de la box (chaque nuit ou téléchargées) et leur état.', roles: ['admin'] },
   { href: '#/admin/systeme', title: 'État du système', text: 'Modèle chargé, version, mises à jour, certificat de la box.', roles: ['admin', 'integrator'] },
 ];
 
 const ROLE_OPTIONS = [['agent', 'Agent'], ['admin', 'Administrateur'], ['dpo', 'Délégué à la protection des données (DPO)'], ['integrator', 'Prestataire intégrateur']];
 
-function back() {
+/** The link back to the administration home (shared with views/backup.js). */
+export function back() {
   return h('p', { class: 'fil-ariane' }, h('a', { href: '#/admin' }, '← Administration'));
 }
 
-function table(caption, headers, rows) {
+/** A table with a caption, column headers and the first cell of each row as its header. */
+export function table(caption, headers, rows) {
   return h('div', { class: 'tableau-defilant' }, h('table', { class: 'tableau' },
     h('caption', { text: caption }),
     h('thead', {}, h('tr', {}, headers.map((t) => h('th', { scope: 'col', text: t })))),
@@ -31,7 +34,8 @@ function table(caption, headers, rows) {
       ? h('th', { scope: 'row' }, c) : h('td', {}, c))))))));
 }
 
-function dl(pairs) {
+/** A definition list from [term, value] pairs (null pairs skipped). */
+export function dl(pairs) {
   return h('dl', { class: 'liste-definitions' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', { text: k }), h('dd', {}, v)]));
 }
 
