@@ -2,7 +2,7 @@
 # Installs what the browser tests (hw-tests/web/) need, only what is missing (idempotent, well
 # under a second when everything is there): Debian's Chromium, espeak-ng (the French speech
 # of the meeting-minutes test, meeting.test.mjs), and the pinned npm packages
-# (playwright-core, axe-core) from hw-tests/web/package-lock.json into hw-tests/web/node_modules.
+# (playwright-core, axe-core, jsqr) from hw-tests/web/package-lock.json into hw-tests/web/node_modules.
 # node and npm come from Debian when missing.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -19,7 +19,8 @@ stamp="$WEB/node_modules/.civia-lock.sha256"
 want="$(sha256sum "$WEB/package-lock.json" | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
     || [ ! -f "$WEB/node_modules/playwright-core/package.json" ] \
-    || [ ! -f "$WEB/node_modules/axe-core/axe.min.js" ]; then
+    || [ ! -f "$WEB/node_modules/axe-core/axe.min.js" ] \
+    || [ ! -f "$WEB/node_modules/jsqr/dist/jsQR.js" ]; then
     echo "web-test-deps: npm ci in hw-tests/web" >&2
     (cd "$WEB" && npm ci --no-audit --no-fund --ignore-scripts >&2)
     echo "$want" >"$stamp"

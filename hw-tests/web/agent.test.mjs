@@ -203,7 +203,7 @@ test('an agent cannot reach the admin pages; every change needs the CSRF token',
   await page.locator('main h1', { hasText: 'Que souhaitez-vous faire ?' }).waitFor();
   // No admin link in the menu.
   assert.equal(await page.getByRole('link', { name: 'Administration' }).count(), 0);
-  for (const hash of ['#/admin', '#/admin/utilisateurs', '#/admin/cles', '#/admin/audit', '#/admin/systeme']) {
+  for (const hash of ['#/admin', '#/admin/utilisateurs', '#/admin/cles', '#/admin/audit', '#/admin/sauvegardes', '#/admin/systeme']) {
     await goto(page, hash, 'Accès refusé');
     await expectTitleAndH1(page, 'Accès refusé', 'Accès refusé');
     await page.getByRole('alert').filter({ hasText: 'ne donne pas accès à cette page' }).waitFor();

@@ -1,11 +1,15 @@
 // Every page under axe-core, by role (agent, admin, dpo, integrator); the admin console's
-// main actions; model output rendered as text only (a hostile answer injected by the test).
+// main actions, backups included (a second box with a backup destination); model output
+// rendered as text only (a hostile answer injected by the test).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startCiviad } from './lib/civiad.mjs';
 import {
   launch, newPage, screenshot, checkAxe, expectTitleAndH1, goto, login, acceptCharterIfShown,
-  saveJson, MODEL_TIMEOUT,
+  saveJson, decodeQrSvg, MODEL_TIMEOUT,
 } from './lib/browser.mjs';
 
 const PASS = 'correct-horse-battery-9';
@@ -117,7 +121,7 @@ test('admin: console pages pass axe; users, keys and quotas work', { timeout: 30
   await acceptCharterIfShown(page);
   await expectTitleAndH1(page, 'Tâches', 'Que souhaitez-vous faire ?');
   await visit(page, '#/admin', 'Administration', 'Administration de la box', { name: '30-admin', readme: true });
-  assert.equal(await page.locator('.grille-taches li').count(), 8);
+  assert.equal(await page.locator('.grille-taches li').count(), 9);
   await visit(page, '#/admin/utilisateurs', 'Utilisateurs', 'Utilisateurs', { name: '31-utilisateurs' });
 
   // Create an agent with a generated password: shown once, with a copy button.
@@ -204,6 +208,7 @@ test('dpo and integrator see their own parts only', { timeout: 300_000 }, async 
   await visit(dpo, '#/admin/conformite', 'Documents de conformité', 'Documents de conformité');
   await visit(dpo, '#/courrier', 'Accès refusé', 'Accès refusé');
   await visit(dpo, '#/admin/utilisateurs', 'Accès refusé', 'Accès refusé');
+  await visit(dpo, '#/admin/sauvegardes', 'Accès refusé', 'Accès refusé');
   assert.deepEqual(dpo.problems, []);
 
   const integ = await newPage(browser, server);
@@ -216,4 +221,188 @@ test('dpo and integrator see their own parts only', { timeout: 300_000 }, async 
   await visit(integ, '#/admin/audit', 'Accès refusé', 'Accès refusé');
   await visit(integ, '#/mes-donnees', 'Mes données', 'Mes données');
   assert.deepEqual(integ.problems, []);
+});
+
+// ---- backups (« Sauvegardes ») -------------------------------------------------------------
+
+const KEY_RE = /^AGE-SECRET-KEY-1[0-9A-Z]+$/;
+const STALE_NEVER = 'Aucune sauvegarde n\'a encore été faite.';
+
+test('admin: « Sauvegardes » — the key shown once (text, QR code, copy, print), a download; an agent is refused', { timeout: 300_000 }, async () => {
+  const page = await newPage(browser, server);
+  await login(page, 'admin.durand', PASS);
+  await acceptCharterIfShown(page);
+  await goto(page, '#/admin', 'Administration de la box');
+  await page.getByRole('link', { name: 'Sauvegardes' }).click();
+  await expectTitleAndH1(page, 'Sauvegardes', 'Sauvegardes');
+  // No backup yet: a visible warning; no destination on this box.
+  await page.getByRole('alert').filter({ hasText: STALE_NEVER }).waitFor();
+  await page.getByText('Aucune destination configurée : seules les sauvegardes téléchargées sont possibles.').waitFor();
+  await page.locator('main code', { hasText: '[backup]' }).waitFor();
+  const now = page.getByRole('button', { name: 'Sauvegarder maintenant' });
+  const download = page.getByRole('button', { name: 'Télécharger une sauvegarde' });
+  assert.ok(await now.isDisabled(), 'no key, no destination: « Sauvegarder maintenant » is disabled');
+  assert.ok(await download.isDisabled(), 'no key: the download is disabled');
+  assert.match(await now.getAttribute('aria-describedby').then((id) => page.locator(`#${id}`).textContent()), /créez d'abord la clé de sauvegarde/);
+  await page.waitForLoadState('networkidle').catch(() => {});
+  await checkAxe(page, 'sauvegardes (sans clé)', axeResults);
+  await screenshot(page, '3a-sauvegardes');
+
+  // The key: shown once, as selectable text and as a QR code that reads back to the same text.
+  await page.getByRole('button', { name: 'Créer la clé de sauvegarde' }).click();
+  const keyBlock = page.locator('.cle-sauvegarde');
+  await keyBlock.waitFor();
+  const key = (await keyBlock.locator('.cle-texte').textContent()).trim();
+  assert.match(key, KEY_RE);
+  await page.waitForFunction(() => document.activeElement && document.activeElement.textContent === 'Votre clé de sauvegarde');
+  await keyBlock.getByText('Affichée une seule fois.').waitFor();
+  await keyBlock.getByText(/avec la clé de récupération du disque/).waitFor();
+  const qr = keyBlock.locator('svg[role="img"]');
+  assert.equal(await qr.count(), 1);
+  assert.equal(await qr.getAttribute('aria-label'), 'QR code de la clé de sauvegarde');
+  assert.equal(await decodeQrSvg(page, '.cle-sauvegarde svg'), key, 'the QR code holds the key');
+  await page.getByRole('button', { name: 'Copier la clé' }).click();
+  await keyBlock.getByText('Clé copiée dans le presse-papiers.').waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
+  // « Imprimer » opens the print dialog; printed, the page shows the key block only.
+  await page.evaluate(() => { window.__prints = 0; window.print = () => { window.__prints += 1; }; });
+  await page.getByRole('button', { name: 'Imprimer la clé' }).click();
+  assert.equal(await page.evaluate(() => window.__prints), 1);
+  await page.emulateMedia({ media: 'print' });
+  assert.ok(await keyBlock.locator('.cle-texte').isVisible());
+  assert.ok(await qr.isVisible());
+  for (const hidden of ['main h1', '.bandeau', '.pied', 'main .introduction', 'main table, main dl']) {
+    assert.equal(await page.locator(hidden).first().isVisible(), false, `printed: ${hidden} is hidden`);
+  }
+  await screenshot(page, '3b-sauvegardes-cle-imprimee');
+  await page.emulateMedia({ media: 'screen' });
+  // The staleness warning still stands (a key is not a backup), now asking for a download.
+  await page.getByRole('alert').filter({ hasText: 'Téléchargez une sauvegarde maintenant' }).waitFor();
+  assert.ok(await download.isEnabled());
+  assert.ok(await now.isDisabled(), 'still no destination');
+  await checkAxe(page, 'sauvegardes (clé affichée)', axeResults);
+  await screenshot(page, '3b-sauvegardes-cle');
+
+  // Once: a reload does not show it again, and the API refuses a second key.
+  await page.reload();
+  await expectTitleAndH1(page, 'Sauvegardes', 'Sauvegardes');
+  await page.getByText(/^La clé de sauvegarde existe\./).waitFor();
+  assert.equal(await page.locator('.cle-texte, .cle-sauvegarde, main svg').count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Créer la clé de sauvegarde' }).count(), 0);
+  assert.equal(await page.evaluate(() => document.body.classList.contains('impression-cle')), false);
+  const again = await server.api('POST', '/admin/backup/key');
+  assert.equal(again.status, 409);
+  assert.equal((await again.json()).error.code, 'backup_key_exists');
+
+  // A download through the page: the browser saves the age-encrypted archive.
+  const [file] = await Promise.all([page.waitForEvent('download'), download.click()]);
+  assert.match(file.suggestedFilename(), /^civia-[0-9a-f]{8}-[0-9TZ]+\.civia-backup$/);
+  const saved = await file.path();
+  assert.equal(fs.readFileSync(saved).subarray(0, 21).toString('latin1'), 'age-encryption.org/v1');
+  await page.getByRole('status').filter({ hasText: /^Sauvegarde téléchargée \(/ }).waitFor();
+  await page.getByRole('alert').filter({ hasText: STALE_NEVER }).waitFor({ state: 'detached' });
+  assert.equal(await page.locator('[role="alert"] .alerte-avertissement').count(), 0, 'the warning is gone');
+  await page.locator('dd', { hasText: /\(téléchargée\)$/ }).waitFor();
+  await page.locator('dd', { hasText: /Mo$/ }).first().waitFor();
+  await checkAxe(page, 'sauvegardes (téléchargée)', axeResults);
+  assert.deepEqual(page.problems, []);
+
+  // An agent gets the French 403 page, and the API refuses the download too.
+  const agent = await newPage(browser, server);
+  await login(agent, 'agent.petit', PASS);
+  await acceptCharterIfShown(agent);
+  await visit(agent, '#/admin/sauvegardes', 'Accès refusé', 'Accès refusé');
+  await agent.getByRole('alert').filter({ hasText: 'ne donne pas accès à cette page' }).waitFor();
+  const refused = await agent.evaluate(async () => {
+    const r = await fetch('/admin/backup/download');
+    return { status: r.status, code: (await r.json()).error.code };
+  });
+  assert.deepEqual(refused, { status: 403, code: 'permission_denied' });
+  assert.deepEqual(agent.problems, []);
+});
+
+test('admin: « Sauvegarder maintenant » to a destination — progress, outcome announced, archive listed', { timeout: 300_000 }, async () => {
+  const dest = fs.mkdtempSync(path.join(os.tmpdir(), 'civia-sauvegardes-'));
+  const box = await startCiviad({ extraToml: `[backup]\ndestination = ${JSON.stringify(dest)}\n` });
+  try {
+    await box.createUser('admin.martin', 'admin', PASS);
+    const created = await box.api('POST', '/admin/backup/key');
+    assert.equal(created.status, 201);
+    const page = await newPage(browser, box);
+    await login(page, 'admin.martin', PASS);
+    await acceptCharterIfShown(page);
+    await goto(page, '#/admin/sauvegardes', 'Sauvegardes');
+    await expectTitleAndH1(page, 'Sauvegardes', 'Sauvegardes');
+    await page.getByRole('alert').filter({ hasText: STALE_NEVER }).waitFor();
+    await page.locator('dd code', { hasText: dest }).waitFor();
+    await page.locator('dt', { hasText: 'Prochaine sauvegarde' }).waitFor();
+    await page.getByText('Aucune archive de cette box dans le dossier de destination.').waitFor();
+    await checkAxe(page, 'sauvegardes (destination)', axeResults);
+
+    // The backup of a test box takes well under a second: while `hold` is set, the test
+    // serves the page a status with the backup still running (the box's own answer with
+    // `running` set) so that the progress bar can be checked, then lets the real one through.
+    let hold = true;
+    let held = 0;
+    await page.route('**/admin/backup', async (route) => {
+      if (route.request().method() !== 'GET' || !hold) { await route.continue(); return; }
+      const resp = await route.fetch();
+      const body = await resp.json();
+      held += 1;
+      Object.assign(body, {
+        running: { to: 'destination', started_at: new Date().toISOString(), progress: { files_done: 3, files_total: 12, bytes_done: 524_288, bytes_total: 1_572_864 } },
+        last: null, last_success: null, too_old: true, archives: [],
+      });
+      await route.fulfill({ response: resp, json: body });
+    });
+    await page.getByRole('button', { name: 'Sauvegarder maintenant' }).click();
+    const bar = page.getByRole('progressbar', { name: 'Sauvegarde en cours (vers le dossier de destination)' });
+    await bar.waitFor();
+    await page.waitForFunction(() => document.querySelector('progress')?.getAttribute('value') === '524288');
+    assert.equal(await bar.getAttribute('max'), '1572864');
+    await page.getByText(/^3 fichiers sur 12, 0,5 Mo sur 1,5 Mo\./).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Sauvegarder maintenant' }).getAttribute('aria-disabled'), 'true');
+    assert.ok(held >= 1);
+    await checkAxe(page, 'sauvegardes (en cours)', axeResults);
+    await screenshot(page, '3c-sauvegardes-en-cours');
+    hold = false;
+
+    // The end: the outcome in the live region, the bar gone, the archive in the table.
+    const done = page.getByRole('status').filter({ hasText: /^Sauvegarde terminée : archive « civia-[0-9a-f]{8}-[0-9TZ]+\.civia-backup » \(/ });
+    await done.waitFor();
+    await bar.waitFor({ state: 'hidden' });
+    const names = fs.readdirSync(dest).filter((n) => n.endsWith('.civia-backup'));
+    assert.equal(names.length, 1, `one archive in ${dest}: ${names}`);
+    assert.ok((await done.textContent()).includes(names[0]));
+    const row = page.locator('table', { hasText: 'Archives de cette box dans le dossier de destination (1)' }).locator('tbody tr');
+    await row.first().waitFor();
+    assert.equal(await row.count(), 1);
+    assert.equal((await row.locator('th').textContent()).trim(), names[0]);
+    await page.getByRole('alert').filter({ hasText: STALE_NEVER }).waitFor({ state: 'detached' });
+    assert.equal(await page.locator('[role="alert"] .alerte-avertissement').count(), 0, 'the warning is gone');
+    await page.locator('dd', { hasText: /\(dans le dossier de destination\)$/ }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Sauvegarder maintenant' }).getAttribute('aria-disabled'), null);
+    // The archive is an age file.
+    assert.equal(fs.readFileSync(path.join(dest, names[0])).subarray(0, 21).toString('latin1'), 'age-encryption.org/v1');
+    await checkAxe(page, 'sauvegardes (archive)', axeResults);
+    await screenshot(page, '3d-sauvegardes-archive');
+    await page.unroute('**/admin/backup');
+
+    // The destination gone (an unmounted share): the failure said in French, never the box's English.
+    fs.rmSync(dest, { recursive: true, force: true });
+    await page.getByRole('button', { name: 'Sauvegarder maintenant' }).click();
+    await page.getByRole('alert').filter({ hasText: 'La sauvegarde vers le dossier de destination a échoué : vérifiez que le dossier est bien monté' }).waitFor();
+    await page.getByText('Dernière sauvegarde en échec :').waitFor();
+    await page.getByText(/^Dossier inaccessible :/).waitFor();
+    await page.getByText('Liste indisponible : le dossier de destination est inaccessible.').waitFor();
+    const text = await page.locator('main').textContent();
+    assert.doesNotMatch(text, /not mounted|No such file|os error/, 'no English from the box');
+    await page.locator('dd', { hasText: /\(dans le dossier de destination\)$/ }).waitFor(); // the last good one stays
+    await checkAxe(page, 'sauvegardes (échec)', axeResults);
+    await screenshot(page, '3e-sauvegardes-echec');
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await box.stop();
+    fs.rmSync(dest, { recursive: true, force: true });
+  }
 });

@@ -303,19 +303,34 @@ pub async fn small_json<T: serde::de::DeserializeOwned>(b: Body) -> Result<T, Ap
     parse_json(&read_body(b, SMALL_BODY_LIMIT).await?)
 }
 
+/// How long a streamed body waits for its client to take the next chunk before giving up:
+/// a paused download must not hold the writer (and what it holds) forever.
+const STALLED_CLIENT: Duration = Duration::from_secs(300);
+
 /// Passes what blocking code writes to an async body, a chunk at a time.
 struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::io::Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tx
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-            })?;
-        Ok(buf.len())
+        use tokio::sync::mpsc::error::SendTimeoutError;
+        let chunk = Ok(Bytes::copy_from_slice(buf));
+        match self
+            .runtime
+            .block_on(self.tx.send_timeout(chunk, STALLED_CLIENT))
+        {
+            Ok(()) => Ok(buf.len()),
+            Err(SendTimeoutError::Closed(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client went away",
+            )),
+            Err(SendTimeoutError::Timeout(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client took nothing for 5 minutes",
+            )),
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -325,7 +340,8 @@ impl std::io::Write for ChannelWriter {
 
 /// A response body that blocking code writes: `write` runs on a blocking thread, and what
 /// it writes reaches the client as it comes, 256 KiB at a time (never held whole; a slow
-/// client slows the writer down). When the client goes away, the writes fail (`BrokenPipe`).
+/// client slows the writer down). When the client goes away, the writes fail (`BrokenPipe`);
+/// when it takes nothing for 5 minutes, too (`TimedOut`).
 /// When `write` fails or panics, the body ends with an error, which aborts the connection: the
 /// client sees a truncated download, never a complete-looking one.
 pub fn from_blocking_writer<F>(write: F) -> Body
@@ -333,22 +349,38 @@ where
     F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send + 'static,
 {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let runtime = tokio::runtime::Handle::current();
+    let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let written = complete.clone();
     tokio::task::spawn_blocking(move || {
-        let mut sink =
-            std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter { tx: tx.clone() });
+        let mut sink = std::io::BufWriter::with_capacity(
+            256 * 1024,
+            ChannelWriter {
+                tx: tx.clone(),
+                runtime,
+            },
+        );
         // A panic of the writer must not end the body as if it were complete.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             write(&mut sink).and_then(|()| std::io::Write::flush(&mut sink))
         }))
         .unwrap_or_else(|_| Err(std::io::Error::other("the writer panicked")));
         drop(sink);
-        if let Err(e) = result {
-            let _ = tx.blocking_send(Err(e));
+        match result {
+            Ok(()) => written.store(true, std::sync::atomic::Ordering::Release),
+            // Told if there is room; the stream ends with an error anyway.
+            Err(e) => {
+                let _ = tx.try_send(Err(e));
+            }
         }
     });
     Body::from_stream(async_stream::stream! {
         while let Some(chunk) = rx.recv().await {
             yield chunk;
+        }
+        // Only a writer that finished ends the body cleanly.
+        if !complete.load(std::sync::atomic::Ordering::Acquire) {
+            yield Err(std::io::Error::other("the body was cut short"));
         }
     })
 }

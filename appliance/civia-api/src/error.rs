@@ -315,6 +315,7 @@ impl From<civia_backup::BackupError> for ApiError {
             B::KeyExists(_) => (Class::Conflict, "backup_key_exists"),
             B::NoDestination => (Class::Conflict, "backup_no_destination"),
             B::Sealed(_) | B::Outside { .. } => (Class::Conflict, "backup_not_covered"),
+            B::BadRecipient(_) => (Class::Conflict, "backup_no_key"),
             _ => (Class::Internal, "backup_failed"),
         };
         Self::of(class, code, e.to_string()).with_details(json!({"reason": e.reason()}))

@@ -169,7 +169,12 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Refuses when a directory the box keeps state in lies outside the state directory: an
 /// archive of the state directory would silently miss it.
 pub fn check_covered(state_dir: &Path, dirs: &[(&'static str, PathBuf)]) -> Result<()> {
-    match dirs.iter().find(|(_, d)| !d.starts_with(state_dir)) {
+    // A link inside the state directory points out of it: archives skip links.
+    let linked = |d: &Path| fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink());
+    match dirs
+        .iter()
+        .find(|(_, d)| !d.starts_with(state_dir) || linked(d))
+    {
         Some((key, path)) => Err(BackupError::Outside {
             key,
             path: path.clone(),
@@ -370,6 +375,9 @@ fn excluded(rel: &Path) -> bool {
         || s.ends_with("-shm")
         || s.ends_with(".lock")
         || s.ends_with(".partial")
+        || rel
+            .file_name()
+            .is_some_and(|n| civia_base::fs::is_temporary(&n.to_string_lossy()))
 }
 
 /// The regular files under `dir`, relative, sorted; sockets and links skipped.
@@ -472,11 +480,17 @@ struct Source {
     len: u64,
 }
 
-fn open_live(state_dir: &Path, rel: PathBuf) -> Result<Source> {
+/// Opens a file listed a moment ago; None when it is gone meanwhile (a spooled upload
+/// indexed and removed, a file replaced by rename): a running box is not frozen.
+fn open_live(state_dir: &Path, rel: PathBuf) -> Result<Option<Source>> {
     let path = state_dir.join(&rel);
-    let file = File::open(&path).map_err(io_err(&path))?;
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
     let len = file.metadata().map_err(io_err(&path))?.len();
-    Ok(Source { rel, file, len })
+    Ok(Some(Source { rel, file, len }))
 }
 
 /// How far the writing of an archive got.
@@ -514,10 +528,10 @@ impl Snapshot {
     fn offline(state_dir: &Path, version: &str) -> Result<Snapshot> {
         let mut files = Vec::new();
         files_under(state_dir, state_dir, &mut files)?;
-        let sources = files
-            .into_iter()
-            .map(|rel| open_live(state_dir, rel))
-            .collect::<Result<_>>()?;
+        let mut sources = Vec::new();
+        for rel in files {
+            sources.extend(open_live(state_dir, rel)?);
+        }
         Ok(Snapshot {
             header: Self::header(version),
             models: models(state_dir)?,
@@ -541,12 +555,8 @@ impl Snapshot {
         pinned: Vec<(PathBuf, Vec<civia_base::fs::PinnedFile>)>,
     ) -> Result<Snapshot> {
         refuse_sealed(state_dir)?;
+        clear_staging(state_dir)?;
         let staging = state_dir.join(STAGING_DIR);
-        match fs::remove_dir_all(&staging) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&staging)(e)),
-        }
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -587,17 +597,22 @@ impl Snapshot {
             }
             if databases.contains(&rel) {
                 let copy = staging.join(format!("{n}.db"));
-                sqlite_snapshot(&state_dir.join(rel), &copy)?;
-                let file = File::open(&copy).map_err(io_err(&copy))?;
-                let len = file.metadata().map_err(io_err(&copy))?.len();
-                fs::remove_file(&copy).map_err(io_err(&copy))?;
+                let opened = sqlite_snapshot(&state_dir.join(rel), &copy).and_then(|()| {
+                    let file = File::open(&copy).map_err(io_err(&copy))?;
+                    let len = file.metadata().map_err(io_err(&copy))?.len();
+                    Ok((file, len))
+                });
+                // Never left on disk: it may hold what an agent erases later.
+                let removed = fs::remove_file(&copy).map_err(io_err(&copy));
+                let (file, len) = opened?;
+                removed?;
                 sources.push(Source {
                     rel: rel.clone(),
                     file,
                     len,
                 });
             } else {
-                sources.push(open_live(state_dir, rel.clone())?);
+                sources.extend(open_live(state_dir, rel.clone())?);
             }
         }
         sources.sort_by(|a, b| a.rel.cmp(&b.rel));
@@ -660,7 +675,14 @@ impl Snapshot {
                 &mut counting,
             )
             .map_err(io_err(&path))?;
-            // `append` pads or fails: a file that shrank since it was opened is an error.
+            // `append` pads what it could not read: a file that shrank since it was opened
+            // would desynchronise the tar stream, so it is an error here.
+            if counting.done - state.bytes_done != source.len {
+                return Err(BackupError::Damaged(format!(
+                    "{} changed while it was being read",
+                    path.display()
+                )));
+            }
             state.bytes_done = counting.done;
             state.files_done += 1;
             progress(state);
@@ -719,6 +741,17 @@ impl Snapshot {
             let _ = civia_base::fs::sync_dir(parent);
         }
         Ok(summary)
+    }
+}
+
+/// Removes what an online snapshot interrupted by a crash left in [`STAGING_DIR`] (copies
+/// of databases: they may hold what agents erased since).
+pub fn clear_staging(state_dir: &Path) -> Result<()> {
+    let staging = state_dir.join(STAGING_DIR);
+    match fs::remove_dir_all(&staging) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(&staging)(e)),
     }
 }
 

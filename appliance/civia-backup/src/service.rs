@@ -131,10 +131,12 @@ pub struct Backups {
 pub fn list(dir: &Path, recipient: Option<&str>) -> Result<Vec<ArchiveInfo>> {
     let prefix = recipient.map(archive_prefix);
     let mut rows = Vec::new();
-    for e in fs::read_dir(dir).map_err(io_err(dir))? {
-        let e = e.map_err(io_err(dir))?;
+    for e in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
         let path = e.path();
-        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        // Gone since the directory was read: not listed.
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
         let name = e.file_name().to_string_lossy().into_owned();
         let ours = |p: &String| name.starts_with(p.as_str()) && name.ends_with(EXTENSION);
         if !meta.is_file()
@@ -196,6 +198,9 @@ impl Backups {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        if let Err(e) = crate::clear_staging(state_dir) {
+            log::warn!("backup: cannot clear what an interrupted snapshot left: {e}");
+        }
         Backups {
             state_dir: state_dir.to_path_buf(),
             version: version.into(),
@@ -388,6 +393,12 @@ impl Backups {
         out
     }
 
+    /// Records a backup that could not even start (the schedule's: no one else hears of
+    /// it): in the status, `/metrics`, the audit trail and the logs.
+    pub fn record_refusal(&self, to: Target, by: &By, error: BackupError) {
+        self.finish(to, by, &Err(error));
+    }
+
     fn finish(&self, to: Target, by: &By, result: &Result<(Summary, Option<String>)>) {
         let now = civia_base::time::now_unix();
         let outcome = match result {
@@ -534,6 +545,14 @@ impl Job {
                 source: io::Error::new(io::ErrorKind::NotFound, "the destination is not mounted"),
             });
         }
+        // Through links too: archives inside the state directory would hold their elders.
+        let real = fs::canonicalize(dir).map_err(io_err(dir))?;
+        if fs::canonicalize(&s.state_dir).is_ok_and(|state| real.starts_with(state)) {
+            return Err(BackupError::Outside {
+                key: "backup.destination",
+                path: dir.to_path_buf(),
+            });
+        }
         let recipient = self.recipient.to_string();
         let name = self.file_name();
         // What a backup of this box killed midway left (never another box's files).
@@ -550,15 +569,22 @@ impl Job {
             r.progress = snap.progress();
         }
         let summary = snap.write_file(&self.recipient, &dir.join(&name), &mut self.progress())?;
-        let keep = s.settings.keep as usize;
-        for old in list(dir, Some(&recipient))?.into_iter().skip(keep) {
-            let path = dir.join(&old.name);
-            if let Err(e) = fs::remove_file(&path) {
-                log::warn!(
-                    "backup: cannot remove the old archive {}: {e}",
-                    path.display()
-                );
+        // The newest `keep` by name (their creation time), the one just written always among
+        // them: a clock set back must not make a backup delete itself.
+        match list(dir, Some(&recipient)) {
+            Ok(archives) => {
+                let older = archives.into_iter().filter(|a| a.name != name);
+                for old in older.skip((s.settings.keep as usize).saturating_sub(1)) {
+                    let path = dir.join(&old.name);
+                    if let Err(e) = fs::remove_file(&path) {
+                        log::warn!(
+                            "backup: cannot remove the old archive {}: {e}",
+                            path.display()
+                        );
+                    }
+                }
             }
+            Err(e) => log::warn!("backup: old archives not pruned: {e}"),
         }
         Ok((summary, Some(name)))
     }

@@ -516,7 +516,8 @@ fn a_running_box_is_backed_up_consistently_while_it_writes() {
     );
 
     // The newest archive restores into a box whose database is whole, whose trail verifies,
-    // and where every audited row is present (the trail was pinned before the database).
+    // and where every row written before an entry of the trail is present (the trail was
+    // pinned before the database was copied).
     let restored = tmp.path().join("restored");
     let summary = restore(&dest.join(&written[2]), &key, &restored, false, V).unwrap();
     assert!(!summary
@@ -620,4 +621,47 @@ fn the_daily_run_is_the_next_hour_after_now() {
     assert_eq!(next_daily(day, 2), day + 2 * 3600);
     assert_eq!(next_daily(day + 2 * 3600, 2), day + 86_400 + 2 * 3600);
     assert_eq!(next_daily(day + 23 * 3600, 2), day + 86_400 + 2 * 3600);
+}
+
+#[test]
+fn a_clock_set_back_never_makes_a_backup_delete_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let dest = tmp.path().join("usb");
+    fs::create_dir_all(&dest).unwrap();
+    let mut busy = running_box(&state);
+    let service = Arc::new(Backups::new(
+        &state,
+        V,
+        settings(Some(dest.clone()), 1),
+        busy.audit.clone(),
+    ));
+    service.create_key(&By::default()).unwrap();
+    // Written when the clock was ahead: its name sorts after today's.
+    let recipient = fs::read_to_string(state.join(RECIPIENT_FILE)).unwrap();
+    let ahead = dest.join(format!(
+        "{}20991231T000000Z{EXTENSION}",
+        archive_prefix(&recipient)
+    ));
+    fs::write(&ahead, b"age-encryption.org/v1\nfrom the future").unwrap();
+    let job = service.begin(Target::Destination).unwrap();
+    let name = job.file_name();
+    job.to_destination(&By::default()).unwrap();
+    busy.stop();
+    assert!(dest.join(&name).exists(), "the backup deleted itself");
+    assert!(!ahead.exists());
+    // A destination that leads back into the state directory is refused.
+    let inside = tmp.path().join("inside");
+    std::os::unix::fs::symlink(state.join("audit"), &inside).unwrap();
+    let looping = Arc::new(Backups::new(
+        &state,
+        V,
+        settings(Some(inside), 1),
+        busy.audit.clone(),
+    ));
+    let job = looping.begin(Target::Destination).unwrap();
+    assert!(matches!(
+        job.to_destination(&By::default()),
+        Err(BackupError::Outside { .. })
+    ));
 }

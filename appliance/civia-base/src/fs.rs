@@ -42,6 +42,17 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
         .map_err(at("syncing", dir))
 }
 
+/// The temporary file [`write_atomic`] writes beside `name` before renaming it.
+fn temporary_name(name: &str) -> String {
+    format!(".{name}.tmp")
+}
+
+/// Whether a file name is one of [`write_atomic`]'s temporary files (half-written by design:
+/// a reader of a directory, such as a backup, skips them).
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
 /// Replaces `path` with `bytes`, with exactly `mode`: a temporary file `.<name>.tmp` beside
 /// it (a stale one from a crash is removed first), fsync, rename over `path`, fsync of the
 /// directory. The directory must exist.
@@ -53,7 +64,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FsError>
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = dir.join(temporary_name(&name));
     let _ = fs::remove_file(&tmp);
     let mut f = OpenOptions::new()
         .write(true)

@@ -33,28 +33,36 @@ pub async fn daily(backups: Arc<Backups>) {
     if backups.settings().destination.is_none() {
         return;
     }
+    let mut failed = false;
     loop {
         let now = civia_base::time::now_unix();
-        let next = backups
-            .next_run(now)
-            .unwrap_or_else(|| (now / 3600 + 1) * 3600);
+        let next_hour = (now / 3600 + 1) * 3600;
+        // After a failure, again at the next hour rather than tomorrow.
+        let next = match backups.next_run(now) {
+            Some(daily) if !failed => daily,
+            _ => next_hour,
+        };
         let wait = u64::try_from(next - now).unwrap_or(1).max(1);
         tokio::time::sleep(Duration::from_secs(wait)).await;
         if !backups.has_key() {
             continue;
         }
         let b = backups.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            b.begin(Target::Destination)
-                .and_then(|job| job.to_destination(&By::default()))
+        let done = tokio::task::spawn_blocking(move || match b.begin(Target::Destination) {
+            Ok(job) => job
+                .to_destination(&By::default())
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => {
+                let why = e.to_string();
+                b.record_refusal(Target::Destination, &By::default(), e);
+                Err(why)
+            }
         })
         .await;
+        failed = !matches!(done, Ok(Ok(())));
         match done {
-            Ok(Ok(s)) => log::info!(
-                "daily backup written: {} files, {} bytes",
-                s.manifest.files.len(),
-                s.bytes()
-            ),
+            Ok(Ok(())) => log::info!("daily backup written"),
             Ok(Err(e)) => log::error!("daily backup failed: {e}"),
             Err(e) => log::error!("daily backup task failed: {e}"),
         }

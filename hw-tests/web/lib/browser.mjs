@@ -8,6 +8,8 @@ import { REPO } from './civiad.mjs';
 
 const require = createRequire(import.meta.url);
 export const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+/** jsQR (a QR code reader, Apache-2.0, pinned in package-lock.json): reads back the page's QR codes. */
+const JSQR_SOURCE = fs.readFileSync(require.resolve('jsqr/dist/jsQR.js'), 'utf8');
 export const SHOTS = path.join(REPO, 'hw-tests', 'web', 'screenshots');
 export const README_SHOTS = path.join(REPO, 'docs', 'screenshots');
 /** Model answers on a slow 2-core machine: wait up to this long. */
@@ -67,6 +69,34 @@ export async function checkAxe(page, label, results) {
   if (results) results.push({ page: label, violations: r.length, serious: bad.length, ids: r.map((v) => `${v.id}(${v.impact})`) });
   assert.deepEqual(bad, [], `axe: serious/critical violations on ${label}: ${JSON.stringify(bad, null, 1)}`);
   return r;
+}
+
+/**
+ * Reads the QR code drawn by the `<svg>` at `selector`: rasterised in the page (as an image,
+ * scaled up without smoothing) and decoded by jsQR. Returns the decoded text, or null.
+ */
+export async function decodeQrSvg(page, selector) {
+  const has = await page.evaluate(() => typeof window.jsQR !== 'undefined');
+  if (!has) await page.evaluate(`${JSQR_SOURCE};0`);
+  return page.evaluate(async (sel) => {
+    const svg = document.querySelector(sel);
+    if (!svg) return null;
+    const xml = new XMLSerializer().serializeToString(svg);
+    const img = new Image();
+    img.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(xml)}`;
+    await img.decode();
+    const side = Math.round(svg.viewBox.baseVal.width) * 8;
+    const canvas = document.createElement('canvas');
+    canvas.width = side;
+    canvas.height = side;
+    const c = canvas.getContext('2d');
+    c.imageSmoothingEnabled = false;
+    c.drawImage(img, 0, 0, side, side);
+    const pixels = c.getImageData(0, 0, side, side);
+    // eslint-disable-next-line no-undef
+    const found = window.jsQR(pixels.data, side, side);
+    return found ? found.data : null;
+  }, selector);
 }
 
 export async function expectTitleAndH1(page, title, h1) {

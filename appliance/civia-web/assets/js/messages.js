@@ -220,7 +220,7 @@ const PERMISSION = {
 const BACKUP_REASONS = {
   sealed: () => 'Les secrets de cette box sont scellés par la puce TPM : leur sauvegarde n\'est pas encore prise en charge, la sauvegarde est donc refusée (elle serait incomplète). Prévenez le prestataire.',
   outside: () => 'Les secrets ou la base documentaire de cette box sont configurés hors de son répertoire d\'état : les sauvegardes ne les couvrent pas encore, la sauvegarde est donc refusée (elle serait incomplète). Prévenez le prestataire.',
-  bad_recipient: () => 'La moitié publique de la clé de sauvegarde, gardée par la box, est illisible : aucune sauvegarde ne peut être chiffrée. Prévenez le prestataire.',
+  bad_recipient: () => 'La moitié publique de la clé de sauvegarde, gardée par la box, est illisible : aucune sauvegarde ne peut être chiffrée. Prévenez le prestataire (il la remet depuis une copie, ou la retire pour créer une nouvelle clé).',
   io: () => FRENCH.backup_failed,
 };
 
@@ -259,6 +259,7 @@ function detailed(code, d, param) {
         ? `Le service de transcription est occupé (${d.waiting} enregistrement(s) en attente).` : null;
     case 'indexing_failed':
       return has(INDEXING, reason) ? INDEXING[reason](d) : null;
+    case 'backup_no_key':
     case 'backup_not_covered':
     case 'backup_failed':
       return has(BACKUP_REASONS, reason) ? BACKUP_REASONS[reason](d) : null;

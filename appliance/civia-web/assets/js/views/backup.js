@@ -27,7 +27,7 @@ function unix(rfc3339) {
 }
 
 /** A size in megabytes (Mo, 1 Mo = 1 048 576 octets), one decimal. */
-export function megabytes(bytes) {
+function megabytes(bytes) {
   const n = Number(bytes) / (1024 * 1024);
   if (!Number.isFinite(n) || n < 0) return '? Mo';
   if (n > 0 && n < 0.1) return 'moins de 0,1 Mo';
@@ -122,7 +122,7 @@ export async function backupView(main, ctx) {
   let stopped = false;
   let timer = 0;
   let wasRunning = !!st.running;
-  let expectingSince = 0; // a download started here, not seen in the status yet
+  let expectingSince = 0; // a backup started here (POST or download), not seen in the status yet
   const lastKey = (s) => (s.last ? JSON.stringify(s.last) : '');
 
   ctx.signal.addEventListener('abort', () => {
@@ -231,8 +231,10 @@ export async function backupView(main, ctx) {
   }
 
   function showArchives() {
-    redraw(archivesZone, JSON.stringify([st.destination, st.key, st.archives]), () => {
+    redraw(archivesZone, JSON.stringify([st.destination, st.key, st.archives, !!st.destination_error]), () => {
       if (!st.destination) return h('p', { class: 'vide', text: 'Sans destination configurée, la box ne garde aucune archive.' });
+      if (st.destination_error) return h('p', { class: 'vide', text: 'Liste indisponible : le dossier de destination est inaccessible.' });
+      if (!st.key) return h('p', { class: 'vide', text: 'Aucune archive : créez d\'abord la clé de sauvegarde.' });
       const list = st.archives || [];
       if (!list.length) return h('p', { class: 'vide', text: 'Aucune archive de cette box dans le dossier de destination.' });
       return table(`Archives de cette box dans le dossier de destination (${formatNumber(list.length)}), de la plus récente à la plus ancienne`,
@@ -323,8 +325,8 @@ export async function backupView(main, ctx) {
     try {
       const r = await api('POST', '/admin/backup');
       zones.info('Sauvegarde lancée vers le dossier de destination…');
-      take({ ...st, running: r.running || st.running });
-      wasRunning = true;
+      if (r && r.running) take({ ...st, running: r.running });
+      else expectingSince = Date.now(); // already over: the next status has its outcome
       schedule();
     } catch (e) {
       zones.error(errText(e, 'La sauvegarde n\'a pas pu être lancée.'));
