@@ -134,6 +134,9 @@ def test_a_running_box_is_backed_up_while_agents_work_and_restores(civiad, tmp_p
     r = httpx.post(server.url + "/admin/backup/key", headers=admin)
     assert r.status_code == 409 and secret not in r.text
     assert r.json()["error"]["code"] == "backup_key_exists"
+    # The box keeps the public half only: the secret is in no file of its state.
+    state = server.log.parent / "state"
+    assert not [p for p in state.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
     key_file = tmp_path / "cle.txt"
     key_file.write_text(secret + "\n")
     r = chat(server, agents[0], "Courrier CANARI-EN-LIGNE pour le syndic", save=True)

@@ -384,3 +384,30 @@ where
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A download must never look complete when its writer did not finish: the body ends
+    /// with an error when the writer fails or panics after some bytes went out.
+    #[tokio::test]
+    async fn a_writer_that_fails_or_panics_never_ends_the_body_cleanly() {
+        for case in ["finishes", "fails", "panics"] {
+            let body = from_blocking_writer(move |w| {
+                w.write_all(&[7u8; 300_000])?;
+                match case {
+                    "finishes" => Ok(()),
+                    "fails" => Err(std::io::Error::other("disk error")),
+                    _ => panic!("writer bug"),
+                }
+            });
+            let collected = body.collect().await;
+            match case {
+                "finishes" => assert_eq!(collected.unwrap().to_bytes().len(), 300_000),
+                _ => assert!(collected.is_err(), "{case}: the body ended cleanly"),
+            }
+        }
+    }
+}

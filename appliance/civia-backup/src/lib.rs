@@ -716,11 +716,7 @@ impl Snapshot {
     ) -> Result<Summary> {
         let partial = PathBuf::from(format!("{}.partial", output.display()));
         // What an interrupted backup left (or a link someone planted): removed, never followed.
-        match fs::remove_file(&partial) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&partial)(e)),
-        }
+        remove_if_present(&partial, |p| fs::remove_file(p))?;
         let out = open_new(&partial)?;
         let result = self
             .write_to(recipient, BufWriter::new(&out), &partial, progress)
@@ -747,11 +743,14 @@ impl Snapshot {
 /// Removes what an online snapshot interrupted by a crash left in [`STAGING_DIR`] (copies
 /// of databases: they may hold what agents erased since).
 pub fn clear_staging(state_dir: &Path) -> Result<()> {
-    let staging = state_dir.join(STAGING_DIR);
-    match fs::remove_dir_all(&staging) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err(&staging)(e)),
+    remove_if_present(&state_dir.join(STAGING_DIR), |p| fs::remove_dir_all(p))
+}
+
+/// `remove(path)`, where a path already gone is no error.
+fn remove_if_present(path: &Path, remove: impl FnOnce(&Path) -> io::Result<()>) -> Result<()> {
+    match remove(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path)(e)),
+        _ => Ok(()),
     }
 }
 
