@@ -3,7 +3,7 @@
 
 use crate::handlers::{admin, audit, backup, charter, compliance, dsr, knowledge, system, updates};
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use civia_api::{auth, ApiState};
 use std::sync::Arc;
@@ -54,6 +54,7 @@ pub fn routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/audit/export", get(audit::export))
         .route("/backup", get(backup::status).post(backup::start))
         .route("/backup/key", post(backup::create_key))
+        .route("/backup/smb-password", put(backup::set_smb_password))
         .route("/backup/download", get(backup::download))
         .route("/updates", get(updates::status))
         .route("/updates/system", post(updates::upload_system))

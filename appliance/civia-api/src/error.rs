@@ -316,6 +316,10 @@ impl From<civia_backup::BackupError> for ApiError {
             B::NoDestination => (Class::Conflict, "backup_no_destination"),
             B::Sealed(_) | B::Outside { .. } => (Class::Conflict, "backup_not_covered"),
             B::BadRecipient(_) => (Class::Conflict, "backup_no_key"),
+            B::NoSmbPassword | B::SmbPasswordUnreadable => {
+                (Class::Conflict, "backup_no_smb_password")
+            }
+            B::BadSmbPassword => (Class::Invalid, "invalid_value"),
             _ => (Class::Internal, "backup_failed"),
         };
         Self::of(class, code, e.to_string()).with_details(json!({"reason": e.reason()}))

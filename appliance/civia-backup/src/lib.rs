@@ -30,6 +30,7 @@
 //! the choice of files, the checks and the atomic placement.
 
 mod service;
+pub mod smb;
 
 pub use service::{
     archive_prefix, list, next_daily, ArchiveInfo, Backups, By, Job, Outcome, Running, Settings,
@@ -97,8 +98,20 @@ pub enum BackupError {
     Interrupted(PathBuf),
     #[error("a backup is already being written; wait for it to finish")]
     Busy,
-    #[error("no backup destination is configured (`[backup] destination`)")]
+    #[error("no backup destination is configured (`[backup] destination` or `smb`)")]
     NoDestination,
+    #[error("the NAS password is not set: give it in the console (Sauvegardes)")]
+    NoSmbPassword,
+    #[error("the NAS password kept on this box cannot be read (it was given on another box or for another share): give it again in the console")]
+    SmbPasswordUnreadable,
+    #[error("the NAS password must be 1 to 256 characters, without NUL")]
+    BadSmbPassword,
+    #[error("the NAS share {share} refused to {step}: {message}")]
+    Smb {
+        share: String,
+        step: &'static str,
+        message: String,
+    },
 }
 
 impl BackupError {
@@ -120,6 +133,10 @@ impl BackupError {
             BackupError::Interrupted(_) => "interrupted",
             BackupError::Busy => "busy",
             BackupError::NoDestination => "no_destination",
+            BackupError::NoSmbPassword => "no_smb_password",
+            BackupError::SmbPasswordUnreadable => "smb_password_unreadable",
+            BackupError::BadSmbPassword => "bad_smb_password",
+            BackupError::Smb { .. } => "smb",
         }
     }
 }

@@ -4,9 +4,11 @@
 //! archives, the daily schedule, the "last good backup too old" warning, `/metrics`, and an
 //! audit entry for each (`backup.created`, `backup.failed`, `backup.key_created`).
 
+use crate::smb::{self, Smb};
 use crate::{
     io_err, owner_of, recipient, BackupError, BackupEvent, Progress, Result, Snapshot, Summary,
 };
+use civia_config::SmbShare;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::fs;
@@ -14,6 +16,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use zeroize::Zeroizing;
 
 /// Where the outcome of the last backups is kept, relative to the state directory.
 const LAST_FILE: &str = "backup/last.json";
@@ -23,7 +26,10 @@ pub const EXTENSION: &str = ".civia-backup";
 /// How the daily backup runs (`[backup]` of the configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
+    /// A folder (a USB disk, a mounted share).
     pub destination: Option<PathBuf>,
+    /// The mairie's NAS share (exclusive with `destination`).
+    pub smb: Option<SmbShare>,
     pub hour_utc: u8,
     pub keep: u32,
     pub max_age_hours: u32,
@@ -46,7 +52,7 @@ pub struct By {
 pub enum Target {
     /// The answer to an administrator's download.
     Download,
-    /// The configured destination directory.
+    /// The configured destination: a folder or the NAS share.
     Destination,
 }
 
@@ -96,7 +102,11 @@ pub struct ArchiveInfo {
 pub struct Status {
     /// Whether the backup key exists (its public half is on the box).
     pub key: bool,
-    pub destination: Option<PathBuf>,
+    /// The folder, or the NAS share as `//ADDRESS/SHARE/FOLDER`.
+    pub destination: Option<String>,
+    /// With a NAS share: its account and whether its password is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smb: Option<SmbStatus>,
     pub hour_utc: u8,
     pub keep: u32,
     pub max_age_hours: u32,
@@ -114,9 +124,26 @@ pub struct Status {
     pub destination_error: Option<String>,
 }
 
+/// The NAS account of the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct SmbStatus {
+    pub user: String,
+    pub domain: Option<String>,
+    pub encrypt: bool,
+    pub password_set: bool,
+}
+
+/// Where the destination's archives are.
+enum Place<'a> {
+    Folder(&'a Path),
+    Smb(&'a SmbShare),
+}
+
 /// The box's backups, shared by the admin API and the schedule.
 pub struct Backups {
     state_dir: PathBuf,
+    /// The key of the NAS password's file ([`smb::seal_password`]).
+    smb_key: Option<Zeroizing<[u8; 32]>>,
     version: String,
     settings: Settings,
     audit: Arc<civia_audit::Audit>,
@@ -203,6 +230,7 @@ impl Backups {
         }
         Backups {
             state_dir: state_dir.to_path_buf(),
+            smb_key: None,
             version: version.into(),
             settings,
             audit,
@@ -213,8 +241,71 @@ impl Backups {
         }
     }
 
+    /// Gives the key that encrypts the NAS password on this box (civiad derives it from the
+    /// device identity, TPM-sealed on a box). Without it the NAS password cannot be set.
+    pub fn with_smb_key(mut self, key: Zeroizing<[u8; 32]>) -> Backups {
+        self.smb_key = Some(key);
+        self
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Keeps `password` for the configured NAS share, encrypted. Audited as
+    /// `backup.smb_password_set` (never the password).
+    pub fn set_smb_password(&self, password: &str, by: &By) -> Result<()> {
+        let share = self.settings.smb.as_ref().ok_or(BackupError::NoDestination)?;
+        let key = self.smb_key.as_ref().ok_or(BackupError::SmbPasswordUnreadable)?;
+        let file = smb::seal_password(key, share, password)?;
+        let path = self.state_dir.join(smb::CREDENTIAL_FILE);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        civia_base::fs::write_atomic(&path, &file, 0o600).map_err(|e| BackupError::Io {
+            path: path.clone(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        if let Some((uid, gid)) = owner_of(&self.state_dir) {
+            let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+        }
+        let mut ev = self.event("backup.smb_password_set", by);
+        ev.detail = Some(serde_json::json!({"share": share.display(), "user": share.user}));
+        let _ = self.audit.try_append_blocking(ev);
+        Ok(())
+    }
+
+    /// The NAS password kept on this box.
+    fn smb_password(&self, share: &SmbShare) -> Result<Zeroizing<String>> {
+        let path = self.state_dir.join(smb::CREDENTIAL_FILE);
+        let file = match fs::read(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(BackupError::NoSmbPassword)
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let key = self.smb_key.as_ref().ok_or(BackupError::SmbPasswordUnreadable)?;
+        smb::open_password(key, share, &file)
+    }
+
+    fn place(&self) -> Result<Place<'_>> {
+        match (&self.settings.destination, &self.settings.smb) {
+            (_, Some(share)) => Ok(Place::Smb(share)),
+            (Some(dir), None) => Ok(Place::Folder(dir)),
+            (None, None) => Err(BackupError::NoDestination),
+        }
+    }
+
+    /// This box's archives in the destination, newest first.
+    fn archives(&self, recipient: &str) -> Result<Vec<ArchiveInfo>> {
+        match self.place()? {
+            Place::Folder(dir) => list(dir, Some(recipient)),
+            Place::Smb(share) => {
+                let smb = Smb::new(share, self.smb_password(share)?);
+                Ok(smb_archives(&smb.list()?, recipient))
+            }
+        }
     }
 
     fn running(&self) -> MutexGuard<'_, Option<Running>> {
@@ -249,12 +340,9 @@ impl Backups {
         self.state_dir.join(crate::RECIPIENT_FILE).is_file()
     }
 
-    /// Refuses with [`BackupError::NoDestination`] when none is configured.
-    pub fn destination(&self) -> Result<&Path> {
-        self.settings
-            .destination
-            .as_deref()
-            .ok_or(BackupError::NoDestination)
+    /// Whether a destination (folder or NAS share) is configured.
+    pub fn has_destination(&self) -> bool {
+        self.place().is_ok()
     }
 
     /// Checks that a backup may start now (a key, no other backup running, a destination
@@ -263,7 +351,9 @@ impl Backups {
         crate::check_covered(&self.state_dir, &self.settings.kept_elsewhere)?;
         let recipient = recipient(&self.state_dir)?;
         if to == Target::Destination {
-            self.destination()?;
+            if let Place::Smb(share) = self.place()? {
+                self.smb_password(share)?;
+            }
         }
         let mut running = self.running();
         if running.is_some() {
@@ -295,26 +385,40 @@ impl Backups {
     /// The current state, for the console (lists the destination: call it off the async
     /// executor).
     pub fn status(&self) -> Status {
+        // Running first: a backup ends by recording its outcome, then clearing its mark, so
+        // no mark means the record read next holds its outcome.
+        let running = self.running().clone();
         let record = self.record().clone();
         let now = civia_base::time::now_unix();
         let too_old = self.too_old(&record, now);
         let key = self.has_key();
         let recipient = fs::read_to_string(self.state_dir.join(crate::RECIPIENT_FILE)).ok();
-        let (archives, destination_error) = match &self.settings.destination {
-            Some(d) if key => match list(d, recipient.as_deref()) {
+        let (archives, destination_error) = match recipient {
+            Some(r) if self.has_destination() => match self.archives(&r) {
                 Ok(a) => (a, None),
                 Err(e) => (Vec::new(), Some(e.to_string())),
             },
             _ => (Vec::new(), None),
         };
+        let smb = self.settings.smb.as_ref().map(|s| SmbStatus {
+            user: s.user.clone(),
+            domain: s.domain.clone(),
+            encrypt: s.encrypt,
+            password_set: self.smb_password(s).is_ok(),
+        });
         Status {
             key,
-            destination: self.settings.destination.clone(),
+            destination: match self.place() {
+                Ok(Place::Folder(d)) => Some(d.display().to_string()),
+                Ok(Place::Smb(s)) => Some(s.display()),
+                Err(_) => None,
+            },
+            smb,
             hour_utc: self.settings.hour_utc,
             keep: self.settings.keep,
             max_age_hours: self.settings.max_age_hours,
             next_run: self.next_run(now).map(civia_base::time::rfc3339),
-            running: self.running().clone(),
+            running,
             last: record.last,
             last_success: record.last_success,
             too_old,
@@ -330,7 +434,7 @@ impl Backups {
 
     /// When the schedule runs next (None: no destination or no key).
     pub fn next_run(&self, now: i64) -> Option<i64> {
-        (self.settings.destination.is_some() && self.has_key())
+        (self.has_destination() && self.has_key())
             .then(|| next_daily(now, self.settings.hour_utc))
     }
 
@@ -537,8 +641,14 @@ impl Job {
     }
 
     fn write_destination(&self) -> Result<(Summary, Option<String>)> {
+        match self.service.place()? {
+            Place::Folder(dir) => self.write_folder(dir),
+            Place::Smb(share) => self.write_smb(share),
+        }
+    }
+
+    fn write_folder(&self, dir: &Path) -> Result<(Summary, Option<String>)> {
         let s = &self.service;
-        let dir = s.destination()?;
         if !dir.is_dir() {
             return Err(BackupError::Io {
                 path: dir.to_path_buf(),
@@ -556,10 +666,8 @@ impl Job {
         let recipient = self.recipient.to_string();
         let name = self.file_name();
         // What a backup of this box killed midway left (never another box's files).
-        let prefix = archive_prefix(&recipient);
         for e in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
-            let stale = e.file_name().to_string_lossy().into_owned();
-            if stale.starts_with(&prefix) && stale.ends_with(&format!("{EXTENSION}.partial")) {
+            if self.stale(&e.file_name().to_string_lossy()) {
                 let path = e.path();
                 fs::remove_file(&path).map_err(io_err(&path))?;
             }
@@ -569,12 +677,9 @@ impl Job {
             r.progress = snap.progress();
         }
         let summary = snap.write_file(&self.recipient, &dir.join(&name), &mut self.progress())?;
-        // The newest `keep` by name (their creation time), the one just written always among
-        // them: a clock set back must not make a backup delete itself.
         match list(dir, Some(&recipient)) {
             Ok(archives) => {
-                let older = archives.into_iter().filter(|a| a.name != name);
-                for old in older.skip((s.settings.keep as usize).saturating_sub(1)) {
+                for old in self.beyond_keep(archives, &name) {
                     let path = dir.join(&old.name);
                     if let Err(e) = fs::remove_file(&path) {
                         log::warn!(
@@ -588,4 +693,132 @@ impl Job {
         }
         Ok((summary, Some(name)))
     }
+
+    /// Written as `NAME.partial`, its size checked on the NAS, then renamed; this box's
+    /// `.partial` left by a kill removed first, its archives beyond `keep` removed after.
+    fn write_smb(&self, share: &SmbShare) -> Result<(Summary, Option<String>)> {
+        let s = &self.service;
+        let smb = Smb::new(share, s.smb_password(share)?);
+        let recipient = self.recipient.to_string();
+        let name = self.file_name();
+        let partial = format!("{name}.partial");
+        for e in smb.list()? {
+            if self.stale(&e.name) {
+                smb.delete(&e.name)?;
+            }
+        }
+        let snap = self.snapshot()?;
+        if let Some(r) = s.running().as_mut() {
+            r.progress = snap.progress();
+        }
+        let (summary, sent) = smb.put(&partial, |pipe| {
+            let mut counted = CountingWriter { inner: pipe, n: 0 };
+            let (summary, counted) = snap.write_to(
+                &self.recipient,
+                &mut counted,
+                Path::new(&partial),
+                &mut self.progress(),
+            )?;
+            counted.flush().map_err(io_err(Path::new(&partial)))?;
+            Ok((summary, counted.n))
+        })?;
+        // The NAS holds every byte, or the archive is not named.
+        let on_nas = smb.list()?.into_iter().find(|e| e.name == partial);
+        if on_nas.as_ref().map(|e| e.bytes) != Some(sent) {
+            let _ = smb.delete(&partial);
+            return Err(BackupError::Smb {
+                share: share.display(),
+                step: "write",
+                message: format!(
+                    "the NAS holds {} bytes of the {sent} sent",
+                    on_nas.map_or(0, |e| e.bytes)
+                ),
+            });
+        }
+        smb.rename(&partial, &name)?;
+        match smb.list() {
+            Ok(entries) => {
+                for old in self.beyond_keep(smb_archives(&entries, &recipient), &name) {
+                    if let Err(e) = smb.delete(&old.name) {
+                        log::warn!("backup: cannot remove the old archive {}: {e}", old.name);
+                    }
+                }
+            }
+            Err(e) => log::warn!("backup: old archives not pruned: {e}"),
+        }
+        Ok((summary, Some(name)))
+    }
+
+    /// Whether `name` is what a backup of this box killed midway left (never another box's).
+    fn stale(&self, name: &str) -> bool {
+        name.starts_with(&archive_prefix(&self.recipient.to_string()))
+            && name.ends_with(&format!("{EXTENSION}.partial"))
+    }
+
+    /// The archives to remove: beyond the newest `keep` by name (their creation time), the
+    /// one just written always among those kept (a clock set back must not make a backup
+    /// delete itself).
+    fn beyond_keep(&self, archives: Vec<ArchiveInfo>, written: &str) -> Vec<ArchiveInfo> {
+        let keep = (self.service.settings.keep as usize).saturating_sub(1);
+        archives
+            .into_iter()
+            .filter(|a| a.name != written)
+            .skip(keep)
+            .collect()
+    }
+}
+
+/// Counts what goes through (the bytes the NAS must hold).
+struct CountingWriter<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// This box's archives among the NAS folder's files, newest first; their time is the one
+/// their name carries.
+fn smb_archives(entries: &[smb::Entry], recipient: &str) -> Vec<ArchiveInfo> {
+    let prefix = archive_prefix(recipient);
+    let mut rows: Vec<ArchiveInfo> = entries
+        .iter()
+        .filter_map(|e| {
+            let stamp = e.name.strip_prefix(&prefix)?.strip_suffix(EXTENSION)?;
+            Some(ArchiveInfo {
+                name: e.name.clone(),
+                bytes: e.bytes,
+                modified: stamp_rfc3339(stamp)?,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.name.cmp(&a.name));
+    rows
+}
+
+/// `20261207T220501Z` → `2026-12-07T22:05:01Z`.
+fn stamp_rfc3339(stamp: &str) -> Option<String> {
+    let b = stamp.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() != 16 || !digits(0..8) || b[8] != b'T' || !digits(9..15) || b[15] != b'Z' {
+        return None;
+    }
+    Some(format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..15]
+    ))
 }

@@ -10,7 +10,7 @@
 
 pub use ipnet::IpNet;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -453,9 +453,25 @@ impl Default for AuditConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackupConfig {
-    /// Directory the daily backup is written to: where the mairie's NAS share or a USB disk
-    /// is mounted. Absolute, outside `state_dir`. Unset: no scheduled backup.
+    /// Directory the daily backup is written to: where a USB disk (or a share the integrator
+    /// mounts) is mounted. Absolute, outside `state_dir`. Unset, like `smb`: no scheduled
+    /// backup.
     pub destination: Option<PathBuf>,
+    /// The mairie's NAS share the daily backup is written to, as `//ADDRESS/SHARE` or
+    /// `//ADDRESS/SHARE/FOLDER/…`: ADDRESS is the NAS's IP address (the box resolves no
+    /// names; the firewall opens exactly this address and `smb_port`). Exclusive with
+    /// `destination`. The password is not here: the administrator gives it in the console,
+    /// and the box keeps it encrypted under its own sealed secret.
+    pub smb: Option<String>,
+    /// The NAS account the box signs in with (required with `smb`).
+    pub smb_user: Option<String>,
+    /// The account's domain or workgroup (unset: the NAS's own accounts).
+    pub smb_domain: Option<String>,
+    /// The NAS's SMB port.
+    pub smb_port: u16,
+    /// Require SMB 3 encryption of the connection (the archive itself is always encrypted;
+    /// unset, the connection is signed).
+    pub smb_encrypt: bool,
     /// Hour of the daily backup, UTC (0 to 23).
     pub hour_utc: u8,
     /// Archives of this box kept in `destination` (1 to 365): older ones are removed after
@@ -470,10 +486,119 @@ impl Default for BackupConfig {
     fn default() -> Self {
         Self {
             destination: None,
+            smb: None,
+            smb_user: None,
+            smb_domain: None,
+            smb_port: 445,
+            smb_encrypt: false,
             hour_utc: 2,
             keep: 14,
             max_age_hours: 48,
         }
+    }
+}
+
+/// The NAS share of `[backup] smb`, checked ([`BackupConfig::smb_share`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmbShare {
+    pub server: IpAddr,
+    pub port: u16,
+    /// The share's name.
+    pub share: String,
+    /// The folder inside the share, `/`-separated, empty for the share's root.
+    pub folder: String,
+    pub user: String,
+    pub domain: Option<String>,
+    pub encrypt: bool,
+}
+
+impl SmbShare {
+    /// `//ADDRESS/SHARE/FOLDER`, as the console shows it.
+    pub fn display(&self) -> String {
+        let host = match self.server {
+            IpAddr::V6(a) => format!("[{a}]"),
+            IpAddr::V4(a) => a.to_string(),
+        };
+        let mut s = format!("//{host}/{}", self.share);
+        if !self.folder.is_empty() {
+            s.push('/');
+            s.push_str(&self.folder);
+        }
+        s
+    }
+}
+
+/// Whether `s` may be an SMB name (share, folder, user, domain): it is passed to `smbclient`
+/// as one argument, so no separators of its command language, no control characters.
+fn smb_name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && !s
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '"' | ';' | '\\' | '/' | '%' | '*' | '?'))
+}
+
+impl BackupConfig {
+    /// The NAS share `smb` and its `smb_*` settings name, checked: None without `smb`;
+    /// Err names the key at fault and why.
+    pub fn smb_share(&self) -> Result<Option<SmbShare>, (&'static str, String)> {
+        let Some(url) = &self.smb else {
+            return Ok(None);
+        };
+        if self.destination.is_some() {
+            return Err((
+                "backup.smb",
+                "set either backup.destination or backup.smb, not both".into(),
+            ));
+        }
+        let form = "must read //ADDRESS/SHARE or //ADDRESS/SHARE/FOLDER, ADDRESS being the NAS's IP address";
+        let rest = url.strip_prefix("//").ok_or(("backup.smb", form.to_string()))?;
+        let (host, path) = rest.split_once('/').ok_or(("backup.smb", form.to_string()))?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let server: IpAddr = host.parse().map_err(|_| {
+            (
+                "backup.smb",
+                format!("{host:?} is not an IP address: the box resolves no names, give the NAS's address"),
+            )
+        })?;
+        let mut parts = path.split('/').filter(|p| !p.is_empty());
+        let share = parts.next().ok_or(("backup.smb", form.to_string()))?;
+        let folder: Vec<&str> = parts.collect();
+        for p in std::iter::once(&share).chain(&folder) {
+            if !smb_name_ok(p) || *p == "." || *p == ".." {
+                return Err((
+                    "backup.smb",
+                    format!("{p:?} is not a share or folder name the box accepts (no . or .., quotes, ;, \\, %, * or ?)"),
+                ));
+            }
+        }
+        let user = self
+            .smb_user
+            .clone()
+            .ok_or(("backup.smb_user", "is required with backup.smb".to_string()))?;
+        if !smb_name_ok(&user) {
+            return Err(("backup.smb_user", "is not a user name the box accepts".into()));
+        }
+        if let Some(d) = &self.smb_domain {
+            if !smb_name_ok(d) {
+                return Err(("backup.smb_domain", "is not a domain name the box accepts".into()));
+            }
+        }
+        if self.smb_port == 0 {
+            return Err(("backup.smb_port", "must be a port number".into()));
+        }
+        Ok(Some(SmbShare {
+            server,
+            port: self.smb_port,
+            share: share.to_string(),
+            folder: folder.join("/"),
+            user,
+            domain: self.smb_domain.clone(),
+            encrypt: self.smb_encrypt,
+        }))
     }
 }
 
@@ -1094,6 +1219,9 @@ impl Config {
                 );
             }
         }
+        if let Err((key, why)) = self.backup.smb_share() {
+            return bad(key, why);
+        }
         if self.runtime.queue_timeout_secs == 0 {
             return bad("runtime.queue_timeout_secs", "must be at least 1".into());
         }
@@ -1645,5 +1773,39 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
         std::fs::write(d.join("30-c.toml"), "[api]\nbogus = 1\n").unwrap();
         let err = Config::load(&main).unwrap_err().to_string();
         assert!(err.contains("30-c.toml") && err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn smb_share_is_checked() {
+        let with = |extra: &str| Config::from_toml(&format!("{MINIMAL}\n[backup]\n{extra}\n"));
+        let c = with("smb = \"//192.168.1.20/Sauvegardes/Civia box/2026\"\nsmb_user = \"civia\"")
+            .unwrap();
+        let s = c.backup.smb_share().unwrap().unwrap();
+        assert_eq!(s.server, "192.168.1.20".parse::<IpAddr>().unwrap());
+        assert_eq!((s.share.as_str(), s.folder.as_str()), ("Sauvegardes", "Civia box/2026"));
+        assert_eq!((s.port, s.encrypt, s.domain.as_deref()), (445, false, None));
+        assert_eq!(s.display(), "//192.168.1.20/Sauvegardes/Civia box/2026");
+        let v6 = with("smb = \"//[fd00::20]/nas\"\nsmb_user = \"u\"\nsmb_port = 4455").unwrap();
+        assert_eq!(v6.backup.smb_share().unwrap().unwrap().display(), "//[fd00::20]/nas");
+        for (extra, key) in [
+            ("smb = \"//nas.mairie.local/s\"\nsmb_user = \"u\"", "backup.smb"),
+            ("smb = \"192.168.1.20/s\"\nsmb_user = \"u\"", "backup.smb"),
+            ("smb = \"//192.168.1.20/\"\nsmb_user = \"u\"", "backup.smb"),
+            ("smb = \"//192.168.1.20/s/../x\"\nsmb_user = \"u\"", "backup.smb"),
+            ("smb = \"//192.168.1.20/s;ls\"\nsmb_user = \"u\"", "backup.smb"),
+            ("smb = \"//192.168.1.20/s\"", "backup.smb_user"),
+            ("smb = \"//192.168.1.20/s\"\nsmb_user = \"a%b\"", "backup.smb_user"),
+            ("smb = \"//192.168.1.20/s\"\nsmb_user = \"u\"\nsmb_port = 0", "backup.smb_port"),
+            (
+                "smb = \"//192.168.1.20/s\"\nsmb_user = \"u\"\ndestination = \"/mnt/usb\"",
+                "backup.smb",
+            ),
+        ] {
+            let err = with(extra).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { key: k, .. } if *k == key),
+                "{extra}: {err}"
+            );
+        }
     }
 }

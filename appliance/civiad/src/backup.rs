@@ -5,15 +5,23 @@ use civia_backup::{Backups, By, Settings, Target};
 use civia_config::Config;
 use std::sync::Arc;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
-/// The backups service of this configuration.
-pub fn service(cfg: &Config, audit: Arc<civia_audit::Audit>) -> Arc<Backups> {
+/// The backups service of this configuration (`smb_key` encrypts the NAS password).
+pub fn service(
+    cfg: &Config,
+    audit: Arc<civia_audit::Audit>,
+    smb_key: Zeroizing<[u8; 32]>,
+) -> Arc<Backups> {
     let b = &cfg.backup;
-    Arc::new(Backups::new(
+    Arc::new(
+        Backups::new(
         &cfg.state_dir,
         env!("CARGO_PKG_VERSION"),
         Settings {
             destination: b.destination.clone(),
+            // Checked when the configuration was loaded.
+            smb: b.smb_share().ok().flatten(),
             hour_utc: b.hour_utc,
             keep: b.keep,
             max_age_hours: b.max_age_hours,
@@ -23,14 +31,16 @@ pub fn service(cfg: &Config, audit: Arc<civia_audit::Audit>) -> Arc<Backups> {
             ],
         },
         audit,
-    ))
+    )
+        .with_smb_key(smb_key),
+    )
 }
 
 /// Runs the daily backup at `[backup] hour_utc` while a destination is configured (a box
 /// without the key yet checks again at the next hour). A failure is kept in the backups'
 /// status, in `/metrics` and in the audit trail; the next day tries again.
 pub async fn daily(backups: Arc<Backups>) {
-    if backups.settings().destination.is_none() {
+    if !backups.has_destination() {
         return;
     }
     let mut failed = false;

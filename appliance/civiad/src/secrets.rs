@@ -38,6 +38,12 @@ impl BoxSecrets {
         derive("civia-audit-ed25519-v1", &self.device_identity)
     }
 
+    /// The key of the NAS password's file (`civia_backup::smb`): the password opens only on
+    /// this box.
+    pub fn backup_smb_key(&self) -> Zeroizing<[u8; 32]> {
+        derive("civia-backup-smb-v1", &self.device_identity)
+    }
+
     /// The audit pseudonym secret.
     pub fn audit_pseudonym_secret(&self) -> Zeroizing<[u8; 32]> {
         derive("civia-audit-pseudonym-v1", &self.audit_hmac)

@@ -3,14 +3,17 @@
 //! and a backup streamed as a download. Each is an audit entry (the backups service writes
 //! it).
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use civia_api::body::small_json;
 use civia_api::extract::require;
 use civia_api::{ApiError, ApiState};
 use civia_auth::{Principal, Role};
 use civia_backup::{Backups, By, Target};
+use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -68,6 +71,27 @@ pub(crate) async fn create_key(
         Json(json!({ "key": key })),
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmbPassword {
+    password: String,
+}
+
+/// `PUT /admin/backup/smb-password`: keeps the NAS password of `[backup] smb`, encrypted
+/// under a key only this box has (204); 409 without a NAS share configured, 400 for an
+/// empty or overlong password. It is never answered back.
+pub(crate) async fn set_smb_password(
+    State(st): State<Arc<ApiState>>,
+    ext: Extensions,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let by = by(&ext, "set the NAS password")?;
+    let req: SmbPassword = small_json(body).await?;
+    let b = backups(&st)?;
+    blocking(move || b.set_smb_password(&req.password, &by)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /admin/backup`: starts a backup to the configured destination and answers at once

@@ -1,0 +1,221 @@
+"""Backups to the mairie's NAS over SMB (docs/backup.md), against a real Samba server (`smbd`)
+in a network namespace this test creates: the NAS password given in the console is kept
+encrypted (in no file of the state, never on smbclient's command line or in its environment),
+a wrong password or a NAS that is down is a visible failure (status, /metrics, audit), archives
+are written whole then renamed, kept to `keep` without touching another box's files, and
+verify with the backup key."""
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import TINY
+from test_audit import export
+from test_backup import civia
+
+PASSWORD = "Mot-de-passe NAS 2026 é!"
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=60)
+
+
+@pytest.fixture
+def nas(tmp_path):
+    """smbd serving `sauvegardes` (folder `civia` inside) at 10.77.<n>.2:445 in its own
+    namespace, joined to this one by a veth pair; signing and SMB 3 required, one account."""
+    for tool in ("smbd", "smbpasswd", "smbclient"):
+        assert shutil.which(tool), f"{tool} is missing: run appliance/scripts/deps.sh"
+    n = os.getpid() % 200 + 20
+    ns, host_if, nas_if = f"civia-nas-{n}", f"cvnas{n}h", f"cvnas{n}n"
+    here, there = f"10.77.{n}.1", f"10.77.{n}.2"
+    root = tmp_path / "samba"
+    share = root / "share"
+    for d in ("private", "lock", "state", "cache", "pid"):
+        (root / d).mkdir(parents=True)
+    (share / "civia").mkdir(parents=True)
+    conf = root / "smb.conf"
+    conf.write_text(f"""[global]
+server role = standalone server
+interfaces = {there}/30
+bind interfaces only = yes
+private dir = {root}/private
+lock directory = {root}/lock
+state directory = {root}/state
+cache directory = {root}/cache
+pid directory = {root}/pid
+passdb backend = tdbsam:{root}/private/passdb.tdb
+server min protocol = SMB3
+server signing = mandatory
+disable netbios = yes
+load printers = no
+printing = bsd
+printcap name = /dev/null
+log file = {root}/log.%m
+[sauvegardes]
+path = {share}
+read only = no
+valid users = nobody
+force user = root
+""")
+    p = subprocess.run(["smbpasswd", "-c", str(conf), "-s", "-a", "nobody"],
+                       input=f"{PASSWORD}\n{PASSWORD}\n", capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    sh("ip", "netns", "del", ns, check=False)
+    sh("ip", "link", "del", host_if, check=False)
+    sh("ip", "netns", "add", ns)
+    proc = None
+    try:
+        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", nas_if, "netns", ns)
+        sh("ip", "addr", "add", f"{here}/30", "dev", host_if)
+        sh("ip", "link", "set", host_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{there}/30", "dev", nas_if)
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", nas_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        log = open(root / "smbd.out", "wb")
+        # Its own session: smbd signals its process group when it stops.
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, "smbd", "--foreground", "--no-process-group",
+                                 "-s", str(conf), "--debug-stdout"],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection((there, 445), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, (root / "smbd.out").read_text()
+                assert time.monotonic() < deadline, "smbd did not listen"
+                time.sleep(0.2)
+        yield {"address": there, "share": share, "proc": proc, "root": root}
+    finally:
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        sh("ip", "link", "del", host_if, check=False)
+        sh("ip", "netns", "del", ns, check=False)
+
+
+def wait_done(server, admin):
+    deadline = time.monotonic() + 120
+    while (status := httpx.get(server.url + "/admin/backup", headers=admin).json())["running"]:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    return status
+
+
+def watch_smbclient(seen, stop):
+    """Collects the command lines and environments of the smbclient processes that run."""
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() != "smbclient":
+                    continue
+                seen.append(Path(f"/proc/{pid}/cmdline").read_bytes()
+                            + Path(f"/proc/{pid}/environ").read_bytes())
+            except OSError:
+                continue
+        time.sleep(0.002)
+
+
+def test_scheduled_backups_go_to_a_samba_share(civiad, nas, tmp_path):
+    url = f"//{nas['address']}/sauvegardes/civia"
+    server = civiad(model=TINY, embeddings=False, sections={
+        "backup": {"smb": url, "smb_user": "nobody", "keep": 2, "max_age_hours": 1}})
+    admin = server.headers()
+    status = httpx.get(server.url + "/admin/backup", headers=admin).json()
+    assert status["destination"] == url, status
+    assert status["smb"] == {"user": "nobody", "domain": None, "encrypt": False,
+                             "password_set": False}, status
+    r = httpx.post(server.url + "/admin/backup/key", headers=admin)
+    assert r.status_code == 201, r.text
+    key_file = tmp_path / "cle.txt"
+    key_file.write_text(r.json()["key"] + "\n")
+    r = httpx.post(server.url + "/admin/backup", headers=admin)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "backup_no_smb_password", r.text
+    # Empty, overlong, malformed: refused; an agent may not set it.
+    for body in ({"password": ""}, {"password": "x" * 257}, {"mot": "x"}, [1]):
+        r = httpx.put(server.url + "/admin/backup/smb-password", headers=admin, json=body)
+        assert r.status_code == 400, (body, r.text)
+
+    # A wrong password: the backup fails, visibly.
+    r = httpx.put(server.url + "/admin/backup/smb-password", headers=admin,
+                  json={"password": "pas le bon"})
+    assert r.status_code == 204, r.text
+    assert httpx.post(server.url + "/admin/backup", headers=admin).status_code == 202
+    status = wait_done(server, admin)
+    assert status["last"], (status, server.log.read_text()[-3000:])
+    assert status["last"]["ok"] is False and "NT_STATUS_LOGON_FAILURE" in status["last"]["error"]
+    assert "NT_STATUS_LOGON_FAILURE" in status["destination_error"], status
+    metrics = httpx.get(server.url + "/metrics").text
+    assert "civia_backups_failed_total 1" in metrics and "civia_backup_too_old 1" in metrics
+
+    r = httpx.put(server.url + "/admin/backup/smb-password", headers=admin,
+                  json={"password": PASSWORD})
+    assert r.status_code == 204 and PASSWORD not in r.text
+    state = server.log.parent / "state"
+    assert not [p for p in state.rglob("*")
+                if p.is_file() and PASSWORD.encode() in p.read_bytes()], "the password is in clear"
+    assert httpx.get(server.url + "/admin/backup", headers=admin).json()["smb"]["password_set"]
+
+    # Another box's archive and a file of the mairie's in the same folder: never touched.
+    folder = nas["share"] / "civia"
+    foreign = folder / "civia-0badc0de-20250101T020000Z.civia-backup"
+    foreign.write_bytes(b"age-encryption.org/v1\nanother box")
+    (folder / "compte-rendu.odt").write_bytes(b"mairie")
+    seen, stop = [], threading.Event()
+    watcher = threading.Thread(target=watch_smbclient, args=(seen, stop))
+    watcher.start()
+    names = []
+    try:
+        for _ in range(3):
+            assert httpx.post(server.url + "/admin/backup", headers=admin).status_code == 202
+            status = wait_done(server, admin)
+            assert status["last"]["ok"], status
+            names.append(status["last"]["archive"])
+            time.sleep(1.1)  # names carry the second
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen, "no smbclient seen at work"
+    assert not [s for s in seen if PASSWORD.encode() in s], "the password on a command line"
+    # keep = 2: the two newest of this box, whole, nothing partial left.
+    ours = sorted(p.name for p in folder.iterdir() if p.name.startswith(names[0][:15]))
+    assert ours == sorted(names[1:]), (ours, names)
+    assert foreign.exists() and (folder / "compte-rendu.odt").exists()
+    assert not [p for p in folder.iterdir() if p.name.endswith(".partial")]
+    status = httpx.get(server.url + "/admin/backup", headers=admin).json()
+    assert [a["name"] for a in status["archives"]] == names[:0:-1], status
+    assert status["too_old"] is False and "destination_error" not in status
+    assert status["archives"][0]["bytes"] == (folder / names[-1]).stat().st_size
+    metrics = httpx.get(server.url + "/metrics").text
+    assert "civia_backups_succeeded_total 3" in metrics and "civia_backup_too_old 0" in metrics
+    trail = export(server, admin)
+    events = [e["event"] for e in trail]
+    assert events.count("backup.smb_password_set") == 2 and events.count("backup.created") == 3
+    assert PASSWORD not in str(trail)
+
+    # The NAS goes down: the failure is told, the last good backup stays.
+    nas["proc"].terminate()
+    nas["proc"].wait(10)
+    assert httpx.post(server.url + "/admin/backup", headers=admin).status_code == 202
+    status = wait_done(server, admin)
+    assert status["last"]["ok"] is False and status["last_success"]["archive"] == names[-1]
+    assert status["destination_error"], status
+    server.stop()
+
+    # What the NAS holds opens with the backup key.
+    for name in names[1:]:
+        r = civia(server.config, "backup", "verify", folder / name, "--key-file", key_file)
+        assert r.returncode == 0, r.stderr
