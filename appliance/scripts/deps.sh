@@ -27,6 +27,10 @@ PKGS=(
     tesseract-ocr tesseract-ocr-fra poppler-utils
     # exported tables read back the way a commune opens them (LibreOffice Calc, headless)
     libreoffice-calc-nogui
+    # backups to the mairie's NAS: Samba's client (what the box runs) and a real Samba server
+    # the tests start in a network namespace (smbd; nothing is started by the package here);
+    # nft for the firewall test of the NAS's opening
+    smbclient samba nftables
 )
 PKGS+=("$@")
 missing=()

@@ -3,7 +3,8 @@ in a network namespace this test creates: the NAS password given in the console 
 encrypted (in no file of the state, never on smbclient's command line or in its environment),
 a wrong password or a NAS that is down is a visible failure (status, /metrics, audit), archives
 are written whole then renamed, kept to `keep` without touching another box's files, and
-verify with the backup key."""
+verify with the backup key. And the image's firewall, loaded in a namespace, opens exactly
+the NAS's address and port, for civiad's user only."""
 
 import os
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TINY
+from conftest import REPO, TINY
 from test_audit import export
 from test_backup import civia
 
@@ -24,7 +25,9 @@ PASSWORD = "Mot-de-passe NAS 2026 é!"
 
 
 def sh(*args, check=True):
-    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=60)
+    p = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 or not check, (args, p.stderr)
+    return p
 
 
 @pytest.fixture
@@ -219,3 +222,102 @@ def test_scheduled_backups_go_to_a_samba_share(civiad, nas, tmp_path):
     for name in names[1:]:
         r = civia(server.config, "backup", "verify", folder / name, "--key-file", key_file)
         assert r.returncode == 0, r.stderr
+
+
+FIREWALL_PROBE = """
+import os, socket, sys
+uid, addr, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+if uid:
+    os.setgid(uid)
+    os.setuid(uid)
+try:
+    socket.create_connection((addr, port), timeout=3).close()
+    print("open")
+except OSError as e:
+    print("closed", e)
+"""
+
+LISTENER = """
+import socket, threading
+def serve(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(16)
+    while True:
+        s.accept()[0].close()
+for p in (445, 446):
+    threading.Thread(target=serve, args=(p,), daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def test_the_image_firewall_opens_exactly_the_nas_for_civiads_user(tmp_path):
+    """image/build's nftables.conf (rendered by the build's own lines) in a box namespace, then
+    `civia backup firewall` as civia-backup-egress.service applies it: civiad's uid (900)
+    reaches the NAS's SMB port; another port, another uid (root, the workers') do not; without
+    `[backup] smb`, nothing."""
+    assert shutil.which("nft"), "nft is missing: run appliance/scripts/deps.sh"
+    build = (REPO / "image" / "build").read_text()
+    start = build.index("LAN4=() LAN6=()")
+    end = build.index("\nEOF\n", build.index('cat > "$R/etc/nftables.conf"')) + 5
+    n = os.getpid() % 200 + 20
+    box, lan, box_if, lan_if = f"civia-fwbox-{n}", f"civia-fwlan-{n}", f"cvfw{n}b", f"cvfw{n}l"
+    here, there = f"10.78.{n}.1", f"10.78.{n}.2"
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    subprocess.run(["bash", "-euc", build[start:end]], check=True, env={
+        "PATH": os.environ["PATH"], "R": str(root), "LAN": f"10.78.{n}.0/30", "NTP": "",
+        "VERSION": "test"})
+    conf = root / "etc" / "nftables.conf"
+    assert "@backup4" in conf.read_text()
+
+    def config(backup):
+        path = tmp_path / "civia.toml"
+        path.write_text(f'state_dir = "{tmp_path / "state"}"\n[model]\npath = "/m.gguf"\n'
+                        f"[backup]\n{backup}\n")
+        rules = tmp_path / "rules.nft"
+        r = civia(path, "backup", "firewall", "--output", rules)
+        assert r.returncode == 0, r.stderr
+        sh("ip", "netns", "exec", box, "nft", "-f", str(rules))
+        return rules.read_text()
+
+    def probe(uid, port, addr=there):
+        # The system Python: the probe drops to another uid, which may not read a user's Python.
+        return sh("ip", "netns", "exec", box, "/usr/bin/python3", "-c", FIREWALL_PROBE,
+                  str(uid), addr, str(port), check=False).stdout.strip() or "error"
+
+    for ns in (box, lan):
+        sh("ip", "netns", "del", ns, check=False)
+        sh("ip", "netns", "add", ns)
+    listener = None
+    try:
+        sh("ip", "link", "add", box_if, "netns", box, "type", "veth", "peer", "name", lan_if,
+           "netns", lan)
+        for ns, dev, addr in ((box, box_if, here), (lan, lan_if, there)):
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{addr}/24", "dev", dev)
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", dev, "up")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        listener = subprocess.Popen(["ip", "netns", "exec", lan, "python3", "-c", LISTENER])
+        sh("ip", "netns", "exec", box, "nft", "-f", str(conf))
+        # Before the service runs: closed to all.
+        assert probe(900, 445).startswith("closed")
+        deadline = time.monotonic() + 10
+        rules = config(f'smb = "//{there}/sauvegardes"\nsmb_user = "civia"')
+        assert f"add element inet civia backup4 {{ {there} . 445 }}" in rules, rules
+        while (seen := probe(900, 445)) != "open":
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.2)
+        for uid, port, addr in ((900, 446, there), (0, 445, there), (60600, 445, there),
+                                (900, 445, f"10.78.{n}.3")):
+            assert probe(uid, port, addr).startswith("closed"), (uid, port, addr)
+        # Port and address as configured, and closed again without a NAS.
+        rules = config(f'smb = "//{there}/sauvegardes"\nsmb_user = "civia"\nsmb_port = 446')
+        assert probe(900, 446) == "open" and probe(900, 445).startswith("closed")
+        config('keep = 3')
+        assert probe(900, 446).startswith("closed")
+    finally:
+        if listener:
+            listener.kill()
+        for ns in (box, lan):
+            sh("ip", "netns", "del", ns, check=False)

@@ -92,6 +92,24 @@ pub fn open_password(key: &[u8; 32], share: &SmbShare, file: &[u8]) -> Result<Ze
         .map_err(|_| BackupError::SmbPasswordUnreadable)
 }
 
+/// The nftables commands that open the box's firewall (image/build's `inet civia` table) to
+/// exactly `share`'s address and port, for civiad's user only (the rule matches the sets
+/// `backup4`/`backup6` and the socket's owner); without a share, the sets are emptied.
+pub fn firewall_rules(share: Option<&SmbShare>) -> String {
+    let mut out = String::from(
+        "# The backup NAS's opening ([backup] smb; docs/backup.md), from `civia backup firewall`.\n\
+         flush set inet civia backup4\nflush set inet civia backup6\n",
+    );
+    if let Some(s) = share {
+        let set = if s.server.is_ipv4() { "backup4" } else { "backup6" };
+        out.push_str(&format!(
+            "add element inet civia {set} {{ {} . {} }}\n",
+            s.server, s.port
+        ));
+    }
+    out
+}
+
 /// One file of the NAS folder, as `smbclient`'s `ls` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

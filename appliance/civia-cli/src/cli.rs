@@ -102,6 +102,14 @@ pub enum BackupCommand {
     },
     /// The archives in a folder: name, size, date (their content needs the key: `verify`)
     List { dir: PathBuf },
+    /// The nftables commands that open the box's firewall to exactly the NAS of
+    /// `[backup] smb` (its address and port, for civiad's user), and to nothing without one;
+    /// run by civia-backup-egress.service at start (`nft -f`)
+    Firewall {
+        /// Write them to FILE (atomically) rather than to the standard output
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -230,6 +230,21 @@ pub fn run_at<R: BufRead, W: Write>(
             return Err(Error::Usage("backup needs --config FILE".into()));
         };
         let cfg = civia_config::Config::load(config)?;
+        if let BackupCommand::Firewall { output } = cmd {
+            // Checked when the configuration was loaded.
+            let share = cfg.backup.smb_share().ok().flatten();
+            let rules = civia_backup::smb::firewall_rules(share.as_ref());
+            return match output {
+                Some(path) => civia_base::fs::write_atomic(path, rules.as_bytes(), 0o644)
+                    .map_err(|e| {
+                        Error::from(civia_backup::BackupError::Io {
+                            path: path.clone(),
+                            source: std::io::Error::other(e.to_string()),
+                        })
+                    }),
+                None => Ok(out.write_all(rules.as_bytes())?),
+            };
+        }
         // What the box keeps outside its state directory would be missed: refused until
         // backups cover it (the models and the update state are the machine's own).
         civia_backup::check_covered(
@@ -1235,6 +1250,8 @@ fn backup<W: Write>(
                 writeln!(out, "{}\t{}\t{}", a.name, a.bytes, a.modified)?;
             }
         }
+        // Answered before the state is looked at (run_at).
+        BackupCommand::Firewall { .. } => {}
     }
     Ok(())
 }
