@@ -96,7 +96,7 @@ force user = root
                 assert proc.poll() is None, (root / "smbd.out").read_text()
                 assert time.monotonic() < deadline, "smbd did not listen"
                 time.sleep(0.2)
-        yield {"address": there, "share": share, "proc": proc, "root": root}
+        yield {"address": there, "share": share, "proc": proc, "root": root, "ns": ns}
     finally:
         if proc and proc.poll() is None:
             proc.terminate()
@@ -216,6 +216,23 @@ def test_scheduled_backups_go_to_a_samba_share(civiad, nas, tmp_path):
     status = wait_done(server, admin)
     assert status["last"]["ok"] is False and status["last_success"]["archive"] == names[-1]
     assert status["destination_error"], status
+
+    # A NAS that takes the connection and never answers: the console's status does not wait
+    # for it (smbclient gives up after 30 s; the status answers from what it saw last).
+    silent = subprocess.Popen(["ip", "netns", "exec", nas["ns"], "python3", "-c", (
+        "import socket, time\ns = socket.socket()\n"
+        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        f"s.bind(('{nas['address']}', 445))\ns.listen(8)\nheld = []\n"
+        "while True:\n    held.append(s.accept())\n")])
+    try:
+        r = httpx.put(server.url + "/admin/backup/smb-password", headers=admin,
+                      json={"password": PASSWORD})
+        assert r.status_code == 204
+        for _ in range(3):
+            r = httpx.get(server.url + "/admin/backup", headers=admin, timeout=15)
+            assert r.status_code == 200 and r.json()["smb"]["password_set"], r.text
+    finally:
+        silent.kill()
     server.stop()
 
     # What the NAS holds opens with the backup key.

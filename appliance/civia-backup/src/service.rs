@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use zeroize::Zeroizing;
 
@@ -133,6 +133,16 @@ pub struct SmbStatus {
     pub password_set: bool,
 }
 
+/// The NAS folder's archives as last seen, and when ([`Backups::status`] answers from it).
+#[derive(Clone)]
+struct Listing {
+    at: std::time::Instant,
+    archives: std::result::Result<Vec<ArchiveInfo>, String>,
+}
+
+/// How long a listing of the NAS is shown before the status asks the NAS again.
+const LISTING_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where the destination's archives are.
 enum Place<'a> {
     Folder(&'a Path),
@@ -144,6 +154,11 @@ pub struct Backups {
     state_dir: PathBuf,
     /// The key of the NAS password's file ([`smb::seal_password`]).
     smb_key: Option<Zeroizing<[u8; 32]>>,
+    /// The NAS folder's listing: the status never waits for the NAS (a NAS that does not
+    /// answer would hold the console), it shows this and asks for a new one in the
+    /// background.
+    listing: Mutex<Option<Listing>>,
+    listing_now: AtomicBool,
     version: String,
     settings: Settings,
     audit: Arc<civia_audit::Audit>,
@@ -231,6 +246,8 @@ impl Backups {
         Backups {
             state_dir: state_dir.to_path_buf(),
             smb_key: None,
+            listing: Mutex::new(None),
+            listing_now: AtomicBool::new(false),
             version: version.into(),
             settings,
             audit,
@@ -255,8 +272,15 @@ impl Backups {
     /// Keeps `password` for the configured NAS share, encrypted. Audited as
     /// `backup.smb_password_set` (never the password).
     pub fn set_smb_password(&self, password: &str, by: &By) -> Result<()> {
-        let share = self.settings.smb.as_ref().ok_or(BackupError::NoDestination)?;
-        let key = self.smb_key.as_ref().ok_or(BackupError::SmbPasswordUnreadable)?;
+        let share = self
+            .settings
+            .smb
+            .as_ref()
+            .ok_or(BackupError::NoDestination)?;
+        let key = self
+            .smb_key
+            .as_ref()
+            .ok_or(BackupError::SmbPasswordUnreadable)?;
         let file = smb::seal_password(key, share, password)?;
         let path = self.state_dir.join(smb::CREDENTIAL_FILE);
         if let Some(dir) = path.parent() {
@@ -269,6 +293,8 @@ impl Backups {
         if let Some((uid, gid)) = owner_of(&self.state_dir) {
             let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
         }
+        // What the NAS said with the former password no longer holds.
+        *self.listing() = None;
         let mut ev = self.event("backup.smb_password_set", by);
         ev.detail = Some(serde_json::json!({"share": share.display(), "user": share.user}));
         let _ = self.audit.try_append_blocking(ev);
@@ -285,7 +311,10 @@ impl Backups {
             }
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let key = self.smb_key.as_ref().ok_or(BackupError::SmbPasswordUnreadable)?;
+        let key = self
+            .smb_key
+            .as_ref()
+            .ok_or(BackupError::SmbPasswordUnreadable)?;
         smb::open_password(key, share, &file)
     }
 
@@ -297,13 +326,71 @@ impl Backups {
         }
     }
 
-    /// This box's archives in the destination, newest first.
-    fn archives(&self, recipient: &str) -> Result<Vec<ArchiveInfo>> {
+    fn listing(&self) -> MutexGuard<'_, Option<Listing>> {
+        self.listing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps what was just seen of the NAS folder.
+    fn seen(&self, archives: std::result::Result<Vec<ArchiveInfo>, String>) {
+        *self.listing() = Some(Listing {
+            at: std::time::Instant::now(),
+            archives,
+        });
+    }
+
+    /// Lists the NAS folder now and keeps it.
+    fn list_smb(&self, share: &SmbShare, recipient: &str) {
+        let listed = self
+            .smb_password(share)
+            .and_then(|password| Smb::new(share, password).list())
+            .map(|entries| smb_archives(&entries, recipient))
+            .map_err(|e| e.to_string());
+        self.seen(listed);
+    }
+
+    /// This box's archives in the destination, newest first: a folder is read now; the NAS's
+    /// last listing is answered (none yet: empty), and a new one is asked for in the
+    /// background when it is older than a minute.
+    fn archives(self: &Arc<Self>, recipient: &str) -> Result<Vec<ArchiveInfo>> {
         match self.place()? {
             Place::Folder(dir) => list(dir, Some(recipient)),
-            Place::Smb(share) => {
-                let smb = Smb::new(share, self.smb_password(share)?);
-                Ok(smb_archives(&smb.list()?, recipient))
+            Place::Smb(_) => {
+                let last = self.listing().clone();
+                if last.as_ref().is_none_or(|l| l.at.elapsed() > LISTING_FRESH)
+                    && !self.listing_now.swap(true, Ordering::SeqCst)
+                {
+                    let me = self.clone();
+                    let recipient = recipient.to_string();
+                    let spawned = std::thread::Builder::new()
+                        .name("backup-nas-list".into())
+                        .spawn(move || {
+                            if let Some(share) = &me.settings.smb {
+                                me.list_smb(share, &recipient);
+                            }
+                            me.listing_now.store(false, Ordering::SeqCst);
+                        });
+                    if spawned.is_err() {
+                        self.listing_now.store(false, Ordering::SeqCst);
+                    }
+                }
+                match last {
+                    Some(Listing {
+                        archives: Err(e), ..
+                    }) => Err(BackupError::Smb {
+                        share: self
+                            .settings
+                            .smb
+                            .as_ref()
+                            .map(SmbShare::display)
+                            .unwrap_or_default(),
+                        step: "list",
+                        message: e,
+                    }),
+                    Some(Listing {
+                        archives: Ok(a), ..
+                    }) => Ok(a),
+                    None => Ok(Vec::new()),
+                }
             }
         }
     }
@@ -384,7 +471,7 @@ impl Backups {
 
     /// The current state, for the console (lists the destination: call it off the async
     /// executor).
-    pub fn status(&self) -> Status {
+    pub fn status(self: &Arc<Self>) -> Status {
         // Running first: a backup ends by recording its outcome, then clearing its mark, so
         // no mark means the record read next holds its outcome.
         let running = self.running().clone();
@@ -434,8 +521,7 @@ impl Backups {
 
     /// When the schedule runs next (None: no destination or no key).
     pub fn next_run(&self, now: i64) -> Option<i64> {
-        (self.has_destination() && self.has_key())
-            .then(|| next_daily(now, self.settings.hour_utc))
+        (self.has_destination() && self.has_key()).then(|| next_daily(now, self.settings.hour_utc))
     }
 
     /// `civia_backup_*` in Prometheus' text format.
@@ -643,7 +729,21 @@ impl Job {
     fn write_destination(&self) -> Result<(Summary, Option<String>)> {
         match self.service.place()? {
             Place::Folder(dir) => self.write_folder(dir),
-            Place::Smb(share) => self.write_smb(share),
+            Place::Smb(share) => {
+                let written = self.write_smb(share);
+                if let Err(e) = &written {
+                    // What the NAS said is what the console shows of it.
+                    if matches!(
+                        e,
+                        BackupError::Smb { .. }
+                            | BackupError::NoSmbPassword
+                            | BackupError::SmbPasswordUnreadable
+                    ) {
+                        self.service.seen(Err(e.to_string()));
+                    }
+                }
+                written
+            }
         }
     }
 
@@ -746,6 +846,7 @@ impl Job {
             }
             Err(e) => log::warn!("backup: old archives not pruned: {e}"),
         }
+        s.list_smb(share, &recipient);
         Ok((summary, Some(name)))
     }
 
@@ -808,7 +909,8 @@ fn smb_archives(entries: &[smb::Entry], recipient: &str) -> Vec<ArchiveInfo> {
 /// `20261207T220501Z` → `2026-12-07T22:05:01Z`.
 fn stamp_rfc3339(stamp: &str) -> Option<String> {
     let b = stamp.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
     if b.len() != 16 || !digits(0..8) || b[8] != b'T' || !digits(9..15) || b[15] != b'Z' {
         return None;
     }

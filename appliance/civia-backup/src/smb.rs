@@ -101,7 +101,11 @@ pub fn firewall_rules(share: Option<&SmbShare>) -> String {
          flush set inet civia backup4\nflush set inet civia backup6\n",
     );
     if let Some(s) = share {
-        let set = if s.server.is_ipv4() { "backup4" } else { "backup6" };
+        let set = if s.server.is_ipv4() {
+            "backup4"
+        } else {
+            "backup6"
+        };
         out.push_str(&format!(
             "add element inet civia {set} {{ {} . {} }}\n",
             s.server, s.port
@@ -184,8 +188,7 @@ impl<'a> Smb<'a> {
             cmd.pre_exec(move || {
                 if fd == 3 {
                     let flags = libc::fcntl(3, libc::F_GETFD);
-                    if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
-                    {
+                    if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
                         return Err(io::Error::last_os_error());
                     }
                 } else if libc::dup2(fd, 3) < 0 {
@@ -221,11 +224,7 @@ impl<'a> Smb<'a> {
 
     /// Writes `name` in the NAS folder from what `write` puts into the pipe; `write`'s own
     /// error wins over the NAS's when both fail (the NAS then saw a closed pipe).
-    pub fn put<T>(
-        &self,
-        name: &str,
-        write: impl FnOnce(&mut dyn Write) -> Result<T>,
-    ) -> Result<T> {
+    pub fn put<T>(&self, name: &str, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
         check_name(name)?;
         let (mut cmd, reader) = self.command(&format!("put - {name}"))?;
         let child = cmd
@@ -269,7 +268,8 @@ impl<'a> Smb<'a> {
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
         check_name(from)?;
         check_name(to)?;
-        self.run("rename", &format!("rename {from} {to}")).map(|_| ())
+        self.run("rename", &format!("rename {from} {to}"))
+            .map(|_| ())
     }
 
     pub fn delete(&self, name: &str) -> Result<()> {
@@ -360,7 +360,10 @@ mod tests {
     fn password_opens_only_with_its_key_and_share() {
         let key = [7u8; 32];
         let file = seal_password(&key, &share(), "mot de passe é").unwrap();
-        assert!(!file.windows(5).any(|w| w == b"passe"), "the password is in clear");
+        assert!(
+            !file.windows(5).any(|w| w == b"passe"),
+            "the password is in clear"
+        );
         assert_eq!(
             open_password(&key, &share(), &file).unwrap().as_str(),
             "mot de passe é"
@@ -384,7 +387,10 @@ mod tests {
         assert!(open_password(&key, &share(), &bad).is_err());
         assert!(open_password(&key, &share(), &file[..30]).is_err());
         // Two seals differ (random nonce).
-        assert_ne!(file, seal_password(&key, &share(), "mot de passe é").unwrap());
+        assert_ne!(
+            file,
+            seal_password(&key, &share(), "mot de passe é").unwrap()
+        );
         assert!(seal_password(&key, &share(), "").is_err());
         assert!(seal_password(&key, &share(), &"x".repeat(MAX_PASSWORD + 1)).is_err());
     }

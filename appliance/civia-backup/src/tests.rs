@@ -438,6 +438,7 @@ impl Busy {
 fn settings(dest: Option<PathBuf>, keep: u32) -> Settings {
     Settings {
         destination: dest,
+        smb: None,
         hour_utc: 2,
         keep,
         max_age_hours: 48,
@@ -596,7 +597,12 @@ fn a_download_streams_and_a_failed_backup_is_reported() {
     assert!(status.last_success.as_ref().unwrap().ok);
     assert!(service.metrics().contains("civia_backups_failed_total 1"));
     // Kept across a restart of the service.
-    let again = Backups::new(&state, V, settings(None, 14), busy.audit.clone());
+    let again = Arc::new(Backups::new(
+        &state,
+        V,
+        settings(None, 14),
+        busy.audit.clone(),
+    ));
     assert_eq!(again.status().last, status.last);
     // The trail has the key, the backup and the failure.
     let public = civia_audit::DeviceKey::load_or_create(&state.join("keys/device-ed25519.key"))

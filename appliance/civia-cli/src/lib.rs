@@ -235,13 +235,14 @@ pub fn run_at<R: BufRead, W: Write>(
             let share = cfg.backup.smb_share().ok().flatten();
             let rules = civia_backup::smb::firewall_rules(share.as_ref());
             return match output {
-                Some(path) => civia_base::fs::write_atomic(path, rules.as_bytes(), 0o644)
-                    .map_err(|e| {
+                Some(path) => {
+                    civia_base::fs::write_atomic(path, rules.as_bytes(), 0o644).map_err(|e| {
                         Error::from(civia_backup::BackupError::Io {
                             path: path.clone(),
                             source: std::io::Error::other(e.to_string()),
                         })
-                    }),
+                    })
+                }
                 None => Ok(out.write_all(rules.as_bytes())?),
             };
         }

@@ -552,8 +552,12 @@ impl BackupConfig {
             ));
         }
         let form = "must read //ADDRESS/SHARE or //ADDRESS/SHARE/FOLDER, ADDRESS being the NAS's IP address";
-        let rest = url.strip_prefix("//").ok_or(("backup.smb", form.to_string()))?;
-        let (host, path) = rest.split_once('/').ok_or(("backup.smb", form.to_string()))?;
+        let rest = url
+            .strip_prefix("//")
+            .ok_or(("backup.smb", form.to_string()))?;
+        let (host, path) = rest
+            .split_once('/')
+            .ok_or(("backup.smb", form.to_string()))?;
         let host = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
@@ -580,11 +584,17 @@ impl BackupConfig {
             .clone()
             .ok_or(("backup.smb_user", "is required with backup.smb".to_string()))?;
         if !smb_name_ok(&user) {
-            return Err(("backup.smb_user", "is not a user name the box accepts".into()));
+            return Err((
+                "backup.smb_user",
+                "is not a user name the box accepts".into(),
+            ));
         }
         if let Some(d) = &self.smb_domain {
             if !smb_name_ok(d) {
-                return Err(("backup.smb_domain", "is not a domain name the box accepts".into()));
+                return Err((
+                    "backup.smb_domain",
+                    "is not a domain name the box accepts".into(),
+                ));
             }
         }
         if self.smb_port == 0 {
@@ -1782,20 +1792,41 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
             .unwrap();
         let s = c.backup.smb_share().unwrap().unwrap();
         assert_eq!(s.server, "192.168.1.20".parse::<IpAddr>().unwrap());
-        assert_eq!((s.share.as_str(), s.folder.as_str()), ("Sauvegardes", "Civia box/2026"));
+        assert_eq!(
+            (s.share.as_str(), s.folder.as_str()),
+            ("Sauvegardes", "Civia box/2026")
+        );
         assert_eq!((s.port, s.encrypt, s.domain.as_deref()), (445, false, None));
         assert_eq!(s.display(), "//192.168.1.20/Sauvegardes/Civia box/2026");
         let v6 = with("smb = \"//[fd00::20]/nas\"\nsmb_user = \"u\"\nsmb_port = 4455").unwrap();
-        assert_eq!(v6.backup.smb_share().unwrap().unwrap().display(), "//[fd00::20]/nas");
+        assert_eq!(
+            v6.backup.smb_share().unwrap().unwrap().display(),
+            "//[fd00::20]/nas"
+        );
         for (extra, key) in [
-            ("smb = \"//nas.mairie.local/s\"\nsmb_user = \"u\"", "backup.smb"),
+            (
+                "smb = \"//nas.mairie.local/s\"\nsmb_user = \"u\"",
+                "backup.smb",
+            ),
             ("smb = \"192.168.1.20/s\"\nsmb_user = \"u\"", "backup.smb"),
             ("smb = \"//192.168.1.20/\"\nsmb_user = \"u\"", "backup.smb"),
-            ("smb = \"//192.168.1.20/s/../x\"\nsmb_user = \"u\"", "backup.smb"),
-            ("smb = \"//192.168.1.20/s;ls\"\nsmb_user = \"u\"", "backup.smb"),
+            (
+                "smb = \"//192.168.1.20/s/../x\"\nsmb_user = \"u\"",
+                "backup.smb",
+            ),
+            (
+                "smb = \"//192.168.1.20/s;ls\"\nsmb_user = \"u\"",
+                "backup.smb",
+            ),
             ("smb = \"//192.168.1.20/s\"", "backup.smb_user"),
-            ("smb = \"//192.168.1.20/s\"\nsmb_user = \"a%b\"", "backup.smb_user"),
-            ("smb = \"//192.168.1.20/s\"\nsmb_user = \"u\"\nsmb_port = 0", "backup.smb_port"),
+            (
+                "smb = \"//192.168.1.20/s\"\nsmb_user = \"a%b\"",
+                "backup.smb_user",
+            ),
+            (
+                "smb = \"//192.168.1.20/s\"\nsmb_user = \"u\"\nsmb_port = 0",
+                "backup.smb_port",
+            ),
             (
                 "smb = \"//192.168.1.20/s\"\nsmb_user = \"u\"\ndestination = \"/mnt/usb\"",
                 "backup.smb",

@@ -16,22 +16,22 @@ pub fn service(
     let b = &cfg.backup;
     Arc::new(
         Backups::new(
-        &cfg.state_dir,
-        env!("CARGO_PKG_VERSION"),
-        Settings {
-            destination: b.destination.clone(),
-            // Checked when the configuration was loaded.
-            smb: b.smb_share().ok().flatten(),
-            hour_utc: b.hour_utc,
-            keep: b.keep,
-            max_age_hours: b.max_age_hours,
-            kept_elsewhere: vec![
-                ("secrets.dir", cfg.secrets_dir()),
-                ("knowledge.dir", cfg.knowledge_dir()),
-            ],
-        },
-        audit,
-    )
+            &cfg.state_dir,
+            env!("CARGO_PKG_VERSION"),
+            Settings {
+                destination: b.destination.clone(),
+                // Checked when the configuration was loaded.
+                smb: b.smb_share().ok().flatten(),
+                hour_utc: b.hour_utc,
+                keep: b.keep,
+                max_age_hours: b.max_age_hours,
+                kept_elsewhere: vec![
+                    ("secrets.dir", cfg.secrets_dir()),
+                    ("knowledge.dir", cfg.knowledge_dir()),
+                ],
+            },
+            audit,
+        )
         .with_smb_key(smb_key),
     )
 }

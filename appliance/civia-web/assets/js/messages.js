@@ -94,7 +94,8 @@ const FRENCH = {
   // Backups (the administrators' « Sauvegardes » page).
   backup_no_key: 'Aucune clé de sauvegarde sur cette box : créez d\'abord la clé de sauvegarde (page « Sauvegardes »).',
   backup_key_exists: 'La clé de sauvegarde existe déjà : elle n\'a été affichée qu\'une seule fois, à sa création, et la box ne peut plus l\'afficher. Retrouvez-la là où elle a été rangée (avec la clé de récupération du disque).',
-  backup_no_destination: 'Aucune destination de sauvegarde n\'est configurée (section [backup], clé destination) : seules les sauvegardes téléchargées sont possibles.',
+  backup_no_destination: 'Aucune destination de sauvegarde n\'est configurée (section [backup], clé destination ou smb) : seules les sauvegardes téléchargées sont possibles.',
+  backup_no_smb_password: 'Le mot de passe du compte sur le NAS n\'est pas enregistré sur la box : saisissez-le ci-dessous (« Mot de passe du NAS »), puis réessayez.',
   backup_running: 'Une sauvegarde est déjà en cours : attendez qu\'elle se termine, puis réessayez.',
   backup_not_covered: 'Une partie des données de la box est gardée hors de ce que les sauvegardes couvrent pour l\'instant : la sauvegarde est refusée, pour ne pas donner une archive incomplète. Prévenez le prestataire.',
   backup_failed: 'La sauvegarde a échoué (erreur de lecture ou d\'écriture sur la box ou dans le dossier de destination). Réessayez ; si le problème persiste, prévenez le prestataire.',
@@ -222,6 +223,14 @@ const BACKUP_REASONS = {
   outside: () => 'Les secrets ou la base documentaire de cette box sont configurés hors de son répertoire d\'état : les sauvegardes ne les couvrent pas encore, la sauvegarde est donc refusée (elle serait incomplète). Prévenez le prestataire.',
   bad_recipient: () => 'La moitié publique de la clé de sauvegarde, gardée par la box, est illisible : aucune sauvegarde ne peut être chiffrée. Prévenez le prestataire (il la remet depuis une copie, ou la retire pour créer une nouvelle clé).',
   io: () => FRENCH.backup_failed,
+  smb: () => 'Le partage du NAS n\'a pas pu être joint ou a refusé l\'opération : vérifiez que le NAS est allumé et joignable depuis la box, que le compte et son mot de passe sont bons et que ce compte peut écrire dans le dossier, puis réessayez.',
+  no_smb_password: () => FRENCH.backup_no_smb_password,
+  smb_password_unreadable: () => 'Le mot de passe du NAS gardé par la box ne peut plus être lu (il a été enregistré sur une autre box ou pour un autre partage) : saisissez-le de nouveau ci-dessous (« Mot de passe du NAS »), puis réessayez.',
+};
+
+// \`invalid_value\` of the backups (the NAS password), by reason.
+const BACKUP_INVALID = {
+  bad_smb_password: () => 'Le mot de passe du NAS doit compter de 1 à 256 caractères, sans caractère nul.',
 };
 
 // A knowledge document whose indexing failed (`error_details` with code `indexing_failed`).
@@ -244,6 +253,7 @@ function detailed(code, d, param) {
       if (has(KNOWLEDGE_INVALID, reason)) return KNOWLEDGE_INVALID[reason](d);
       if (has(MEETING_INVALID, reason)) return MEETING_INVALID[reason](d, param);
       if (has(DOCUMENT_REASONS, reason)) return DOCUMENT_REASONS[reason](d);
+      if (has(BACKUP_INVALID, reason)) return BACKUP_INVALID[reason](d);
       if (!reason && has(INVALID_PARAM, param)) return INVALID_PARAM[param];
       return null;
     case 'permission_denied':
@@ -262,6 +272,7 @@ function detailed(code, d, param) {
     case 'backup_no_key':
     case 'backup_not_covered':
     case 'backup_failed':
+    case 'backup_no_smb_password':
       return has(BACKUP_REASONS, reason) ? BACKUP_REASONS[reason](d) : null;
     default:
       if (DOCUMENT_CODES.has(code) && has(DOCUMENT_REASONS, reason)) return DOCUMENT_REASONS[reason](d);

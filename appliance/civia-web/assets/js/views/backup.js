@@ -2,9 +2,11 @@
 // shown once (text, QR code, copy, print); a backup now to the destination, or downloaded;
 // the progress of the backup being written, polled every second, and its outcome announced;
 // the last good backup, the last failure, the staleness warning; the schedule and this box's
-// archives in the destination. The box's English texts (an outcome's `error`, the
-// destination's error) are never shown: the page says what to do in French.
-import { h, clear, append, newId, messageZones, formatDate, formatNumber, copyText } from '../dom.js';
+// archives in the destination: a folder, or the mairie's NAS share (`[backup] smb`), whose
+// account password is given here, kept encrypted by the box and never shown again. The box's
+// English texts (an outcome's `error`, the destination's error) are never shown: the page
+// says what to do in French.
+import { h, clear, append, newId, field, messageZones, formatDate, formatNumber, copyText } from '../dom.js';
 import { api, ApiError } from '../api.js';
 import { errorFrench } from '../messages.js';
 import { qrSvg } from '../qr.js';
@@ -13,6 +15,8 @@ import { back, table, dl } from './admin.js';
 const POLL_MS = 1000;
 /** How long the page waits for a download it started to show up in the box's status. */
 const EXPECT_MS = 30_000;
+/** The most characters the box keeps for the NAS password. */
+const SMB_PASSWORD_MAX = 256;
 /** The archive streamed as it is written: a plain link, so that the browser saves it to disk. */
 const DOWNLOAD_PATH = '/admin/backup/download';
 /** The class on <body> while a key is on the page: printing shows the key block only. */
@@ -35,7 +39,18 @@ function megabytes(bytes) {
 }
 
 const hours = (n) => `${formatNumber(n)} heure${Number(n) > 1 ? 's' : ''}`;
-const WHERE = { download: 'téléchargée', destination: 'dans le dossier de destination' };
+
+/** Where the archives go: « dans le dossier de destination » or « sur le partage du NAS ». */
+const inDest = (nas) => (nas ? 'sur le partage du NAS' : 'dans le dossier de destination');
+const toDest = (nas) => (nas ? 'vers le partage du NAS' : 'vers le dossier de destination');
+/** Where a backup went (`to` of an outcome). */
+const where = (to, nas) => (to === 'download' ? 'téléchargée' : inDest(nas));
+/** What to check when the destination fails. */
+const checkDest = (nas) => (nas
+  ? 'vérifiez que le NAS de la mairie est allumé et joignable depuis la box, que le compte et son mot de passe sont bons, que ce compte peut écrire dans le dossier et qu\'il reste de la place'
+  : 'vérifiez que le dossier est bien monté (NAS de la mairie, disque USB), qu\'il reste de la place et que la box peut y écrire');
+/** The NAS account, with its domain: « civia (domaine MAIRIE) ». */
+const account = (smb) => (smb.domain ? `${smb.user} (domaine ${smb.domain})` : smb.user);
 
 /** The staleness warning's sentences, or null when a recent backup succeeded. */
 function staleText(st) {
@@ -45,23 +60,25 @@ function staleText(st) {
     : 'Aucune sauvegarde n\'a encore été faite.';
   let todo;
   if (!st.key) todo = 'Créez la clé de sauvegarde, puis faites une sauvegarde : sans sauvegarde, les comptes, l\'historique, le journal d\'audit et les documents de la commune seraient perdus avec la box.';
+  else if (st.smb && !st.smb.password_set) todo = 'Enregistrez le mot de passe du compte sur le NAS (plus bas, « Mot de passe du NAS »), puis faites une sauvegarde maintenant.';
+  else if (st.smb && st.last_success) todo = 'La sauvegarde automatique n\'aboutit plus : vérifiez que le NAS de la mairie est allumé et joignable depuis la box et qu\'il reste de la place, puis faites une sauvegarde maintenant.';
   else if (st.destination && st.last_success) todo = 'La sauvegarde automatique n\'aboutit plus : vérifiez que le dossier de destination est bien monté (NAS de la mairie, disque USB) et qu\'il reste de la place, puis faites une sauvegarde maintenant.';
   else if (st.destination) todo = 'Faites une sauvegarde maintenant, sans attendre la sauvegarde automatique de la nuit.';
   else todo = 'Téléchargez une sauvegarde maintenant et rangez-la en lieu sûr (NAS de la mairie, clé USB).';
   return `${first} ${todo}`;
 }
 
-/** The sentence announced when a backup ends. */
-function outcomeText(o) {
+/** The sentence announced when a backup ends (`nas`: the destination is the NAS share). */
+function outcomeText(o, nas) {
   if (o.ok && o.to === 'download') {
     return `Sauvegarde téléchargée (${megabytes(o.bytes)}, ${formatNumber(o.files)} fichiers) : rangez le fichier en lieu sûr (NAS de la mairie, clé USB).`;
   }
   if (o.ok) {
-    return `Sauvegarde terminée : archive « ${o.archive || '?'} » (${megabytes(o.bytes)}, ${formatNumber(o.files)} fichiers) écrite dans le dossier de destination.`;
+    return `Sauvegarde terminée : archive « ${o.archive || '?'} » (${megabytes(o.bytes)}, ${formatNumber(o.files)} fichiers) écrite ${inDest(nas)}.`;
   }
   return o.to === 'download'
     ? 'Le téléchargement de la sauvegarde a échoué : le fichier reçu est incomplet et inutilisable. Réessayez ; si le problème persiste, prévenez le prestataire.'
-    : 'La sauvegarde vers le dossier de destination a échoué : vérifiez que le dossier est bien monté (NAS de la mairie, disque USB), qu\'il reste de la place et que la box peut y écrire, puis réessayez.';
+    : `La sauvegarde ${toDest(nas)} a échoué : ${checkDest(nas)}, puis réessayez.`;
 }
 
 /** Replaces `zone`'s content with `build()` when `key` differs from the last one drawn. */
@@ -104,6 +121,9 @@ export async function backupView(main, ctx) {
   const lastZone = h('div');
   const destZone = h('div');
   const archivesZone = h('div');
+  /** Whether the destination is the NAS share, and whether its password is still to give. */
+  const nas = () => !!st.smb;
+  const noPassword = () => !!st.smb && !st.smb.password_set;
 
   // Actions. While a backup runs they stay focusable (aria-disabled) and say why on a click;
   // without a key or a destination they are disabled, with the reason as their description.
@@ -119,10 +139,27 @@ export async function backupView(main, ctx) {
   const progressText = h('p', { class: 'aide' });
   const progressBox = h('div', { class: 'progression', hidden: true }, progressLabel, progress, progressText);
 
+  // The NAS password (`[backup] smb` only): given here, kept encrypted by the box, never
+  // answered back. Drawn once, outside the zones redrawn by the polls (the field keeps its
+  // text and the focus while a backup runs).
+  const smbZones = messageZones();
+  const smbTitleId = newId('nas-mot-de-passe');
+  const smbPassword = field({
+    label: 'Mot de passe du compte sur le NAS', name: 'smb-password', type: 'password', required: true,
+    autocomplete: 'new-password',
+    hint: 'La box garde ce mot de passe chiffré, avec une clé qu\'elle seule possède, et ne l\'affichera plus jamais : pour le changer, saisissez simplement le nouveau.',
+    attrs: { spellcheck: 'false' },
+  });
+  const smbSubmit = h('button', { type: 'submit', class: 'bouton bouton-principal' }, 'Enregistrer le mot de passe');
+  const smbForm = h('form', { class: 'formulaire', novalidate: true, 'aria-labelledby': smbTitleId, hidden: !st.smb },
+    h('h3', { id: smbTitleId, text: 'Mot de passe du NAS' }),
+    smbPassword.wrap, h('div', { class: 'actions' }, smbSubmit), smbZones.status, smbZones.alert);
+
   let stopped = false;
   let timer = 0;
   let wasRunning = !!st.running;
   let expectingSince = 0; // a backup started here (POST or download), not seen in the status yet
+  let refusedForPassword = false; // the alert holds « Sauvegarder maintenant »'s refusal for the NAS password
   const lastKey = (s) => (s.last ? JSON.stringify(s.last) : '');
 
   ctx.signal.addEventListener('abort', () => {
@@ -152,7 +189,7 @@ export async function backupView(main, ctx) {
 
   function showActions() {
     const running = !!st.running;
-    nowBtn.disabled = !st.key || !st.destination;
+    nowBtn.disabled = !st.key || !st.destination || noPassword();
     dlBtn.disabled = !st.key;
     for (const b of [nowBtn, dlBtn]) {
       if (running && !b.disabled) b.setAttribute('aria-disabled', 'true');
@@ -160,7 +197,8 @@ export async function backupView(main, ctx) {
     }
     if (!st.key) nowHint.textContent = 'Indisponible : créez d\'abord la clé de sauvegarde.';
     else if (!st.destination) nowHint.textContent = 'Indisponible : aucune destination configurée (voir « Sauvegarde automatique »).';
-    else nowHint.textContent = 'Écrit tout de suite une archive chiffrée dans le dossier de destination, sans arrêter la box : les agents continuent de travailler.';
+    else if (noPassword()) nowHint.textContent = 'Indisponible : enregistrez d\'abord le mot de passe du compte sur le NAS (voir « Mot de passe du NAS »).';
+    else nowHint.textContent = `Écrit tout de suite une archive chiffrée ${inDest(nas())}, sans arrêter la box : les agents continuent de travailler.`;
     dlHint.textContent = st.key
       ? 'La box prépare une archive chiffrée à l\'instant et le navigateur l\'enregistre (fichier .civia-backup) : rangez-la sur le NAS de la mairie ou une clé USB. Rien n\'est gardé sur la box.'
       : 'Indisponible : créez d\'abord la clé de sauvegarde.';
@@ -171,7 +209,7 @@ export async function backupView(main, ctx) {
     progressBox.hidden = !r;
     if (!r) return;
     const p = r.progress || {};
-    progressLabel.textContent = r.to === 'download' ? 'Sauvegarde en cours (téléchargement)' : 'Sauvegarde en cours (vers le dossier de destination)';
+    progressLabel.textContent = r.to === 'download' ? 'Sauvegarde en cours (téléchargement)' : `Sauvegarde en cours (${toDest(nas())})`;
     if (p.bytes_total > 0) {
       progress.max = p.bytes_total;
       progress.value = Math.min(p.bytes_done || 0, p.bytes_total);
@@ -184,11 +222,11 @@ export async function backupView(main, ctx) {
   }
 
   function showLast() {
-    redraw(lastZone, JSON.stringify([st.last, st.last_success]), () => {
+    redraw(lastZone, JSON.stringify([st.last, st.last_success, nas()]), () => {
       const ok = st.last_success;
       const out = [ok
         ? dl([
-          ['Dernière sauvegarde réussie', `${formatDate(ok.at_unix)} (${WHERE[ok.to] || ok.to})`],
+          ['Dernière sauvegarde réussie', `${formatDate(ok.at_unix)} (${where(ok.to, nas())})`],
           ['Données sauvegardées', megabytes(ok.bytes)],
           ['Fichiers', formatNumber(ok.files)],
           ['Archive', ok.archive ? h('code', { text: ok.archive }) : 'fichier téléchargé par un administrateur'],
@@ -197,47 +235,68 @@ export async function backupView(main, ctx) {
       const bad = st.last && !st.last.ok ? st.last : null;
       if (bad) {
         out.push(h('p', { class: 'alerte alerte-erreur' }, h('strong', { text: 'Dernière sauvegarde en échec : ' }),
-          `le ${formatDate(bad.at_unix)} (${bad.to === 'download' ? 'téléchargement' : 'vers le dossier de destination'}). `,
-          outcomeText(bad)));
+          `le ${formatDate(bad.at_unix)} (${bad.to === 'download' ? 'téléchargement' : toDest(nas())}). `,
+          outcomeText(bad, nas())));
       }
       return out;
     });
   }
 
+  /** Why the destination could not be listed, in French (null when it could). */
+  function destinationTrouble() {
+    if (!st.destination_error) return null;
+    if (noPassword()) return null; // said by « Mot de passe à saisir »
+    return nas()
+      ? [h('strong', { text: 'Partage du NAS inaccessible : ' }),
+        'la box n\'a pas pu lister le partage. Vérifiez que le NAS de la mairie est allumé et joignable depuis la box, que le compte et son mot de passe sont bons et que ce compte a accès au dossier.']
+      : [h('strong', { text: 'Dossier inaccessible : ' }),
+        'la box ne peut pas lire le dossier de destination. Vérifiez qu\'il est bien monté (partage du NAS de la mairie, disque USB) et que la box peut y écrire.'];
+  }
+
   function showDestination() {
-    redraw(destZone, JSON.stringify([st.destination, st.destination_error ? 1 : 0, st.next_run, st.key, st.hour_utc, st.keep, st.max_age_hours]), () => {
+    redraw(destZone, JSON.stringify([st.destination, st.smb, st.destination_error ? 1 : 0, st.next_run, st.key, st.hour_utc, st.keep, st.max_age_hours]), () => {
       if (!st.destination) {
         return [
           h('p', { class: 'alerte alerte-info', text: 'Aucune destination configurée : seules les sauvegardes téléchargées sont possibles.' }),
-          h('p', { class: 'aide' }, 'Pour une sauvegarde automatique chaque nuit, le prestataire indique dans la configuration de la box le dossier où est monté le partage du NAS de la mairie ou un disque USB : section ',
-            h('code', { text: '[backup]' }), ', clé ', h('code', { text: 'destination' }), ' (par exemple ',
+          h('p', { class: 'aide' }, 'Pour une sauvegarde automatique chaque nuit, le prestataire indique dans la configuration de la box, section ',
+            h('code', { text: '[backup]' }), ', le partage du NAS de la mairie (clés ', h('code', { text: 'smb' }), ' et ',
+            h('code', { text: 'smb_user' }), ', par exemple ', h('code', { text: 'smb = "//192.168.1.20/sauvegardes"' }),
+            ') ou le dossier où est monté un disque USB (clé ', h('code', { text: 'destination' }), ', par exemple ',
             h('code', { text: 'destination = "/mnt/sauvegardes"' }), ').'),
         ];
       }
+      const smb = st.smb;
+      const trouble = destinationTrouble();
       return [
         dl([
-          ['Dossier de destination', h('code', { text: st.destination })],
+          smb ? ['Partage du NAS', h('code', { text: st.destination })] : ['Dossier de destination', h('code', { text: st.destination })],
+          smb ? ['Compte', account(smb)] : null,
+          smb ? ['Échanges avec le NAS', smb.encrypt ? 'chiffrés (SMB 3)' : 'signés (les archives sont chiffrées de toute façon)'] : null,
+          smb ? ['Mot de passe du compte', smb.password_set
+            ? 'Mot de passe enregistré'
+            : [h('strong', { text: 'Mot de passe à saisir' }), ' : sans lui, la box ne peut pas écrire sur le NAS (formulaire ci-dessous).']] : null,
           ['Fréquence', `chaque jour à ${st.hour_utc} h UTC`],
           ['Prochaine sauvegarde', st.next_run ? formatDate(unix(st.next_run)) : 'aucune : créez d\'abord la clé de sauvegarde'],
           ['Archives gardées', `les ${formatNumber(st.keep)} dernières de cette box (les plus anciennes sont supprimées)`],
           ['Avertissement', `sans sauvegarde réussie depuis ${hours(st.max_age_hours)}`],
         ]),
-        st.destination_error
-          ? h('p', { class: 'alerte alerte-erreur' }, h('strong', { text: 'Dossier inaccessible : ' }),
-            'la box ne peut pas lire le dossier de destination. Vérifiez qu\'il est bien monté (partage du NAS de la mairie, disque USB) et que la box peut y écrire.')
-          : null,
+        trouble ? h('p', { class: 'alerte alerte-erreur' }, trouble) : null,
       ];
     });
+    smbForm.hidden = !st.smb;
   }
 
   function showArchives() {
-    redraw(archivesZone, JSON.stringify([st.destination, st.key, st.archives, !!st.destination_error]), () => {
+    redraw(archivesZone, JSON.stringify([st.destination, st.key, st.archives, !!st.destination_error, st.smb]), () => {
       if (!st.destination) return h('p', { class: 'vide', text: 'Sans destination configurée, la box ne garde aucune archive.' });
-      if (st.destination_error) return h('p', { class: 'vide', text: 'Liste indisponible : le dossier de destination est inaccessible.' });
       if (!st.key) return h('p', { class: 'vide', text: 'Aucune archive : créez d\'abord la clé de sauvegarde.' });
+      if (noPassword()) return h('p', { class: 'vide', text: 'Liste indisponible : le mot de passe du compte sur le NAS n\'est pas enregistré.' });
+      if (st.destination_error) {
+        return h('p', { class: 'vide', text: nas() ? 'Liste indisponible : le partage du NAS est inaccessible.' : 'Liste indisponible : le dossier de destination est inaccessible.' });
+      }
       const list = st.archives || [];
-      if (!list.length) return h('p', { class: 'vide', text: 'Aucune archive de cette box dans le dossier de destination.' });
-      return table(`Archives de cette box dans le dossier de destination (${formatNumber(list.length)}), de la plus récente à la plus ancienne`,
+      if (!list.length) return h('p', { class: 'vide', text: `Aucune archive de cette box ${inDest(nas())}.` });
+      return table(`Archives de cette box ${inDest(nas())} (${formatNumber(list.length)}), de la plus récente à la plus ancienne`,
         ['Archive', 'Taille', 'Écrite le'],
         list.map((a) => [h('code', { text: a.name }), megabytes(a.bytes), formatDate(unix(a.modified))]));
     });
@@ -272,9 +331,10 @@ export async function backupView(main, ctx) {
     } else if (wasRunning || lastKey(before) !== lastKey(st)) {
       wasRunning = false;
       expectingSince = 0;
+      refusedForPassword = false;
       if (st.last) {
-        if (st.last.ok) zones.info(outcomeText(st.last));
-        else { zones.info(''); zones.error(outcomeText(st.last)); }
+        if (st.last.ok) zones.info(outcomeText(st.last, nas()));
+        else { zones.info(''); zones.error(outcomeText(st.last, nas())); }
       }
     } else if (expectingSince && Date.now() - expectingSince > EXPECT_MS) {
       expectingSince = 0;
@@ -283,6 +343,7 @@ export async function backupView(main, ctx) {
   }
 
   async function refresh() {
+    clearTimeout(timer); // called directly too (after an action): one poll at a time
     timer = 0;
     if (stopped) return;
     try {
@@ -324,14 +385,57 @@ export async function backupView(main, ctx) {
     zones.clearAll();
     try {
       const r = await api('POST', '/admin/backup');
-      zones.info('Sauvegarde lancée vers le dossier de destination…');
+      zones.info(`Sauvegarde lancée ${toDest(nas())}…`);
       if (r && r.running) take({ ...st, running: r.running });
       else expectingSince = Date.now(); // already over: the next status has its outcome
       schedule();
     } catch (e) {
       zones.error(errText(e, 'La sauvegarde n\'a pas pu être lancée.'));
+      refusedForPassword = e instanceof ApiError && e.code === 'backup_no_smb_password';
       await refresh();
     }
+  });
+
+  // The NAS password: checked here as the box does (1 to 256 characters, no NUL), then kept.
+  let savingPassword = false;
+  smbForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (savingPassword) return;
+    smbZones.clearAll();
+    const password = smbPassword.input.value;
+    const length = [...password].length;
+    if (!length || length > SMB_PASSWORD_MAX || password.includes('\0')) {
+      smbPassword.input.setAttribute('aria-invalid', 'true');
+      smbZones.error(length ? errorFrench('invalid_value', { reason: 'bad_smb_password' }) : 'Saisissez le mot de passe du compte sur le NAS.');
+      smbPassword.input.focus();
+      return;
+    }
+    smbPassword.input.removeAttribute('aria-invalid');
+    // aria-disabled, not disabled: the button keeps the focus while the box answers.
+    savingPassword = true;
+    smbSubmit.setAttribute('aria-disabled', 'true');
+    let saved = false;
+    try {
+      await api('PUT', '/admin/backup/smb-password', { password });
+      saved = true;
+      smbPassword.input.value = '';
+      smbZones.info('Mot de passe du NAS enregistré : la box s\'en servira pour chaque sauvegarde vers le partage.');
+      if (refusedForPassword) zones.error(''); // « Sauvegarder maintenant »'s refusal no longer stands
+      refusedForPassword = false;
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'backup_failed') {
+        smbZones.error('L\'enregistrement du mot de passe a échoué (erreur d\'écriture sur la box). Réessayez ; si le problème persiste, prévenez le prestataire.');
+      } else {
+        smbZones.error(errText(e, 'L\'enregistrement du mot de passe a échoué.'));
+      }
+      if (e instanceof ApiError && e.code === 'invalid_value') smbPassword.input.setAttribute('aria-invalid', 'true');
+      if (e instanceof ApiError && e.code === 'backup_no_destination') await refresh();
+    } finally {
+      savingPassword = false;
+      smbSubmit.removeAttribute('aria-disabled');
+    }
+    // The new status: « Mot de passe enregistré », and the share listed with it.
+    if (saved) await refresh();
   });
 
   dlBtn.addEventListener('click', () => {
@@ -354,7 +458,7 @@ export async function backupView(main, ctx) {
     h('h2', { text: 'Faire une sauvegarde' }),
     h('div', { class: 'actions' }, nowBtn, dlBtn), nowHint, dlHint, progressBox,
     h('h2', { text: 'Dernières sauvegardes' }), lastZone,
-    h('h2', { text: 'Sauvegarde automatique' }), destZone,
+    h('h2', { text: 'Sauvegarde automatique' }), destZone, smbForm,
     h('h2', { text: 'Archives de cette box' }), archivesZone,
     h('h2', { text: 'Restaurer' }),
     h('p', { text: 'La restauration se fait box arrêtée, par le prestataire, avec la commande civia backup restore et la clé de sauvegarde : toute l\'archive est vérifiée avant d\'écrire quoi que ce soit. Ne restaurez que les sauvegardes de votre commune.' }));
