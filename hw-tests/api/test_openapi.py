@@ -153,7 +153,7 @@ def test_spec_describes_every_endpoint():
         "/admin/updates/install-path": {"post"}, "/admin/audit/verify": {"get"},
         "/admin/audit/export": {"get"},
         "/admin/backup": {"get", "post"}, "/admin/backup/key": {"post"},
-        "/admin/backup/download": {"get"},
+        "/admin/backup/download": {"get"}, "/admin/backup/smb-password": {"put"},
         "/v1/conversations": {"get", "delete"}, "/v1/conversations/{id}": {"parameters", "get", "delete"},
         "/v1/me/export": {"get"}, "/v1/me/keys": {"post"}, "/v1/charter": {"get"}, "/v1/charter/accept": {"post"},
         "/admin/charter": {"get", "put"}, "/admin/charter/register": {"get"},

@@ -406,3 +406,140 @@ test('admin: « Sauvegarder maintenant » to a destination — progress, outcome
     fs.rmSync(dest, { recursive: true, force: true });
   }
 });
+
+test('admin: « Sauvegardes » to the NAS share (`[backup] smb`) — the account, its password kept and never shown; an agent is refused', { timeout: 300_000 }, async () => {
+  // An address nothing answers: the box never reaches a NAS in this test.
+  const share = '//10.255.255.1/sauvegardes';
+  const box = await startCiviad({ extraToml: `[backup]\nsmb = ${JSON.stringify(share)}\nsmb_user = "civia"\n` });
+  try {
+    await box.createUser('admin.nas', 'admin', PASS);
+    await box.createUser('agent.nas', 'agent', PASS);
+    assert.equal((await box.api('POST', '/admin/backup/key')).status, 201);
+    const status = await (await box.api('GET', '/admin/backup')).json();
+    assert.equal(status.destination, share);
+    assert.deepEqual(status.smb, { user: 'civia', domain: null, encrypt: false, password_set: false });
+    // No password yet: the box refuses a backup to the share, and an empty password.
+    const refused = await box.api('POST', '/admin/backup');
+    assert.equal(refused.status, 409);
+    assert.equal((await refused.json()).error.code, 'backup_no_smb_password');
+    const empty = await box.api('PUT', '/admin/backup/smb-password', { password: '' });
+    assert.equal(empty.status, 400);
+    assert.equal((await empty.json()).error.code, 'invalid_value');
+
+    const page = await newPage(browser, box);
+    await login(page, 'admin.nas', PASS);
+    await acceptCharterIfShown(page);
+    const dd = (term) => page.locator('dl dt', { hasText: new RegExp(`^${term}$`) }).locator('xpath=following-sibling::dd[1]');
+    const now = page.getByRole('button', { name: 'Sauvegarder maintenant' });
+
+    // The box's refusal, worded by messages.js: the page is served a status that says the
+    // password is kept (the box's own answer, `password_set` changed), so that the button
+    // is offered, and the box itself answers the click.
+    await page.route('**/admin/backup', async (route) => {
+      if (route.request().method() !== 'GET') { await route.continue(); return; }
+      const resp = await route.fetch();
+      const body = await resp.json();
+      body.smb = { ...body.smb, password_set: true };
+      delete body.destination_error;
+      await route.fulfill({ response: resp, json: body });
+    });
+    const t0 = Date.now();
+    await goto(page, '#/admin/sauvegardes', 'Sauvegardes');
+    await expectTitleAndH1(page, 'Sauvegardes', 'Sauvegardes');
+    await dd('Partage du NAS').waitFor();
+    const openMs = Date.now() - t0;
+    assert.ok(await now.isEnabled());
+    await page.unroute('**/admin/backup');
+    await now.click();
+    await page.getByRole('alert').filter({ hasText: 'Le mot de passe du compte sur le NAS n\'est pas enregistré sur la box : saisissez-le ci-dessous' }).waitFor();
+
+    // The box's own status: the share, the account, the password to give.
+    assert.equal((await dd('Partage du NAS').textContent()).trim(), share);
+    assert.equal(await dd('Partage du NAS').locator('code').count(), 1);
+    assert.equal((await dd('Compte').textContent()).trim(), 'civia');
+    await dd('Mot de passe du compte').filter({ hasText: /^Mot de passe à saisir/ }).waitFor();
+    await page.waitForFunction(() => [...document.querySelectorAll('button')].some((b) => b.textContent === 'Sauvegarder maintenant' && b.disabled));
+    assert.match(await now.getAttribute('aria-describedby').then((id) => page.locator(`#${id}`).textContent()), /enregistrez d'abord le mot de passe du compte sur le NAS/);
+    await page.getByRole('alert').filter({ hasText: 'Enregistrez le mot de passe du compte sur le NAS' }).waitFor();
+    await page.getByText('Liste indisponible : le mot de passe du compte sur le NAS n\'est pas enregistré.').waitFor();
+    assert.doesNotMatch(await page.locator('main').textContent(), /password|not set|refused/i, 'no English from the box');
+    await checkAxe(page, 'sauvegardes (NAS, mot de passe à saisir)', axeResults);
+    await screenshot(page, '3f-sauvegardes-nas');
+
+    // The form: a password field that the browser does not fill with the admin's own.
+    const input = page.getByLabel('Mot de passe du compte sur le NAS');
+    assert.equal(await input.getAttribute('type'), 'password');
+    assert.equal(await input.getAttribute('autocomplete'), 'new-password');
+    await page.getByText('La box garde ce mot de passe chiffré, avec une clé qu\'elle seule possède, et ne l\'affichera plus jamais').waitFor();
+    const save = page.getByRole('button', { name: 'Enregistrer le mot de passe' });
+    await save.click();
+    await page.getByRole('alert').filter({ hasText: 'Saisissez le mot de passe du compte sur le NAS.' }).waitFor();
+    assert.equal(await input.getAttribute('aria-invalid'), 'true');
+
+    // Kept: the PUT, the success announced, the field emptied, the status reloaded.
+    const secret = 'mot de passe du NAS 2026 !';
+    await input.fill(secret);
+    const put = page.waitForResponse((r) => r.url().endsWith('/admin/backup/smb-password'));
+    const t1 = Date.now();
+    await save.click();
+    const putResp = await put;
+    assert.equal(putResp.status(), 204);
+    assert.equal(putResp.request().method(), 'PUT');
+    assert.deepEqual(putResp.request().postDataJSON(), { password: secret });
+    await page.getByRole('status').filter({ hasText: /^Mot de passe du NAS enregistré/ }).waitFor();
+    assert.equal(await input.inputValue(), '');
+    assert.equal(await input.getAttribute('aria-invalid'), null);
+    await dd('Mot de passe du compte').filter({ hasText: /^Mot de passe enregistré$/ }).waitFor({ timeout: 120_000 });
+    const reloadMs = Date.now() - t1;
+    await page.waitForFunction(() => [...document.querySelectorAll('button')].some((b) => b.textContent === 'Sauvegarder maintenant' && !b.disabled));
+    assert.equal(await page.getByRole('alert').filter({ hasText: 'n\'est pas enregistré sur la box' }).count(), 0, 'the refusal is gone');
+    const after = await (await box.api('GET', '/admin/backup')).json();
+    assert.equal(after.smb.password_set, true);
+    assert.doesNotMatch(JSON.stringify(after), /mot de passe du NAS 2026/, 'the password is never answered back');
+    assert.doesNotMatch(await page.locator('main').textContent(), /mot de passe du NAS 2026/);
+    await checkAxe(page, 'sauvegardes (NAS, mot de passe enregistré)', axeResults);
+
+    // The share cannot be listed (nothing answers): said in French once the box has tried.
+    const t2 = Date.now();
+    await expectEventually(async () => {
+      await page.reload();
+      await expectTitleAndH1(page, 'Sauvegardes', 'Sauvegardes');
+      await dd('Partage du NAS').waitFor();
+      return (await page.getByText('Liste indisponible : le partage du NAS est inaccessible.').count()) === 1;
+    }, 120_000);
+    const listMs = Date.now() - t2;
+    await page.getByText(/^Partage du NAS inaccessible :/).waitFor();
+    assert.doesNotMatch(await page.locator('main').textContent(), /NT_STATUS|smbclient|refused to/i, 'no English from the box');
+    await checkAxe(page, 'sauvegardes (NAS injoignable)', axeResults);
+    console.log(`# NAS page timings: opened in ${openMs} ms, status after the password in ${reloadMs} ms, unreachable share reported after ${listMs} ms`);
+    assert.deepEqual(page.problems, []);
+
+    // An agent: the API refuses the route (the page's own 403 is checked above).
+    const agent = await newPage(browser, box);
+    await login(agent, 'agent.nas', PASS);
+    await acceptCharterIfShown(agent);
+    const denied = await agent.evaluate(async () => {
+      const { request } = await import('/app/js/api.js'); // the app's module: its CSRF token
+      try {
+        await request('PUT', '/admin/backup/smb-password', { password: 'essai' });
+        return { status: 204 };
+      } catch (e) {
+        return { status: e.status, code: e.code };
+      }
+    });
+    assert.deepEqual(denied, { status: 403, code: 'permission_denied' });
+    assert.deepEqual(agent.problems, []);
+  } finally {
+    await box.stop();
+  }
+});
+
+/** Calls `check` (true when done) until it says so, at most `ms`. */
+async function expectEventually(check, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) assert.fail(`not done after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
