@@ -1624,6 +1624,22 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
             ),
             (&bd.destination, bd.hour_utc, bd.keep, bd.max_age_hours)
         );
+        assert_eq!(
+            (
+                &c.backup.smb,
+                &c.backup.smb_user,
+                &c.backup.smb_domain,
+                c.backup.smb_port,
+                c.backup.smb_encrypt
+            ),
+            (
+                &bd.smb,
+                &bd.smb_user,
+                &bd.smb_domain,
+                bd.smb_port,
+                bd.smb_encrypt
+            )
+        );
         let dd = DocumentsConfig::default();
         assert_eq!(
             (
