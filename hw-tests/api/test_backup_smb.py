@@ -145,6 +145,10 @@ def test_scheduled_backups_go_to_a_samba_share(civiad, nas, tmp_path):
     assert r.status_code == 201, r.text
     key_file = tmp_path / "cle.txt"
     key_file.write_text(r.json()["key"] + "\n")
+    # A HEAD of the download makes no backup.
+    r = httpx.head(server.url + "/admin/backup/download", headers=admin)
+    assert r.status_code == 405 and r.headers["allow"] == "GET"
+    assert httpx.get(server.url + "/admin/backup", headers=admin).json()["last"] is None
     r = httpx.post(server.url + "/admin/backup", headers=admin)
     assert r.status_code == 409 and r.json()["error"]["code"] == "backup_no_smb_password", r.text
     # Empty, overlong, malformed: refused; an agent may not set it.

@@ -106,6 +106,8 @@ pub enum BackupError {
     SmbPasswordUnreadable,
     #[error("the NAS password must be 1 to 256 characters, without NUL")]
     BadSmbPassword,
+    #[error("the backup stopped on an internal error: {0}")]
+    Internal(String),
     #[error("the NAS share {share} refused to {step}: {message}")]
     Smb {
         share: String,
@@ -137,6 +139,7 @@ impl BackupError {
             BackupError::SmbPasswordUnreadable => "smb_password_unreadable",
             BackupError::BadSmbPassword => "bad_smb_password",
             BackupError::Smb { .. } => "smb",
+            BackupError::Internal(_) => "internal",
         }
     }
 }

@@ -702,7 +702,8 @@ impl Job {
 
     /// Writes the archive into `sink` (the download's body), streamed.
     pub fn to_writer<W: Write>(self, sink: W, by: &By) -> Result<Summary> {
-        let result = self.snapshot().and_then(|snap| {
+        let result = contained(|| {
+            let snap = self.snapshot()?;
             if let Some(r) = self.service.running().as_mut() {
                 r.progress = snap.progress();
             }
@@ -721,7 +722,7 @@ impl Job {
     /// Writes the archive into the destination, then removes this box's archives beyond
     /// `keep` there (never another box's, never anything that is not an archive).
     pub fn to_destination(self, by: &By) -> Result<Summary> {
-        let result = self.write_destination();
+        let result = contained(|| self.write_destination());
         self.service.finish(self.to, by, &result);
         result.map(|(s, _)| s)
     }
@@ -867,6 +868,19 @@ impl Job {
             .skip(keep)
             .collect()
     }
+}
+
+/// Runs a backup's work so that a panic in it is a failure recorded like any other (status,
+/// `/metrics`, audit entry), not a silent end.
+fn contained<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        Err(BackupError::Internal(why))
+    })
 }
 
 /// Counts what goes through (the bytes the NAS must hold).

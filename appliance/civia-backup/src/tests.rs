@@ -671,3 +671,39 @@ fn a_clock_set_back_never_makes_a_backup_delete_itself() {
         Err(BackupError::Outside { .. })
     ));
 }
+
+#[test]
+fn a_panic_in_a_backup_is_a_recorded_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let mut busy = running_box(&state);
+    busy.stop();
+    create_key(&state).unwrap();
+    let service = Arc::new(Backups::new(
+        &state,
+        V,
+        settings(None, 2),
+        busy.audit.clone(),
+    ));
+    let job = service.begin(Target::Download).unwrap();
+    let panicking = Vec::<u8>::new();
+    struct Boom(Vec<u8>);
+    impl std::io::Write for Boom {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            panic!("the sink exploded")
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let err = job.to_writer(Boom(panicking), &By::default()).unwrap_err();
+    assert!(
+        matches!(&err, BackupError::Internal(m) if m.contains("exploded")),
+        "{err}"
+    );
+    let status = service.status();
+    assert!(status.running.is_none(), "the backup slot is freed");
+    let last = status.last.unwrap();
+    assert!(!last.ok && last.error.unwrap().contains("exploded"));
+    assert!(service.metrics().contains("civia_backups_failed_total 1"));
+}

@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, Extensions, StatusCode};
+use axum::http::{header, Extensions, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use civia_api::body::small_json;
@@ -118,9 +118,14 @@ pub(crate) async fn start(
 /// never looks complete (and its decryption would refuse it).
 pub(crate) async fn download(
     State(st): State<Arc<ApiState>>,
+    method: Method,
     ext: Extensions,
 ) -> Result<Response, ApiError> {
     let by = by(&ext, "download a backup")?;
+    // A HEAD would make a whole backup for nothing (axum answers HEAD with the GET handler).
+    if method == Method::HEAD {
+        return Ok((StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET")]).into_response());
+    }
     let b = backups(&st)?;
     let job = b.begin(Target::Download)?;
     let name = job.file_name();
