@@ -686,8 +686,7 @@ fn a_panic_in_a_backup_is_a_recorded_failure() {
         busy.audit.clone(),
     ));
     let job = service.begin(Target::Download).unwrap();
-    let panicking = Vec::<u8>::new();
-    struct Boom(Vec<u8>);
+    struct Boom;
     impl std::io::Write for Boom {
         fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
             panic!("the sink exploded")
@@ -696,7 +695,7 @@ fn a_panic_in_a_backup_is_a_recorded_failure() {
             Ok(())
         }
     }
-    let err = job.to_writer(Boom(panicking), &By::default()).unwrap_err();
+    let err = job.to_writer(Boom, &By::default()).unwrap_err();
     assert!(
         matches!(&err, BackupError::Internal(m) if m.contains("exploded")),
         "{err}"
