@@ -59,6 +59,7 @@ pub const RECIPIENT_FILE: &str = "backup/recipient";
 pub const EVENTS_DIR: &str = "backup/events";
 const HEADER: &str = "civia-backup.json";
 const MANIFEST: &str = "manifest.json";
+const ESCROW: &str = "escrow.json";
 const STATE: &str = "state/";
 
 /// What can go wrong; the CLI prints it as is.
@@ -86,8 +87,12 @@ pub enum BackupError {
     Newer { archive: String, ours: String },
     #[error("{0} is not empty: restore into an empty state directory, or pass --force")]
     NotEmpty(PathBuf),
-    #[error("the state directory holds TPM-sealed secrets ({0}); their escrow is not built yet")]
+    #[error("the state directory holds TPM-sealed secrets ({0}): only civiad, which has them unsealed, can escrow them; make the backup from the console (Sauvegardes) or the admin API")]
     Sealed(PathBuf),
+    #[error("the archive holds TPM-sealed secrets in escrow: they can only be restored onto a box whose secrets are set up ([secrets] of the configuration)")]
+    Escrowed,
+    #[error("sealing the escrowed secrets under this box's TPM failed: {0}")]
+    Reseal(String),
     #[error("the backup key's public half in {0} is unreadable: restore it from a copy, or remove it and create a new key")]
     BadRecipient(PathBuf),
     #[error("`{key}` ({path}) is outside the state directory: backups do not cover it yet")]
@@ -130,6 +135,8 @@ impl BackupError {
             BackupError::Newer { .. } => "newer",
             BackupError::NotEmpty(_) => "not_empty",
             BackupError::Sealed(_) => "sealed",
+            BackupError::Escrowed => "escrowed",
+            BackupError::Reseal(_) => "reseal",
             BackupError::BadRecipient(_) => "bad_recipient",
             BackupError::Outside { .. } => "outside",
             BackupError::Interrupted(_) => "interrupted",
@@ -228,6 +235,87 @@ pub struct Manifest {
     /// `models/<id>/<version>` directories and the SHA-256 of their files, re-installed from
     /// their bundles after a restore.
     pub models: Vec<FileEntry>,
+    /// The names of the TPM-sealed secrets escrowed in `escrow.json` (none: the box's secrets
+    /// are files of the state, or there is no escrow).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escrow: Vec<String>,
+}
+
+/// The box's TPM-sealed secrets in clear, for the archive (encrypted to the backup key like
+/// everything in it): a restore seals them again under the new box's TPM ([`restore`]'s
+/// `place`). Their sealed files (`<dir>/<name>.sealed`, useless on another TPM) are left out.
+#[derive(Clone, Default)]
+pub struct Escrow {
+    /// The secrets' directory, relative to the state directory.
+    pub dir: PathBuf,
+    pub secrets: BTreeMap<String, zeroize::Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Escrow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&String> = self.secrets.keys().collect();
+        write!(f, "Escrow({}, {names:?}, redacted)", self.dir.display())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct EscrowFile {
+    dir: String,
+    secrets: BTreeMap<String, String>,
+}
+
+impl Escrow {
+    fn to_json(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let file = EscrowFile {
+            dir: self.dir.display().to_string(),
+            secrets: self
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), hex::encode(v.as_slice())))
+                .collect(),
+        };
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(&file).unwrap_or_default());
+        let EscrowFile { secrets, .. } = file;
+        for (_, mut v) in secrets {
+            zeroize::Zeroize::zeroize(&mut v);
+        }
+        json
+    }
+
+    fn from_json(bytes: &[u8]) -> Result<Escrow> {
+        let bad = |why: &str| BackupError::Damaged(format!("escrow: {why}"));
+        let file: EscrowFile = serde_json::from_slice(bytes).map_err(|e| bad(&e.to_string()))?;
+        let dir = PathBuf::from(&file.dir);
+        if dir.as_os_str().is_empty()
+            || !dir.components().all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(bad("its directory is not inside the state directory"));
+        }
+        let mut secrets = BTreeMap::new();
+        for (name, value) in file.secrets {
+            let plain = name.len() <= 64
+                && !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            let bytes = hex::decode(&value).map_err(|_| bad("a secret is not hex"))?;
+            if !plain || bytes.is_empty() || bytes.len() > 4096 || secrets.len() >= 16 {
+                return Err(bad("unexpected secret"));
+            }
+            secrets.insert(name, zeroize::Zeroizing::new(bytes));
+        }
+        Ok(Escrow { dir, secrets })
+    }
+
+    /// Whether `rel` is one of the sealed files this escrow stands for.
+    fn covers(&self, rel: &Path) -> bool {
+        rel.parent() == Some(self.dir.as_path())
+            && rel
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".sealed"))
+                .is_some_and(|name| self.secrets.contains_key(name))
+    }
 }
 
 /// What [`create`], [`verify`] or [`restore`] saw.
@@ -529,6 +617,7 @@ pub struct Snapshot {
     header: Header,
     models: Vec<FileEntry>,
     sources: Vec<Source>,
+    escrow: Option<Escrow>,
 }
 
 /// Where an online snapshot keeps its copies of the SQLite databases while it is written,
@@ -556,6 +645,7 @@ impl Snapshot {
             header: Self::header(version),
             models: models(state_dir)?,
             sources,
+            escrow: None,
         })
     }
 
@@ -568,13 +658,18 @@ impl Snapshot {
     ///   step under one read transaction (writers go on meanwhile: the databases are in WAL
     ///   mode), into [`STAGING_DIR`]; the copy is opened then unlinked, so nothing of it
     ///   stays on disk once the snapshot is dropped, even after a crash's next snapshot;
-    /// - every other file is opened as it is (the box replaces them atomically).
+    /// - every other file is opened as it is (the box replaces them atomically);
+    /// - TPM-sealed secrets go in clear in `escrow` (their sealed files stay out); without
+    ///   an escrow, a state holding sealed secrets is refused.
     pub fn online(
         state_dir: &Path,
         version: &str,
         pinned: Vec<(PathBuf, Vec<civia_base::fs::PinnedFile>)>,
+        escrow: Option<Escrow>,
     ) -> Result<Snapshot> {
-        refuse_sealed(state_dir)?;
+        if escrow.is_none() {
+            refuse_sealed(state_dir)?;
+        }
         clear_staging(state_dir)?;
         let staging = state_dir.join(STAGING_DIR);
         fs::DirBuilder::new()
@@ -612,7 +707,10 @@ impl Snapshot {
             })
         };
         for (n, rel) in files.iter().enumerate() {
-            if pinned.iter().any(|(dir, _)| rel.starts_with(dir)) || of_a_database(rel) {
+            if pinned.iter().any(|(dir, _)| rel.starts_with(dir))
+                || of_a_database(rel)
+                || escrow.as_ref().is_some_and(|e| e.covers(rel))
+            {
                 continue;
             }
             if databases.contains(&rel) {
@@ -640,6 +738,7 @@ impl Snapshot {
             header: Self::header(version),
             models: models(state_dir)?,
             sources,
+            escrow,
         })
     }
 
@@ -711,6 +810,11 @@ impl Snapshot {
                 bytes: source.len,
                 sha256: hashing.hex(),
             });
+        }
+        if let Some(escrow) = &self.escrow {
+            let body = escrow.to_json();
+            append(&mut tar, ESCROW, body.len() as u64, &body[..]).map_err(io_err(name))?;
+            manifest.escrow = escrow.secrets.keys().cloned().collect();
         }
         let body = serde_json::to_vec(&manifest).unwrap_or_default();
         append(&mut tar, MANIFEST, body.len() as u64, &body[..]).map_err(io_err(name))?;
@@ -909,8 +1013,18 @@ fn read_archive(
     archive: &Path,
     identity: &age::x25519::Identity,
     ours: &str,
-    mut sink: impl FnMut(&Path, &mut dyn Read) -> Result<()>,
+    sink: impl FnMut(&Path, &mut dyn Read) -> Result<()>,
 ) -> Result<Summary> {
+    read_archive_escrow(archive, identity, ours, sink).map(|(s, _)| s)
+}
+
+/// [`read_archive`], with the archive's escrow.
+fn read_archive_escrow(
+    archive: &Path,
+    identity: &age::x25519::Identity,
+    ours: &str,
+    mut sink: impl FnMut(&Path, &mut dyn Read) -> Result<()>,
+) -> Result<(Summary, Option<Escrow>)> {
     let file = File::open(archive).map_err(io_err(archive))?;
     let damaged = |e: &dyn std::fmt::Display| BackupError::Damaged(e.to_string());
     let decryptor = age::Decryptor::new(BufReader::new(file)).map_err(|e| damaged(&e))?;
@@ -923,6 +1037,7 @@ fn read_archive(
     let mut tar = tar::Archive::new(reader);
     let mut header: Option<Header> = None;
     let mut manifest: Option<Manifest> = None;
+    let mut escrow: Option<Escrow> = None;
     let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
     for entry in tar.entries().map_err(|e| damaged(&e))? {
         let mut entry = entry.map_err(|e| damaged(&e))?;
@@ -968,6 +1083,10 @@ fn read_archive(
                 manifest =
                     Some(serde_json::from_slice(&small(&mut entry)?).map_err(|e| damaged(&e))?);
             }
+            (Some(_), ESCROW) if escrow.is_none() => {
+                let bytes = zeroize::Zeroizing::new(small(&mut entry)?);
+                escrow = Some(Escrow::from_json(&bytes)?);
+            }
             (Some(_), _) => {
                 let rel = safe_path(&name)
                     .ok_or_else(|| BackupError::Damaged(format!("unexpected entry {name:?}")))?;
@@ -1002,7 +1121,16 @@ fn read_archive(
             "the files differ from the manifest".into(),
         ));
     }
-    Ok(Summary { header, manifest })
+    let escrowed: Vec<String> = escrow
+        .as_ref()
+        .map(|e| e.secrets.keys().cloned().collect())
+        .unwrap_or_default();
+    if escrowed != manifest.escrow {
+        return Err(BackupError::Damaged(
+            "the escrowed secrets differ from the manifest".into(),
+        ));
+    }
+    Ok((Summary { header, manifest }, escrow))
 }
 
 /// Decrypts and checks the whole archive, writing nothing.
@@ -1022,15 +1150,23 @@ fn empty_or_absent(dir: &Path) -> Result<bool> {
     }
 }
 
+/// How a restore puts an escrowed secret on this box: `(name, secret)` → the file to write
+/// (relative to the state directory) and its bytes — sealed by this box's TPM, or a plain
+/// file on a box without one. Called before the former state is replaced (its own sealed
+/// files can serve as the model of the policy).
+pub type PlaceSecret<'a> = &'a dyn Fn(&str, &[u8]) -> Result<(PathBuf, Vec<u8>)>;
+
 /// Restores the archive into `state_dir`: checks it whole first ([`verify`]), then writes
 /// it beside `state_dir` and renames it into place; `state_dir` must be empty or absent
-/// unless `force` (then the old one is removed once the new one is in place).
+/// unless `force` (then the old one is removed once the new one is in place). An archive
+/// with escrowed secrets needs `place` (refused without it, before anything is written).
 pub fn restore(
     archive: &Path,
     identity: &age::x25519::Identity,
     state_dir: &Path,
     force: bool,
     ours: &str,
+    place: Option<PlaceSecret<'_>>,
 ) -> Result<Summary> {
     if !force && !empty_or_absent(state_dir)? {
         return Err(BackupError::NotEmpty(state_dir.to_path_buf()));
@@ -1053,7 +1189,10 @@ pub fn restore(
     } else {
         None
     };
-    verify(archive, identity, ours)?;
+    let summary = verify(archive, identity, ours)?;
+    if !summary.manifest.escrow.is_empty() && place.is_none() {
+        return Err(BackupError::Escrowed);
+    }
     let owner = owner_of(state_dir);
     let staging = parent.join(format!(".{name}.restoring"));
     if fs::symlink_metadata(&staging).is_ok() {
@@ -1067,7 +1206,7 @@ pub fn restore(
         give(&staging, owner)?;
         // Read again (the archive is checked as it is written out: a file changed between
         // the two reads fails here, before anything is in place).
-        let summary = read_archive(archive, identity, ours, |rel, r| {
+        let (summary, escrow) = read_archive_escrow(archive, identity, ours, |rel, r| {
             let path = staging.join(rel);
             let mut dir = staging.clone();
             for part in rel.parent().into_iter().flat_map(Path::components) {
@@ -1083,6 +1222,30 @@ pub fn restore(
             f.sync_all().map_err(io_err(&path))?;
             give(&path, owner)
         })?;
+        if let (Some(escrow), Some(place)) = (escrow, place) {
+            for (name, secret) in &escrow.secrets {
+                let (rel, bytes) = place(name, secret)?;
+                if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+                    return Err(BackupError::Outside {
+                        key: "secrets.dir",
+                        path: rel,
+                    });
+                }
+                let path = staging.join(&rel);
+                if let Some(dir) = path.parent() {
+                    fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(dir)
+                        .map_err(io_err(dir))?;
+                    give(dir, owner)?;
+                }
+                // A plain file of the archive with the same name would be stale.
+                remove_if_present(&path, |p| fs::remove_file(p))?;
+                write_new(&path, &bytes)?;
+                give(&path, owner)?;
+            }
+        }
         sync_tree(&staging)?;
         Ok(summary)
     })();

@@ -6,7 +6,8 @@
 
 use crate::smb::{self, Smb};
 use crate::{
-    io_err, owner_of, recipient, BackupError, BackupEvent, Progress, Result, Snapshot, Summary,
+    io_err, owner_of, recipient, BackupError, BackupEvent, Escrow, Progress, Result, Snapshot,
+    Summary,
 };
 use civia_config::SmbShare;
 use serde::{Deserialize, Serialize};
@@ -159,6 +160,9 @@ pub struct Backups {
     /// background.
     listing: Mutex<Option<Listing>>,
     listing_now: AtomicBool,
+    /// The TPM-sealed secrets, unsealed, that every archive escrows (None: the secrets are
+    /// files of the state).
+    escrow: Option<Escrow>,
     version: String,
     settings: Settings,
     audit: Arc<civia_audit::Audit>,
@@ -248,6 +252,7 @@ impl Backups {
             smb_key: None,
             listing: Mutex::new(None),
             listing_now: AtomicBool::new(false),
+            escrow: None,
             version: version.into(),
             settings,
             audit,
@@ -262,6 +267,13 @@ impl Backups {
     /// device identity, TPM-sealed on a box). Without it the NAS password cannot be set.
     pub fn with_smb_key(mut self, key: Zeroizing<[u8; 32]>) -> Backups {
         self.smb_key = Some(key);
+        self
+    }
+
+    /// Gives the TPM-sealed secrets (unsealed by civiad) for every archive to escrow: a
+    /// restore seals them again under the new box's TPM.
+    pub fn with_escrow(mut self, escrow: Escrow) -> Backups {
+        self.escrow = Some(escrow);
         self
     }
 
@@ -689,7 +701,12 @@ impl Job {
             path: audit_dir.to_path_buf(),
             source: io::Error::other(e.to_string()),
         })?;
-        Snapshot::online(&s.state_dir, &s.version, vec![(rel, pinned)])
+        Snapshot::online(
+            &s.state_dir,
+            &s.version,
+            vec![(rel, pinned)],
+            s.escrow.clone(),
+        )
     }
 
     fn progress(&self) -> impl FnMut(Progress) + '_ {

@@ -81,7 +81,7 @@ fn a_backup_restores_the_same_state_without_models_or_spools() {
 
     assert_eq!(verify(&out, &key, V).unwrap(), made);
     let dst = tmp.path().join("restored");
-    restore(&out, &key, &dst, false, V).unwrap();
+    restore(&out, &key, &dst, false, V, None).unwrap();
     let want: Vec<_> = listing(&src)
         .into_iter()
         .filter(|(n, _)| names.contains(&n.as_str()))
@@ -121,7 +121,7 @@ fn the_key_is_shown_once_and_never_kept() {
 /// Nothing of a refused restore is written: not the target, not the staging directory.
 fn refused(tmp: &Path, archive: &Path, key: &age::x25519::Identity) -> BackupError {
     let dst = tmp.join("target");
-    let e = restore(archive, key, &dst, false, V).unwrap_err();
+    let e = restore(archive, key, &dst, false, V, None).unwrap_err();
     assert!(!dst.exists(), "{e}");
     assert!(!tmp.join(".target.restoring").exists(), "{e}");
     e
@@ -198,6 +198,7 @@ fn hostile_archives_are_refused_before_anything_is_written() {
                 })
                 .collect(),
             models: Vec::new(),
+            escrow: Vec::new(),
         })
         .unwrap()
     };
@@ -255,7 +256,7 @@ fn hostile_archives_are_refused_before_anything_is_written() {
             (MANIFEST, &manifest(&[("a", b"x")])),
         ],
     );
-    restore(&p, &key, &tmp.path().join("ok"), false, V).unwrap();
+    restore(&p, &key, &tmp.path().join("ok"), false, V, None).unwrap();
     assert_eq!(fs::read(tmp.path().join("ok/a")).unwrap(), b"x");
 }
 
@@ -267,14 +268,14 @@ fn a_used_target_needs_force_and_a_running_box_is_left_alone() {
     let dst = tmp.path().join("used");
     fs::create_dir_all(dst.join("audit")).unwrap();
     fs::write(dst.join("old"), b"old").unwrap();
-    let e = restore(&out, &key, &dst, false, V).unwrap_err();
+    let e = restore(&out, &key, &dst, false, V, None).unwrap_err();
     assert!(matches!(e, BackupError::NotEmpty(_)), "{e}");
     assert_eq!(fs::read(dst.join("old")).unwrap(), b"old");
 
     // civiad holds the audit lock while it runs: neither a backup nor a restore touches it.
     let lock = File::create(dst.join("audit/.lock")).unwrap();
     lock.lock().unwrap();
-    let e = restore(&out, &key, &dst, true, V).unwrap_err();
+    let e = restore(&out, &key, &dst, true, V, None).unwrap_err();
     assert!(matches!(e, BackupError::Running(_)), "{e}");
     let held = File::create(src.join("audit/.lock")).unwrap();
     held.lock().unwrap();
@@ -292,7 +293,7 @@ fn a_used_target_needs_force_and_a_running_box_is_left_alone() {
         b"{\"floor\":\"9.0.0\"}",
     )
     .unwrap();
-    restore(&out, &key, &dst, true, V).unwrap();
+    restore(&out, &key, &dst, true, V, None).unwrap();
     assert!(!dst.join("old").exists());
     assert_eq!(
         fs::read(dst.join("models/m/1/w.gguf")).unwrap(),
@@ -306,7 +307,7 @@ fn a_used_target_needs_force_and_a_running_box_is_left_alone() {
     assert!(!tmp.path().join(".used.replaced").exists());
     // An interrupted restore's leftover is never deleted blindly.
     fs::create_dir(tmp.path().join(".used.replaced")).unwrap();
-    let e = restore(&out, &key, &dst, true, V).unwrap_err();
+    let e = restore(&out, &key, &dst, true, V, None).unwrap_err();
     assert!(matches!(e, BackupError::Interrupted(_)), "{e}");
     assert_eq!(fs::read(dst.join("civia.db-wal")).unwrap(), b"wal frames");
 }
@@ -336,7 +337,7 @@ fn backups_and_restores_leave_a_note_for_the_audit_trail_that_is_not_archived() 
         .iter()
         .any(|f| f.path.starts_with(EVENTS_DIR)));
     let dst = tmp.path().join("restored");
-    let s = restore(&tmp.path().join("c"), &key, &dst, false, V).unwrap();
+    let s = restore(&tmp.path().join("c"), &key, &dst, false, V, None).unwrap();
     let restored = take_events(&dst);
     assert_eq!(restored.len(), 1, "{restored:?}");
     assert_eq!(restored[0].1.event, "backup.restored");
@@ -520,7 +521,7 @@ fn a_running_box_is_backed_up_consistently_while_it_writes() {
     // and where every row written before an entry of the trail is present (the trail was
     // pinned before the database was copied).
     let restored = tmp.path().join("restored");
-    let summary = restore(&dest.join(&written[2]), &key, &restored, false, V).unwrap();
+    let summary = restore(&dest.join(&written[2]), &key, &restored, false, V, None).unwrap();
     assert!(!summary
         .manifest
         .files
@@ -705,4 +706,66 @@ fn a_panic_in_a_backup_is_a_recorded_failure() {
     let last = status.last.unwrap();
     assert!(!last.ok && last.error.unwrap().contains("exploded"));
     assert!(service.metrics().contains("civia_backups_failed_total 1"));
+}
+
+#[test]
+fn escrowed_secrets_replace_their_sealed_files_and_need_a_place_to_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    fs::create_dir_all(state.join("secrets")).unwrap();
+    fs::write(
+        state.join("secrets/device-identity.sealed"),
+        b"{\"sealed by TPM A\":1}",
+    )
+    .unwrap();
+    fs::write(state.join("notes.txt"), b"kept").unwrap();
+    let key = parse_key(&create_key(&state).unwrap()).unwrap();
+    let secret = vec![0x5a; 32];
+    let escrow = Escrow {
+        dir: PathBuf::from("secrets"),
+        secrets: [(
+            "device-identity".to_string(),
+            zeroize::Zeroizing::new(secret.clone()),
+        )]
+        .into_iter()
+        .collect(),
+    };
+    assert!(
+        !format!("{escrow:?}").contains("5a"),
+        "escrow's Debug shows no secret"
+    );
+    // Without an escrow, a sealed state is refused.
+    assert!(matches!(
+        Snapshot::online(&state, V, Vec::new(), None),
+        Err(BackupError::Sealed(_))
+    ));
+    let snap = Snapshot::online(&state, V, Vec::new(), Some(escrow)).unwrap();
+    let out = tmp.path().join("a.civia-backup");
+    let s = snap
+        .write_file(&recipient(&state).unwrap(), &out, &mut |_| {})
+        .unwrap();
+    assert_eq!(s.manifest.escrow, ["device-identity"]);
+    assert!(!s.manifest.files.iter().any(|f| f.path.ends_with(".sealed")));
+
+    // Restored without a way to place it: refused, nothing written.
+    let dst = tmp.path().join("b");
+    assert!(matches!(
+        restore(&out, &key, &dst, false, V, None),
+        Err(BackupError::Escrowed)
+    ));
+    assert!(!dst.exists());
+    // A way that leaves the state directory: refused.
+    let outside = |_: &str, s: &[u8]| Ok((PathBuf::from("../evil"), s.to_vec()));
+    assert!(restore(&out, &key, &dst, false, V, Some(&outside)).is_err());
+    assert!(!dst.exists() && !tmp.path().join("evil").exists());
+    // Placed as the caller says (here: a file, as on a box without TPM).
+    let place =
+        |name: &str, s: &[u8]| Ok((PathBuf::from(format!("secrets/{name}.key")), s.to_vec()));
+    restore(&out, &key, &dst, false, V, Some(&place)).unwrap();
+    assert_eq!(
+        fs::read(dst.join("secrets/device-identity.key")).unwrap(),
+        secret
+    );
+    assert!(!dst.join("secrets/device-identity.sealed").exists());
+    assert_eq!(fs::read(dst.join("notes.txt")).unwrap(), b"kept");
 }

@@ -255,7 +255,7 @@ pub fn run_at<R: BufRead, W: Write>(
                 ("knowledge.dir", cfg.knowledge_dir()),
             ],
         )?;
-        return backup(&cfg.state_dir, cmd, out);
+        return backup(&cfg, cmd, out);
     }
     let socket = match (&cli.socket, &cli.config) {
         (Some(socket), _) => socket.clone(),
@@ -1214,12 +1214,45 @@ fn summary<W: Write>(out: &mut W, verb: &str, s: &civia_backup::Summary) -> Resu
     Ok(())
 }
 
+/// Where a restore puts an escrowed secret of the archive: sealed by this box's TPM under the
+/// policy of this box's own sealed secret of that name (made by its first boot), or, on a box
+/// whose secrets are files (`[secrets] protection = "files"`, or `auto` without sealed
+/// secrets), a file like the ones it would create.
+fn place_secret(
+    cfg: &civia_config::Config,
+    name: &str,
+    secret: &[u8],
+) -> Result<(std::path::PathBuf, Vec<u8>), civia_backup::BackupError> {
+    use civia_backup::BackupError;
+    use civia_config::SecretProtection;
+    let dir = cfg.secrets_dir();
+    let rel = dir
+        .strip_prefix(&cfg.state_dir)
+        .map_err(|_| BackupError::Outside {
+            key: "secrets.dir",
+            path: dir.clone(),
+        })?;
+    let own = dir.join(format!("{name}.sealed"));
+    let reseal = |e: civia_tpm::TpmError| BackupError::Reseal(e.to_string());
+    match std::fs::read_to_string(&own) {
+        Ok(json) if cfg.secrets.protection != SecretProtection::Files => {
+            let like = civia_tpm::SealedBlob::from_json(&json).map_err(reseal)?;
+            let blob = civia_tpm::seal_like(&cfg.secrets.tcti, &like, secret).map_err(reseal)?;
+            let json = blob.to_json().map_err(reseal)?;
+            Ok((rel.join(format!("{name}.sealed")), json.into_bytes()))
+        }
+        _ if cfg.secrets.protection == SecretProtection::Tpm => Err(BackupError::Escrowed),
+        _ => Ok((rel.join(format!("{name}.key")), secret.to_vec())),
+    }
+}
+
 fn backup<W: Write>(
-    state: &std::path::Path,
+    cfg: &civia_config::Config,
     cmd: &BackupCommand,
     out: &mut W,
 ) -> Result<(), Error> {
     const VERSION: &str = env!("CARGO_PKG_VERSION");
+    let state = cfg.state_dir.as_path();
     match cmd {
         BackupCommand::Key => {
             let secret = civia_backup::create_key(state)?;
@@ -1243,7 +1276,15 @@ fn backup<W: Write>(
             key_file,
             force,
         } => {
-            let s = civia_backup::restore(archive, &read_key(key_file)?, state, *force, VERSION)?;
+            let place = |name: &str, secret: &[u8]| place_secret(cfg, name, secret);
+            let s = civia_backup::restore(
+                archive,
+                &read_key(key_file)?,
+                state,
+                *force,
+                VERSION,
+                Some(&place),
+            )?;
             summary(out, &format!("restored into {}", state.display()), &s)?;
         }
         BackupCommand::List { dir } => {

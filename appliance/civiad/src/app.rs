@@ -139,7 +139,12 @@ impl AppBuilder {
                     }) as Arc<dyn civia_knowledge::Embedder>
                 });
         let knowledge = crate::knowledge::start(&cfg, embedder)?;
-        let backups = crate::backup::service(&cfg, audit.clone(), secrets.backup_smb_key());
+        let backups = crate::backup::service(
+            &cfg,
+            audit.clone(),
+            secrets.backup_smb_key(),
+            secrets.escrow(&cfg),
+        );
         tokio::spawn(crate::backup::daily(backups.clone()));
         let state = Arc::new(ApiState {
             supervisor: supervisor.clone(),

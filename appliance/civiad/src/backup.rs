@@ -7,33 +7,37 @@ use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// The backups service of this configuration (`smb_key` encrypts the NAS password).
+/// The backups service of this configuration (`smb_key` encrypts the NAS password;
+/// `escrow`: the TPM-sealed secrets every archive escrows).
 pub fn service(
     cfg: &Config,
     audit: Arc<civia_audit::Audit>,
     smb_key: Zeroizing<[u8; 32]>,
+    escrow: Option<civia_backup::Escrow>,
 ) -> Arc<Backups> {
     let b = &cfg.backup;
-    Arc::new(
-        Backups::new(
-            &cfg.state_dir,
-            env!("CARGO_PKG_VERSION"),
-            Settings {
-                destination: b.destination.clone(),
-                // Checked when the configuration was loaded.
-                smb: b.smb_share().ok().flatten(),
-                hour_utc: b.hour_utc,
-                keep: b.keep,
-                max_age_hours: b.max_age_hours,
-                kept_elsewhere: vec![
-                    ("secrets.dir", cfg.secrets_dir()),
-                    ("knowledge.dir", cfg.knowledge_dir()),
-                ],
-            },
-            audit,
-        )
-        .with_smb_key(smb_key),
+    let mut backups = Backups::new(
+        &cfg.state_dir,
+        env!("CARGO_PKG_VERSION"),
+        Settings {
+            destination: b.destination.clone(),
+            // Checked when the configuration was loaded.
+            smb: b.smb_share().ok().flatten(),
+            hour_utc: b.hour_utc,
+            keep: b.keep,
+            max_age_hours: b.max_age_hours,
+            kept_elsewhere: vec![
+                ("secrets.dir", cfg.secrets_dir()),
+                ("knowledge.dir", cfg.knowledge_dir()),
+            ],
+        },
+        audit,
     )
+    .with_smb_key(smb_key);
+    if let Some(escrow) = escrow {
+        backups = backups.with_escrow(escrow);
+    }
+    Arc::new(backups)
 }
 
 /// Runs the daily backup at `[backup] hour_utc` while a destination is configured (a box

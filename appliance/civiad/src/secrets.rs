@@ -44,6 +44,25 @@ impl BoxSecrets {
         derive("civia-backup-smb-v1", &self.device_identity)
     }
 
+    /// The secrets as a backup escrows them (named like their sealed files), when they are
+    /// sealed by the TPM; None when they are files of the state (archived as they are).
+    pub fn escrow(&self, cfg: &Config) -> Option<civia_backup::Escrow> {
+        if self.status.protection != "tpm" {
+            return None;
+        }
+        let dir = cfg.secrets_dir();
+        let rel = dir.strip_prefix(&cfg.state_dir).ok()?.to_path_buf();
+        let secrets = [
+            (SecretKind::DeviceIdentity, &self.device_identity),
+            (SecretKind::AuditHmac, &self.audit_hmac),
+            (SecretKind::TlsCa, &self.tls_ca),
+        ]
+        .into_iter()
+        .map(|(k, s)| (k.name().to_string(), Zeroizing::new(s.expose().to_vec())))
+        .collect();
+        Some(civia_backup::Escrow { dir: rel, secrets })
+    }
+
     /// The audit pseudonym secret.
     pub fn audit_pseudonym_secret(&self) -> Zeroizing<[u8; 32]> {
         derive("civia-audit-pseudonym-v1", &self.audit_hmac)

@@ -34,5 +34,7 @@ pub mod tpm;
 pub use error::{Result, TpmError};
 pub use policy::{PcrValues, PolicyAuthority, SignedPolicies};
 pub use quote::{verify_quote, Quote, QuoteError, QuoteInfo};
-pub use secrets::{Backend, Secret, SecretKind, SecretStore, StoreStatus, SupervisorSecrets};
+pub use secrets::{
+    seal_like, Backend, Secret, SecretKind, SecretStore, StoreStatus, SupervisorSecrets,
+};
 pub use tpm::{Health, SealPolicy, SealedBlob, Tpm};

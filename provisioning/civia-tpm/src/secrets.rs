@@ -231,6 +231,24 @@ impl SecretStore {
     }
 }
 
+/// Seals `secret` in the TPM at `tcti` under the policy `like` was sealed with (its literal
+/// PCRs, read now, and its policy authority with the PCRs it signs for): how a restore puts
+/// the escrowed secrets of another box under this box's TPM, bound like this box's own.
+pub fn seal_like(tcti: &str, like: &SealedBlob, secret: &[u8]) -> Result<SealedBlob> {
+    let authority = match &like.authority_pem {
+        Some(pem) => Some((
+            crate::policy::PolicyAuthority::from_pem(pem)?,
+            like.signed_pcrs.clone(),
+        )),
+        None => None,
+    };
+    let policy = SealPolicy {
+        literal_pcrs: like.literal_pcrs.indices(),
+        authority,
+    };
+    Tpm::open(tcti)?.seal(secret, &policy)
+}
+
 fn read_signed(path: Option<&Path>) -> Result<Option<SignedPolicies>> {
     path.map(|p| SignedPolicies::from_json(&fs::read_to_string(p).map_err(io(p))?))
         .transpose()
