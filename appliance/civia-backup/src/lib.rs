@@ -7,14 +7,19 @@
 //! write into the audit trail at its next start ([`take_events`]); the consistent snapshot of
 //! a running box ([`Snapshot::online`]: SQLite's online backup API, the audit trail pinned at
 //! its head) and the running box's backups service ([`Backups`]: download or destination,
-//! progress, retention, schedule, staleness, metrics, audit entries).
+//! progress, retention, schedule, staleness, metrics, audit entries); the mairie's NAS as a
+//! destination ([`smb`]: Samba's client, the NAS password kept encrypted, the firewall's
+//! opening) and the escrow of TPM-sealed secrets ([`Escrow`]).
 //!
 //! Must never: write anything of a restore before the whole archive has been decrypted and
 //! checked; leave a half-restored state directory (the restore is written beside it and
 //! renamed into place); keep the backup key's secret on the box; follow a path out of the
 //! state directory; run an offline command while civiad holds the state (the audit trail's
 //! lock says); keep a snapshot's database copies on disk once they are opened; write an
-//! archive into the state directory.
+//! archive into the state directory; put an escrowed secret anywhere but inside the
+//! encrypted archive or where the restore's `place` says; print a secret (`Escrow`'s Debug
+//! is redacted); pass the NAS password on a command line, in an environment or to disk
+//! other than encrypted.
 //!
 //! Format `civia-backup/1`: one file, [age](https://age-encryption.org/v1) (X25519 recipient:
 //! encrypted and authenticated by chunks, a truncation is detected) over a tar stream of
@@ -22,7 +27,10 @@
 //! for every regular file of the state directory except what is rebuilt or belongs to the
 //! machine (the models, named with their hashes instead, and the update state, both kept
 //! from the target by a restore; spools, sockets, SQLite's shared-memory files and locks),
-//! then `manifest.json` (every file's size and SHA-256, the models). The
+//! then, from a running box whose secrets are TPM-sealed, `escrow.json` (the [`Escrow`]: those
+//! secrets in clear, their sealed files left out; a restore seals them again through its
+//! `place`), then `manifest.json` (every file's size and SHA-256, the models, the escrowed
+//! names). The
 //! SQLite databases are copied with their write-ahead logs: the box is stopped, so they are
 //! quiescent and SQLite replays the log when the restored box opens them.
 //!
