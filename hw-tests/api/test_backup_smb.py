@@ -342,3 +342,25 @@ def test_the_image_firewall_opens_exactly_the_nas_for_civiads_user(tmp_path):
             listener.kill()
         for ns in (box, lan):
             sh("ip", "netns", "del", ns, check=False)
+
+
+def test_a_full_destination_is_refused_before_writing(civiad, tmp_path):
+    """A destination with less room than the archive needs: refused before anything is written
+    (a half-written archive would fill the disk, then be removed), the failure told."""
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    sh("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(usb))
+    try:
+        server = civiad(model=TINY, embeddings=False, sections={"backup": {"destination": str(usb)}})
+        admin = server.headers()
+        assert httpx.post(server.url + "/admin/backup/key", headers=admin).status_code == 201
+        assert httpx.post(server.url + "/admin/backup", headers=admin).status_code == 202
+        status = wait_done(server, admin)
+        assert status["last"]["ok"] is False and "not enough space" in status["last"]["error"], status
+        assert list(usb.iterdir()) == [], "something was written"
+        trail = export(server, admin)
+        failed = [e for e in trail if e["event"] == "backup.failed"]
+        assert failed and failed[-1]["detail"]["reason"] == "no_space", failed
+        server.stop()
+    finally:
+        sh("umount", str(usb), check=False)

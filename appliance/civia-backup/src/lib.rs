@@ -119,6 +119,14 @@ pub enum BackupError {
     SmbPasswordUnreadable,
     #[error("the NAS password must be 1 to 256 characters, without NUL")]
     BadSmbPassword,
+    #[error(
+        "not enough space in {place}: the archive needs about {needed} bytes, {free} are free"
+    )]
+    NoSpace {
+        place: String,
+        needed: u64,
+        free: u64,
+    },
     #[error("the backup stopped on an internal error: {0}")]
     Internal(String),
     #[error("the NAS share {share} refused to {step}: {message}")]
@@ -155,6 +163,7 @@ impl BackupError {
             BackupError::BadSmbPassword => "bad_smb_password",
             BackupError::Smb { .. } => "smb",
             BackupError::Internal(_) => "internal",
+            BackupError::NoSpace { .. } => "no_space",
         }
     }
 }
@@ -748,6 +757,19 @@ impl Snapshot {
             sources,
             escrow,
         })
+    }
+
+    /// About how many bytes its archive takes: the files, a tar header and padding each,
+    /// the header and manifest, age's 16 bytes a 64 KiB chunk.
+    pub fn archive_size(&self) -> u64 {
+        let files: u64 = self
+            .sources
+            .iter()
+            .map(|s| s.len.div_ceil(512) * 512 + 1024)
+            .sum();
+        let with_tar =
+            files + (self.sources.len() as u64 + self.models.len() as u64) * 200 + 64 * 1024;
+        with_tar + with_tar / 4096 + 1024
     }
 
     /// What writing it will go through: files and bytes.

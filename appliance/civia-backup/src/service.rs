@@ -791,6 +791,9 @@ impl Job {
             }
         }
         let snap = self.snapshot()?;
+        if let Some((_, free)) = civia_base::fs::disk_space(dir) {
+            enough_space(&dir.display().to_string(), snap.archive_size(), free)?;
+        }
         if let Some(r) = s.running().as_mut() {
             r.progress = snap.progress();
         }
@@ -820,12 +823,16 @@ impl Job {
         let recipient = self.recipient.to_string();
         let name = self.file_name();
         let partial = format!("{name}.partial");
-        for e in smb.list()? {
+        let (entries, free) = smb.list_with_space()?;
+        for e in entries {
             if self.stale(&e.name) {
                 smb.delete(&e.name)?;
             }
         }
         let snap = self.snapshot()?;
+        if let Some(free) = free {
+            enough_space(&share.display(), snap.archive_size(), free)?;
+        }
         if let Some(r) = s.running().as_mut() {
             r.progress = snap.progress();
         }
@@ -885,6 +892,19 @@ impl Job {
             .skip(keep)
             .collect()
     }
+}
+
+/// Refuses before writing when the destination has less room than the archive needs: a
+/// half-written archive would be removed anyway, after filling the NAS or the disk.
+fn enough_space(place: &str, needed: u64, free: u64) -> Result<()> {
+    if free < needed {
+        return Err(BackupError::NoSpace {
+            place: place.to_string(),
+            needed,
+            free,
+        });
+    }
+    Ok(())
 }
 
 /// Runs a backup's work so that a panic in it is a failure recorded like any other (status,

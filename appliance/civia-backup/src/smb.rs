@@ -218,8 +218,13 @@ impl<'a> Smb<'a> {
 
     /// The files of the NAS folder (not its directories).
     pub fn list(&self) -> Result<Vec<Entry>> {
+        self.list_with_space().map(|(entries, _)| entries)
+    }
+
+    /// The files of the NAS folder and the bytes free on its share, when the NAS tells.
+    pub fn list_with_space(&self) -> Result<(Vec<Entry>, Option<u64>)> {
         let out = self.run("list", "ls")?;
-        Ok(parse_ls(&out))
+        Ok((parse_ls(&out), parse_free(&out)))
     }
 
     /// Writes `name` in the NAS folder from what `write` puts into the pipe; `write`'s own
@@ -310,6 +315,15 @@ fn refusal(stdout: &str, stderr: &[u8]) -> String {
         .or(all.last())
         .map_or("smbclient failed without a message", |l| l);
     line.chars().take(300).collect()
+}
+
+/// The free bytes of `ls`'s last line: `N blocks of size S. M blocks available`.
+fn parse_free(out: &str) -> Option<u64> {
+    let line = out.lines().rev().find(|l| l.contains("blocks available"))?;
+    let t: Vec<&str> = line.split_whitespace().collect();
+    let size: u64 = t.get(4)?.trim_end_matches('.').parse().ok()?;
+    let available: u64 = t.get(5)?.parse().ok()?;
+    Some(size.saturating_mul(available))
 }
 
 /// The files of `smbclient`'s `ls` listing: `  NAME  ATTRS  SIZE  Www Mmm dd hh:mm:ss yyyy`.
@@ -406,6 +420,8 @@ mod tests {
 
 \t\t264212084 blocks of size 1024. 73734108 blocks available
 ";
+        assert_eq!(parse_free(out), Some(73734108 * 1024));
+        assert_eq!(parse_free("  x  A 1  Tue Dec  8 01:02:10 2026\n"), None);
         let rows = parse_ls(out);
         let names: Vec<_> = rows.iter().map(|e| (e.name.as_str(), e.bytes)).collect();
         assert_eq!(

@@ -1,5 +1,5 @@
 //! Crash-safe file replacement: a reader, or a rerun after a power cut, sees the old file or
-//! the new one, never a mix.
+//! the new one, never a mix. Also the free space of a file system ([`disk_space`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -80,6 +80,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FsError>
     drop(f);
     fs::rename(&tmp, path).map_err(at("renaming to", path))?;
     sync_dir(dir)
+}
+
+/// (total, available to unprivileged users) bytes of the file system holding `dir`.
+pub fn disk_space(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable memory of the
+    // right type; statvfs only writes into it, and we read it only when it returned 0.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it initialised the whole structure.
+    let st = unsafe { st.assume_init() };
+    // The field types differ between targets (u32 or u64): widen without casts.
+    #[allow(clippy::useless_conversion)]
+    let (frsize, blocks, avail) = (
+        u64::from(st.f_frsize),
+        u64::from(st.f_blocks),
+        u64::from(st.f_bavail),
+    );
+    Some((blocks.saturating_mul(frsize), avail.saturating_mul(frsize)))
 }
 
 #[cfg(test)]

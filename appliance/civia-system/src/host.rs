@@ -29,7 +29,7 @@ impl Collector {
     /// The host facts, for the state directory `state_dir` (a path of the running system).
     pub fn host(&self, state_dir: &Path) -> HostInfo {
         let meminfo = std::fs::read_to_string(self.path("/proc/meminfo")).unwrap_or_default();
-        let (total, free) = disk_space(state_dir).unzip();
+        let (total, free) = civia_base::fs::disk_space(state_dir).unzip();
         HostInfo {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_total_bytes: meminfo_kib(&meminfo, "MemTotal").map(|k| k * 1024),
@@ -66,29 +66,6 @@ fn meminfo_kib(meminfo: &str, key: &str) -> Option<u64> {
         let rest = l.strip_prefix(key)?.strip_prefix(':')?;
         rest.split_whitespace().next()?.parse().ok()
     })
-}
-
-/// (total, available to unprivileged users) bytes of the file system holding `dir`.
-fn disk_space(dir: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable memory of the
-    // right type; statvfs only writes into it, and we read it only when it returned 0.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so it initialised the whole structure.
-    let st = unsafe { st.assume_init() };
-    // The field types differ between targets (u32 or u64): widen without casts.
-    #[allow(clippy::useless_conversion)]
-    let (frsize, blocks, avail) = (
-        u64::from(st.f_frsize),
-        u64::from(st.f_blocks),
-        u64::from(st.f_bavail),
-    );
-    Some((blocks.saturating_mul(frsize), avail.saturating_mul(frsize)))
 }
 
 fn is_crypt(sys: &Path, depth: u32) -> bool {
