@@ -116,8 +116,9 @@ def wait_done(server, admin):
     return status
 
 
-def watch_smbclient(seen, stop):
-    """Collects the command lines and environments of the smbclient processes that run."""
+def watch_smbclient(seen, stop, status):
+    """Collects the command lines and environments of the smbclient processes that run, and
+    their /proc status (capabilities, no_new_privs)."""
     while not stop.is_set():
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -127,6 +128,7 @@ def watch_smbclient(seen, stop):
                     continue
                 seen.append(Path(f"/proc/{pid}/cmdline").read_bytes()
                             + Path(f"/proc/{pid}/environ").read_bytes())
+                status.append(Path(f"/proc/{pid}/status").read_text())
             except OSError:
                 continue
         time.sleep(0.002)
@@ -152,7 +154,8 @@ def test_scheduled_backups_go_to_a_samba_share(civiad, nas, tmp_path):
     r = httpx.post(server.url + "/admin/backup", headers=admin)
     assert r.status_code == 409 and r.json()["error"]["code"] == "backup_no_smb_password", r.text
     # Empty, overlong, malformed: refused; an agent may not set it.
-    for body in ({"password": ""}, {"password": "x" * 257}, {"mot": "x"}, [1]):
+    for body in ({"password": ""}, {"password": "x" * 257}, {"mot": "x"}, [1],
+                 {"password": "coupé\nici"}):
         r = httpx.put(server.url + "/admin/backup/smb-password", headers=admin, json=body)
         assert r.status_code == 400, (body, r.text)
 
@@ -175,14 +178,20 @@ def test_scheduled_backups_go_to_a_samba_share(civiad, nas, tmp_path):
     assert not [p for p in state.rglob("*")
                 if p.is_file() and PASSWORD.encode() in p.read_bytes()], "the password is in clear"
     assert httpx.get(server.url + "/admin/backup", headers=admin).json()["smb"]["password_set"]
+    # The status answers at once and lists the NAS in the background: pending, then listed.
+    deadline = time.monotonic() + 60
+    while (status := httpx.get(server.url + "/admin/backup", headers=admin).json())["listing_pending"]:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert "destination_error" not in status and status["archives"] == [], status
 
     # Another box's archive and a file of the mairie's in the same folder: never touched.
     folder = nas["share"] / "civia"
     foreign = folder / "civia-0badc0de-20250101T020000Z.civia-backup"
     foreign.write_bytes(b"age-encryption.org/v1\nanother box")
     (folder / "compte-rendu.odt").write_bytes(b"mairie")
-    seen, stop = [], threading.Event()
-    watcher = threading.Thread(target=watch_smbclient, args=(seen, stop))
+    seen, stop, proc_status = [], threading.Event(), []
+    watcher = threading.Thread(target=watch_smbclient, args=(seen, stop, proc_status))
     watcher.start()
     names = []
     try:
@@ -197,6 +206,15 @@ def test_scheduled_backups_go_to_a_samba_share(civiad, nas, tmp_path):
         watcher.join()
     assert seen, "no smbclient seen at work"
     assert not [s for s in seen if PASSWORD.encode() in s], "the password on a command line"
+    # smbclient parses what the NAS sends: it holds none of civiad's privileges (civiad runs
+    # as root here, which makes the check stronger than on a box).
+    for st in proc_status:
+        fields = dict(line.split(":\t", 1) for line in st.splitlines() if ":\t" in line)
+        if fields.get("Name") != "smbclient":
+            continue
+        for cap in ("CapPrm", "CapEff", "CapAmb", "CapInh"):
+            assert int(fields[cap], 16) == 0, (cap, fields[cap])
+        assert fields["NoNewPrivs"].strip() == "1"
     # keep = 2: the two newest of this box, whole, nothing partial left.
     ours = sorted(p.name for p in folder.iterdir() if p.name.startswith(names[0][:15]))
     assert ours == sorted(names[1:]), (ours, names)
@@ -229,6 +247,14 @@ def test_scheduled_backups_go_to_a_samba_share(civiad, nas, tmp_path):
         f"s.bind(('{nas['address']}', 445))\ns.listen(8)\nheld = []\n"
         "while True:\n    held.append(s.accept())\n")])
     try:
+        deadline = time.monotonic() + 10
+        while True:  # the silent listener is the one answering
+            try:
+                socket.create_connection((nas["address"], 445), timeout=1).close()
+                break
+            except OSError:
+                assert silent.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
         r = httpx.put(server.url + "/admin/backup/smb-password", headers=admin,
                       json={"password": PASSWORD})
         assert r.status_code == 204

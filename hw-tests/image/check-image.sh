@@ -163,7 +163,7 @@ check "no SSH, no getty, root locked (image recipe)" bash -c \
 check "nftables: output policy drop, input only 443/8443 from the LAN sets" bash -c \
     "grep -q 'hook output priority filter; policy drop' '$REPO/image/build' && grep -q 'ip saddr @lan4 tcp dport { 443, 8443 } accept' '$REPO/image/build'"
 check "nftables: backup NAS only through the sets filled by civia-backup-egress.service, for civiad's uid" bash -c \
-    "grep -q 'meta skuid 900 ip daddr . tcp dport @backup4 accept' '$REPO/image/build' && grep -q 'civia-backup-egress.service' '$REPO/image/build' && grep -q 'backup firewall' '$U/civia-backup-egress.service'"
+    "grep -q 'meta skuid 900 ip daddr . tcp dport @backup4 accept' '$REPO/image/build' && grep -q '^Wants=civia-backup-egress.service' '$U/civiad.service' && grep -q 'backup firewall' '$U/civia-backup-egress.service'"
 check "SBOM (CycloneDX 1.5): Debian packages, crates, listed in SHA256SUMS" python3 -c "
 import json, sys
 b = json.load(open('$PARTS/sbom.cdx.json'))

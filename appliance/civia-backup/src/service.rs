@@ -123,6 +123,8 @@ pub struct Status {
     pub archives: Vec<ArchiveInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_error: Option<String>,
+    /// The NAS folder is being listed: `archives` will change (ask again in a moment).
+    pub listing_pending: bool,
 }
 
 /// The NAS account of the status.
@@ -137,6 +139,8 @@ pub struct SmbStatus {
 /// The NAS folder's archives as last seen, and when ([`Backups::status`] answers from it).
 #[derive(Clone)]
 struct Listing {
+    /// When the listing began: an older one never replaces a newer one.
+    began: u64,
     at: std::time::Instant,
     archives: std::result::Result<Vec<ArchiveInfo>, String>,
 }
@@ -160,6 +164,7 @@ pub struct Backups {
     /// background.
     listing: Mutex<Option<Listing>>,
     listing_now: AtomicBool,
+    listings: AtomicU64,
     /// The TPM-sealed secrets, unsealed, that every archive escrows (None: the secrets are
     /// files of the state).
     escrow: Option<Escrow>,
@@ -252,6 +257,7 @@ impl Backups {
             smb_key: None,
             listing: Mutex::new(None),
             listing_now: AtomicBool::new(false),
+            listings: AtomicU64::new(0),
             escrow: None,
             version: version.into(),
             settings,
@@ -342,9 +348,20 @@ impl Backups {
         self.listing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps what was just seen of the NAS folder.
-    fn seen(&self, archives: std::result::Result<Vec<ArchiveInfo>, String>) {
-        *self.listing() = Some(Listing {
+    /// A number for a listing that begins now.
+    fn begin_listing(&self) -> u64 {
+        self.listings.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Keeps what a listing begun at `began` saw of the NAS folder, unless a later one is
+    /// already kept.
+    fn seen(&self, began: u64, archives: std::result::Result<Vec<ArchiveInfo>, String>) {
+        let mut listing = self.listing();
+        if listing.as_ref().is_some_and(|l| l.began > began) {
+            return;
+        }
+        *listing = Some(Listing {
+            began,
             at: std::time::Instant::now(),
             archives,
         });
@@ -352,12 +369,13 @@ impl Backups {
 
     /// Lists the NAS folder now and keeps it.
     fn list_smb(&self, share: &SmbShare, recipient: &str) {
+        let began = self.begin_listing();
         let listed = self
             .smb_password(share)
             .and_then(|password| Smb::new(share, password).list())
             .map(|entries| smb_archives(&entries, recipient))
             .map_err(|e| e.to_string());
-        self.seen(listed);
+        self.seen(began, listed);
     }
 
     /// This box's archives in the destination, newest first: a folder is read now; the NAS's
@@ -492,6 +510,7 @@ impl Backups {
         let too_old = self.too_old(&record, now);
         let key = self.has_key();
         let recipient = fs::read_to_string(self.state_dir.join(crate::RECIPIENT_FILE)).ok();
+        let listed = recipient.is_some();
         let (archives, destination_error) = match recipient {
             Some(r) if self.has_destination() => match self.archives(&r) {
                 Ok(a) => (a, None),
@@ -523,6 +542,9 @@ impl Backups {
             too_old,
             archives,
             destination_error,
+            listing_pending: listed
+                && self.settings.smb.is_some()
+                && (self.listing_now.load(Ordering::SeqCst) || self.listing().is_none()),
         }
     }
 
@@ -757,7 +779,8 @@ impl Job {
                             | BackupError::NoSmbPassword
                             | BackupError::SmbPasswordUnreadable
                     ) {
-                        self.service.seen(Err(e.to_string()));
+                        let began = self.service.begin_listing();
+                        self.service.seen(began, Err(e.to_string()));
                     }
                 }
                 written
@@ -836,7 +859,7 @@ impl Job {
         if let Some(r) = s.running().as_mut() {
             r.progress = snap.progress();
         }
-        let (summary, sent) = smb.put(&partial, |pipe| {
+        let put = smb.put(&partial, |pipe| {
             let mut counted = CountingWriter { inner: pipe, n: 0 };
             let (summary, counted) = snap.write_to(
                 &self.recipient,
@@ -846,7 +869,15 @@ impl Job {
             )?;
             counted.flush().map_err(io_err(Path::new(&partial)))?;
             Ok((summary, counted.n))
-        })?;
+        });
+        let (summary, sent) = match put {
+            Ok(done) => done,
+            Err(e) => {
+                // What the NAS got of it is no archive (the next backup would remove it).
+                let _ = smb.delete(&partial);
+                return Err(e);
+            }
+        };
         // The NAS holds every byte, or the archive is not named.
         let on_nas = smb.list()?.into_iter().find(|e| e.name == partial);
         if on_nas.as_ref().map(|e| e.bytes) != Some(sent) {

@@ -24,7 +24,10 @@ use civia_config::SmbShare;
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// Where the NAS password is kept, encrypted, relative to the state directory.
@@ -32,6 +35,9 @@ pub const CREDENTIAL_FILE: &str = "backup/smb.credential";
 const MAGIC: &[u8] = b"civia-smb-credential/1\n";
 /// Seconds `smbclient` waits for one operation of the NAS.
 const TIMEOUT_SECS: u32 = 30;
+/// A call that ends or moves data no later than this, or is killed: `smbclient`'s own
+/// timeout is the first guard, this one holds even if it wedges.
+const STALL: Duration = Duration::from_secs(180);
 /// Longest password kept.
 pub const MAX_PASSWORD: usize = 256;
 
@@ -47,7 +53,9 @@ fn associated(share: &SmbShare) -> Vec<u8> {
 
 /// Encrypts `password` for `share` with `key` (the file's bytes).
 pub fn seal_password(key: &[u8; 32], share: &SmbShare, password: &str) -> Result<Vec<u8>> {
-    if password.is_empty() || password.len() > MAX_PASSWORD || password.contains('\0') {
+    // smbclient reads its password up to a line's end: a newline would cut it silently.
+    if password.is_empty() || password.len() > MAX_PASSWORD || password.contains(['\0', '\n', '\r'])
+    {
         return Err(BackupError::BadSmbPassword);
     }
     let mut nonce = [0u8; 24];
@@ -162,7 +170,8 @@ impl<'a> Smb<'a> {
             .env("TZ", "UTC")
             .arg(format!("//{host}/{}", s.share))
             .args(["-I", &host, "-p", &s.port.to_string()])
-            .args(["-U", &s.user])
+            .arg(format!("--user={}", s.user))
+            .arg("--use-kerberos=off")
             .arg("--configfile=/dev/null")
             .arg(format!("--timeout={TIMEOUT_SECS}"))
             .arg(format!(
@@ -173,17 +182,19 @@ impl<'a> Smb<'a> {
             .arg("--option=disable netbios=yes")
             .arg("--option=client use spnego principal=no");
         if let Some(d) = &s.domain {
-            cmd.args(["-W", d]);
+            cmd.arg(format!("--workgroup={d}"));
         }
         if !s.folder.is_empty() {
-            cmd.args(["-D", &s.folder]);
+            cmd.arg(format!("--directory={}", s.folder));
         }
         cmd.args(["-c", command]);
         let fd = std::os::fd::AsRawFd::as_raw_fd(&reader);
         // SAFETY: the closure runs in the forked child before exec and makes only the
         // async-signal-safe fcntl and dup2 calls on a descriptor the child inherited (the
         // pipe's reading end, opened before the fork and kept alive by `reader` until the
-        // child is spawned).
+        // child is spawned), then drops every capability civiad holds for the workers' jail
+        // and sets no_new_privs (prctl, capset): smbclient parses what the NAS sends and
+        // must hold nothing of civiad's privileges.
         unsafe {
             cmd.pre_exec(move || {
                 if fd == 3 {
@@ -194,26 +205,102 @@ impl<'a> Smb<'a> {
                 } else if libc::dup2(fd, 3) < 0 {
                     return Err(io::Error::last_os_error());
                 }
-                Ok(())
+                civia_base::process::drop_capabilities()?;
+                civia_base::process::no_new_privs()
             });
         }
         Ok((cmd, reader))
     }
 
-    /// Runs `command` (no input) and returns its output, or the NAS's refusal.
-    fn run(&self, step: &'static str, command: &str) -> Result<String> {
+    /// Starts `command` with its input piped or not, its outputs read by threads (both at
+    /// once: neither can fill and block it), under a [`Watchdog`].
+    fn spawn(
+        &self,
+        step: &'static str,
+        command: &str,
+        input: bool,
+        progress: Arc<AtomicU64>,
+    ) -> Result<Running> {
         let (mut cmd, reader) = self.command(command)?;
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
+        let child = cmd
+            .stdin(if input { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| self.fail(step, format!("cannot run smbclient: {e}")));
         drop(reader);
-        let out = out?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() {
-            return Err(self.fail(step, refusal(&stdout, &out.stderr)));
+        let mut child = child?;
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                if let Some(p) = pipe {
+                    let _ = p.take(1 << 20).read_to_end(&mut out);
+                }
+                out
+            })
+        };
+        let stdout = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let stderr = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let stdin = child.stdin.take();
+        let child = Arc::new(Mutex::new(child));
+        let watchdog = Watchdog::start(child.clone(), progress);
+        Ok(Running {
+            child,
+            stdin,
+            stdout,
+            stderr,
+            watchdog,
+        })
+    }
+
+    /// Waits for `running`; its output, or the NAS's refusal (or the watchdog's).
+    fn finish(&self, step: &'static str, mut running: Running) -> Result<String> {
+        drop(running.stdin.take());
+        // Polled, so that the watchdog can take the child meanwhile (a reaped child is never
+        // signalled: `Child::kill` knows it has ended).
+        let status = loop {
+            let polled = running
+                .child
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .try_wait();
+            match polled {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => break Err(e),
+            }
+        };
+        let killed = running.watchdog.stop();
+        let stdout = running.stdout.join().unwrap_or_default();
+        let stderr = running.stderr.join().unwrap_or_default();
+        let stdout = String::from_utf8_lossy(&stdout).into_owned();
+        if killed {
+            return Err(self.fail(
+                step,
+                format!("no answer for {} s: smbclient was stopped", STALL.as_secs()),
+            ));
         }
-        Ok(stdout)
+        match status {
+            Ok(s) if s.success() => Ok(stdout),
+            Ok(_) => Err(self.fail(step, refusal(&stdout, &stderr))),
+            Err(e) => Err(self.fail(step, e.to_string())),
+        }
+    }
+
+    /// Runs `command` (no input) and returns its output, or the NAS's refusal.
+    fn run(&self, step: &'static str, command: &str) -> Result<String> {
+        let running = self.spawn(step, command, false, Arc::new(AtomicU64::new(0)))?;
+        self.finish(step, running)
     }
 
     /// The files of the NAS folder (not its directories).
@@ -231,32 +318,17 @@ impl<'a> Smb<'a> {
     /// error wins over the NAS's when both fail (the NAS then saw a closed pipe).
     pub fn put<T>(&self, name: &str, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
         check_name(name)?;
-        let (mut cmd, reader) = self.command(&format!("put - {name}"))?;
-        let child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| self.fail("write", format!("cannot run smbclient: {e}")));
-        drop(reader);
-        let mut child = child?;
-        let written = match child.stdin.take() {
-            Some(mut stdin) => write(&mut stdin),
+        let progress = Arc::new(AtomicU64::new(0));
+        let mut running = self.spawn("write", &format!("put - {name}"), true, progress.clone())?;
+        let written = match running.stdin.take() {
+            Some(stdin) => write(&mut Progressing {
+                inner: stdin,
+                progress,
+            }),
             None => Err(self.fail("write", "smbclient has no input".into())),
         };
-        // stdin is closed: smbclient ends the file and exits.
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        if let Some(mut o) = child.stdout.take() {
-            let _ = o.read_to_end(&mut stdout);
-        }
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_end(&mut stderr);
-        }
-        let status = child
-            .wait()
-            .map_err(|e| self.fail("write", e.to_string()))?;
-        let refused = (!status.success())
-            .then(|| self.fail("write", refusal(&String::from_utf8_lossy(&stdout), &stderr)));
+        // stdin is closed (dropped above): smbclient ends the file and exits.
+        let refused = self.finish("write", running).err();
         match (written, refused) {
             (Ok(v), None) => Ok(v),
             (Ok(_), Some(e)) => Err(e),
@@ -280,6 +352,79 @@ impl<'a> Smb<'a> {
     pub fn delete(&self, name: &str) -> Result<()> {
         check_name(name)?;
         self.run("delete", &format!("del {name}")).map(|_| ())
+    }
+}
+
+/// An `smbclient` at work: the child, the threads reading its outputs, its watchdog.
+struct Running {
+    child: Arc<Mutex<Child>>,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+    watchdog: Watchdog,
+}
+
+/// Counts the bytes written into the pipe, for the watchdog.
+struct Progressing<W> {
+    inner: W,
+    progress: Arc<AtomicU64>,
+}
+
+impl<W: Write> Write for Progressing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.progress.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Kills a child that has neither ended nor taken any byte for [`STALL`].
+struct Watchdog {
+    done: Arc<AtomicBool>,
+    killed: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(child: Arc<Mutex<Child>>, progress: Arc<AtomicU64>) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let killed = Arc::new(AtomicBool::new(false));
+        let (d, k) = (done.clone(), killed.clone());
+        let thread = std::thread::Builder::new()
+            .name("smbclient-watchdog".into())
+            .spawn(move || {
+                let (mut seen, mut since) = (progress.load(Ordering::Relaxed), Instant::now());
+                while !d.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let now = progress.load(Ordering::Relaxed);
+                    if now != seen {
+                        (seen, since) = (now, Instant::now());
+                    } else if since.elapsed() > STALL && !d.load(Ordering::SeqCst) {
+                        k.store(true, Ordering::SeqCst);
+                        let _ = child.lock().unwrap_or_else(PoisonError::into_inner).kill();
+                        return;
+                    }
+                }
+            })
+            .ok();
+        Watchdog {
+            done,
+            killed,
+            thread,
+        }
+    }
+
+    /// Stops watching; whether the child was killed for want of progress.
+    fn stop(&mut self) -> bool {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.killed.load(Ordering::SeqCst)
     }
 }
 

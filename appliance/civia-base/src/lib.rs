@@ -4,7 +4,9 @@
 //! at a consistent length for a reader that outlives the moment ([`fs::PinnedFile`]), UTC calendar
 //! arithmetic and the two date formats the box writes ([`time`]: `YYYY-MM-DD` and RFC 3339
 //! with milliseconds), and the SHA-256 hex digest used for model weights, audit digests,
-//! bundle contents and stored token hashes ([`hash::sha256_hex`]).
+//! bundle contents and stored token hashes ([`hash::sha256_hex`]), the free space of a file
+//! system ([`fs::disk_space`]), and a child's loss of privileges before it runs another
+//! program ([`process`]).
 //!
 //! Must never: depend on another Civia crate, do I/O beyond the one file operation asked
 //! for, log, or read the clock anywhere but [`time::now_unix`].
@@ -15,4 +17,5 @@
 
 pub mod fs;
 pub mod hash;
+pub mod process;
 pub mod time;

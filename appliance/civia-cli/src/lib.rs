@@ -1234,16 +1234,21 @@ fn place_secret(
         })?;
     let own = dir.join(format!("{name}.sealed"));
     let reseal = |e: civia_tpm::TpmError| BackupError::Reseal(e.to_string());
-    match std::fs::read_to_string(&own) {
-        Ok(json) if cfg.secrets.protection != SecretProtection::Files => {
-            let like = civia_tpm::SealedBlob::from_json(&json).map_err(reseal)?;
-            let blob = civia_tpm::seal_like(&cfg.secrets.tcti, &like, secret).map_err(reseal)?;
-            let json = blob.to_json().map_err(reseal)?;
-            Ok((rel.join(format!("{name}.sealed")), json.into_bytes()))
-        }
-        _ if cfg.secrets.protection == SecretProtection::Tpm => Err(BackupError::Escrowed),
-        _ => Ok((rel.join(format!("{name}.key")), secret.to_vec())),
+    // A box whose secrets the TPM seals never gets them as plain files: sealed like its own,
+    // or refused (before anything is written).
+    let tpm = match cfg.secrets.protection {
+        SecretProtection::Files => false,
+        SecretProtection::Tpm => true,
+        SecretProtection::Auto => cfg.secrets.tpm_present() && own.exists(),
+    };
+    if !tpm {
+        return Ok((rel.join(format!("{name}.key")), secret.to_vec()));
     }
+    let json = std::fs::read_to_string(&own).map_err(|_| BackupError::Escrowed)?;
+    let like = civia_tpm::SealedBlob::from_json(&json).map_err(reseal)?;
+    let blob = civia_tpm::seal_like(&cfg.secrets.tcti, &like, secret).map_err(reseal)?;
+    let json = blob.to_json().map_err(reseal)?;
+    Ok((rel.join(format!("{name}.sealed")), json.into_bytes()))
 }
 
 fn backup<W: Write>(

@@ -195,6 +195,17 @@ pub enum SecretProtection {
     Files,
 }
 
+impl SecretsConfig {
+    /// Whether the TPM `tcti` names is there: a device path that exists, or another TCTI
+    /// (swtpm, mssim: reachable or not, its use says).
+    pub fn tpm_present(&self) -> bool {
+        match self.tcti.strip_prefix("device:") {
+            Some(path) => std::path::Path::new(path).exists(),
+            None => true,
+        }
+    }
+}
+
 impl Default for SecretsConfig {
     fn default() -> Self {
         Self {
@@ -533,6 +544,7 @@ impl SmbShare {
 fn smb_name_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
+        && !s.starts_with('-')
         && !s
             .chars()
             .any(|c| c.is_control() || matches!(c, '"' | ';' | '\\' | '/' | '%' | '*' | '?'))
@@ -562,7 +574,7 @@ impl BackupConfig {
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
-        let server: IpAddr = host.parse().map_err(|_| {
+        let server: IpAddr = host.parse().map(|a: IpAddr| a.to_canonical()).map_err(|_| {
             (
                 "backup.smb",
                 format!("{host:?} is not an IP address: the box resolves no names, give the NAS's address"),
@@ -1814,6 +1826,11 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
         );
         assert_eq!((s.port, s.encrypt, s.domain.as_deref()), (445, false, None));
         assert_eq!(s.display(), "//192.168.1.20/Sauvegardes/Civia box/2026");
+        let mapped = with("smb = \"//[::ffff:10.0.0.5]/s\"\nsmb_user = \"u\"").unwrap();
+        assert_eq!(
+            mapped.backup.smb_share().unwrap().unwrap().display(),
+            "//10.0.0.5/s"
+        );
         let v6 = with("smb = \"//[fd00::20]/nas\"\nsmb_user = \"u\"\nsmb_port = 4455").unwrap();
         assert_eq!(
             v6.backup.smb_share().unwrap().unwrap().display(),
@@ -1837,6 +1854,10 @@ path = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
             ("smb = \"//192.168.1.20/s\"", "backup.smb_user"),
             (
                 "smb = \"//192.168.1.20/s\"\nsmb_user = \"a%b\"",
+                "backup.smb_user",
+            ),
+            (
+                "smb = \"//192.168.1.20/s\"\nsmb_user = \"-Ufoo\"",
                 "backup.smb_user",
             ),
             (

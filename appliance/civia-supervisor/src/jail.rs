@@ -469,7 +469,7 @@ impl Jail {
                 }
             }
             *step = 12;
-            drop_capabilities()?;
+            civia_base::process::drop_capabilities()?;
             *step = 13;
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return fail();
@@ -524,53 +524,6 @@ unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> std::io::Result<()> 
         let n = libc::write(fd, data.as_ptr().cast(), data.len());
         libc::close(fd);
         if n != data.len() as isize {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Empties the ambient, inheritable, permitted and effective capability sets.
-///
-/// # Safety
-/// As [`Jail::apply`].
-unsafe fn drop_capabilities() -> std::io::Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: prctl on integers; capset reads a header and two data structs laid out as the
-    // kernel's `__user_cap_header_struct` and `__user_cap_data_struct` (version 3).
-    unsafe {
-        if libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        if libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) != 0 {
             return Err(std::io::Error::last_os_error());
         }
     }

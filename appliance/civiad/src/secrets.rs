@@ -75,14 +75,6 @@ fn sealed_present(dir: &Path) -> bool {
         .all(|k| dir.join(format!("{}.sealed", k.name())).exists())
 }
 
-fn tpm_device_present(tcti: &str) -> bool {
-    match tcti.strip_prefix("device:") {
-        Some(path) => Path::new(path).exists(),
-        // swtpm, mssim…: reachable or not, the unseal says.
-        None => true,
-    }
-}
-
 /// Opens the store `[secrets]` describes and unseals (or reads, or creates) the secrets.
 pub fn open(cfg: &Config) -> Result<BoxSecrets, DaemonError> {
     let dir = cfg.secrets_dir();
@@ -90,7 +82,7 @@ pub fn open(cfg: &Config) -> Result<BoxSecrets, DaemonError> {
     let tpm = match s.protection {
         SecretProtection::Tpm => true,
         SecretProtection::Files => false,
-        SecretProtection::Auto => tpm_device_present(&s.tcti) && sealed_present(&dir),
+        SecretProtection::Auto => s.tpm_present() && sealed_present(&dir),
     };
     let err = |source| DaemonError::Secrets {
         dir: dir.clone(),

@@ -297,6 +297,14 @@ fn sealed_secrets_are_escrowed_and_sealed_again_under_a_new_tpm() {
         resealed, own_b,
         "B's own secret was replaced by A's, sealed again"
     );
+    // Bound exactly like B's own first-boot secret: the same PCRs and values, the same policy.
+    let (resealed, own_b) = (
+        civia_tpm::SealedBlob::from_json(std::str::from_utf8(&resealed).unwrap()).unwrap(),
+        civia_tpm::SealedBlob::from_json(std::str::from_utf8(&own_b).unwrap()).unwrap(),
+    );
+    assert_eq!(resealed.literal_pcrs, own_b.literal_pcrs);
+    assert_eq!(resealed.policy_digest, own_b.policy_digest);
+    assert!(!resealed.literal_pcrs.indices().is_empty());
     // Sealed by B's TPM: A's TPM cannot open it; and no secret lies in clear on B's disk.
     let by_a = SecretStore::new(
         state_b.join("secrets"),

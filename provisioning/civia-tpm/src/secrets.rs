@@ -246,7 +246,16 @@ pub fn seal_like(tcti: &str, like: &SealedBlob, secret: &[u8]) -> Result<SealedB
         literal_pcrs: like.literal_pcrs.indices(),
         authority,
     };
-    Tpm::open(tcti)?.seal(secret, &policy)
+    let blob = Tpm::open(tcti)?.seal(secret, &policy)?;
+    // Bound to the values the model was sealed with, or the box's next boot could not
+    // unseal what its own secrets unseal (a PCR read now, in another state, would differ).
+    if blob.literal_pcrs != like.literal_pcrs {
+        return Err(crate::error::format(
+            "seal policy",
+            "the PCR values differ from those this box's own secrets were sealed with",
+        ));
+    }
+    Ok(blob)
 }
 
 fn read_signed(path: Option<&Path>) -> Result<Option<SignedPolicies>> {

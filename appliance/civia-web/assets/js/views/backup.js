@@ -314,7 +314,8 @@ export async function backupView(main, ctx) {
 
   // ---- polling while a backup runs ----
 
-  const watching = () => !!st.running || expectingSince > 0;
+  // Also while the box lists the NAS's folder (its archives come a moment later).
+  const watching = () => !!st.running || expectingSince > 0 || !!st.listing_pending;
 
   function schedule() {
     if (stopped || timer || !watching()) return;
