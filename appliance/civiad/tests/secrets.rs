@@ -47,21 +47,7 @@ fn the_ca_key_is_sealed_by_the_tpm_and_survives_a_restart() {
 
     let first = {
         let sw = Swtpm::start_in(tpm_state.path()).unwrap();
-        // What civia-provision first-boot does: seal the secrets under the boot policy.
-        let store = SecretStore::new(
-            &secrets_dir,
-            Backend::Tpm {
-                tcti: sw.tcti(),
-                policy: SealPolicy {
-                    literal_pcrs: vec![7],
-                    authority: None,
-                },
-                signed_policy: None,
-            },
-        );
-        for k in SecretKind::ALL {
-            store.ensure(k).unwrap();
-        }
+        first_boot(&secrets_dir, sw.tcti());
         let cfg = config(
             state.path(),
             &format!("[secrets]\nprotection = \"tpm\"\ntcti = {:?}\n", sw.tcti()),

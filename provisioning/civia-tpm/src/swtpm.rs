@@ -56,7 +56,12 @@ impl Swtpm {
                 })?;
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Someone listens: ours, unless another test's swtpm took the port first and
+                // ours is about to exit for want of it (it does so within milliseconds).
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() && {
+                    std::thread::sleep(Duration::from_millis(150));
+                    matches!(child.try_wait(), Ok(None))
+                } {
                     return Ok(Self {
                         child,
                         port,
