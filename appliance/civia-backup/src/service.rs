@@ -860,15 +860,14 @@ impl Job {
             r.progress = snap.progress();
         }
         let put = smb.put(&partial, |pipe| {
-            let mut counted = CountingWriter { inner: pipe, n: 0 };
-            let (summary, counted) = snap.write_to(
+            let (summary, pipe) = snap.write_to(
                 &self.recipient,
-                &mut counted,
+                pipe,
                 Path::new(&partial),
                 &mut self.progress(),
             )?;
-            counted.flush().map_err(io_err(Path::new(&partial)))?;
-            Ok((summary, counted.n))
+            pipe.flush().map_err(io_err(Path::new(&partial)))?;
+            Ok(summary)
         });
         let (summary, sent) = match put {
             Ok(done) => done,
@@ -949,24 +948,6 @@ fn contained<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
             .unwrap_or_else(|| "panic".into());
         Err(BackupError::Internal(why))
     })
-}
-
-/// Counts what goes through (the bytes the NAS must hold).
-struct CountingWriter<W> {
-    inner: W,
-    n: u64,
-}
-
-impl<W: Write> Write for CountingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.n += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// This box's archives among the NAS folder's files, newest first; their time is the one

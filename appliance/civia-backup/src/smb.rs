@@ -315,22 +315,27 @@ impl<'a> Smb<'a> {
     }
 
     /// Writes `name` in the NAS folder from what `write` puts into the pipe; `write`'s own
-    /// error wins over the NAS's when both fail (the NAS then saw a closed pipe).
-    pub fn put<T>(&self, name: &str, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+    /// error wins over the NAS's when both fail (the NAS then saw a closed pipe). Answers
+    /// `write`'s value and the bytes it put into the pipe.
+    pub fn put<T>(
+        &self,
+        name: &str,
+        write: impl FnOnce(&mut dyn Write) -> Result<T>,
+    ) -> Result<(T, u64)> {
         check_name(name)?;
         let progress = Arc::new(AtomicU64::new(0));
         let mut running = self.spawn("write", &format!("put - {name}"), true, progress.clone())?;
         let written = match running.stdin.take() {
             Some(stdin) => write(&mut Progressing {
                 inner: stdin,
-                progress,
+                progress: progress.clone(),
             }),
             None => Err(self.fail("write", "smbclient has no input".into())),
         };
         // stdin is closed (dropped above): smbclient ends the file and exits.
         let refused = self.finish("write", running).err();
         match (written, refused) {
-            (Ok(v), None) => Ok(v),
+            (Ok(v), None) => Ok((v, progress.load(Ordering::SeqCst))),
             (Ok(_), Some(e)) => Err(e),
             // The pipe broke because the NAS refused: its reason says more.
             (Err(BackupError::Io { source, .. }), Some(e))
