@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO, TINY
+from conftest import REPO, TINY, start_civiad
 from test_audit import export
-from test_backup import civia
+from test_backup import civia, config_for
 
 PASSWORD = "Mot-de-passe NAS 2026 é!"
 
@@ -269,6 +269,20 @@ def test_scheduled_backups_go_to_a_samba_share(civiad, nas, tmp_path):
     for name in names[1:]:
         r = civia(server.config, "backup", "verify", folder / name, "--key-file", key_file)
         assert r.returncode == 0, r.stderr
+
+    # The password follows the backup: a box restored from it opens it (same identity).
+    fresh = tmp_path / "r"
+    fresh.mkdir()
+    target = config_for(server.config, fresh / "state", tmp_path / "r.toml")
+    r = civia(target, "backup", "restore", folder / names[-1], "--key-file", key_file)
+    assert r.returncode == 0, r.stderr
+    box = start_civiad(fresh, model=TINY, embeddings=False, sections={
+        "backup": {"smb": url, "smb_user": "nobody"}})
+    try:
+        status = httpx.get(box.url + "/admin/backup", headers=box.headers()).json()
+        assert status["smb"]["password_set"] is True, status
+    finally:
+        box.stop()
 
 
 FIREWALL_PROBE = """
